@@ -1,0 +1,42 @@
+//! foliobench: struct page cost, memmap init, pinning and rmap batching, measured on a
+//! live kernel. This crate parses arguments and dispatches; the work is in the others.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod doctor;
+mod exit;
+mod kernel;
+mod units;
+mod vm;
+
+#[derive(Parser)]
+#[command(name = "foliobench", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// What this kernel and machine support, and what foliobench can measure here.
+    Doctor(doctor::DoctorArgs),
+    /// Boot a test VM (virtme-ng, emulated pmem) and run foliobench inside it.
+    Vm(vm::VmArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Doctor(a) => doctor::run(a),
+        Cmd::Vm(a) => vm::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("foliobench: error: {e:#}");
+            ExitCode::from(exit::code_of(&e) as u8)
+        }
+    }
+}

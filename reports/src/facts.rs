@@ -1,0 +1,164 @@
+//! Facts about a kernel and machine, as `foliobench doctor` and every results file record
+//! them. `workloads` and `ebpf` produce these values; this crate only reads them.
+
+use serde::{Deserialize, Serialize};
+
+/// How the CPU this kernel runs on is provided: bare metal, a hardware-assisted VM, or
+/// QEMU's software emulation (TCG), where timings are only meaningful as ratios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cpu {
+    Bare,
+    Virtualized,
+    Emulated,
+}
+
+/// Transparent huge pages: the PMD size and the mTHP sizes this kernel offers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Thp {
+    /// The selected mode of `transparent_hugepage/enabled` (always, madvise, never).
+    pub enabled: Option<String>,
+    pub pmd_size_kb: Option<u64>,
+    pub sizes: Vec<ThpSize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThpSize {
+    pub kb: u64,
+    /// always, inherit, madvise or never.
+    pub enabled: Option<String>,
+}
+
+/// Whether something can be used here, and why (not).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Availability {
+    pub available: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleState {
+    Builtin,
+    Loaded,
+    /// Not loaded, but modprobe can load it.
+    Loadable,
+    Absent,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Region {
+    pub dev: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub available_size: u64,
+    #[serde(default)]
+    pub align: Option<u64>,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Namespace {
+    pub dev: String,
+    /// raw, fsdax, devdax or sector.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// mem (struct pages in RAM) or dev (struct pages on the device: altmap).
+    #[serde(default)]
+    pub map: Option<String>,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub align: Option<u64>,
+    #[serde(default)]
+    pub blockdev: Option<String>,
+    #[serde(default)]
+    pub chardev: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// What `ndctl list` said, or why it could not be asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PmemListing {
+    pub regions: Vec<Region>,
+    /// Set when ndctl is missing or failed; then `regions` is empty for that reason.
+    pub error: Option<String>,
+}
+
+/// The program flavours of the probe layer, in order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    Fentry,
+    Kprobe,
+    Tracepoint,
+}
+
+impl Flavour {
+    pub const ALL: [Flavour; 3] = [Flavour::Fentry, Flavour::Kprobe, Flavour::Tracepoint];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Fentry => "fentry",
+            Flavour::Kprobe => "kprobe",
+            Flavour::Tracepoint => "tracepoint",
+        }
+    }
+}
+
+/// How far one flavour got: loaded, attached, and seen running.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlavourSupport {
+    pub flavour: Flavour,
+    pub loads: bool,
+    pub attaches: bool,
+    pub fires: bool,
+    /// The target it was tried on (function or tracepoint).
+    pub target: String,
+    /// Why it stopped where it did, or what it did.
+    pub reason: String,
+}
+
+impl FlavourSupport {
+    pub fn usable(&self) -> bool {
+        self.loads && self.attaches && self.fires
+    }
+}
+
+/// What a probe is for; the suites select probes by group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// ZONE_DEVICE struct page setup.
+    Memmap,
+    /// vmemmap population during memremap.
+    Vmemmap,
+    /// pin_user_pages* and friends.
+    Pin,
+    /// Refcount grabs made while pinning.
+    Grab,
+    /// Batched (or pre-folio) rmap updates.
+    Rmap,
+    /// device-dax driver.
+    Dax,
+}
+
+/// How one probe resolved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resolution {
+    pub probe: String,
+    pub group: Group,
+    /// The kernel name found (which may be an older alias, or a compiler clone).
+    pub function: Option<String>,
+    /// The mechanism that will be used, or `None` when it cannot be traced here.
+    pub mechanism: Option<Flavour>,
+    /// Present in the kernel image as a callable symbol.
+    pub present: bool,
+    pub btf: bool,
+    pub reason: String,
+}

@@ -1,0 +1,5 @@
+//! foliobench's results schema, and everything that turns results into output.
+//! It never touches the kernel.
+
+pub mod doctor;
+pub mod facts;

@@ -1,0 +1,6 @@
+//! foliobench's side that drives the kernel: machine facts, pmem namespaces, workloads.
+//! Nothing here formats output; it returns values that `reports` renders.
+
+pub mod kconfig;
+pub mod pmem;
+pub mod system;

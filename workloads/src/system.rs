@@ -1,0 +1,261 @@
+//! Facts about the running kernel and machine, read from procfs and sysfs.
+
+use std::ffi::CString;
+use std::fs;
+use std::path::Path;
+
+pub use foliobench_reports::facts::{Availability, Cpu, ModuleState, Thp, ThpSize};
+
+fn read_trim(p: impl AsRef<Path>) -> Option<String> {
+    fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+}
+
+pub fn kernel_release() -> String {
+    read_trim("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into())
+}
+
+pub fn kernel_cmdline() -> String {
+    read_trim("/proc/cmdline").unwrap_or_default()
+}
+
+pub fn cpu_kind() -> (Cpu, String) {
+    let info = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    classify_cpu(&info)
+}
+
+/// QEMU's TCG CPU models name themselves ("QEMU TCG CPU", "QEMU Virtual CPU"); a
+/// hardware-assisted guest shows the host's model with the `hypervisor` flag.
+pub fn classify_cpu(cpuinfo: &str) -> (Cpu, String) {
+    let field = |key: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let model = field("model name");
+    let flags = field("flags");
+    let kind = if model.contains("QEMU") || model.contains("TCG") {
+        Cpu::Emulated
+    } else if flags.split_whitespace().any(|f| f == "hypervisor") {
+        Cpu::Virtualized
+    } else {
+        Cpu::Bare
+    };
+    (kind, model)
+}
+
+/// Mounts a pseudo filesystem (tracefs, debugfs) where it is expected, if it is not there.
+/// Returns whether it mounted it, so callers can say so.
+pub fn ensure_mounted(fstype: &str, target: &str) -> Result<bool, String> {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts.lines().any(|l| {
+        let mut it = l.split_whitespace();
+        let _src = it.next();
+        it.next() == Some(target) && it.next() == Some(fstype)
+    }) {
+        return Ok(false);
+    }
+    let (src, tgt, ty) = (
+        CString::new("none").expect("no NUL"),
+        CString::new(target).map_err(|e| e.to_string())?,
+        CString::new(fstype).map_err(|e| e.to_string())?,
+    );
+    // SAFETY: all pointers are valid C strings; no data argument.
+    let rc = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
+    if rc == 0 {
+        Ok(true)
+    } else {
+        Err(format!(
+            "mount -t {fstype} {target}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
+
+/// `None` when the kernel has no THP at all.
+pub fn thp() -> Option<Thp> {
+    let dir = Path::new(THP_DIR);
+    if !dir.exists() {
+        return None;
+    }
+    let mut sizes: Vec<ThpSize> = fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let kb = parse_hugepages_dir(&name)?;
+                    let enabled = read_trim(e.path().join("enabled")).and_then(|s| selected(&s));
+                    Some(ThpSize { kb, enabled })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    sizes.sort_by_key(|s| s.kb);
+    Some(Thp {
+        enabled: read_trim(dir.join("enabled")).and_then(|s| selected(&s)),
+        pmd_size_kb: read_trim(dir.join("hpage_pmd_size"))
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(|b| b / 1024),
+        sizes,
+    })
+}
+
+/// `hugepages-64kB` -> 64.
+pub fn parse_hugepages_dir(name: &str) -> Option<u64> {
+    name.strip_prefix("hugepages-")?
+        .strip_suffix("kB")?
+        .parse()
+        .ok()
+}
+
+/// The bracketed choice of a sysfs selector: `always [madvise] never` -> `madvise`.
+pub fn selected(s: &str) -> Option<String> {
+    let start = s.find('[')?;
+    let end = s[start..].find(']')? + start;
+    Some(s[start + 1..end].to_string())
+}
+
+/// Sets up a real io_uring instance: the only test that covers seccomp, the
+/// `kernel.io_uring_disabled` sysctl and kernels built without it.
+pub fn io_uring() -> Availability {
+    match io_uring::IoUring::new(2) {
+        Ok(_) => Availability {
+            available: true,
+            reason: "io_uring_setup() succeeded".into(),
+        },
+        Err(e) => Availability {
+            available: false,
+            reason: format!(
+                "io_uring_setup() failed: {e}{}",
+                match read_trim("/proc/sys/kernel/io_uring_disabled").as_deref() {
+                    Some(v) if v != "0" => format!(" (kernel.io_uring_disabled = {v})"),
+                    _ => String::new(),
+                }
+            ),
+        },
+    }
+}
+
+pub const GUP_TEST: &str = "/sys/kernel/debug/gup_test";
+
+/// The kernel's own GUP benchmark (CONFIG_GUP_TEST); debugfs must be mounted.
+pub fn gup_test() -> Availability {
+    if Path::new(GUP_TEST).exists() {
+        Availability {
+            available: true,
+            reason: format!("{GUP_TEST} exists"),
+        }
+    } else if !Path::new("/sys/kernel/debug/tracing").exists()
+        && fs::read_dir("/sys/kernel/debug")
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+    {
+        Availability {
+            available: false,
+            reason: "debugfs is not mounted at /sys/kernel/debug".into(),
+        }
+    } else {
+        Availability {
+            available: false,
+            reason: format!("{GUP_TEST} is absent: kernel built without CONFIG_GUP_TEST"),
+        }
+    }
+}
+
+/// A kernel module's state. Module names use `_`; files may use `-`.
+pub fn module_state(name: &str, release: &str) -> ModuleState {
+    let sys = Path::new("/sys/module").join(name);
+    let moddir = Path::new("/lib/modules").join(release);
+    let listed = |file: &str| {
+        fs::read_to_string(moddir.join(file))
+            .map(|t| module_listed(&t, name))
+            .unwrap_or(false)
+    };
+    if listed("modules.builtin") {
+        ModuleState::Builtin
+    } else if sys.join("initstate").exists() {
+        ModuleState::Loaded
+    } else if sys.exists() {
+        // In /sys/module without initstate: built in (it has parameters).
+        ModuleState::Builtin
+    } else if listed("modules.dep") {
+        ModuleState::Loadable
+    } else {
+        ModuleState::Absent
+    }
+}
+
+/// Whether a modules.builtin / modules.dep listing names the module `name`.
+pub fn module_listed(listing: &str, name: &str) -> bool {
+    let want = name.replace('-', "_");
+    listing.lines().any(|l| {
+        let path = l.split(':').next().unwrap_or("");
+        let file = path.rsplit('/').next().unwrap_or("");
+        let base = file.split(".ko").next().unwrap_or("");
+        !base.is_empty() && base.replace('-', "_") == want
+    })
+}
+
+/// Whether /proc/vmstat has a counter (e.g. `nr_memmap_pages`, added in 6.11).
+pub fn vmstat_has(key: &str) -> bool {
+    fs::read_to_string("/proc/vmstat")
+        .map(|t| t.lines().any(|l| l.split_whitespace().next() == Some(key)))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_parsing() {
+        assert_eq!(
+            selected("always [madvise] never").as_deref(),
+            Some("madvise")
+        );
+        assert_eq!(
+            selected("[always] inherit madvise never").as_deref(),
+            Some("always")
+        );
+        assert_eq!(selected("no brackets"), None);
+    }
+
+    #[test]
+    fn hugepages_dir_names() {
+        assert_eq!(parse_hugepages_dir("hugepages-2048kB"), Some(2048));
+        assert_eq!(parse_hugepages_dir("hugepages-64kB"), Some(64));
+        assert_eq!(parse_hugepages_dir("enabled"), None);
+        assert_eq!(parse_hugepages_dir("hugepages-kB"), None);
+    }
+
+    #[test]
+    fn module_listing_matches_names_not_prefixes() {
+        let dep = "kernel/drivers/dax/device_dax.ko.xz: kernel/drivers/dax/dax.ko.xz\n\
+                   kernel/drivers/nvdimm/nd_pmem.ko.xz: kernel/drivers/nvdimm/libnvdimm.ko.xz\n";
+        assert!(module_listed(dep, "device_dax"));
+        assert!(module_listed(dep, "nd_pmem"));
+        assert!(!module_listed(dep, "dax_pmem"));
+        assert!(
+            !module_listed(dep, "dax"),
+            "dependencies after ':' are not entries"
+        );
+        assert!(module_listed(
+            "kernel/drivers/dax/dax-pmem.ko\n",
+            "dax_pmem"
+        ));
+    }
+
+    #[test]
+    fn cpu_classification() {
+        let tcg = "model name\t: QEMU TCG CPU version 2.5+\nflags\t\t: fpu hypervisor\n";
+        assert_eq!(classify_cpu(tcg).0, Cpu::Emulated);
+        let kvm = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse hypervisor\n";
+        assert_eq!(classify_cpu(kvm).0, Cpu::Virtualized);
+        let bare = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse\n";
+        assert_eq!(classify_cpu(bare).0, Cpu::Bare);
+    }
+}
