@@ -3,13 +3,17 @@
 // vmlinux.h is dumped from the build machine's own BTF (bpftool), as libbpf-tools does per
 // arch; CO-RE relocates field offsets to the running kernel at load time, so the kernel
 // that built foliobench need not be the one it runs on. FOLIOBENCH_VMLINUX_H overrides it.
-use std::{env, fs, path::PathBuf, process::Command};
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use libbpf_cargo::SkeletonBuilder;
 
 const PROGS: &[&str] = &["capability"];
 
-fn vmlinux_h(out: &PathBuf) -> PathBuf {
+fn vmlinux_h(out: &Path) -> PathBuf {
     println!("cargo:rerun-if-env-changed=FOLIOBENCH_VMLINUX_H");
     let dir = out.join("vmlinux");
     fs::create_dir_all(&dir).expect("creating OUT_DIR/vmlinux");

@@ -350,7 +350,7 @@ mod tests {
         );
         assert!(a.available, "{}", a.reason);
         assert!(
-            a.reason.contains("region0 (2048 MiB)") && a.reason.contains("namespace0.0 is fsdax"),
+            a.reason.contains("region0 (2048 MiB;") && a.reason.contains("namespace0.0 is fsdax"),
             "{}",
             a.reason
         );

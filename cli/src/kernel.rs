@@ -65,14 +65,15 @@ fn is_bzimage(p: &Path) -> bool {
     bzimage_header(p).is_some_and(|h| &h[0x202..0x206] == b"HdrS")
 }
 
+/// The first 64 KiB: the setup header and the version string it points to.
 fn bzimage_header(p: &Path) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; 0x4000];
-    let mut f = fs::File::open(p).ok()?;
-    let n = f.read(&mut buf).ok()?;
-    (n >= 0x210).then(|| {
-        buf.truncate(n);
-        buf
-    })
+    let mut buf = Vec::with_capacity(0x10000);
+    let n = fs::File::open(p)
+        .ok()?
+        .take(0x10000)
+        .read_to_end(&mut buf)
+        .ok()?;
+    (n >= 0x210).then_some(buf)
 }
 
 /// The release string a bzImage carries (boot protocol: kernel_version at 0x20e, an
@@ -135,7 +136,7 @@ pub fn debian_releases(pkgnames: &str, version: &str) -> Vec<String> {
         })
         .map(str::to_string)
         .collect();
-    v.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+    v.sort_by_key(|r| version_key(r));
     v.dedup();
     v
 }
@@ -241,7 +242,7 @@ fn debian(version: &str) -> Result<BootKernel> {
         run: image,
         release: Some(release.clone()),
         config: config.is_file().then_some(config),
-        label: format!("debian:{version} ({release})"),
+        label: format!("debian:{version}"),
     })
 }
 

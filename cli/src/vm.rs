@@ -5,12 +5,13 @@
 //! command's exit code when it falls back to the serial console, so the guest writes it to
 //! the state directory and that is what `foliobench vm` exits with.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -29,6 +30,13 @@ const MIN_MEMORY: u64 = 3 * GIB;
 const SECTION: u64 = 128 * MIB;
 /// Modules the guest loads before running: pmem from memmap=, devdax, fsdax.
 const GUEST_MODULES: &[&str] = &["nd_e820", "nd_pmem", "dax_pmem", "device_dax"];
+/// Printed by the guest script before foliobench starts: what comes before is boot output.
+const MARKER: &str = "foliobench-guest-start";
+/// Lines of boot output kept to explain a VM that died before the guest command ran.
+const BOOT_TAIL: usize = 40;
+/// TCG can oops while the kernel patches its own text at boot (int3 from a static key
+/// flip with several vCPUs, seen with the CONFIG_GUP_TEST kernel); such a boot is retried.
+const BOOT_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, clap::Args)]
 pub struct VmArgs {
@@ -224,7 +232,7 @@ fn guest_script(
         .chain(args.iter().map(|a| q(a)))
         .collect();
     format!(
-        "modprobe -qa {mods} 2>/dev/null; cd {cwd} && {envs} {cmd}; echo $? > {exit}",
+        "modprobe -qa {mods} 2>/dev/null; echo {MARKER}; cd {cwd} && {envs} {cmd}; echo $? > {exit}",
         mods = GUEST_MODULES.join(" "),
         cwd = q(&cwd.to_string_lossy()),
         envs = envs.join(" "),
@@ -285,7 +293,8 @@ pub fn run(a: VmArgs) -> Result<Code> {
     let script = guest_script(&exe, &args, &cwd, state.path(), kernel.config.as_deref());
 
     let mut cmd = Command::new("vng");
-    cmd.arg("-v").arg("-r").arg(&kernel.run);
+    // 9p straight away: vng otherwise tries virtiofsd for every share first.
+    cmd.arg("-v").arg("--force-9p").arg("-r").arg(&kernel.run);
     if !kvm {
         cmd.arg("--disable-kvm");
     }
@@ -322,64 +331,138 @@ pub fn run(a: VmArgs) -> Result<Code> {
     }
 
     // Its own process group, so a timeout or Ctrl-C can take down vng and QEMU together.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&interrupted))?;
+    }
+    let deadline = Instant::now() + timeout;
+    for attempt in 1..=BOOT_ATTEMPTS {
+        let waits = Waits {
+            deadline,
+            timeout: &a.timeout,
+            interrupted: &interrupted,
+        };
+        match boot(&mut cmd, a.boot_log, &waits, &state.path().join("exit"))? {
+            Boot::Ran => break,
+            Boot::DiedBooting { oops, tail } if attempt < BOOT_ATTEMPTS => {
+                eprintln!(
+                    "foliobench: the VM died while booting, before the guest command ran ({}); \
+                     booting again (attempt {} of {BOOT_ATTEMPTS})",
+                    oops.as_deref().unwrap_or_else(|| tail.last().map_or("no output", |s| s.as_str())),
+                    attempt + 1
+                );
+            }
+            Boot::DiedBooting { tail, .. } => {
+                return Err(env(format!(
+                    "the VM failed to boot {BOOT_ATTEMPTS} times, before the guest command started; last boot output:\n{}",
+                    tail.join("\n")
+                )))
+            }
+            Boot::DiedRunning => {
+                return Err(env(
+                    "the guest command started but the VM ended without an exit status \
+                     (the kernel crashed or the command was killed); rerun with --boot-log",
+                ))
+            }
+        }
+    }
+    let s = std::fs::read_to_string(state.path().join("exit"))
+        .context("reading the guest's exit status")?;
+    let code: i32 = s
+        .trim()
+        .parse()
+        .with_context(|| format!("guest exit status '{}'", s.trim()))?;
+    Ok(guest_code(code))
+}
+
+/// How one boot ended.
+enum Boot {
+    /// The guest command ran and wrote its exit status.
+    Ran,
+    /// The VM died before the guest command started (kernel oops while booting): nothing
+    /// was done in the guest, so booting again is safe.
+    DiedBooting {
+        oops: Option<String>,
+        tail: Vec<String>,
+    },
+    /// The guest command started but no exit status came back.
+    DiedRunning,
+}
+
+/// When to give up on a VM.
+struct Waits<'a> {
+    deadline: Instant,
+    /// As the user wrote it, for the message.
+    timeout: &'a str,
+    interrupted: &'a AtomicBool,
+}
+
+/// Boots once and waits, killing the VM's process group on the deadline or a signal.
+fn boot(cmd: &mut Command, boot_log: bool, w: &Waits<'_>, exit_file: &Path) -> Result<Boot> {
+    // Its own process group, so a timeout or Ctrl-C takes down vng and QEMU together.
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
     let mut child = cmd.spawn().context("starting vng")?;
     let pgid = child.id() as i32;
-
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&interrupted))?;
-    }
-
-    let boot_log = a.boot_log;
-    let out = child.stdout.take().expect("piped");
-    let err = child.stderr.take().expect("piped");
-    let pump_out = std::thread::spawn(move || forward(out, boot_log, false));
-    let pump_err = std::thread::spawn(move || forward(err, true, true));
-
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
+    let console = Arc::new(Console {
+        boot_log,
+        ..Default::default()
+    });
+    let pumps = [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ]
+    .map(|r| {
+        let c = Arc::clone(&console);
+        std::thread::spawn(move || c.forward(r))
+    });
+    let outcome = loop {
+        if child.try_wait()?.is_some() {
+            break None;
         }
-        let expired = started.elapsed() > timeout;
-        if expired || interrupted.load(Ordering::Relaxed) {
+        let expired = Instant::now() > w.deadline;
+        if expired || w.interrupted.load(Ordering::Relaxed) {
             // SAFETY: signalling our own child's process group.
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
             let _ = child.wait();
-            let _ = pump_out.join();
-            let _ = pump_err.join();
-            if expired {
-                return Err(Fail {
+            break Some(if expired {
+                Fail {
                     code: Code::Timeout,
                     msg: format!(
                         "the test VM did not finish within {} and was killed",
-                        a.timeout
+                        w.timeout
                     ),
                 }
-                .into());
-            }
-            return Err(env("interrupted: the test VM was killed"));
+            } else {
+                Fail {
+                    code: Code::Environment,
+                    msg: "interrupted: the test VM was killed".into(),
+                }
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = pump_out.join();
-    let _ = pump_err.join();
-
-    match std::fs::read_to_string(state.path().join("exit")) {
-        Ok(s) => {
-            let code: i32 = s.trim().parse().with_context(|| format!("guest exit status '{}'", s.trim()))?;
-            Ok(guest_code(code))
-        }
-        Err(_) => Err(env(format!(
-            "the guest ended without reporting an exit status (vng {}): kernel panic or boot failure; \
-             rerun with --boot-log to see the console",
-            status.map(|s| s.to_string()).unwrap_or_default()
-        ))),
+    for p in pumps {
+        let _ = p.join();
     }
+    if let Some(fail) = outcome {
+        return Err(fail.into());
+    }
+    let ran = console.started.load(Ordering::Relaxed);
+    Ok(match (ran, exit_file.exists()) {
+        (true, true) => Boot::Ran,
+        (true, false) => Boot::DiedRunning,
+        (false, _) => Boot::DiedBooting {
+            oops: console.oops.lock().ok().and_then(|o| o.clone()),
+            tail: console
+                .tail
+                .lock()
+                .map(|t| t.iter().cloned().collect())
+                .unwrap_or_default(),
+        },
+    })
 }
 
 /// Guest exit codes map onto ours one to one; anything unknown is an environment error.
@@ -394,24 +477,54 @@ fn guest_code(c: i32) -> Code {
     }
 }
 
-fn forward(r: impl std::io::Read, all: bool, to_stderr: bool) {
-    let mut r = BufReader::new(r);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match r.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let line = String::from_utf8_lossy(&buf);
-        let line = line.trim_end_matches(['\n', '\r']);
-        if !all && is_kernel_log(line) {
-            continue;
-        }
-        if to_stderr {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
+/// Splits the VM's console into boot output and the guest command's output.
+#[derive(Default)]
+struct Console {
+    boot_log: bool,
+    started: AtomicBool,
+    tail: Mutex<VecDeque<String>>,
+    /// The first line that says why the kernel died.
+    oops: Mutex<Option<String>>,
+}
+
+impl Console {
+    fn forward(&self, r: impl std::io::Read) {
+        let mut r = BufReader::new(r);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&buf);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.trim() == MARKER {
+                self.started.store(true, Ordering::Relaxed);
+                continue;
+            }
+            let guest = self.started.load(Ordering::Relaxed) && !is_kernel_log(line);
+            if guest {
+                println!("{line}");
+                continue;
+            }
+            if self.boot_log {
+                eprintln!("{line}");
+            }
+            if ["Oops:", "BUG:", "Kernel panic"]
+                .iter()
+                .any(|k| line.contains(k))
+            {
+                if let Ok(mut o) = self.oops.lock() {
+                    o.get_or_insert_with(|| line.trim().to_string());
+                }
+            }
+            if let Ok(mut t) = self.tail.lock() {
+                if t.len() == BOOT_TAIL {
+                    t.pop_front();
+                }
+                t.push_back(line.to_string());
+            }
         }
     }
 }
@@ -470,5 +583,6 @@ mod tests {
         );
         assert!(s.contains("cd /work/x && FOLIOBENCH_IN_VM=1 FOLIOBENCH_KERNEL_CONFIG=/c/config-6.12 /work/target/foliobench doctor --out 'a b.json'; echo $? > /tmp/st/exit"), "{s}");
         assert!(s.starts_with("modprobe -qa nd_e820"));
+        assert!(s.contains(&format!("; echo {MARKER}; cd ")));
     }
 }

@@ -44,6 +44,9 @@ pub enum ModuleState {
     /// Not loaded, but modprobe can load it.
     Loadable,
     Absent,
+    /// This kernel has no module lists (a bare bzImage) and the module is not loaded:
+    /// it may be built in without parameters.
+    Unknown,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -184,6 +184,8 @@ pub fn module_state(name: &str, release: &str) -> ModuleState {
         ModuleState::Builtin
     } else if listed("modules.dep") {
         ModuleState::Loadable
+    } else if !moddir.join("modules.builtin").exists() {
+        ModuleState::Unknown
     } else {
         ModuleState::Absent
     }

@@ -1,0 +1,58 @@
+//! Shared helpers for the integration tests: run foliobench, read its doctor report.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn foliobench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_foliobench"))
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("running foliobench");
+    eprintln!(
+        "--- {:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn read_json(p: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
+}
+
+/// The entry of a BPF flavour in a doctor report.
+pub fn flavour<'a>(d: &'a Value, name: &str) -> &'a Value {
+    d["bpf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["flavour"] == name)
+        .unwrap_or_else(|| panic!("no {name} in bpf"))
+}
+
+pub fn usable(d: &Value, name: &str) -> bool {
+    let f = flavour(d, name);
+    f["loads"] == true && f["attaches"] == true && f["fires"] == true
+}
+
+/// The resolution of a probe in a doctor report.
+pub fn probe<'a>(d: &'a Value, id: &str) -> &'a Value {
+    d["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["probe"] == id)
+        .unwrap_or_else(|| panic!("no probe {id}"))
+}
+
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}

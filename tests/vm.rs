@@ -1,0 +1,201 @@
+//! `foliobench vm` end to end: boots real kernels under QEMU (virtme-ng) and checks what
+//! foliobench reports inside them. Each test boots its own VM; they run one at a time.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// Two VMs at once would not fit the CI machine's 2 cores in reasonable time.
+static ONE_VM: Mutex<()> = Mutex::new(());
+
+/// Runs `foliobench vm [vm_args] -- doctor --out doctor.json` from a fresh directory (the
+/// guest writes there, so the file proves results reach the host) and returns the report.
+fn doctor_in_vm(vm_args: &[&str]) -> Value {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(foliobench()
+        .arg("vm")
+        .args(vm_args)
+        .args(["--timeout", "10m", "--", "doctor", "--out", "doctor.json"])
+        .current_dir(dir.path()));
+    assert!(out.status.success(), "foliobench vm failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("foliobench can measure here:"),
+        "the guest's output is streamed"
+    );
+    assert!(
+        !stdout
+            .lines()
+            .any(|l| l.starts_with("[ ") && l.contains("] ")),
+        "kernel log is filtered from stdout"
+    );
+    read_json(&dir.path().join("doctor.json"))
+}
+
+#[test]
+fn debian_612_supports_what_the_sweep_needs() {
+    let d = doctor_in_vm(&[]);
+    let release = d["kernel"]["release"].as_str().unwrap();
+    assert!(
+        release.starts_with("6.12.") && release.ends_with("-amd64"),
+        "{release}"
+    );
+    assert!(d["kernel"]["cmdline"]
+        .as_str()
+        .unwrap()
+        .contains("memmap=2G!4G"));
+    assert!(
+        d["kernel"]["config"]
+            .as_str()
+            .unwrap()
+            .contains("config-6.12"),
+        "vm passes the kernel config"
+    );
+    for f in ["fentry", "kprobe", "tracepoint"] {
+        assert!(usable(&d, f), "{f} in the 6.12 guest: {}", flavour(&d, f));
+    }
+    assert_eq!(d["devdax"]["available"], true, "{}", d["devdax"]);
+    assert_eq!(d["fsdax"]["available"], true, "{}", d["fsdax"]);
+    let region = &d["pmem"]["regions"][0];
+    assert_eq!(region["size"], 2u64 << 30, "2G of emulated pmem");
+    assert_eq!(d["struct_page"]["size"], 64);
+    assert_eq!(d["struct_page"]["optimization"]["available"], true);
+    assert_eq!(d["nr_memmap_pages"]["available"], true);
+    assert_eq!(probe(&d, "memmap_init_zone_device")["mechanism"], "fentry");
+    assert_eq!(probe(&d, "folio_add_anon_rmap_ptes")["mechanism"], "fentry");
+    assert_eq!(
+        probe(&d, "dev_dax_probe")["mechanism"],
+        "fentry",
+        "module BTF of device_dax"
+    );
+    // Inlined on 6.12 (DESIGN.md): reported, not crashed on.
+    let dup = probe(&d, "folio_try_dup_anon_rmap_ptes");
+    assert!(
+        dup["mechanism"].is_null() && dup["reason"].as_str().unwrap().contains("inlined"),
+        "{dup}"
+    );
+    let clone = probe(&d, "__init_zone_device_page");
+    assert_eq!(clone["mechanism"], "kprobe", "{clone}");
+    assert_eq!(d["gup_test"]["available"], false);
+    assert_eq!(d["io_uring"]["available"], true);
+
+    // The host gives different, true answers (different kernel, no pmem here).
+    let host = foliobench().args(["doctor", "--json"]).output().unwrap();
+    let host: Value = serde_json::from_slice(&host.stdout).unwrap();
+    assert_ne!(host["kernel"]["release"], d["kernel"]["release"]);
+    assert_ne!(host["summary"], d["summary"]);
+}
+
+#[test]
+fn debian_61_reports_what_it_lacks() {
+    let d = doctor_in_vm(&["--kernel", "debian:6.1"]);
+    assert!(d["kernel"]["release"]
+        .as_str()
+        .unwrap()
+        .starts_with("6.1.0-"));
+    assert!(usable(&d, "fentry"), "{}", flavour(&d, "fentry"));
+    assert_eq!(d["devdax"]["available"], true, "{}", d["devdax"]);
+    // No nr_memmap_pages before 6.11, the pre-folio rmap names, no arch gate before 6.4.
+    assert_eq!(d["nr_memmap_pages"]["available"], false);
+    let rmap = probe(&d, "folio_add_anon_rmap_ptes");
+    assert_eq!(rmap["function"], "page_add_anon_rmap", "{rmap}");
+    assert_eq!(
+        probe(&d, "folio_remove_rmap_ptes")["function"],
+        "page_remove_rmap"
+    );
+    let why = d["struct_page"]["optimization"]["reason"].as_str().unwrap();
+    assert!(why.contains("predates"), "{why}");
+    let cannot = d["summary"]["cannot"].to_string();
+    assert!(cannot.contains("nr_memmap_pages"), "{cannot}");
+}
+
+#[test]
+fn guptest_bzimage_boots_and_has_gup_test() {
+    let image = shared_dir().join("kernels/bzImage-6.12-guptest");
+    assert!(image.exists(), "{} is part of ../shared", image.display());
+    let d = doctor_in_vm(&["--kernel", image.to_str().unwrap()]);
+    assert_eq!(d["gup_test"]["available"], true, "{}", d["gup_test"]);
+    assert_eq!(d["devdax"]["available"], true, "{}", d["devdax"]);
+    assert!(usable(&d, "fentry"));
+}
+
+#[test]
+fn guest_exit_status_is_returned() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let out = run(foliobench().args(["vm", "--", "doctor", "--no-such-flag"]));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the guest's usage error comes back as exit 2"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("--no-such-flag"),
+        "guest stderr is streamed"
+    );
+}
+
+#[test]
+fn timeout_kills_the_vm() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Instant::now();
+    let out = run(foliobench().args(["vm", "--timeout", "4s", "--", "doctor"]));
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not finish within 4s"));
+    // Kernel cache is warm here (other tests), so the 4 s budget plus set-up is all it took.
+    assert!(t.elapsed() < Duration::from_secs(120), "{:?}", t.elapsed());
+    // No QEMU of ours survives: vng and QEMU were in one process group, killed together.
+    std::thread::sleep(Duration::from_millis(500));
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "foliobench-vm-"])
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&ps.stdout);
+    let alive: Vec<&str> = left
+        .lines()
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            !stat.is_empty() && !stat.contains(") Z ")
+        })
+        .collect();
+    assert!(alive.is_empty(), "VM processes left running: {alive:?}");
+}
+
+#[test]
+fn dry_run_shows_the_vng_command() {
+    let out = run(foliobench().args([
+        "vm",
+        "--dry-run",
+        "--pmem",
+        "1G",
+        "--memory",
+        "3G",
+        "--",
+        "doctor",
+    ]));
+    assert!(out.status.success());
+    let cmd = String::from_utf8_lossy(&out.stdout);
+    assert!(cmd.starts_with("vng "), "{cmd}");
+    assert!(
+        cmd.contains("memmap=1G!4G") && cmd.contains("--memory 4096M"),
+        "{cmd}"
+    );
+    assert!(
+        cmd.contains(" --force-9p ") && cmd.contains(" --rwdir "),
+        "{cmd}"
+    );
+    let image = cmd
+        .split_whitespace()
+        .skip_while(|w| *w != "-r")
+        .nth(1)
+        .expect("-r IMAGE");
+    assert!(
+        Path::new(image).is_file(),
+        "the kernel image exists: {image}"
+    );
+}
