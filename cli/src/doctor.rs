@@ -65,6 +65,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| crate::exit::usage(format!("cannot write {}: {e}", path.display())))?;
     std::io::Write::write_all(&mut tmp, bytes)?;
+    // NamedTempFile is created 0600; a results file is an ordinary file.
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
     tmp.persist(path)
         .map_err(|e| crate::exit::usage(format!("cannot write {}: {}", path.display(), e.error)))?;
     Ok(())
