@@ -323,20 +323,21 @@ mod tests {
         assert!(!sp.optimization.available && sp.optimization.reason.starts_with("unknown"));
     }
 
+    fn devdax(
+        state: ModuleState,
+        pmem: &PmemListing,
+        config: Option<&KernelConfig>,
+    ) -> Availability {
+        dax_availability("devdax", "DEV_DAX", "device_dax", state, pmem, config)
+    }
+
     #[test]
     fn dax_needs_a_region() {
         let empty = PmemListing {
             regions: vec![],
             error: None,
         };
-        let a = dax_availability(
-            "devdax",
-            "DEV_DAX",
-            "device_dax",
-            ModuleState::Loadable,
-            &empty,
-            None,
-        );
+        let a = devdax(ModuleState::Loadable, &empty, None);
         assert!(!a.available && a.reason.contains("memmap="), "{}", a.reason);
         let listing = PmemListing {
             regions: pmem::parse_list(include_str!(
@@ -345,14 +346,7 @@ mod tests {
             .unwrap(),
             error: None,
         };
-        let a = dax_availability(
-            "devdax",
-            "DEV_DAX",
-            "device_dax",
-            ModuleState::Loaded,
-            &listing,
-            None,
-        );
+        let a = devdax(ModuleState::Loaded, &listing, None);
         assert!(a.available, "{}", a.reason);
         assert!(
             a.reason.contains("region0 (2048 MiB;") && a.reason.contains("namespace0.0 is fsdax"),
@@ -360,14 +354,7 @@ mod tests {
             a.reason
         );
         let no_dax = cfg("CONFIG_ZONE_DEVICE=y\n# CONFIG_DEV_DAX is not set\n");
-        let a = dax_availability(
-            "devdax",
-            "DEV_DAX",
-            "device_dax",
-            ModuleState::Loaded,
-            &listing,
-            Some(&no_dax),
-        );
+        let a = devdax(ModuleState::Loaded, &listing, Some(&no_dax));
         assert!(!a.available && a.reason.contains("CONFIG_DEV_DAX"));
     }
 }

@@ -28,14 +28,19 @@ pub fn read_json(p: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
 }
 
+/// The element of the array `list` in a doctor report whose `key` is `value`.
+fn entry<'a>(d: &'a Value, list: &str, key: &str, value: &str) -> &'a Value {
+    d[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} array"))
+        .iter()
+        .find(|e| e[key] == value)
+        .unwrap_or_else(|| panic!("no {list} entry with {key} = {value}"))
+}
+
 /// The entry of a BPF flavour in a doctor report.
 pub fn flavour<'a>(d: &'a Value, name: &str) -> &'a Value {
-    d["bpf"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["flavour"] == name)
-        .unwrap_or_else(|| panic!("no {name} in bpf"))
+    entry(d, "bpf", "flavour", name)
 }
 
 pub fn usable(d: &Value, name: &str) -> bool {
@@ -45,12 +50,7 @@ pub fn usable(d: &Value, name: &str) -> bool {
 
 /// The resolution of a probe in a doctor report.
 pub fn probe<'a>(d: &'a Value, id: &str) -> &'a Value {
-    d["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["probe"] == id)
-        .unwrap_or_else(|| panic!("no probe {id}"))
+    entry(d, "functions", "probe", id)
 }
 
 pub fn shared_dir() -> PathBuf {
