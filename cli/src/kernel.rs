@@ -169,8 +169,10 @@ fn version_key(s: &str) -> Vec<(u64, String)> {
     out
 }
 
+/// ~/.cache/foliobench/kernels, or /var/cache/foliobench/kernels where there is no home
+/// (CI environments without $HOME).
 pub fn cache_dir() -> Result<PathBuf> {
-    let base = dirs::cache_dir().context("no cache directory ($XDG_CACHE_HOME or ~/.cache)")?;
+    let base = dirs::cache_dir().unwrap_or_else(|| PathBuf::from("/var/cache"));
     Ok(base.join("foliobench").join("kernels"))
 }
 
