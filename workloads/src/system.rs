@@ -46,15 +46,20 @@ pub fn classify_cpu(cpuinfo: &str) -> (Cpu, String) {
     (kind, model)
 }
 
-/// Mounts a pseudo filesystem (tracefs, debugfs) where it is expected, if it is not there.
-/// Returns whether it mounted it, so callers can say so.
-pub fn ensure_mounted(fstype: &str, target: &str) -> Result<bool, String> {
+/// Whether a filesystem of this type is mounted at `target` (per /proc/self/mounts).
+pub fn is_mounted(fstype: &str, target: &str) -> bool {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    if mounts.lines().any(|l| {
+    mounts.lines().any(|l| {
         let mut it = l.split_whitespace();
         let _src = it.next();
         it.next() == Some(target) && it.next() == Some(fstype)
-    }) {
+    })
+}
+
+/// Mounts a pseudo filesystem (tracefs, debugfs) where it is expected, if it is not there.
+/// Returns whether it mounted it, so callers can say so.
+pub fn ensure_mounted(fstype: &str, target: &str) -> Result<bool, String> {
+    if is_mounted(fstype, target) {
         return Ok(false);
     }
     let (src, tgt, ty) = (
@@ -149,11 +154,7 @@ pub fn gup_test() -> Availability {
             available: true,
             reason: format!("{GUP_TEST} exists"),
         }
-    } else if !Path::new("/sys/kernel/debug/tracing").exists()
-        && fs::read_dir("/sys/kernel/debug")
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(true)
-    {
+    } else if !is_mounted("debugfs", "/sys/kernel/debug") {
         Availability {
             available: false,
             reason: "debugfs is not mounted at /sys/kernel/debug".into(),
