@@ -96,10 +96,17 @@ fn host_refusals_are_explained_and_summarised() {
             "{cannot:?}"
         );
         for f in d["functions"].as_array().unwrap() {
-            assert!(
-                f["mechanism"].is_null(),
-                "nothing is traceable by function here: {f}"
-            );
+            let tracepoint = f["function"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("syscalls:"));
+            if tracepoint {
+                assert_eq!(f["mechanism"], "tracepoint", "what remains: {f}");
+            } else {
+                assert!(
+                    f["mechanism"].is_null(),
+                    "nothing is traceable by function here: {f}"
+                );
+            }
         }
     }
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -149,7 +156,13 @@ fn doctor_facts_match_the_kernel() {
         .filter_map(|l| l.split_whitespace().nth(2))
         .collect();
     for f in d["functions"].as_array().unwrap() {
-        if let Some(name) = f["function"].as_str() {
+        if let Some(tp) = f["function"]
+            .as_str()
+            .and_then(|n| n.strip_prefix("syscalls:"))
+        {
+            let dir = std::path::Path::new("/sys/kernel/tracing/events/syscalls").join(tp);
+            assert_eq!(f["present"], dir.exists(), "{f}");
+        } else if let Some(name) = f["function"].as_str() {
             assert!(
                 names.contains(name),
                 "{name} reported present but not in kallsyms"
@@ -212,4 +225,131 @@ fn bad_arguments_exit_2_with_a_message() {
     let out = run(foliobench().args(["doctor", "--out", "/nonexistent-dir/doctor.json"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(!std::path::Path::new("/nonexistent-dir").exists());
+}
+
+fn trace_json(args: &[&str]) -> (std::process::Output, Option<serde_json::Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("t.json");
+    let out = run(foliobench()
+        .arg("trace")
+        .args(args.iter().take_while(|a| **a != "--"))
+        .arg("--out")
+        .arg(&f)
+        .args(args.iter().skip_while(|a| **a != "--")));
+    let json = std::fs::read_to_string(&f)
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap());
+    (out, json)
+}
+
+/// On a host that refuses fentry and has no kprobes, `trace --probe pin` still traces what
+/// remains (the io_uring_register tracepoints), counts right, and names every refusal.
+#[test]
+fn trace_pin_on_this_host() {
+    let d = doctor();
+    let bin = env!("CARGO_BIN_EXE_foliobench");
+    let (out, t) = trace_json(&[
+        "--probe",
+        "pin",
+        "--",
+        bin,
+        "workload",
+        "io-uring-pin",
+        "--size",
+        "4M",
+        "--buffers",
+        "2",
+        "--repeat",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let t = t.expect("trace.json");
+    assert_eq!(t["command_status"], 0);
+    let traced: Vec<&str> = t["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["probe"].as_str().unwrap())
+        .collect();
+    let not: Vec<&str> = t["not_traced"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["probe"].as_str().unwrap())
+        .collect();
+    for f in d["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["group"] == "pin")
+    {
+        let id = f["probe"].as_str().unwrap();
+        assert!(
+            traced.contains(&id) != not.contains(&id),
+            "{id} is either traced or explained"
+        );
+        if f["mechanism"].is_null() {
+            assert!(not.contains(&id), "doctor and trace agree on {id}");
+        }
+    }
+    // 3 registrations + 3 unregistrations, by the workload's own account.
+    if usable(&d, "tracepoint") {
+        let sys = t["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["probe"] == "sys_io_uring_register")
+            .unwrap();
+        assert_eq!(sys["calls"], 6, "{sys}");
+        assert_eq!(sys["returns"], 6);
+    }
+    if !usable(&d, "fentry") && !usable(&d, "kprobe") {
+        let notes = t["notes"].to_string();
+        assert!(
+            notes.contains("fentry") && notes.contains("kprobe"),
+            "the refusals are explained: {notes}"
+        );
+    }
+}
+
+#[test]
+fn trace_bad_input() {
+    let out = run(foliobench().args(["trace"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--duration"));
+    let out = run(foliobench().args(["trace", "--probe", "pinn", "--duration", "1s"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown probe 'pinn'") && err.contains("groups: memmap"),
+        "{err}"
+    );
+    let out = run(foliobench().args(["trace", "--duration", "1s", "--", "true"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(foliobench().args(["trace", "--probe", "pin", "--", "no-such-command-fb"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+#[test]
+fn trace_for_a_duration_or_skip_when_nothing_attaches() {
+    let d = doctor();
+    let (out, t) = trace_json(&["--probe", "rmap", "--duration", "1s"]);
+    let attachable = d["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["group"] == "rmap" && !f["mechanism"].is_null());
+    if attachable {
+        assert_eq!(out.status.code(), Some(0));
+        assert!(t.unwrap()["duration_ns"].as_u64().unwrap() >= 1_000_000_000);
+    } else {
+        assert_eq!(out.status.code(), Some(4), "nothing to trace is a skip");
+    }
+    // memmap has no tracepoint fallback: where functions cannot be traced, it is a skip.
+    if !usable(&d, "fentry") && !usable(&d, "kprobe") {
+        let (out, _) = trace_json(&["--probe", "memmap", "--duration", "1s"]);
+        assert_eq!(out.status.code(), Some(4));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("nothing could be traced"));
+    }
 }

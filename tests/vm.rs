@@ -199,3 +199,162 @@ fn dry_run_shows_the_vng_command() {
         "the kernel image exists: {image}"
     );
 }
+
+/// bpftrace's `-o` output: `@name: N` and `@name[key]: N` lines.
+fn bpftrace_maps(text: &str) -> std::collections::HashMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().rsplit_once(": ")?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn trace_probe<'a>(t: &'a Value, id: &str) -> &'a Value {
+    t["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["probe"] == id)
+        .unwrap_or_else(|| panic!("{id} not traced: {t}"))
+}
+
+fn value_count(p: &Value, v: u64) -> u64 {
+    p["arg_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e[0] == v)
+        .map_or(0, |e| e[1].as_u64().unwrap())
+}
+
+/// `trace --probe pin` on a command that pins memory: non-empty histograms whose counts
+/// agree with bpftrace's count of the same calls in the same run.
+#[test]
+fn trace_pin_counts_agree_with_bpftrace() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let workload = format!(
+        "{} workload io-uring-pin --size 8M --buffers 4 --repeat 2",
+        env!("CARGO_BIN_EXE_foliobench")
+    );
+    let bt = "kfunc:io_sqe_buffer_register /pid == cpid/ { @reg = count(); } \
+              kfunc:pin_user_pages_fast /pid == cpid/ { @fast[args->nr_pages] = count(); } \
+              kfunc:try_grab_folio_fast /pid == cpid/ { @grab[args->refs] = count(); }";
+    let out = run(foliobench()
+        .args([
+            "vm",
+            "--timeout",
+            "10m",
+            "--",
+            "trace",
+            "--probe",
+            "pin",
+            "--probe",
+            "grab",
+        ])
+        .args([
+            "--out",
+            "trace.json",
+            "--",
+            "bpftrace",
+            "-q",
+            "-o",
+            "bt.txt",
+            "-e",
+            bt,
+            "-c",
+            &workload,
+        ])
+        .current_dir(dir.path()));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("io_sqe_buffer_register (fentry on io_sqe_buffer_register): calls 8"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("nsecs : count     distribution"),
+        "histograms are printed"
+    );
+
+    let t = read_json(&dir.path().join("trace.json"));
+    let bt = bpftrace_maps(
+        &std::fs::read_to_string(dir.path().join("bt.txt")).expect("bpftrace wrote its maps"),
+    );
+    assert_eq!(t["command_status"], 0);
+
+    // 4 buffers x 2 registrations, by the workload's own account, by ours and by bpftrace's.
+    let reg = trace_probe(&t, "io_sqe_buffer_register");
+    assert_eq!(reg["calls"], 8);
+    assert_eq!(bt["@reg"], 8);
+    assert!(reg["latency_log2"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c.as_u64().unwrap() > 0));
+
+    // Each registration pins its 2048 pages in one pin_user_pages_fast call.
+    let fast = trace_probe(&t, "pin_user_pages_fast");
+    assert_eq!(fast["arg_name"], "nr_pages");
+    assert_eq!(value_count(fast, 2048), 8);
+    assert_eq!(bt["@fast[2048]"], 8);
+
+    // Refcount grabs: one per folio, `refs` pages at a time; same counts per value.
+    let grab = trace_probe(&t, "try_grab_folio_fast");
+    let values = grab["arg_values"].as_array().unwrap();
+    assert!(!values.is_empty());
+    for e in values {
+        let (v, n) = (e[0].as_u64().unwrap(), e[1].as_u64().unwrap());
+        if v > 2 {
+            // Small refs also come from bpftrace's own process, which only we count.
+            assert_eq!(bt.get(&format!("@grab[{v}]")).copied(), Some(n), "refs={v}");
+        }
+    }
+}
+
+/// On 6.1 the pre-folio names are traced and say so; no nr_pages is invented for them.
+#[test]
+fn trace_on_61_uses_old_names() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let workload = [
+        env!("CARGO_BIN_EXE_foliobench"),
+        "workload",
+        "io-uring-pin",
+        "--size",
+        "8M",
+        "--buffers",
+        "2",
+    ];
+    let out = run(foliobench()
+        .args([
+            "vm",
+            "--kernel",
+            "debian:6.1",
+            "--timeout",
+            "10m",
+            "--",
+            "trace",
+            "--probe",
+            "rmap",
+            "--probe",
+            "pin",
+        ])
+        .args(["--out", "trace.json", "--"])
+        .args(workload)
+        .current_dir(dir.path()));
+    assert!(out.status.success());
+    let t = read_json(&dir.path().join("trace.json"));
+    let rmap = trace_probe(&t, "folio_remove_rmap_ptes");
+    assert_eq!(rmap["function"], "page_remove_rmap");
+    assert!(
+        rmap["arg_name"].is_null(),
+        "page_remove_rmap has no nr_pages"
+    );
+    assert!(
+        rmap["calls"].as_u64().unwrap() > 0,
+        "the workload's exit unmaps its memory"
+    );
+    assert_eq!(trace_probe(&t, "io_sqe_buffer_register")["calls"], 2);
+}

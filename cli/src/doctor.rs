@@ -1,13 +1,11 @@
 //! `foliobench doctor`: gathers the facts from `workloads` (machine, pmem) and `ebpf`
 //! (BTF, BPF flavours, the probe catalog) into the report that `reports` renders.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
-use foliobench_ebpf::btf::KernelBtf;
-use foliobench_ebpf::capability;
-use foliobench_ebpf::catalog::{resolve_all, LiveKernel};
-use foliobench_ebpf::symbols::{FilterFunctions, Kallsyms};
+use foliobench_ebpf::catalog::CATALOG;
+use foliobench_ebpf::kernel::KernelFacts;
 use foliobench_reports::doctor::{
     Doctor, Kernel, Module, StructPage, Summary, DOCTOR_SCHEMA_VERSION,
 };
@@ -46,7 +44,7 @@ fn avail(available: bool, reason: impl Into<String>) -> Availability {
 pub fn run(a: DoctorArgs) -> Result<Code> {
     let d = gather();
     if let Some(p) = &a.out {
-        write_atomic(p, &serde_json::to_vec_pretty(&d)?)?;
+        crate::output::write_atomic(p, &serde_json::to_vec_pretty(&d)?)?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&d)?);
@@ -54,25 +52,6 @@ pub fn run(a: DoctorArgs) -> Result<Code> {
         print!("{}", d.render_text());
     }
     Ok(Code::Ok)
-}
-
-/// Writes to a temporary file beside `path` and renames it: never a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| crate::exit::usage(format!("cannot write {}: {e}", path.display())))?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    // NamedTempFile is created 0600; a results file is an ordinary file.
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )?;
-    tmp.persist(path)
-        .map_err(|e| crate::exit::usage(format!("cannot write {}: {}", path.display(), e.error)))?;
-    Ok(())
 }
 
 pub fn gather() -> Doctor {
@@ -92,27 +71,12 @@ pub fn gather() -> Doctor {
     let config = KernelConfig::find(&release);
     let (cpu, cpu_model) = system::cpu_kind();
 
-    let btf = if KernelBtf::available() {
-        KernelBtf::load().map_err(|e| format!("{e:#}"))
-    } else {
-        Err("no /sys/kernel/btf/vmlinux: kernel built without CONFIG_DEBUG_INFO_BTF".into())
-    };
-    let btf_fact = match &btf {
+    let facts = KernelFacts::probe();
+    let btf_fact = match &facts.btf {
         Ok(_) => avail(true, "/sys/kernel/btf/vmlinux parsed"),
         Err(e) => avail(false, e.clone()),
     };
-    let (bpf, bpf_error) = match capability::probe_flavours() {
-        Ok(v) => (v, None),
-        Err(e) => (vec![], Some(format!("{e:#}"))),
-    };
-    let kallsyms = Kallsyms::read().unwrap_or_default();
-    let ftrace = FilterFunctions::read();
-    let functions = resolve_all(&LiveKernel {
-        kallsyms: &kallsyms,
-        btf: btf.as_ref().ok(),
-        ftrace: &ftrace,
-        flavours: &bpf,
-    });
+    let functions = facts.resolve(&CATALOG.iter().collect::<Vec<_>>());
 
     let pmem = pmem::list();
     let modules: Vec<Module> = MODULES
@@ -146,7 +110,7 @@ pub fn gather() -> Doctor {
         config.as_ref(),
     );
 
-    let struct_page_size = btf.as_ref().ok().and_then(|b| b.struct_size("page"));
+    let struct_page_size = facts.btf.as_ref().ok().and_then(|b| b.struct_size("page"));
     let struct_page = struct_page(struct_page_size, config.as_ref(), &release);
 
     let nr_memmap_pages = if system::vmstat_has("nr_memmap_pages") {
@@ -167,8 +131,8 @@ pub fn gather() -> Doctor {
         },
         actions,
         btf: btf_fact,
-        bpf,
-        bpf_error,
+        bpf: facts.flavours,
+        bpf_error: facts.bpf_error,
         functions,
         pmem,
         modules,

@@ -8,8 +8,11 @@ use clap::{Parser, Subcommand};
 mod doctor;
 mod exit;
 mod kernel;
+mod output;
+mod trace;
 mod units;
 mod vm;
+mod workload;
 
 #[derive(Parser)]
 #[command(name = "foliobench", version, about, max_term_width = 100)]
@@ -24,6 +27,11 @@ enum Cmd {
     Doctor(doctor::DoctorArgs),
     /// Boot a test VM (virtme-ng, emulated pmem) and run foliobench inside it.
     Vm(vm::VmArgs),
+    /// Trace catalog probes (latency and argument histograms), system-wide or for a command.
+    Trace(trace::TraceArgs),
+    /// Run one kernel workload by itself.
+    #[command(subcommand)]
+    Workload(workload::Workload),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +39,8 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Doctor(a) => doctor::run(a),
         Cmd::Vm(a) => vm::run(a),
+        Cmd::Trace(a) => trace::run(a),
+        Cmd::Workload(w) => workload::run(w),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

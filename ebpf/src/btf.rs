@@ -44,6 +44,39 @@ impl RawBtf {
         (id > 0).then_some(id as u32)
     }
 
+    /// The names of a function's parameters, in order, from its FUNC_PROTO.
+    fn params(&self, func: &str) -> Option<Vec<String>> {
+        let id = self.find(func, libbpf_sys::BTF_KIND_FUNC)?;
+        let bp = self.0.as_ptr();
+        // SAFETY: ids come from this btf; libbpf returns NULL for bad ids. A FUNC's type
+        // is its FUNC_PROTO, whose vlen (low 16 bits of info) btf_param entries follow
+        // the btf_type in memory, as libbpf's btf_params() reads them.
+        unsafe {
+            let func_t = libbpf_sys::btf__type_by_id(bp, id).as_ref()?;
+            let proto_id = func_t.__bindgen_anon_1.type_;
+            let proto = libbpf_sys::btf__type_by_id(bp, proto_id);
+            let proto_t = proto.as_ref()?;
+            if (proto_t.info >> 24) & 0x1f != libbpf_sys::BTF_KIND_FUNC_PROTO {
+                return None;
+            }
+            let vlen = (proto_t.info & 0xffff) as usize;
+            let first = proto.add(1) as *const libbpf_sys::btf_param;
+            (0..vlen)
+                .map(|i| {
+                    let p = &*first.add(i);
+                    let name = libbpf_sys::btf__name_by_offset(bp, p.name_off);
+                    Some(if name.is_null() {
+                        String::new()
+                    } else {
+                        std::ffi::CStr::from_ptr(name)
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                })
+                .collect()
+        }
+    }
+
     fn size_of(&self, id: u32) -> Option<u64> {
         // SAFETY: id came from find() on this btf.
         let s = unsafe { libbpf_sys::btf__resolve_size(self.0.as_ptr(), id) };
@@ -107,6 +140,20 @@ impl KernelBtf {
     pub fn struct_size(&self, name: &str) -> Option<u64> {
         let id = self.vmlinux.find(name, libbpf_sys::BTF_KIND_STRUCT)?;
         self.vmlinux.size_of(id)
+    }
+
+    /// The position of the first parameter of `func` whose name is one of `names`.
+    /// Read from BTF, so it follows the running kernel's signature, not a remembered one.
+    pub fn param_index(&self, func: &str, names: &[&str]) -> Option<(usize, String)> {
+        let params = std::iter::once(&self.vmlinux)
+            .chain(self.modules.iter().map(|(_, b)| b))
+            .find_map(|b| b.params(func))?;
+        names.iter().find_map(|want| {
+            params
+                .iter()
+                .position(|p| p == want)
+                .map(|i| (i, want.to_string()))
+        })
     }
 
     /// Where the BTF entry (`BTF_KIND_FUNC`) of a function is, if it has one.

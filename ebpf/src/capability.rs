@@ -25,7 +25,7 @@ const TRACEPOINT: &str = "syscalls/sys_enter_read";
 /// Try every flavour. Errors only when BPF cannot be used at all (no object can be opened).
 pub fn probe_flavours() -> Result<Vec<FlavourSupport>> {
     // libbpf prints its own diagnostics to stderr; the refusals are reported here instead.
-    libbpf_rs::set_print(None);
+    crate::quiet_libbpf();
     Flavour::ALL.iter().map(|&f| probe_one(f)).collect()
 }
 

@@ -6,167 +6,269 @@ pub use foliobench_reports::facts::{Flavour, FlavourSupport, Group, Resolution};
 use crate::btf::{BtfHome, KernelBtf};
 use crate::symbols::{FilterFunctions, Kallsyms};
 
-/// One traced kernel function. `names` lists the function's names newest first: the
-/// resolver takes the first that exists, so one entry covers e.g. 6.12 and 6.1.
+/// What a probe attaches to.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// A kernel function, under its names newest first (one entry covers e.g. 6.12 and
+    /// 6.1), and the names of the parameter to record, looked up in BTF.
+    Function {
+        names: &'static [&'static str],
+        arg: &'static [&'static str],
+    },
+    /// The `syscalls:sys_enter_<name>` / `sys_exit_<name>` tracepoints: the syscall's
+    /// latency, for kernels where the functions inside it cannot be traced.
+    Syscall(&'static str),
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Probe {
     pub id: &'static str,
     pub group: Group,
-    pub names: &'static [&'static str],
-    /// Which argument (0-based) carries a page count, where the probe records one.
-    pub nr_pages_arg: Option<usize>,
+    pub target: Target,
     pub what: &'static str,
 }
 
+const fn func(
+    id: &'static str,
+    group: Group,
+    names: &'static [&'static str],
+    arg: &'static [&'static str],
+    what: &'static str,
+) -> Probe {
+    Probe {
+        id,
+        group,
+        target: Target::Function { names, arg },
+        what,
+    }
+}
+
+const fn syscall(id: &'static str, group: Group, name: &'static str, what: &'static str) -> Probe {
+    Probe {
+        id,
+        group,
+        target: Target::Syscall(name),
+        what,
+    }
+}
+
+const NR: &[&str] = &["nr_pages", "npages"];
+
 pub const CATALOG: &[Probe] = &[
-    Probe {
-        id: "memmap_init_zone_device",
-        group: Group::Memmap,
-        names: &["memmap_init_zone_device"],
-        nr_pages_arg: Some(2),
-        what: "initialises the struct pages of a ZONE_DEVICE range",
-    },
-    Probe {
-        id: "memmap_init_compound",
-        group: Group::Memmap,
-        names: &["memmap_init_compound"],
-        nr_pages_arg: Some(5),
-        what: "initialises the tail struct pages of one compound devmap page",
-    },
-    Probe {
-        id: "__init_zone_device_page",
-        group: Group::Memmap,
-        names: &["__init_zone_device_page"],
-        nr_pages_arg: None,
-        what: "initialises one ZONE_DEVICE struct page",
-    },
-    Probe {
-        id: "devm_memremap_pages",
-        group: Group::Vmemmap,
-        names: &["devm_memremap_pages"],
-        nr_pages_arg: None,
-        what: "maps a device range and creates its struct pages",
-    },
-    Probe {
-        id: "__populate_section_memmap",
-        group: Group::Vmemmap,
-        names: &["__populate_section_memmap"],
-        nr_pages_arg: Some(1),
-        what: "populates the vmemmap of one memory section",
-    },
-    Probe {
-        id: "vmemmap_populate",
-        group: Group::Vmemmap,
-        names: &["vmemmap_populate"],
-        nr_pages_arg: None,
-        what: "allocates and maps vmemmap (struct page) pages",
-    },
-    Probe {
-        id: "vmemmap_populate_compound_pages",
-        group: Group::Vmemmap,
-        names: &["vmemmap_populate_compound_pages"],
-        nr_pages_arg: None,
-        what: "vmemmap population that reuses tail struct page pages",
-    },
-    Probe {
-        id: "pin_user_pages",
-        group: Group::Pin,
-        names: &["pin_user_pages"],
-        nr_pages_arg: Some(2),
-        what: "FOLL_PIN through the slow GUP path",
-    },
-    Probe {
-        id: "pin_user_pages_fast",
-        group: Group::Pin,
-        names: &["pin_user_pages_fast"],
-        nr_pages_arg: Some(1),
-        what: "FOLL_PIN through GUP-fast",
-    },
-    Probe {
-        id: "__gup_longterm_locked",
-        group: Group::Pin,
-        names: &["__gup_longterm_locked"],
-        nr_pages_arg: Some(3),
-        what: "FOLL_LONGTERM pins (migrates out of movable zones first)",
-    },
-    Probe {
-        id: "gup_fast_fallback",
-        group: Group::Pin,
-        names: &["gup_fast_fallback", "internal_get_user_pages_fast"],
-        nr_pages_arg: Some(1),
-        what: "GUP-fast with slow-path fallback",
-    },
-    Probe {
-        id: "unpin_user_pages",
-        group: Group::Pin,
-        names: &["unpin_user_pages"],
-        nr_pages_arg: Some(1),
-        what: "releases FOLL_PIN references",
-    },
-    Probe {
-        id: "io_pin_pages",
-        group: Group::Pin,
-        names: &["io_pin_pages"],
-        nr_pages_arg: None,
-        what: "io_uring's long-term pin of a registered buffer",
-    },
-    Probe {
-        id: "io_sqe_buffer_register",
-        group: Group::Pin,
-        names: &["io_sqe_buffer_register"],
-        nr_pages_arg: None,
-        what: "io_uring fixed-buffer registration",
-    },
-    Probe {
-        id: "try_grab_folio",
-        group: Group::Grab,
-        names: &["try_grab_folio", "try_grab_page"],
-        nr_pages_arg: Some(1),
-        what: "takes pin/get references on a folio (slow GUP)",
-    },
-    Probe {
-        id: "try_grab_folio_fast",
-        group: Group::Grab,
-        names: &["try_grab_folio_fast"],
-        nr_pages_arg: Some(1),
-        what: "takes pin/get references on a folio (GUP-fast)",
-    },
-    Probe {
-        id: "folio_add_anon_rmap_ptes",
-        group: Group::Rmap,
-        names: &["folio_add_anon_rmap_ptes", "page_add_anon_rmap"],
-        nr_pages_arg: Some(2),
-        what: "adds anon rmap for a batch of PTEs of one folio",
-    },
-    Probe {
-        id: "folio_remove_rmap_ptes",
-        group: Group::Rmap,
-        names: &["folio_remove_rmap_ptes", "page_remove_rmap"],
-        nr_pages_arg: Some(2),
-        what: "removes rmap for a batch of PTEs of one folio",
-    },
-    Probe {
-        id: "folio_add_file_rmap_ptes",
-        group: Group::Rmap,
-        names: &["folio_add_file_rmap_ptes", "page_add_file_rmap"],
-        nr_pages_arg: Some(2),
-        what: "adds file rmap for a batch of PTEs of one folio",
-    },
-    Probe {
-        id: "folio_try_dup_anon_rmap_ptes",
-        group: Group::Rmap,
-        names: &["folio_try_dup_anon_rmap_ptes", "page_try_dup_anon_rmap"],
-        nr_pages_arg: Some(2),
-        what: "fork's rmap duplication for a batch of PTEs",
-    },
-    Probe {
-        id: "dev_dax_probe",
-        group: Group::Dax,
-        names: &["dev_dax_probe"],
-        nr_pages_arg: None,
-        what: "device-dax probe (memremaps the namespace)",
-    },
+    func(
+        "memmap_init_zone_device",
+        Group::Memmap,
+        &["memmap_init_zone_device"],
+        NR,
+        "initialises the struct pages of a ZONE_DEVICE range",
+    ),
+    func(
+        "memmap_init_compound",
+        Group::Memmap,
+        &["memmap_init_compound"],
+        NR,
+        "initialises the tail struct pages of one compound devmap page",
+    ),
+    func(
+        "__init_zone_device_page",
+        Group::Memmap,
+        &["__init_zone_device_page"],
+        &[],
+        "initialises one ZONE_DEVICE struct page",
+    ),
+    func(
+        "devm_memremap_pages",
+        Group::Vmemmap,
+        &["devm_memremap_pages"],
+        &[],
+        "maps a device range and creates its struct pages",
+    ),
+    func(
+        "__populate_section_memmap",
+        Group::Vmemmap,
+        &["__populate_section_memmap"],
+        NR,
+        "populates the vmemmap of one memory section",
+    ),
+    func(
+        "vmemmap_populate",
+        Group::Vmemmap,
+        &["vmemmap_populate"],
+        &[],
+        "allocates and maps vmemmap (struct page) pages",
+    ),
+    func(
+        "vmemmap_populate_compound_pages",
+        Group::Vmemmap,
+        &["vmemmap_populate_compound_pages"],
+        &[],
+        "vmemmap population that reuses tail struct page pages",
+    ),
+    func(
+        "pin_user_pages",
+        Group::Pin,
+        &["pin_user_pages"],
+        NR,
+        "FOLL_PIN through the slow GUP path",
+    ),
+    func(
+        "pin_user_pages_fast",
+        Group::Pin,
+        &["pin_user_pages_fast"],
+        NR,
+        "FOLL_PIN through GUP-fast",
+    ),
+    func(
+        "__gup_longterm_locked",
+        Group::Pin,
+        &["__gup_longterm_locked"],
+        NR,
+        "FOLL_LONGTERM pins (migrates out of movable zones first)",
+    ),
+    func(
+        "gup_fast_fallback",
+        Group::Pin,
+        &["gup_fast_fallback", "internal_get_user_pages_fast"],
+        NR,
+        "GUP-fast with slow-path fallback",
+    ),
+    func(
+        "unpin_user_pages",
+        Group::Pin,
+        &["unpin_user_pages"],
+        NR,
+        "releases FOLL_PIN references",
+    ),
+    func(
+        "io_pin_pages",
+        Group::Pin,
+        &["io_pin_pages"],
+        &[],
+        "io_uring's long-term pin of a registered buffer",
+    ),
+    func(
+        "io_sqe_buffer_register",
+        Group::Pin,
+        &["io_sqe_buffer_register"],
+        &[],
+        "io_uring fixed-buffer registration",
+    ),
+    syscall(
+        "sys_io_uring_register",
+        Group::Pin,
+        "io_uring_register",
+        "io_uring_register(2): buffer registration and unregistration",
+    ),
+    func(
+        "try_grab_folio",
+        Group::Grab,
+        &["try_grab_folio", "try_grab_page"],
+        &["refs"],
+        "takes pin/get references on a folio (slow GUP)",
+    ),
+    func(
+        "try_grab_folio_fast",
+        Group::Grab,
+        &["try_grab_folio_fast"],
+        &["refs"],
+        "takes pin/get references on a folio (GUP-fast)",
+    ),
+    func(
+        "folio_add_anon_rmap_ptes",
+        Group::Rmap,
+        &["folio_add_anon_rmap_ptes", "page_add_anon_rmap"],
+        NR,
+        "adds anon rmap for a batch of PTEs of one folio",
+    ),
+    func(
+        "folio_remove_rmap_ptes",
+        Group::Rmap,
+        &["folio_remove_rmap_ptes", "page_remove_rmap"],
+        NR,
+        "removes rmap for a batch of PTEs of one folio",
+    ),
+    func(
+        "folio_add_file_rmap_ptes",
+        Group::Rmap,
+        &["folio_add_file_rmap_ptes", "page_add_file_rmap"],
+        NR,
+        "adds file rmap for a batch of PTEs of one folio",
+    ),
+    func(
+        "folio_try_dup_anon_rmap_ptes",
+        Group::Rmap,
+        &["folio_try_dup_anon_rmap_ptes", "page_try_dup_anon_rmap"],
+        NR,
+        "fork's rmap duplication for a batch of PTEs",
+    ),
+    syscall(
+        "sys_munmap",
+        Group::Rmap,
+        "munmap",
+        "munmap(2): zaps PTEs, removes rmap",
+    ),
+    syscall(
+        "sys_mprotect",
+        Group::Rmap,
+        "mprotect",
+        "mprotect(2): splits PMD mappings (PTE-remap)",
+    ),
+    syscall(
+        "sys_madvise",
+        Group::Rmap,
+        "madvise",
+        "madvise(2): MADV_DONTNEED zaps PTEs",
+    ),
+    func(
+        "dev_dax_probe",
+        Group::Dax,
+        &["dev_dax_probe"],
+        &[],
+        "device-dax probe (memremaps the namespace)",
+    ),
 ];
+
+impl Probe {
+    /// The function names, or the syscall tracepoint, this probe can attach to.
+    pub fn names(&self) -> Vec<String> {
+        match self.target {
+            Target::Function { names, .. } => names.iter().map(|n| n.to_string()).collect(),
+            Target::Syscall(n) => vec![format!("syscalls:sys_enter_{n}")],
+        }
+    }
+}
+
+/// Probes selected by `--probe`: a probe id or a group name (memmap, vmemmap, pin, grab,
+/// rmap, dax). Unknown names are returned as the error.
+pub fn select(names: &[String]) -> Result<Vec<&'static Probe>, String> {
+    let mut out: Vec<&'static Probe> = Vec::new();
+    for n in names {
+        let found: Vec<&'static Probe> = CATALOG
+            .iter()
+            .filter(|p| p.id == n || group_name(p.group) == n)
+            .collect();
+        if found.is_empty() {
+            return Err(n.clone());
+        }
+        for p in found {
+            if !out.iter().any(|o| o.id == p.id) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn group_name(g: Group) -> &'static str {
+    match g {
+        Group::Memmap => "memmap",
+        Group::Vmemmap => "vmemmap",
+        Group::Pin => "pin",
+        Group::Grab => "grab",
+        Group::Rmap => "rmap",
+        Group::Dax => "dax",
+    }
+}
 
 /// What the running kernel offers for resolving a probe; built once from kallsyms, BTF,
 /// ftrace and the capability probe.
@@ -177,21 +279,61 @@ pub trait KernelView {
     /// `None` when ftrace's list could not be read.
     fn ftrace_patchable(&self, name: &str) -> Option<bool>;
     fn flavour_usable(&self, f: Flavour) -> bool;
+    /// Index and name of the first parameter of `func` named one of `names` (from BTF).
+    fn param_index(&self, func: &str, names: &[&str]) -> Option<(usize, String)>;
+    /// Whether tracefs lists the tracepoint; `None` when tracefs cannot be read.
+    fn tracepoint_exists(&self, category: &str, name: &str) -> Option<bool>;
 }
 
 pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
-    let mut r = Resolution {
+    let r = Resolution {
         probe: probe.id.to_string(),
         group: probe.group,
         function: None,
         mechanism: None,
         present: false,
         btf: false,
+        arg_index: None,
+        arg_name: None,
         reason: String::new(),
     };
-    let Some(name) = probe.names.iter().find(|n| k.in_kallsyms(n)) else {
+    match probe.target {
+        Target::Function { names, arg } => resolve_function(r, names, arg, k),
+        Target::Syscall(name) => resolve_syscall(r, name, k),
+    }
+}
+
+fn resolve_syscall(mut r: Resolution, name: &str, k: &dyn KernelView) -> Resolution {
+    let enter = format!("sys_enter_{name}");
+    r.function = Some(format!("syscalls:{enter}"));
+    match k.tracepoint_exists("syscalls", &enter) {
+        Some(false) => {
+            r.reason =
+                format!("no tracepoint syscalls:{enter} (kernel without syscall tracepoints?)");
+            return r;
+        }
+        _ => r.present = true,
+    }
+    if k.flavour_usable(Flavour::Tracepoint) {
+        r.mechanism = Some(Flavour::Tracepoint);
+        r.reason = format!(
+            "tracepoints syscalls:sys_enter_{name}/sys_exit_{name}: latency of the whole syscall"
+        );
+    } else {
+        r.reason = "tracepoint programs do not work here".into();
+    }
+    r
+}
+
+fn resolve_function(
+    mut r: Resolution,
+    names: &[&str],
+    arg: &[&str],
+    k: &dyn KernelView,
+) -> Resolution {
+    let Some(name) = names.iter().find(|n| k.in_kallsyms(n)) else {
         // Not a symbol under any name: inlined everywhere, only cloned, or absent.
-        let clones: Vec<String> = probe.names.iter().flat_map(|n| k.clones_of(n)).collect();
+        let clones: Vec<String> = names.iter().flat_map(|n| k.clones_of(n)).collect();
         if let Some(clone) = clones.first() {
             r.function = Some(clone.clone());
             r.present = true;
@@ -206,7 +348,7 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
         } else {
             r.reason = format!(
                 "not in /proc/kallsyms as {}: inlined or not built into this kernel",
-                probe.names.join(" or ")
+                names.join(" or ")
             );
         }
         return r;
@@ -216,10 +358,10 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
     let btf = k.btf_home(name);
     r.btf = btf.is_some();
     let ftrace = k.ftrace_patchable(name);
-    let alias = if name == &probe.names[0] {
+    let alias = if name == &names[0] {
         String::new()
     } else {
-        format!(" (this kernel's name for {})", probe.names[0])
+        format!(" (this kernel's name for {})", names[0])
     };
 
     if ftrace == Some(false) {
@@ -248,6 +390,19 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
             if r.btf { "" } else { " (no BTF)" }
         );
     }
+    if r.mechanism.is_some() && !arg.is_empty() {
+        match k.param_index(name, arg) {
+            Some((i, n)) => {
+                r.reason.push_str(&format!("; records {n} (argument {i})"));
+                r.arg_index = Some(i);
+                r.arg_name = Some(n);
+            }
+            None => r.reason.push_str(&format!(
+                "; no parameter named {} in its BTF signature, so none is recorded",
+                arg.join(" or ")
+            )),
+        }
+    }
     r
 }
 
@@ -275,11 +430,23 @@ impl KernelView for LiveKernel<'_> {
     fn flavour_usable(&self, f: Flavour) -> bool {
         self.flavours.iter().any(|s| s.flavour == f && s.usable())
     }
+    fn param_index(&self, func: &str, names: &[&str]) -> Option<(usize, String)> {
+        self.btf?.param_index(func, names)
+    }
+    fn tracepoint_exists(&self, category: &str, name: &str) -> Option<bool> {
+        tracefs_events().map(|d| d.join(category).join(name).exists())
+    }
 }
 
-/// Resolves the whole catalog on the running kernel.
-pub fn resolve_all(k: &dyn KernelView) -> Vec<Resolution> {
-    CATALOG.iter().map(|p| resolve(p, k)).collect()
+/// The tracefs `events` directory, if tracefs is mounted and readable.
+fn tracefs_events() -> Option<std::path::PathBuf> {
+    [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| std::fs::read_dir(p).is_ok())
 }
 
 #[cfg(test)]
@@ -314,6 +481,26 @@ mod tests {
         }
         fn flavour_usable(&self, f: Flavour) -> bool {
             self.flavours.contains(&f)
+        }
+        fn param_index(&self, func: &str, names: &[&str]) -> Option<(usize, String)> {
+            // 6.12's folio_add_anon_rmap_ptes(folio, page, nr_pages, vma, address, flags);
+            // 6.1's page_add_anon_rmap(page, vma, address, flags) has no page count.
+            let params: &[&str] = match func {
+                "folio_add_anon_rmap_ptes" => {
+                    &["folio", "page", "nr_pages", "vma", "address", "flags"]
+                }
+                "page_add_anon_rmap" => &["page", "vma", "address", "flags"],
+                _ => return None,
+            };
+            names.iter().find_map(|n| {
+                params
+                    .iter()
+                    .position(|p| p == n)
+                    .map(|i| (i, n.to_string()))
+            })
+        }
+        fn tracepoint_exists(&self, _: &str, name: &str) -> Option<bool> {
+            Some(name != "sys_enter_missing")
         }
     }
 
@@ -376,6 +563,64 @@ mod tests {
         assert!(r
             .reason
             .contains("this kernel's name for folio_add_anon_rmap_ptes"));
+        assert_eq!(
+            r.arg_index, None,
+            "6.1's page_add_anon_rmap has no nr_pages"
+        );
+        assert!(
+            r.reason.contains("no parameter named nr_pages"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn argument_position_comes_from_btf() {
+        let mut k = guest_612();
+        k.syms.insert("folio_add_anon_rmap_ptes");
+        let r = resolve(probe("folio_add_anon_rmap_ptes"), &k);
+        assert_eq!(r.arg_index, Some(2));
+        assert_eq!(r.arg_name.as_deref(), Some("nr_pages"));
+    }
+
+    #[test]
+    fn syscall_tracepoints_are_what_remains_on_the_host() {
+        let host = Fake {
+            syms: HashSet::new(),
+            clones: vec![],
+            btf: HashSet::new(),
+            ftrace: None,
+            flavours: vec![Flavour::Tracepoint],
+        };
+        let r = resolve(probe("sys_io_uring_register"), &host);
+        assert_eq!(r.mechanism, Some(Flavour::Tracepoint));
+        assert_eq!(
+            r.function.as_deref(),
+            Some("syscalls:sys_enter_io_uring_register")
+        );
+        let none = Fake {
+            flavours: vec![],
+            ..host
+        };
+        assert_eq!(
+            resolve(probe("sys_io_uring_register"), &none).mechanism,
+            None
+        );
+    }
+
+    #[test]
+    fn selection_by_id_and_group() {
+        let pin = select(&["pin".into()]).unwrap();
+        assert!(pin.iter().all(|p| p.group == Group::Pin) && pin.len() >= 7);
+        let two = select(&["memmap_init_zone_device".into(), "memmap".into()]).unwrap();
+        assert_eq!(
+            two.iter()
+                .filter(|p| p.id == "memmap_init_zone_device")
+                .count(),
+            1,
+            "no duplicates"
+        );
+        assert_eq!(select(&["pinn".into()]).unwrap_err(), "pinn");
     }
 
     /// The host here: tracepoints only, ftrace list unreadable.
@@ -412,8 +657,10 @@ mod tests {
         let mut seen = HashSet::new();
         for p in CATALOG {
             assert!(seen.insert(p.id), "duplicate probe id {}", p.id);
-            assert!(!p.names.is_empty());
-            assert_eq!(p.names[0], p.id, "the newest name is the probe's id");
+            if let Target::Function { names, .. } = p.target {
+                assert!(!names.is_empty());
+                assert_eq!(names[0], p.id, "the newest name is the probe's id");
+            }
         }
     }
 }

@@ -4,4 +4,14 @@
 pub mod btf;
 pub mod capability;
 pub mod catalog;
+pub mod kernel;
 pub mod symbols;
+pub mod tracer;
+
+/// libbpf prints its own diagnostics to stderr; foliobench reports refusals itself.
+/// FOLIOBENCH_LIBBPF_LOG=1 keeps libbpf's output (with the verifier log), for debugging.
+pub(crate) fn quiet_libbpf() {
+    if std::env::var_os("FOLIOBENCH_LIBBPF_LOG").is_none() {
+        libbpf_rs::set_print(None);
+    }
+}

@@ -91,12 +91,14 @@ impl Doctor {
         self.flavour(f).is_some_and(|s| s.usable())
     }
 
-    fn traced(&self, group: Group) -> (Vec<&str>, Vec<&str>) {
+    /// Function probes of a group (not syscall tracepoints), split by whether they
+    /// trace here, and for `with_arg`, also record their argument (batch sizes).
+    fn traced(&self, group: Group, with_arg: bool) -> (Vec<&str>, Vec<&str>) {
         let (yes, no): (Vec<&Resolution>, Vec<&Resolution>) = self
             .functions
             .iter()
-            .filter(|r| r.group == group)
-            .partition(|r| r.mechanism.is_some());
+            .filter(|r| r.group == group && !r.is_tracepoint())
+            .partition(|r| r.mechanism.is_some() && (!with_arg || r.arg_index.is_some()));
         (
             yes.iter().map(|r| r.probe.as_str()).collect(),
             no.iter().map(|r| r.probe.as_str()).collect(),
@@ -126,7 +128,7 @@ impl Doctor {
             "rmap workload timings on anonymous THP",
             "rmap workloads: no transparent huge pages",
         );
-        let (rmap_yes, rmap_no) = self.traced(Group::Rmap);
+        let (rmap_yes, rmap_no) = self.traced(Group::Rmap, true);
         if !rmap_yes.is_empty() {
             s.can
                 .push(format!("rmap batch histograms via {}", rmap_yes.join(", ")));
@@ -145,7 +147,7 @@ impl Doctor {
             format!("fsdax measurements: {}", self.fsdax.reason),
         );
         let memmap_traced = self
-            .traced(Group::Memmap)
+            .traced(Group::Memmap, false)
             .0
             .contains(&"memmap_init_zone_device");
         s.put(
@@ -397,6 +399,8 @@ mod tests {
                 mechanism: None,
                 present: true,
                 btf: true,
+                arg_index: None,
+                arg_name: None,
                 reason: "neither".into(),
             }],
             pmem: PmemListing {

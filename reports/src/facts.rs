@@ -163,5 +163,19 @@ pub struct Resolution {
     /// Present in the kernel image as a callable symbol.
     pub present: bool,
     pub btf: bool,
+    /// The argument recorded (e.g. nr_pages), by position, found by name in BTF.
+    #[serde(default)]
+    pub arg_index: Option<usize>,
+    #[serde(default)]
+    pub arg_name: Option<String>,
     pub reason: String,
+}
+
+impl Resolution {
+    /// A syscall tracepoint pair rather than a kernel function.
+    pub fn is_tracepoint(&self) -> bool {
+        self.function
+            .as_deref()
+            .is_some_and(|f| f.starts_with("syscalls:"))
+    }
 }

@@ -1,0 +1,24 @@
+//! Writing results files.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+/// Writes to a temporary file beside `path` and renames it: never a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| crate::exit::usage(format!("cannot write {}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    // NamedTempFile is created 0600; a results file is an ordinary file.
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
+    tmp.persist(path)
+        .map_err(|e| crate::exit::usage(format!("cannot write {}: {}", path.display(), e.error)))?;
+    Ok(())
+}

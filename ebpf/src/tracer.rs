@@ -1,0 +1,256 @@
+//! Start probes, run a workload, read the histograms.
+//!
+//! One instance of `funcs.bpf.c` per resolved probe, its flavour (fentry/fexit,
+//! kprobe/kretprobe or a tracepoint pair) chosen by autoload, its attach target and
+//! argument set before load. All instances share one tgid filter map, so "this command and
+//! its children" means the same thing to every probe.
+
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, TracepointCategory};
+
+use foliobench_reports::facts::{Flavour, Resolution};
+use foliobench_reports::trace::{NotTraced, ProbeStats};
+
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/funcs.skel.rs"));
+}
+use skel::*;
+
+/// Backing storage for the loaded objects: it must outlive the `Tracer` that borrows it
+/// (libbpf-rs skeletons borrow their object).
+#[derive(Default)]
+pub struct ProbeStorage(Vec<MaybeUninit<OpenObject>>);
+
+/// Which processes the probes count.
+#[derive(Debug, Clone, Default)]
+pub enum Filter {
+    /// Everything on the system.
+    #[default]
+    All,
+    /// These processes and every process they fork from now on.
+    Tgids(Vec<u32>),
+}
+
+struct Instance<'obj> {
+    res: Resolution,
+    function: String,
+    skel: FuncsSkel<'obj>,
+    _links: Vec<Link>,
+}
+
+pub struct Tracer<'obj> {
+    instances: Vec<Instance<'obj>>,
+    /// Probes that resolved but could not be loaded or attached, with the kernel's reason.
+    pub failed: Vec<NotTraced>,
+    /// Index of the instance that owns the shared tgid map (and follows forks).
+    filter_owner: Option<usize>,
+}
+
+impl<'obj> Tracer<'obj> {
+    /// Loads and attaches every probe with a mechanism; probes that fail are recorded in
+    /// `failed`, not fatal. Errors only when BPF cannot be used at all.
+    pub fn start(
+        storage: &'obj mut ProbeStorage,
+        probes: &[Resolution],
+        filter: &Filter,
+    ) -> Result<Tracer<'obj>> {
+        crate::quiet_libbpf();
+        let traceable: Vec<&Resolution> = probes.iter().filter(|r| r.mechanism.is_some()).collect();
+        storage.0 = traceable.iter().map(|_| MaybeUninit::uninit()).collect();
+        let mut t = Tracer {
+            instances: Vec::new(),
+            failed: Vec::new(),
+            filter_owner: None,
+        };
+        let filtering = matches!(filter, Filter::Tgids(_));
+        for (slot, res) in storage.0.iter_mut().zip(traceable) {
+            let owner = t.filter_owner.map(|i| &t.instances[i].skel);
+            match Instance::load(slot, res, filtering, owner) {
+                Ok(inst) => {
+                    if filtering && t.filter_owner.is_none() {
+                        t.filter_owner = Some(t.instances.len());
+                    }
+                    t.instances.push(inst);
+                }
+                Err(e) => t.failed.push(NotTraced {
+                    probe: res.probe.clone(),
+                    reason: format!("{e:#}"),
+                }),
+            }
+        }
+        if let (Filter::Tgids(pids), Some(i)) = (filter, t.filter_owner) {
+            for &pid in pids {
+                t.instances[i]
+                    .skel
+                    .maps
+                    .tgids
+                    .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
+                    .context("adding a pid to the trace filter")?;
+            }
+        }
+        Ok(t)
+    }
+
+    pub fn attached(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// Reads every probe's aggregates (the probes keep running).
+    pub fn read(&self) -> Vec<ProbeStats> {
+        self.instances.iter().map(Instance::read).collect()
+    }
+}
+
+impl<'obj> Instance<'obj> {
+    fn load(
+        slot: &'obj mut MaybeUninit<OpenObject>,
+        res: &Resolution,
+        filtering: bool,
+        filter_owner: Option<&FuncsSkel<'_>>,
+    ) -> Result<Instance<'obj>> {
+        let mechanism = res.mechanism.context("no mechanism")?;
+        let function = res.function.clone().context("no function")?;
+        let mut open = FuncsSkelBuilder::default()
+            .open(slot)
+            .context("opening the probe object")?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("probe object has no .rodata")?;
+        rodata.filter_tgid = filtering;
+        rodata.arg_index = res.arg_index.map_or(-1, |i| i as i32);
+
+        let p = &mut open.progs;
+        p.fentry_entry.set_autoload(mechanism == Flavour::Fentry);
+        p.fexit_exit.set_autoload(mechanism == Flavour::Fentry);
+        p.kprobe_entry.set_autoload(mechanism == Flavour::Kprobe);
+        p.kretprobe_exit.set_autoload(mechanism == Flavour::Kprobe);
+        p.tp_entry.set_autoload(mechanism == Flavour::Tracepoint);
+        p.tp_exit.set_autoload(mechanism == Flavour::Tracepoint);
+        // The first filtering instance follows forks into the shared map; the others reuse it.
+        p.follow_fork
+            .set_autoload(filtering && filter_owner.is_none());
+        if mechanism == Flavour::Fentry {
+            p.fentry_entry
+                .set_attach_target(0, Some(function.clone()))?;
+            p.fexit_exit.set_attach_target(0, Some(function.clone()))?;
+        }
+        if let Some(owner) = filter_owner {
+            open.maps
+                .tgids
+                .reuse_fd(owner.maps.tgids.as_fd())
+                .context("sharing the pid filter")?;
+        }
+        let skel = open
+            .load()
+            .map_err(|e| anyhow::anyhow!("load refused: {}", crate::capability::describe(&e)))?;
+
+        let attach = |what: &str, r: libbpf_rs::Result<Link>| {
+            r.map_err(|e| {
+                anyhow::anyhow!(
+                    "attaching {what} refused: {}",
+                    crate::capability::describe(&e)
+                )
+            })
+        };
+        let progs = &skel.progs;
+        let mut links = match mechanism {
+            Flavour::Fentry => vec![
+                attach("fentry", progs.fentry_entry.attach())?,
+                attach("fexit", progs.fexit_exit.attach())?,
+            ],
+            Flavour::Kprobe => vec![
+                attach("kprobe", progs.kprobe_entry.attach_kprobe(false, &function))?,
+                attach(
+                    "kretprobe",
+                    progs.kretprobe_exit.attach_kprobe(true, &function),
+                )?,
+            ],
+            Flavour::Tracepoint => {
+                let (cat, enter) = function
+                    .split_once(':')
+                    .with_context(|| format!("tracepoint '{function}' is not category:name"))?;
+                let exit = enter.replacen("sys_enter_", "sys_exit_", 1);
+                vec![
+                    attach(
+                        enter,
+                        progs
+                            .tp_entry
+                            .attach_tracepoint(TracepointCategory::Custom(cat.into()), enter),
+                    )?,
+                    attach(
+                        &exit,
+                        progs
+                            .tp_exit
+                            .attach_tracepoint(TracepointCategory::Custom(cat.into()), &exit),
+                    )?,
+                ]
+            }
+        };
+        if filtering && filter_owner.is_none() {
+            links.push(attach("sched_process_fork", progs.follow_fork.attach())?);
+        }
+        Ok(Instance {
+            res: res.clone(),
+            function,
+            skel,
+            _links: links,
+        })
+    }
+
+    fn read(&self) -> ProbeStats {
+        let bss = self.skel.maps.bss_data.as_deref();
+        let (calls, returns, total_ns, lat, arg, sum, dropped) = match bss {
+            Some(b) => (
+                b.calls,
+                b.returns,
+                b.total_ns,
+                b.latency_slots.to_vec(),
+                b.arg_slots.to_vec(),
+                b.arg_sum,
+                b.values_dropped,
+            ),
+            None => (0, 0, 0, vec![], vec![], 0, 0),
+        };
+        let mut values: Vec<(u64, u64)> = Vec::new();
+        if self.res.arg_index.is_some() {
+            let map = &self.skel.maps.values;
+            for key in map.keys() {
+                let count = map
+                    .lookup(&key, MapFlags::ANY)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.try_into().ok().map(u64::from_ne_bytes))
+                    .unwrap_or(0);
+                if let Ok(k) = key.as_slice().try_into() {
+                    values.push((u64::from_ne_bytes(k), count));
+                }
+            }
+            values.sort();
+        }
+        ProbeStats {
+            probe: self.res.probe.clone(),
+            group: self.res.group,
+            function: self.function.clone(),
+            mechanism: self.res.mechanism.expect("loaded probes have one"),
+            calls,
+            returns,
+            total_ns,
+            latency_log2: lat,
+            arg_name: self.res.arg_name.clone(),
+            arg_log2: if self.res.arg_index.is_some() {
+                arg
+            } else {
+                vec![]
+            },
+            arg_values: values,
+            arg_sum: sum,
+            arg_values_dropped: dropped,
+        }
+    }
+}

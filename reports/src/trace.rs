@@ -1,0 +1,249 @@
+//! What `foliobench trace` (and every suite that traces) records per probe, and the
+//! funclatency/bpftrace-style terminal rendering of it.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{Flavour, Group, Resolution};
+
+pub const TRACE_SCHEMA_VERSION: u32 = 1;
+
+/// Aggregates of one probe, read from its BPF maps.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeStats {
+    pub probe: String,
+    pub group: Group,
+    /// The kernel function (or tracepoint) attached to.
+    pub function: String,
+    pub mechanism: Flavour,
+    pub calls: u64,
+    /// Calls whose return was seen (a call still running at read time is not).
+    pub returns: u64,
+    pub total_ns: u64,
+    /// log2 buckets of latency in ns: bucket i counts [2^i, 2^(i+1)); 0 and 1 in bucket 0.
+    pub latency_log2: Vec<u64>,
+    /// The argument recorded, if any (e.g. nr_pages).
+    pub arg_name: Option<String>,
+    pub arg_log2: Vec<u64>,
+    /// Exact values of the argument and their counts, ascending.
+    pub arg_values: Vec<(u64, u64)>,
+    pub arg_sum: u64,
+    /// Distinct values that did not fit the exact-value map (still in `arg_log2`).
+    pub arg_values_dropped: u64,
+}
+
+impl ProbeStats {
+    pub fn avg_ns(&self) -> Option<u64> {
+        (self.returns > 0).then(|| self.total_ns / self.returns)
+    }
+
+    /// How many calls had this exact argument value.
+    pub fn value_count(&self, v: u64) -> u64 {
+        self.arg_values
+            .iter()
+            .find(|(k, _)| *k == v)
+            .map_or(0, |(_, c)| *c)
+    }
+}
+
+/// A probe that was asked for but is not traced, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotTraced {
+    pub probe: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TraceReport {
+    pub schema_version: u32,
+    pub kernel_release: String,
+    /// The traced command, or empty for a system-wide trace of a duration.
+    pub command: Vec<String>,
+    pub command_status: Option<i32>,
+    pub duration_ns: u64,
+    pub probes: Vec<ProbeStats>,
+    pub not_traced: Vec<NotTraced>,
+    /// Facts about how the trace was taken (fallbacks, filters).
+    pub notes: Vec<String>,
+}
+
+impl NotTraced {
+    pub fn from_resolution(r: &Resolution) -> NotTraced {
+        NotTraced {
+            probe: r.probe.clone(),
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+fn bar(count: u64, max: u64, width: usize) -> String {
+    let n = if max == 0 {
+        0
+    } else {
+        ((count as f64 / max as f64) * width as f64).round() as usize
+    };
+    format!("|{:<width$}|", "*".repeat(n.min(width)))
+}
+
+/// A log2 histogram as funclatency prints it, from the first to the last non-empty bucket.
+pub fn render_log2(o: &mut String, unit: &str, slots: &[u64]) {
+    let Some(last) = slots.iter().rposition(|&c| c > 0) else {
+        return;
+    };
+    let first = slots.iter().position(|&c| c > 0).unwrap_or(0);
+    let max = slots.iter().copied().max().unwrap_or(0);
+    let _ = writeln!(o, "     {unit:>20} : count     distribution");
+    for (i, &c) in slots.iter().enumerate().take(last + 1).skip(first) {
+        let lo: u64 = if i == 0 { 0 } else { 1 << i };
+        let hi: u64 = (1u64 << (i + 1)) - 1;
+        let _ = writeln!(o, "     {lo:>9} -> {hi:<9} : {c:<9} {}", bar(c, max, 40));
+    }
+}
+
+/// Exact values (batch sizes) as a table, when there are few enough to read.
+fn render_values(o: &mut String, name: &str, values: &[(u64, u64)]) {
+    if values.is_empty() {
+        return;
+    }
+    let max = values.iter().map(|(_, c)| *c).max().unwrap_or(0);
+    let _ = writeln!(o, "     {name:>20} : count     distribution");
+    for (v, c) in values {
+        let _ = writeln!(o, "     {v:>20} : {c:<9} {}", bar(*c, max, 40));
+    }
+}
+
+fn fmt_ns(ns: u64) -> String {
+    match ns {
+        n if n >= 1_000_000_000 => format!("{:.2} s", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.2} ms", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.2} us", n as f64 / 1e3),
+        n => format!("{n} ns"),
+    }
+}
+
+impl TraceReport {
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let what = if self.command.is_empty() {
+            format!("system-wide for {}", fmt_ns(self.duration_ns))
+        } else {
+            format!(
+                "`{}` ({}, exit status {})",
+                self.command.join(" "),
+                fmt_ns(self.duration_ns),
+                self.command_status
+                    .map_or("unknown".into(), |s| s.to_string())
+            )
+        };
+        let _ = writeln!(
+            o,
+            "Tracing {} probes on {}: {what}",
+            self.probes.len(),
+            self.kernel_release
+        );
+        for n in &self.notes {
+            let _ = writeln!(o, "note: {n}");
+        }
+        for p in &self.probes {
+            let _ = writeln!(
+                o,
+                "\n{} ({} on {}): calls {}, avg {}, total {}",
+                p.probe,
+                p.mechanism.name(),
+                p.function,
+                p.calls,
+                p.avg_ns().map_or("-".into(), fmt_ns),
+                fmt_ns(p.total_ns)
+            );
+            render_log2(&mut o, "nsecs", &p.latency_log2);
+            if let Some(name) = &p.arg_name {
+                if p.arg_values.len() <= 16 && p.arg_values_dropped == 0 {
+                    render_values(&mut o, name, &p.arg_values);
+                } else {
+                    render_log2(&mut o, name, &p.arg_log2);
+                }
+            }
+        }
+        if !self.not_traced.is_empty() {
+            let _ = writeln!(o, "\nNot traced:");
+            for n in &self.not_traced {
+                let _ = writeln!(o, "  {}: {}", n.probe, n.reason);
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> ProbeStats {
+        let mut lat = vec![0u64; 64];
+        lat[10] = 3;
+        lat[12] = 1;
+        ProbeStats {
+            probe: "pin_user_pages_fast".into(),
+            group: Group::Pin,
+            function: "pin_user_pages_fast".into(),
+            mechanism: Flavour::Fentry,
+            calls: 4,
+            returns: 4,
+            total_ns: 8000,
+            latency_log2: lat,
+            arg_name: Some("nr_pages".into()),
+            arg_log2: vec![],
+            arg_values: vec![(2048, 4)],
+            arg_sum: 8192,
+            arg_values_dropped: 0,
+        }
+    }
+
+    #[test]
+    fn log2_buckets_and_bars() {
+        let mut o = String::new();
+        render_log2(&mut o, "nsecs", &stats().latency_log2);
+        let lines: Vec<&str> = o.lines().collect();
+        assert_eq!(lines.len(), 4, "header + buckets 10..=12:\n{o}");
+        assert!(
+            lines[1].contains("1024 -> 2047")
+                && lines[1].contains(": 3 ")
+                && lines[1].contains(&"*".repeat(40))
+        );
+        assert!(lines[2].contains("2048 -> 4095") && lines[2].contains(": 0 "));
+        assert!(
+            lines[3].contains("4096 -> 8191")
+                && lines[3].contains(&format!("|{}{}|", "*".repeat(13), " ".repeat(27)))
+        );
+        let mut empty = String::new();
+        render_log2(&mut empty, "nsecs", &[0; 64]);
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn report_text_has_counts_values_and_reasons() {
+        let r = TraceReport {
+            schema_version: TRACE_SCHEMA_VERSION,
+            kernel_release: "6.12".into(),
+            command: vec!["x".into()],
+            command_status: Some(0),
+            duration_ns: 5_000_000,
+            probes: vec![stats()],
+            not_traced: vec![NotTraced {
+                probe: "try_grab_folio".into(),
+                reason: "neither fentry nor kprobes".into(),
+            }],
+            notes: vec![],
+        };
+        let t = r.render_text();
+        assert!(t.contains("calls 4, avg 2.00 us, total 8.00 us"), "{t}");
+        assert!(t.contains("2048 : 4 "), "{t}");
+        assert!(
+            t.contains("try_grab_folio: neither fentry nor kprobes"),
+            "{t}"
+        );
+        assert_eq!(stats().value_count(2048), 4);
+        assert_eq!(stats().value_count(1), 0);
+    }
+}
