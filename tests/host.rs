@@ -26,15 +26,26 @@ fn doctor() -> serde_json::Value {
     file
 }
 
+/// Whether bpftrace attaches `probe` and sees it fire: bpftrace runs its own reader
+/// (`-c`), so the read-path probes fire even on an idle machine. `None`: no bpftrace.
 fn bpftrace_attaches(probe: &str) -> Option<bool> {
     let st = Command::new("timeout")
         .args(["60", "bpftrace", "-e", &format!("{probe} {{ exit(); }}")])
+        .args(["-c", "/usr/bin/head -c 1 /etc/hostname"])
         .output()
         .ok()?;
     if st.status.code() == Some(127) {
         return None; // no bpftrace
     }
+    assert_ne!(st.status.code(), Some(124), "bpftrace hung on {probe}");
     Some(st.status.success())
+}
+
+fn bpftrace_installed() -> bool {
+    Command::new("bpftrace")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -352,4 +363,43 @@ fn trace_for_a_duration_or_skip_when_nothing_attaches() {
         assert_eq!(out.status.code(), Some(4));
         assert!(String::from_utf8_lossy(&out.stderr).contains("nothing could be traced"));
     }
+}
+
+/// The overhead benchmark runs every variant the machine offers and keeps raw samples.
+#[test]
+fn overhead_runs_each_variant() {
+    let d = doctor();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("o.json");
+    let out = run(foliobench()
+        .args(["overhead", "--repeat", "2", "--out"])
+        .arg(&f));
+    let traceable = d["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["group"] == "pin" && !p["mechanism"].is_null());
+    if !traceable {
+        assert_eq!(out.status.code(), Some(4));
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0));
+    let o = read_json(&f);
+    let names: Vec<&str> = o["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(&names[..2], ["untraced", "foliobench"]);
+    assert_eq!(
+        names.contains(&"bpftrace"),
+        bpftrace_attaches("tracepoint:syscalls:sys_enter_read").is_some()
+    );
+    for v in o["variants"].as_array().unwrap() {
+        let s = v["samples_ns"].as_array().unwrap();
+        assert_eq!(s.len(), 2, "{v}");
+        assert!(s.iter().all(|x| x.as_u64().unwrap() > 0));
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ratio"));
 }

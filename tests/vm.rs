@@ -358,3 +358,47 @@ fn trace_on_61_uses_old_names() {
     );
     assert_eq!(trace_probe(&t, "io_sqe_buffer_register")["calls"], 2);
 }
+
+/// The probe-overhead figure in the guest, with fentry probes and bpftrace's kfunc twins.
+#[test]
+fn overhead_compares_with_bpftrace_in_the_guest() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(foliobench()
+        .args([
+            "vm",
+            "--timeout",
+            "10m",
+            "--",
+            "overhead",
+            "--repeat",
+            "2",
+            "--out",
+            "o.json",
+        ])
+        .current_dir(dir.path()));
+    assert!(out.status.success());
+    let o = read_json(&dir.path().join("o.json"));
+    let names: Vec<&str> = o["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["untraced", "foliobench", "bpftrace"],
+        "notes: {}",
+        o["notes"]
+    );
+    assert!(
+        o["probes"]
+            .to_string()
+            .contains("pin_user_pages_fast (fentry)"),
+        "{}",
+        o["probes"]
+    );
+    for v in o["variants"].as_array().unwrap() {
+        assert_eq!(v["samples_ns"].as_array().unwrap().len(), 2);
+    }
+}

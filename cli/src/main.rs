@@ -9,6 +9,7 @@ mod doctor;
 mod exit;
 mod kernel;
 mod output;
+mod overhead;
 mod trace;
 mod units;
 mod vm;
@@ -32,6 +33,11 @@ enum Cmd {
     /// Run one kernel workload by itself.
     #[command(subcommand)]
     Workload(workload::Workload),
+    /// The probe effect: a command untraced, traced by foliobench, and under bpftrace.
+    Overhead(overhead::OverheadArgs),
+    /// Run a command and write its wall time (used by `overhead`).
+    #[command(hide = true)]
+    Timeit(overhead::TimeitArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +47,8 @@ fn main() -> ExitCode {
         Cmd::Vm(a) => vm::run(a),
         Cmd::Trace(a) => trace::run(a),
         Cmd::Workload(w) => workload::run(w),
+        Cmd::Overhead(a) => overhead::run(a),
+        Cmd::Timeit(a) => overhead::timeit(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

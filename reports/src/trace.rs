@@ -175,6 +175,91 @@ impl TraceReport {
     }
 }
 
+/// Wall time of one command untraced, under foliobench's probes and under bpftrace with
+/// the same probes: the probe effect, as a ratio (timings under emulation mean nothing
+/// absolute).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Overhead {
+    pub schema_version: u32,
+    pub kernel_release: String,
+    pub command: Vec<String>,
+    /// Probes attached in the traced runs (id and mechanism).
+    pub probes: Vec<String>,
+    pub variants: Vec<Variant>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Variant {
+    /// untraced, foliobench, bpftrace.
+    pub name: String,
+    /// Raw wall times of the command, ns, in run order.
+    pub samples_ns: Vec<u64>,
+}
+
+/// Median of raw samples (the mean of the middle two for an even count).
+pub fn median(samples: &[u64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut v = samples.to_vec();
+    v.sort_unstable();
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2] as f64
+    } else {
+        (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0
+    })
+}
+
+impl Overhead {
+    /// median(variant) / median(untraced).
+    pub fn ratio(&self, name: &str) -> Option<f64> {
+        let get = |n: &str| {
+            self.variants
+                .iter()
+                .find(|v| v.name == n)
+                .and_then(|v| median(&v.samples_ns))
+        };
+        Some(get(name)? / get("untraced")?)
+    }
+
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let runs = self.variants.first().map_or(0, |v| v.samples_ns.len());
+        let _ = writeln!(
+            o,
+            "Probe overhead on {}: `{}`, {runs} runs per variant, interleaved",
+            self.kernel_release,
+            self.command.join(" ")
+        );
+        let _ = writeln!(o, "probes: {}", self.probes.join(", "));
+        for n in &self.notes {
+            let _ = writeln!(o, "note: {n}");
+        }
+        let _ = writeln!(
+            o,
+            "{:<12} {:>12} {:>12} {:>12} {:>8}",
+            "variant", "median", "min", "max", "ratio"
+        );
+        for v in &self.variants {
+            let min = v.samples_ns.iter().min().copied().unwrap_or(0);
+            let max = v.samples_ns.iter().max().copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "{:<12} {:>12} {:>12} {:>12} {:>8}",
+                v.name,
+                median(&v.samples_ns).map_or("-".into(), |m| fmt_ns(m as u64)),
+                fmt_ns(min),
+                fmt_ns(max),
+                self.ratio(&v.name)
+                    .map_or("-".into(), |r| format!("{r:.3}"))
+            );
+        }
+        o
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +283,34 @@ mod tests {
             arg_sum: 8192,
             arg_values_dropped: 0,
         }
+    }
+
+    #[test]
+    fn medians_and_ratios() {
+        assert_eq!(median(&[3, 1, 2]), Some(2.0));
+        assert_eq!(median(&[4, 1, 3, 2]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        let o = Overhead {
+            schema_version: TRACE_SCHEMA_VERSION,
+            kernel_release: "k".into(),
+            command: vec!["x".into()],
+            probes: vec![],
+            variants: vec![
+                Variant {
+                    name: "untraced".into(),
+                    samples_ns: vec![100, 110, 90],
+                },
+                Variant {
+                    name: "foliobench".into(),
+                    samples_ns: vec![120, 130, 110],
+                },
+            ],
+            notes: vec![],
+        };
+        assert_eq!(o.ratio("foliobench"), Some(1.2));
+        assert_eq!(o.ratio("bpftrace"), None);
+        let t = o.render_text();
+        assert!(t.contains("foliobench") && t.contains("1.200"), "{t}");
     }
 
     #[test]

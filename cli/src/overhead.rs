@@ -1,0 +1,356 @@
+//! `foliobench overhead`: the probe effect. The same command runs untraced, under
+//! foliobench's probes and under bpftrace with the same probes (when installed),
+//! interleaved, and the medians are compared as ratios.
+//!
+//! Every variant runs the command through `foliobench timeit`, so that only the command's
+//! own wall time is compared (not bpftrace's compile and attach time), with the same
+//! wrapper cost in each. Both tracers trace system-wide: bpftrace cannot follow the
+//! wrapper's child with `cpid`, and equal scope keeps the comparison fair.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use foliobench_ebpf::catalog::{self, Flavour, Resolution};
+use foliobench_ebpf::kernel::KernelFacts;
+use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
+use foliobench_reports::trace::{Overhead, Variant, TRACE_SCHEMA_VERSION};
+use foliobench_workloads::system;
+
+use crate::exit::{env, usage, Code, Fail};
+
+#[derive(Debug, clap::Args)]
+pub struct OverheadArgs {
+    /// Probes to attach (ids or groups, as for trace). Default: pin.
+    #[arg(long = "probe", value_name = "NAME")]
+    pub probes: Vec<String>,
+    /// Runs per variant.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The command to time. Default: foliobench's io_uring pin workload with many pins on
+    /// little memory (8 buffers of 256 KiB registered 200 times), so that pinning, not
+    /// first-touch faults, dominates.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TimeitArgs {
+    /// Where to write the command's wall time in ns.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// Runs a command and writes its wall time; exits with its status.
+pub fn timeit(a: TimeitArgs) -> Result<Code> {
+    let t = Instant::now();
+    let status = Command::new(&a.command[0])
+        .args(&a.command[1..])
+        .status()
+        .map_err(|e| usage(format!("cannot run '{}': {e}", a.command[0])))?;
+    let ns = t.elapsed().as_nanos();
+    std::fs::write(&a.out, ns.to_string())?;
+    match status.code() {
+        Some(0) => Ok(Code::Ok),
+        c => Err(env(format!(
+            "'{}' failed ({})",
+            a.command[0],
+            c.map_or("killed".into(), |c| c.to_string())
+        ))),
+    }
+}
+
+/// The bpftrace equivalent of the attached probes: start time per thread, log2 latency
+/// histogram on return, and the argument's histogram, with the same mechanism.
+pub fn bpftrace_program(probes: &[Resolution]) -> (String, Vec<String>) {
+    let mut prog = String::new();
+    let mut skipped = Vec::new();
+    for (i, r) in probes.iter().enumerate() {
+        let Some(f) = r.function.as_deref() else {
+            continue;
+        };
+        let (enter, exit, arg) = match r.mechanism {
+            // bpftrace's kfunc needs BTF under that name; clones (foo.constprop.0) have none.
+            Some(Flavour::Fentry) if !f.contains('.') => (
+                format!("kfunc:{f}"),
+                format!("kretfunc:{f}"),
+                r.arg_name.as_ref().map(|a| format!("args->{a}")),
+            ),
+            Some(Flavour::Kprobe) if !f.contains('.') => (
+                format!("kprobe:{f}"),
+                format!("kretprobe:{f}"),
+                r.arg_index.map(|i| format!("arg{i}")),
+            ),
+            Some(Flavour::Tracepoint) => {
+                let tp = f;
+                (
+                    format!("tracepoint:{tp}"),
+                    format!("tracepoint:{}", tp.replacen("sys_enter_", "sys_exit_", 1)),
+                    None,
+                )
+            }
+            _ => {
+                skipped.push(r.probe.clone());
+                continue;
+            }
+        };
+        let arg_hist = arg.map_or(String::new(), |a| format!(" @arg{i} = hist({a});"));
+        prog.push_str(&format!(
+            "{enter} {{ @start{i}[tid] = nsecs;{arg_hist} }}\n\
+             {exit} /@start{i}[tid]/ {{ @lat{i} = hist(nsecs - @start{i}[tid]); delete(@start{i}[tid]); }}\n"
+        ));
+    }
+    (prog, skipped)
+}
+
+fn timed(prefix: &[String], command: &[String]) -> Result<u64> {
+    let out = tempfile::NamedTempFile::new()?;
+    let exe = std::env::current_exe()?;
+    let mut inner: Vec<String> = vec![
+        exe.to_string_lossy().into_owned(),
+        "timeit".into(),
+        "--out".into(),
+    ];
+    inner.push(out.path().to_string_lossy().into_owned());
+    inner.push("--".into());
+    inner.extend(command.iter().cloned());
+    let argv: Vec<String> = if prefix.is_empty() {
+        inner
+    } else {
+        let joined = shlex::try_join(inner.iter().map(String::as_str))
+            .context("quoting the command for bpftrace")?;
+        prefix
+            .iter()
+            .cloned()
+            .chain(["-c".to_string(), joined])
+            .collect()
+    };
+    let res = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    if !res.status.success() {
+        let err = String::from_utf8_lossy(&res.stderr);
+        return Err(env(format!(
+            "`{}` failed ({}): {}",
+            argv[0],
+            res.status,
+            err.lines().last().unwrap_or("")
+        )));
+    }
+    let ns = std::fs::read_to_string(out.path())?;
+    ns.trim()
+        .parse()
+        .with_context(|| format!("timeit wrote '{ns}'"))
+}
+
+pub fn run(a: OverheadArgs) -> Result<Code> {
+    if a.repeat == 0 {
+        return Err(usage("--repeat must be at least 1"));
+    }
+    let names = if a.probes.is_empty() {
+        vec!["pin".to_string()]
+    } else {
+        a.probes.clone()
+    };
+    let selected =
+        catalog::select(&names).map_err(|bad| usage(format!("unknown probe '{bad}'")))?;
+    let command = if a.command.is_empty() {
+        let exe = std::env::current_exe()?.to_string_lossy().into_owned();
+        [
+            "workload",
+            "io-uring-pin",
+            "--size",
+            "256K",
+            "--buffers",
+            "8",
+            "--repeat",
+            "200",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .fold(vec![exe], |mut v, s| {
+            v.push(s);
+            v
+        })
+    } else {
+        a.command.clone()
+    };
+    let facts = KernelFacts::probe();
+    let resolutions = facts.resolve(&selected);
+    let traceable: Vec<Resolution> = resolutions
+        .into_iter()
+        .filter(|r| r.mechanism.is_some())
+        .collect();
+    if traceable.is_empty() {
+        return Err(Fail {
+            code: Code::Skipped,
+            msg: "none of the selected probes can be traced here (see foliobench doctor)".into(),
+        }
+        .into());
+    }
+    let mut notes = facts.refusals();
+    let (prog, skipped) = bpftrace_program(&traceable);
+    let bpftrace = which("bpftrace");
+    let mut bpftrace_prefix = None;
+    match &bpftrace {
+        None => notes.push("bpftrace is not installed: no bpftrace comparison".into()),
+        Some(b) => {
+            if !skipped.is_empty() {
+                notes.push(format!(
+                    "not in the bpftrace program (no BTF name for kfunc): {}",
+                    skipped.join(", ")
+                ));
+            }
+            bpftrace_prefix = Some(vec![b.clone(), "-q".into(), "-e".into(), prog]);
+        }
+    }
+
+    let mut variants = vec![
+        Variant {
+            name: "untraced".into(),
+            samples_ns: vec![],
+        },
+        Variant {
+            name: "foliobench".into(),
+            samples_ns: vec![],
+        },
+    ];
+    if bpftrace_prefix.is_some() {
+        variants.push(Variant {
+            name: "bpftrace".into(),
+            samples_ns: vec![],
+        });
+    }
+    // Warm up once (page cache, first-touch costs), then interleave the variants.
+    timed(&[], &command)?;
+    for _ in 0..a.repeat {
+        variants[0].samples_ns.push(timed(&[], &command)?);
+        {
+            let mut storage = ProbeStorage::default();
+            let tracer = Tracer::start(&mut storage, &traceable, &Filter::All)?;
+            if tracer.attached() == 0 {
+                return Err(env(format!("no probe attached: {:?}", tracer.failed)));
+            }
+            variants[1].samples_ns.push(timed(&[], &command)?);
+        }
+        if let Some(prefix) = &bpftrace_prefix {
+            match timed(prefix, &command) {
+                Ok(ns) => variants[2].samples_ns.push(ns),
+                Err(e) => {
+                    notes.push(format!("bpftrace run failed, comparison dropped: {e:#}"));
+                    variants.truncate(2);
+                    bpftrace_prefix = None;
+                }
+            }
+        }
+    }
+    let o = Overhead {
+        schema_version: TRACE_SCHEMA_VERSION,
+        kernel_release: system::kernel_release(),
+        command,
+        probes: traceable
+            .iter()
+            .map(|r| format!("{} ({})", r.probe, r.mechanism.map_or("-", Flavour::name)))
+            .collect(),
+        variants,
+        notes,
+    };
+    if let Some(p) = &a.out {
+        crate::output::write_atomic(p, &serde_json::to_vec_pretty(&o)?)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&o)?);
+    } else {
+        print!("{}", o.render_text());
+    }
+    Ok(Code::Ok)
+}
+
+fn which(tool: &str) -> Option<String> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foliobench_ebpf::catalog::Group;
+
+    fn res(
+        probe: &str,
+        function: &str,
+        mechanism: Flavour,
+        arg: Option<(usize, &str)>,
+    ) -> Resolution {
+        Resolution {
+            probe: probe.into(),
+            group: Group::Pin,
+            function: Some(function.into()),
+            mechanism: Some(mechanism),
+            present: true,
+            btf: true,
+            arg_index: arg.map(|a| a.0),
+            arg_name: arg.map(|a| a.1.to_string()),
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn bpftrace_program_mirrors_mechanisms() {
+        let (p, skipped) = bpftrace_program(&[
+            res(
+                "pin_user_pages_fast",
+                "pin_user_pages_fast",
+                Flavour::Fentry,
+                Some((1, "nr_pages")),
+            ),
+            res("x", "x_fn", Flavour::Kprobe, Some((2, "nr_pages"))),
+            res(
+                "sys_io_uring_register",
+                "syscalls:sys_enter_io_uring_register",
+                Flavour::Tracepoint,
+                None,
+            ),
+            res(
+                "clone",
+                "__init_zone_device_page.constprop.0",
+                Flavour::Kprobe,
+                None,
+            ),
+        ]);
+        assert!(
+            p.contains(
+                "kfunc:pin_user_pages_fast { @start0[tid] = nsecs; @arg0 = hist(args->nr_pages); }"
+            ),
+            "{p}"
+        );
+        assert!(
+            p.contains("kretfunc:pin_user_pages_fast /@start0[tid]/"),
+            "{p}"
+        );
+        assert!(
+            p.contains("kprobe:x_fn { @start1[tid] = nsecs; @arg1 = hist(arg2); }"),
+            "{p}"
+        );
+        assert!(
+            p.contains("tracepoint:syscalls:sys_enter_io_uring_register {"),
+            "{p}"
+        );
+        assert!(
+            p.contains("tracepoint:syscalls:sys_exit_io_uring_register /@start2[tid]/"),
+            "{p}"
+        );
+        assert_eq!(skipped, vec!["clone".to_string()]);
+    }
+}
