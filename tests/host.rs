@@ -276,18 +276,8 @@ fn trace_pin_on_this_host() {
     assert_eq!(out.status.code(), Some(0));
     let t = t.expect("trace.json");
     assert_eq!(t["command_status"], 0);
-    let traced: Vec<&str> = t["probes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["probe"].as_str().unwrap())
-        .collect();
-    let not: Vec<&str> = t["not_traced"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["probe"].as_str().unwrap())
-        .collect();
+    let traced: Vec<&str> = names_of(&t, "probes", "probe");
+    let not: Vec<&str> = names_of(&t, "not_traced", "probe");
     for f in d["functions"]
         .as_array()
         .unwrap()
@@ -385,12 +375,7 @@ fn overhead_runs_each_variant() {
     }
     assert_eq!(out.status.code(), Some(0));
     let o = read_json(&f);
-    let names: Vec<&str> = o["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = names_of(&o, "variants", "name");
     assert_eq!(&names[..2], ["untraced", "foliobench"]);
     assert_eq!(
         names.contains(&"bpftrace"),

@@ -13,17 +13,25 @@ use serde_json::Value;
 /// Two VMs at once would not fit the CI machine's 2 cores in reasonable time.
 static ONE_VM: Mutex<()> = Mutex::new(());
 
-/// Runs `foliobench vm [vm_args] -- doctor --out doctor.json` from a fresh directory (the
-/// guest writes there, so the file proves results reach the host) and returns the report.
-fn doctor_in_vm(vm_args: &[&str]) -> Value {
+/// Runs `foliobench vm [vm_args] --timeout 10m -- [guest]` from a fresh directory, which
+/// the guest writes its results to (so reading them proves they reach the host); one VM at
+/// a time. Asserts the run succeeded.
+fn in_vm(vm_args: &[&str], guest: &[&str]) -> (std::process::Output, tempfile::TempDir) {
     let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = run(foliobench()
         .arg("vm")
         .args(vm_args)
-        .args(["--timeout", "10m", "--", "doctor", "--out", "doctor.json"])
+        .args(["--timeout", "10m", "--"])
+        .args(guest)
         .current_dir(dir.path()));
     assert!(out.status.success(), "foliobench vm failed");
+    (out, dir)
+}
+
+/// `doctor` in a VM; returns its report.
+fn doctor_in_vm(vm_args: &[&str]) -> Value {
+    let (out, dir) = in_vm(vm_args, &["doctor", "--out", "doctor.json"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("foliobench can measure here:"),
@@ -232,8 +240,6 @@ fn value_count(p: &Value, v: u64) -> u64 {
 /// agree with bpftrace's count of the same calls in the same run.
 #[test]
 fn trace_pin_counts_agree_with_bpftrace() {
-    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
     let workload = format!(
         "{} workload io-uring-pin --size 8M --buffers 4 --repeat 2",
         env!("CARGO_BIN_EXE_foliobench")
@@ -241,19 +247,14 @@ fn trace_pin_counts_agree_with_bpftrace() {
     let bt = "kfunc:io_sqe_buffer_register /pid == cpid/ { @reg = count(); } \
               kfunc:pin_user_pages_fast /pid == cpid/ { @fast[args->nr_pages] = count(); } \
               kfunc:try_grab_folio_fast /pid == cpid/ { @grab[args->refs] = count(); }";
-    let out = run(foliobench()
-        .args([
-            "vm",
-            "--timeout",
-            "10m",
-            "--",
+    let (out, dir) = in_vm(
+        &[],
+        &[
             "trace",
             "--probe",
             "pin",
             "--probe",
             "grab",
-        ])
-        .args([
             "--out",
             "trace.json",
             "--",
@@ -265,9 +266,8 @@ fn trace_pin_counts_agree_with_bpftrace() {
             bt,
             "-c",
             &workload,
-        ])
-        .current_dir(dir.path()));
-    assert!(out.status.success());
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("io_sqe_buffer_register (fentry on io_sqe_buffer_register): calls 8"),
@@ -316,35 +316,26 @@ fn trace_pin_counts_agree_with_bpftrace() {
 /// On 6.1 the pre-folio names are traced and say so; no nr_pages is invented for them.
 #[test]
 fn trace_on_61_uses_old_names() {
-    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let workload = [
-        env!("CARGO_BIN_EXE_foliobench"),
-        "workload",
-        "io-uring-pin",
-        "--size",
-        "8M",
-        "--buffers",
-        "2",
-    ];
-    let out = run(foliobench()
-        .args([
-            "vm",
-            "--kernel",
-            "debian:6.1",
-            "--timeout",
-            "10m",
-            "--",
+    let (_, dir) = in_vm(
+        &["--kernel", "debian:6.1"],
+        &[
             "trace",
             "--probe",
             "rmap",
             "--probe",
             "pin",
-        ])
-        .args(["--out", "trace.json", "--"])
-        .args(workload)
-        .current_dir(dir.path()));
-    assert!(out.status.success());
+            "--out",
+            "trace.json",
+            "--",
+            env!("CARGO_BIN_EXE_foliobench"),
+            "workload",
+            "io-uring-pin",
+            "--size",
+            "8M",
+            "--buffers",
+            "2",
+        ],
+    );
     let t = read_json(&dir.path().join("trace.json"));
     let rmap = trace_probe(&t, "folio_remove_rmap_ptes");
     assert_eq!(rmap["function"], "page_remove_rmap");
@@ -362,29 +353,9 @@ fn trace_on_61_uses_old_names() {
 /// The probe-overhead figure in the guest, with fentry probes and bpftrace's kfunc twins.
 #[test]
 fn overhead_compares_with_bpftrace_in_the_guest() {
-    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(foliobench()
-        .args([
-            "vm",
-            "--timeout",
-            "10m",
-            "--",
-            "overhead",
-            "--repeat",
-            "2",
-            "--out",
-            "o.json",
-        ])
-        .current_dir(dir.path()));
-    assert!(out.status.success());
+    let (_, dir) = in_vm(&[], &["overhead", "--repeat", "2", "--out", "o.json"]);
     let o = read_json(&dir.path().join("o.json"));
-    let names: Vec<&str> = o["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = names_of(&o, "variants", "name");
     assert_eq!(
         names,
         ["untraced", "foliobench", "bpftrace"],

@@ -1,8 +1,6 @@
 //! `foliobench doctor`: gathers the facts from `workloads` (machine, pmem) and `ebpf`
 //! (BTF, BPF flavours, the probe catalog) into the report that `reports` renders.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use foliobench_ebpf::catalog::CATALOG;
 use foliobench_ebpf::kernel::KernelFacts;
@@ -14,15 +12,12 @@ use foliobench_workloads::kconfig::{KernelConfig, Symbol};
 use foliobench_workloads::{pmem, system};
 
 use crate::exit::Code;
+use crate::output::OutputArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
-    /// Print JSON instead of the table.
-    #[arg(long)]
-    pub json: bool,
-    /// Also write the JSON report to this file (written whole or not at all).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 const MODULES: &[&str] = &[
@@ -43,14 +38,7 @@ fn avail(available: bool, reason: impl Into<String>) -> Availability {
 
 pub fn run(a: DoctorArgs) -> Result<Code> {
     let d = gather();
-    if let Some(p) = &a.out {
-        crate::output::write_atomic(p, &serde_json::to_vec_pretty(&d)?)?;
-    }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
-    } else {
-        print!("{}", d.render_text());
-    }
+    a.output.emit(&d, || d.render_text())?;
     Ok(Code::Ok)
 }
 

@@ -22,3 +22,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| crate::exit::usage(format!("cannot write {}: {}", path.display(), e.error)))?;
     Ok(())
 }
+
+/// How a command's report is given back: table or JSON on stdout, and a JSON file.
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report to this file (written whole or not at all).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+impl OutputArgs {
+    /// Writes `--out`, then prints JSON or `text()`.
+    pub fn emit<T: serde::Serialize>(
+        &self,
+        report: &T,
+        text: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if let Some(p) = &self.out {
+            write_atomic(p, &serde_json::to_vec_pretty(report)?)?;
+        }
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(report)?);
+        } else {
+            print!("{}", text());
+        }
+        Ok(())
+    }
+}

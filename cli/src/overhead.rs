@@ -19,6 +19,7 @@ use foliobench_reports::trace::{Overhead, Variant, TRACE_SCHEMA_VERSION};
 use foliobench_workloads::system;
 
 use crate::exit::{env, usage, Code, Fail};
+use crate::output::OutputArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct OverheadArgs {
@@ -28,10 +29,8 @@ pub struct OverheadArgs {
     /// Runs per variant.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
-    #[arg(long)]
-    pub json: bool,
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// The command to time. Default: foliobench's io_uring pin workload with many pins on
     /// little memory (8 buffers of 256 KiB registered 200 times), so that pinning, not
     /// first-touch faults, dominates.
@@ -264,14 +263,7 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
         variants,
         notes,
     };
-    if let Some(p) = &a.out {
-        crate::output::write_atomic(p, &serde_json::to_vec_pretty(&o)?)?;
-    }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&o)?);
-    } else {
-        print!("{}", o.render_text());
-    }
+    a.output.emit(&o, || o.render_text())?;
     Ok(Code::Ok)
 }
 

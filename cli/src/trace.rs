@@ -1,7 +1,6 @@
 //! `foliobench trace`: live tracing of catalog probes, system-wide for a duration or of one
 //! command and its children, printed as log2 histograms like funclatency/bpftrace.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use foliobench_workloads::command::{CommandError, GatedChild};
 use foliobench_workloads::system;
 
 use crate::exit::{usage, Code, Fail};
+use crate::output::OutputArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
@@ -25,12 +25,8 @@ pub struct TraceArgs {
     /// Trace the whole system for this long (e.g. 10s), instead of a command.
     #[arg(long)]
     pub duration: Option<String>,
-    /// Print JSON instead of histograms.
-    #[arg(long)]
-    pub json: bool,
-    /// Also write the JSON report here (written whole or not at all).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// The command to trace, with its children.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -128,13 +124,6 @@ pub fn run(a: TraceArgs) -> Result<Code> {
     report.duration_ns = started.elapsed().as_nanos() as u64;
     report.probes = tracer.read();
 
-    if let Some(p) = &a.out {
-        crate::output::write_atomic(p, &serde_json::to_vec_pretty(&report)?)?;
-    }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.render_text());
-    }
+    a.output.emit(&report, || report.render_text())?;
     Ok(Code::Ok)
 }

@@ -56,3 +56,17 @@ pub fn probe<'a>(d: &'a Value, id: &str) -> &'a Value {
 pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
 }
+
+/// The `key` strings of the elements of the array `list` in a report.
+pub fn names_of<'a>(d: &'a Value, list: &str, key: &str) -> Vec<&'a str> {
+    d[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} array"))
+        .iter()
+        .map(|e| {
+            e[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{list} entry without {key}"))
+        })
+        .collect()
+}
