@@ -373,3 +373,69 @@ fn overhead_compares_with_bpftrace_in_the_guest() {
         assert_eq!(v["samples_ns"].as_array().unwrap().len(), 2);
     }
 }
+
+fn arg_values(p: &Value) -> Vec<(u64, u64)> {
+    p["arg_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e[0].as_u64().unwrap(), e[1].as_u64().unwrap()))
+        .collect()
+}
+
+/// Tracing a devdax reconfiguration (align 2M) in the throwaway VM: the memmap probes
+/// (fentry) and the per-page initialiser (a kprobe on its .constprop clone) must tell one
+/// consistent story, whatever the figures are.
+#[test]
+fn trace_memmap_of_a_devdax_namespace() {
+    let (_, dir) = in_vm(
+        &[],
+        &[
+            "trace",
+            "--probe",
+            "memmap",
+            "--probe",
+            "vmemmap",
+            "--out",
+            "trace.json",
+            "--",
+            "ndctl",
+            "create-namespace",
+            "-f",
+            "-e",
+            "namespace0.0",
+            "-m",
+            "devdax",
+            "-M",
+            "mem",
+            "-a",
+            "2M",
+        ],
+    );
+    let t = read_json(&dir.path().join("trace.json"));
+    assert_eq!(t["command_status"], 0, "ndctl create-namespace succeeded");
+    let zone = trace_probe(&t, "memmap_init_zone_device");
+    assert_eq!(zone["calls"], 1);
+    let [(zone_pages, 1)] = arg_values(zone)[..] else {
+        panic!("{zone}")
+    };
+    // One memmap_init_compound per 2M compound page, all with the same nr_pages.
+    let compound = trace_probe(&t, "memmap_init_compound");
+    let [(per_compound, n_compound)] = arg_values(compound)[..] else {
+        panic!("{compound}")
+    };
+    assert_eq!(
+        n_compound * 512,
+        zone_pages,
+        "one compound page per 2M of the range"
+    );
+    // Each initialises per_compound struct pages through __init_zone_device_page.
+    let page = trace_probe(&t, "__init_zone_device_page");
+    assert_eq!(page["mechanism"], "kprobe");
+    assert_eq!(page["function"], "__init_zone_device_page.constprop.0");
+    assert_eq!(page["calls"].as_u64().unwrap(), n_compound * per_compound);
+    // Struct page memory allocated, from the allocator's own calls.
+    let alloc = trace_probe(&t, "vmemmap_alloc_block_buf");
+    let bytes: u64 = arg_values(alloc).iter().map(|(size, n)| size * n).sum();
+    assert!(bytes > 0, "{alloc}");
+}

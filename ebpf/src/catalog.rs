@@ -105,6 +105,20 @@ pub const CATALOG: &[Probe] = &[
         "vmemmap population that reuses tail struct page pages",
     ),
     func(
+        "vmemmap_alloc_block_buf",
+        Group::Vmemmap,
+        &["vmemmap_alloc_block_buf"],
+        &["size"],
+        "allocates one vmemmap block from RAM: calls x size = struct page memory allocated",
+    ),
+    func(
+        "altmap_alloc_block_buf",
+        Group::Vmemmap,
+        &["altmap_alloc_block_buf"],
+        &["size"],
+        "allocates one vmemmap block from the device (altmap, --map=dev)",
+    ),
+    func(
         "pin_user_pages",
         Group::Pin,
         &["pin_user_pages"],
