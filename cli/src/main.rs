@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod doctor;
 mod exit;
 mod kernel;
+mod model;
 mod output;
 mod overhead;
 mod trace;
@@ -30,6 +31,8 @@ enum Cmd {
     Vm(vm::VmArgs),
     /// Trace catalog probes (latency and argument histograms), system-wide or for a command.
     Trace(trace::TraceArgs),
+    /// Struct page cost of every geometry for a size, from the model (capacity planning).
+    Model(model::ModelArgs),
     /// Run one kernel workload by itself.
     #[command(subcommand)]
     Workload(workload::Workload),
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Cmd::Vm(a) => vm::run(a),
         Cmd::Trace(a) => trace::run(a),
         Cmd::Workload(w) => workload::run(w),
+        Cmd::Model(a) => model::run(a),
         Cmd::Overhead(a) => overhead::run(a),
         Cmd::Timeit(a) => overhead::timeit(a),
     };

@@ -3,4 +3,5 @@
 
 pub mod doctor;
 pub mod facts;
+pub mod geometry;
 pub mod trace;
