@@ -1,0 +1,476 @@
+//! Reconfiguring pmem namespaces without losing anybody's data.
+//!
+//! `ndctl create-namespace -f` destroys what is on a namespace. So foliobench only touches a
+//! namespace it was granted (by name, or the emulated pmem `foliobench vm` creates), refuses
+//! one that is mounted, open, mapped, holds a filesystem or is onlined as system RAM,
+//! records the original configuration on disk before the first change, restores it when the
+//! `Provisioner` is dropped (normal end, error, Ctrl-C) and leaves the record for
+//! `foliobench restore` if the process is killed. One flock keeps two runs apart.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use foliobench_reports::geometry::{Geometry, Map};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::pmem::{self, Namespace, Region};
+
+#[derive(Debug, Error)]
+pub enum NamespaceError {
+    /// The user can fix it (grant, choose another namespace, unmount...).
+    #[error("{0}")]
+    Refused(String),
+    /// The machine or a command failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+use NamespaceError::{Failed, Refused};
+
+pub const STATE_DIR: &str = "/var/lib/foliobench";
+const LOCK_PATH: &str = "/run/lock/foliobench.lock";
+
+fn state_path() -> PathBuf {
+    Path::new(STATE_DIR).join("namespace-state.json")
+}
+
+/// What is written before the first change, so a killed run can be repaired.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedState {
+    pub pid: u32,
+    pub original: Namespace,
+}
+
+/// A namespace to reconfigure, chosen and checked.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub region: Region,
+    pub namespace: Namespace,
+    /// Why foliobench may touch it.
+    pub grant: String,
+}
+
+/// Whether this region is the emulated pmem of `memmap=` (the e820 bus) inside the test VM.
+fn emulated_in_vm(region: &Region) -> bool {
+    let in_vm = std::env::var_os("FOLIOBENCH_IN_VM").is_some();
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let e820 = fs::read_link(Path::new("/sys/bus/nd/devices").join(&region.dev))
+        .map(|p| p.to_string_lossy().contains("e820_pmem"))
+        .unwrap_or(false);
+    in_vm && e820 && cmdline.split_whitespace().any(|w| w.starts_with("memmap="))
+}
+
+/// Picks the namespace to use: the one named with `--namespace`, or in the test VM the
+/// emulated pmem's. Refuses anything else.
+pub fn choose(granted: Option<&str>) -> Result<Target, NamespaceError> {
+    let listing = pmem::list();
+    if let Some(e) = listing.error {
+        return Err(Failed(e));
+    }
+    let all: Vec<(Region, Namespace)> = listing
+        .regions
+        .iter()
+        .flat_map(|r| r.namespaces.iter().map(move |n| (r.clone(), n.clone())))
+        .collect();
+    if let Some(name) = granted {
+        let (region, namespace) =
+            all.into_iter()
+                .find(|(_, n)| n.dev == name)
+                .ok_or_else(|| {
+                    Refused(format!(
+                        "--namespace {name}: no such namespace (see `ndctl list -N`)"
+                    ))
+                })?;
+        return Ok(Target {
+            region,
+            namespace,
+            grant: format!("granted with --namespace {name}"),
+        });
+    }
+    let emulated: Vec<(Region, Namespace)> =
+        all.into_iter().filter(|(r, _)| emulated_in_vm(r)).collect();
+    match emulated.as_slice() {
+        [(region, namespace)] => Ok(Target {
+            region: region.clone(),
+            namespace: namespace.clone(),
+            grant: "emulated pmem of this test VM (memmap=)".into(),
+        }),
+        [] => Err(Refused(
+            "no namespace granted: pass --namespace NAME for one foliobench may reconfigure \
+             (its data will be destroyed and its configuration restored), or run inside `foliobench vm`"
+                .into(),
+        )),
+        _ => Err(Refused("several emulated namespaces: pass --namespace NAME".into())),
+    }
+}
+
+/// The device nodes of a namespace: /dev/pmemN (raw, fsdax, sector) or /dev/daxN.M.
+fn device_nodes(ns: &Namespace) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(b) = &ns.blockdev {
+        v.push(format!("/dev/{b}"));
+    }
+    if let Some(c) = &ns.chardev {
+        v.push(format!("/dev/{c}"));
+    }
+    v
+}
+
+/// Why a namespace must not be touched now, if anything says so.
+pub fn in_use(ns: &Namespace) -> Option<String> {
+    let nodes = device_nodes(ns);
+    if nodes.is_empty() {
+        return None;
+    }
+    if let Some(why) = holders(&nodes) {
+        return Some(why);
+    }
+    if let Some(b) = &ns.blockdev {
+        let out = Command::new("blkid")
+            .args(["-p", "-o", "export", &format!("/dev/{b}")])
+            .output();
+        if let Ok(o) = out {
+            let text = String::from_utf8_lossy(&o.stdout);
+            if let Some(t) = text.lines().find_map(|l| l.strip_prefix("TYPE=")) {
+                return Some(format!("/dev/{b} holds a {t} filesystem or signature"));
+            }
+        }
+    }
+    if let Some(c) = &ns.chardev {
+        let driver = fs::read_link(Path::new("/sys/bus/dax/devices").join(c).join("driver")).ok();
+        if driver.is_some_and(|d| d.ends_with("kmem")) {
+            return Some(format!("{c} is onlined as system RAM (kmem)"));
+        }
+    }
+    None
+}
+
+/// Whether any of these device nodes is mounted, or open or mapped by another process.
+pub fn holders(nodes: &[String]) -> Option<String> {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    for l in mounts.lines() {
+        let src = l.split_whitespace().next().unwrap_or("");
+        if let Some(n) = nodes
+            .iter()
+            .find(|n| src == n.as_str() || src.starts_with(&format!("{n}p")))
+        {
+            return Some(format!(
+                "{n} is mounted ({})",
+                l.split_whitespace().nth(1).unwrap_or("?")
+            ));
+        }
+    }
+    let me = std::process::id().to_string();
+    for proc in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = proc.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        for fd in fs::read_dir(proc.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(t) = fs::read_link(fd.path()) {
+                if let Some(n) = nodes.iter().find(|n| t == Path::new(n.as_str())) {
+                    return Some(format!("{n} is open by pid {pid}"));
+                }
+            }
+        }
+        if let Ok(maps) = fs::read_to_string(proc.path().join("maps")) {
+            // The path is the last field of a maps line; compare it whole (pmem0 != pmem01).
+            let mapped = |n: &&String| {
+                maps.lines()
+                    .any(|l| l.split_whitespace().last() == Some(n.as_str()))
+            };
+            if let Some(n) = nodes.iter().find(mapped) {
+                return Some(format!("{n} is mapped by pid {pid}"));
+            }
+        }
+    }
+    None
+}
+
+/// The ndctl arguments that configure a namespace as `g`.
+pub fn create_args(ns: &str, g: Geometry) -> Vec<String> {
+    let map = |m: Map| match m {
+        Map::Mem => "mem",
+        Map::Dev => "dev",
+    };
+    let mut v: Vec<String> = ["create-namespace", "-f", "-e", ns]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    match g {
+        Geometry::Devdax { align, map: m } => v.extend([
+            "-m".into(),
+            "devdax".into(),
+            "-M".into(),
+            map(m).into(),
+            "-a".into(),
+            align.to_string(),
+        ]),
+        Geometry::Fsdax { map: m } => {
+            v.extend(["-m".into(), "fsdax".into(), "-M".into(), map(m).into()])
+        }
+        Geometry::Pfnmap => {}
+    }
+    v
+}
+
+/// The ndctl arguments that put a namespace back as it was.
+pub fn restore_args(orig: &Namespace) -> Vec<String> {
+    let mut v: Vec<String> = ["create-namespace", "-f", "-e", &orig.dev]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mode = orig.mode.clone().unwrap_or_else(|| "raw".into());
+    v.extend(["-m".into(), mode.clone()]);
+    if mode == "fsdax" || mode == "devdax" {
+        if let Some(m) = &orig.map {
+            v.extend(["-M".into(), m.clone()]);
+        }
+        if let Some(a) = orig.align {
+            v.extend(["-a".into(), a.to_string()]);
+        }
+    }
+    v
+}
+
+fn ndctl(args: &[String]) -> Result<(serde_json::Value, Duration), NamespaceError> {
+    let t = Instant::now();
+    let out = Command::new("ndctl")
+        .args(args)
+        .output()
+        .map_err(|e| Failed(format!("running ndctl: {e} (install Debian's `ndctl`)")))?;
+    let took = t.elapsed();
+    if !out.status.success() {
+        return Err(Failed(format!(
+            "ndctl {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    Ok((v, took))
+}
+
+/// Exclusive right to reconfigure namespaces on this machine.
+pub struct Lock {
+    /// Held open for its flock; closing it releases the lock.
+    _file: fs::File,
+}
+
+impl Lock {
+    pub fn take() -> Result<Lock, NamespaceError> {
+        let _ = fs::create_dir_all("/run/lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(LOCK_PATH)
+            .map_err(|e| Failed(format!("{LOCK_PATH}: {e}")))?;
+        // SAFETY: flock on a file we hold open.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Failed(format!(
+                "another foliobench run is reconfiguring namespaces ({LOCK_PATH} is locked); wait for it to finish"
+            )));
+        }
+        Ok(Lock { _file: f })
+    }
+}
+
+/// A namespace foliobench is reconfiguring; restores the original on drop.
+pub struct Provisioner {
+    pub target: Target,
+    restored: bool,
+    _lock: Lock,
+}
+
+/// The result of one reconfiguration.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub took: Duration,
+    /// What ndctl reported for the namespace it created.
+    pub ndctl: serde_json::Value,
+}
+
+impl Provisioner {
+    /// Checks the target, takes the lock and saves the original configuration.
+    pub fn begin(target: Target) -> Result<Provisioner, NamespaceError> {
+        let lock = Lock::take()?;
+        if let Ok(text) = fs::read_to_string(state_path()) {
+            return Err(Refused(format!(
+                "a previous run left {} unrestored ({}); run `foliobench restore` first",
+                state_path().display(),
+                text.trim()
+            )));
+        }
+        if let Some(why) = in_use(&target.namespace) {
+            return Err(Refused(format!(
+                "refusing to reconfigure {}: {why}",
+                target.namespace.dev
+            )));
+        }
+        let state = SavedState {
+            pid: std::process::id(),
+            original: target.namespace.clone(),
+        };
+        fs::create_dir_all(STATE_DIR).map_err(|e| Failed(format!("{STATE_DIR}: {e}")))?;
+        let json = serde_json::to_vec_pretty(&state).expect("serializable");
+        fs::write(state_path(), json)
+            .map_err(|e| Failed(format!("{}: {e}", state_path().display())))?;
+        Ok(Provisioner {
+            target,
+            restored: false,
+            _lock: lock,
+        })
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.target.namespace.dev
+    }
+
+    /// Tears the namespace's memremap down: the known state deltas are measured from.
+    pub fn disable(&self) -> Result<(), NamespaceError> {
+        ndctl(&["disable-namespace".into(), self.namespace().into()]).map(|_| ())
+    }
+
+    pub fn apply(&self, g: Geometry) -> Result<Applied, NamespaceError> {
+        let (ndctl, took) = ndctl(&create_args(self.namespace(), g))?;
+        Ok(Applied { took, ndctl })
+    }
+
+    /// Puts the original configuration back and forgets the saved state.
+    pub fn restore(&mut self) -> Result<(), NamespaceError> {
+        if self.restored {
+            return Ok(());
+        }
+        ndctl(&restore_args(&self.target.namespace))?;
+        self.restored = true;
+        let _ = fs::remove_file(state_path());
+        Ok(())
+    }
+}
+
+impl Drop for Provisioner {
+    fn drop(&mut self) {
+        if !self.restored {
+            match self.restore() {
+                Ok(()) => eprintln!("foliobench: restored {} to its original configuration", self.namespace()),
+                Err(e) => eprintln!(
+                    "foliobench: could not restore {}: {e}; its original configuration is saved in {}: run `foliobench restore`",
+                    self.namespace(),
+                    state_path().display()
+                ),
+            }
+        }
+    }
+}
+
+/// `foliobench restore`: puts back a namespace a killed run left reconfigured.
+pub fn restore_saved() -> Result<Option<Namespace>, NamespaceError> {
+    let _lock = Lock::take()?;
+    let text = match fs::read_to_string(state_path()) {
+        Ok(t) => t,
+        Err(_) => return Ok(None),
+    };
+    let state: SavedState = serde_json::from_str(&text).map_err(|e| {
+        Failed(format!(
+            "{} is not a foliobench state file: {e}",
+            state_path().display()
+        ))
+    })?;
+    if Path::new("/proc").join(state.pid.to_string()).exists() && state.pid != std::process::id() {
+        let comm = fs::read_to_string(format!("/proc/{}/comm", state.pid)).unwrap_or_default();
+        if comm.trim() == "foliobench" {
+            return Err(Refused(format!(
+                "pid {} (foliobench) is still running and will restore it",
+                state.pid
+            )));
+        }
+    }
+    ndctl(&restore_args(&state.original))?;
+    let _ = fs::remove_file(state_path());
+    Ok(Some(state.original))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(mode: &str, map: Option<&str>, align: Option<u64>) -> Namespace {
+        Namespace {
+            dev: "namespace0.0".into(),
+            mode: Some(mode.into()),
+            map: map.map(String::from),
+            size: 2 << 30,
+            align,
+            blockdev: None,
+            chardev: None,
+            state: None,
+        }
+    }
+
+    #[test]
+    fn create_arguments_per_geometry() {
+        let g: Geometry = "devdax:2M:dev".parse().unwrap();
+        assert_eq!(
+            create_args("namespace0.0", g).join(" "),
+            "create-namespace -f -e namespace0.0 -m devdax -M dev -a 2097152"
+        );
+        let g: Geometry = "fsdax:mem".parse().unwrap();
+        assert_eq!(
+            create_args("namespace0.0", g).join(" "),
+            "create-namespace -f -e namespace0.0 -m fsdax -M mem"
+        );
+    }
+
+    #[test]
+    fn restore_arguments_put_back_mode_map_and_align() {
+        assert_eq!(
+            restore_args(&ns("fsdax", Some("mem"), None)).join(" "),
+            "create-namespace -f -e namespace0.0 -m fsdax -M mem"
+        );
+        assert_eq!(
+            restore_args(&ns("devdax", Some("dev"), Some(1 << 30))).join(" "),
+            "create-namespace -f -e namespace0.0 -m devdax -M dev -a 1073741824"
+        );
+        assert_eq!(
+            restore_args(&ns("raw", None, None)).join(" "),
+            "create-namespace -f -e namespace0.0 -m raw"
+        );
+    }
+
+    #[test]
+    fn a_namespace_without_device_nodes_is_not_in_use() {
+        assert_eq!(in_use(&ns("raw", None, None)), None);
+    }
+
+    #[test]
+    fn an_open_device_is_refused() {
+        // A file another process holds open stands in for a device node.
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let node = f.path().to_string_lossy().into_owned();
+        assert_eq!(holders(std::slice::from_ref(&node)), None);
+        let mut child = Command::new("sleep")
+            .arg("5")
+            .stdin(fs::File::open(f.path()).unwrap())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let why = holders(std::slice::from_ref(&node));
+        child.kill().unwrap();
+        let _ = child.wait();
+        let why = why.expect("refused");
+        assert!(
+            why.contains(&format!("is open by pid {}", child.id())),
+            "{why}"
+        );
+    }
+}
