@@ -193,7 +193,11 @@ fn dax_availability(
 /// Whether `vmemmap_can_optimize()` can hold: power-of-two struct page and, since 6.4,
 /// the arch opt-in CONFIG_ARCH_WANT_OPTIMIZE_DAX_VMEMMAP (seed 001). Before 6.4 the
 /// optimization was not arch-gated.
-fn struct_page(size: Option<u64>, config: Option<&KernelConfig>, release: &str) -> StructPage {
+pub(crate) fn struct_page(
+    size: Option<u64>,
+    config: Option<&KernelConfig>,
+    release: &str,
+) -> StructPage {
     let gated = kernel_at_least(release, 6, 4);
     let arch_opt_in: Option<bool> = match (config, gated) {
         (_, Some(false)) => Some(true),

@@ -11,6 +11,7 @@ mod kernel;
 mod model;
 mod output;
 mod overhead;
+mod run;
 mod trace;
 mod units;
 mod vm;
@@ -31,6 +32,10 @@ enum Cmd {
     Vm(vm::VmArgs),
     /// Trace catalog probes (latency and argument histograms), system-wide or for a command.
     Trace(trace::TraceArgs),
+    /// Run a measurement suite (memmap) in this kernel.
+    Run(run::RunArgs),
+    /// Restore a namespace that a killed run left reconfigured.
+    Restore,
     /// Struct page cost of every geometry for a size, from the model (capacity planning).
     Model(model::ModelArgs),
     /// Run one kernel workload by itself.
@@ -51,6 +56,8 @@ fn main() -> ExitCode {
         Cmd::Trace(a) => trace::run(a),
         Cmd::Workload(w) => workload::run(w),
         Cmd::Model(a) => model::run(a),
+        Cmd::Run(a) => run::run(a),
+        Cmd::Restore => run::restore(),
         Cmd::Overhead(a) => overhead::run(a),
         Cmd::Timeit(a) => overhead::timeit(a),
     };

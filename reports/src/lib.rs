@@ -4,4 +4,5 @@
 pub mod doctor;
 pub mod facts;
 pub mod geometry;
+pub mod results;
 pub mod trace;

@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod kconfig;
+pub mod memmap;
 pub mod namespace;
 pub mod pin;
 pub mod pmem;
