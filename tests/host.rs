@@ -389,3 +389,56 @@ fn overhead_runs_each_variant() {
     }
     assert!(String::from_utf8_lossy(&out.stdout).contains("ratio"));
 }
+
+#[test]
+fn model_command_table_and_errors() {
+    let out = run(foliobench().args(["model", "--size", "1T", "--struct-page", "64", "--json"]));
+    assert_eq!(out.status.code(), Some(0));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ram = |mode: &str, align: u64| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["geometry"]["mode"] == mode
+                    && r["geometry"]["align"] == align
+                    && r["geometry"]["map"] == "mem"
+            })
+            .unwrap()["ram_pages"]
+            .as_u64()
+            .unwrap()
+            * 4096
+    };
+    assert_eq!(ram("devdax", 4096), 16 << 30);
+    assert_eq!(ram("devdax", 2 << 20), 4 << 30);
+    for bad in [
+        &["model", "--size", "3M"][..],
+        &["model", "--size", "1T", "--geometry", "devdax:3M:mem"],
+        &["model", "--size", "x"],
+    ] {
+        assert_eq!(
+            run(foliobench().args(bad)).status.code(),
+            Some(2),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn run_refuses_what_it_was_not_given() {
+    let out = run(foliobench().args(["run", "--suite", "memmap"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--namespace"));
+    let out = run(foliobench().args(["run", "--suite", "memmap", "--namespace", "namespace9.9"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(foliobench().args(["run", "--suite", "nope"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(foliobench().args(["run", "--suite", "memmap", "--geometry", "devdax:2M"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("valid forms are devdax:4K|2M|1G:mem|dev")
+    );
+    let out = run(foliobench().args(["restore"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to restore"));
+}

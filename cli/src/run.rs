@@ -159,12 +159,8 @@ pub fn run(a: RunArgs) -> Result<Code> {
         results.push(r);
     }
     prov.restore().map_err(ns_err)?;
-    eprintln!(
-        "foliobench: restored {} to {} map={}",
-        orig.dev,
-        orig.mode.as_deref().unwrap_or("?"),
-        orig.map.as_deref().unwrap_or("-")
-    );
+    let restored = prov.verify_restored().map_err(ns_err)?;
+    eprintln!("foliobench: restored the namespace, {restored}");
 
     let (cpu, cpu_model) = system::cpu_kind();
     let report = Results {
@@ -181,6 +177,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
             nr_memmap_pages: nr_memmap,
             namespace: orig.dev.clone(),
             namespace_size: size,
+            restored,
             probes: probes
                 .iter()
                 .filter_map(|p| {

@@ -32,6 +32,8 @@ pub struct Context {
     pub nr_memmap_pages: bool,
     pub namespace: String,
     pub namespace_size: u64,
+    /// The namespace as re-read after it was restored.
+    pub restored: String,
     /// Probe id, kernel function and mechanism of every probe used.
     pub probes: Vec<String>,
     pub notes: Vec<String>,
@@ -185,6 +187,7 @@ impl Results {
         for n in &c.notes {
             let _ = writeln!(o, "note: {n}");
         }
+        let _ = writeln!(o, "namespace restored afterwards, {}", c.restored);
         let base = self
             .memmap
             .iter()

@@ -346,6 +346,36 @@ impl Provisioner {
         Ok(Applied { took, ndctl })
     }
 
+    /// Re-reads the namespace and compares it with the original: mode, map and size.
+    pub fn verify_restored(&self) -> Result<String, NamespaceError> {
+        let now = pmem::list()
+            .regions
+            .into_iter()
+            .flat_map(|r| r.namespaces)
+            .find(|n| n.dev == self.target.namespace.dev)
+            .ok_or_else(|| Failed(format!("{} is gone after restore", self.namespace())))?;
+        let o = &self.target.namespace;
+        let same = now.mode == o.mode && now.map == o.map && now.size == o.size;
+        let desc = |n: &Namespace| {
+            format!(
+                "{} mode={} map={} size={}",
+                n.dev,
+                n.mode.as_deref().unwrap_or("?"),
+                n.map.as_deref().unwrap_or("-"),
+                n.size
+            )
+        };
+        if same {
+            Ok(format!("verified: {}", desc(&now)))
+        } else {
+            Err(Failed(format!(
+                "restore did not give back the original: now {}, was {}",
+                desc(&now),
+                desc(o)
+            )))
+        }
+    }
+
     /// Puts the original configuration back and forgets the saved state.
     pub fn restore(&mut self) -> Result<(), NamespaceError> {
         if self.restored {
