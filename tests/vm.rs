@@ -596,3 +596,62 @@ fn memmap_suite_refuses_an_open_namespace() {
         .unwrap();
     assert_eq!(init["calls"], 0, "no namespace was created");
 }
+
+/// The mode of namespace0.0 in `ndctl list -N` output (an object or an array).
+fn ns_mode(listing: &str) -> String {
+    let v: Value =
+        serde_json::from_str(listing).unwrap_or_else(|e| panic!("ndctl JSON: {e}: {listing}"));
+    let ns = if v.is_array() { v[0].clone() } else { v };
+    format!(
+        "{}:{}",
+        ns["mode"].as_str().unwrap_or("?"),
+        ns["map"].as_str().unwrap_or("-")
+    )
+}
+
+/// Ctrl-C mid-suite restores the namespace; after SIGKILL, `foliobench restore` does.
+#[test]
+fn interrupted_and_killed_runs_are_restored() {
+    let fb = env!("CARGO_BIN_EXE_foliobench");
+    let suite = format!("{fb} run --suite memmap --repeat 20 --geometry devdax:4K:mem");
+    let script = format!(
+        "timeout --preserve-status -s INT 15 {suite}; echo $? > int.status; ndctl list -N -i > after-int.json; \
+         timeout -s KILL 35 {suite}; ndctl list -N -i > after-kill.json; \
+         ls /var/lib/foliobench > state.txt; {fb} restore > restore.txt; echo $? > restore.status; \
+         ndctl list -N -i > after-restore.json"
+    );
+    let (_, dir) = in_vm(
+        &[],
+        &[
+            "trace",
+            "--probe",
+            "memmap_init_zone_device",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"))
+    };
+    assert_eq!(
+        read("int.status").trim(),
+        "3",
+        "an interrupted run is an error, not a result"
+    );
+    assert_eq!(
+        ns_mode(&read("after-int.json")),
+        "fsdax:mem",
+        "restored after Ctrl-C"
+    );
+    assert!(
+        read("state.txt").contains("namespace-state.json"),
+        "a killed run leaves its saved state"
+    );
+    // Where the kill lands is timing; what restore must do is not.
+    eprintln!("after the kill: {}", ns_mode(&read("after-kill.json")));
+    assert_eq!(read("restore.status").trim(), "0");
+    assert!(read("restore.txt").contains("restored namespace0.0 to fsdax map=mem"));
+    assert_eq!(ns_mode(&read("after-restore.json")), "fsdax:mem");
+}

@@ -142,12 +142,15 @@ pub fn run(a: RunArgs) -> Result<Code> {
             continue;
         }
         for i in 0..a.repeat {
+            eprintln!("foliobench: {g} sample {}/{}", i + 1, a.repeat);
+            let sample = memmap::measure(&prov, g, &probes);
+            // A signal may also have killed ndctl itself (same process group): that is an
+            // interruption, not a result.
             if interrupted.load(Ordering::Relaxed) {
-                drop(prov); // restores, and says so
+                drop(prov);
                 return Err(env("interrupted: namespace restored, no results written"));
             }
-            eprintln!("foliobench: {g} sample {}/{}", i + 1, a.repeat);
-            match memmap::measure(&prov, g, &probes) {
+            match sample {
                 Ok(s) => r.samples.push(s),
                 Err(e) => {
                     r.error = Some(e.to_string());
@@ -199,7 +202,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
 
 /// `foliobench restore`: repair after a killed run.
 pub fn restore() -> Result<Code> {
-    match namespace::restore_saved().map_err(ns_err)? {
+    match namespace::restore_saved(std::time::Duration::from_secs(120)).map_err(ns_err)? {
         Some(ns) => println!(
             "foliobench: restored {} to {} map={}",
             ns.dev,

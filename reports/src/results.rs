@@ -195,7 +195,7 @@ impl Results {
             .and_then(|r| med(&r.samples, |s| s.memmap_init_ns));
         let _ = writeln!(
             o,
-            "{:<14} {:>3} {:>12} {:>12} {:>10} {:>11} {:>9} {:>10} {:>10} {:>9}",
+            "{:<14} {:>3} {:>12} {:>12} {:>10} {:>11} {:>9} {:>10} {:>10} {:>9} {:>9}",
             "geometry",
             "n",
             "model pages",
@@ -205,7 +205,8 @@ impl Results {
             "init/4K",
             "create ms",
             "MemFree",
-            "usable"
+            "usable",
+            "given up"
         );
         for r in &self.memmap {
             let s = &r.samples;
@@ -218,7 +219,7 @@ impl Results {
             );
             let _ = writeln!(
                 o,
-                "{:<14} {:>3} {:>12} {:>12} {:>10} {:>11} {:>9} {:>10} {:>10} {:>9}",
+                "{:<14} {:>3} {:>12} {:>12} {:>10} {:>11} {:>9} {:>10} {:>10} {:>9} {:>9}",
                 r.geometry.to_string(),
                 s.len(),
                 r.model.vmemmap_pages,
@@ -233,6 +234,12 @@ impl Results {
                     .map_or("-".into(), |n| format!("{:.0}", n as f64 / 1e6)),
                 memfree.map_or("-".into(), |k| format!("-{}M", mib(k as f64 * 1024.0))),
                 med(s, |x| x.usable_size).map_or("-".into(), |u| format!("{}M", u >> 20)),
+                // Device capacity not offered to the user: info block, alignment, and with
+                // --map=dev the struct pages themselves.
+                med(s, |x| x.usable_size).map_or("-".into(), |u| format!(
+                    "{}M",
+                    r.model.size.saturating_sub(u) >> 20
+                )),
             );
         }
         let _ = writeln!(

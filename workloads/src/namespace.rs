@@ -403,9 +403,24 @@ impl Drop for Provisioner {
     }
 }
 
-/// `foliobench restore`: puts back a namespace a killed run left reconfigured.
-pub fn restore_saved() -> Result<Option<Namespace>, NamespaceError> {
-    let _lock = Lock::take()?;
+/// Whether a foliobench process with this pid (other than us) still exists. A run killed
+/// with probes attached can take seconds to exit (BPF trampolines wait for RCU grace
+/// periods) and holds the lock until it has.
+fn foliobench_alive(pid: u32) -> bool {
+    // `pid (comm) S ...`: a zombie (Z) or dead (X) process has closed its files and lock;
+    // an init that does not reap (as in the test VM) can leave one for good.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    pid != std::process::id()
+        && stat.contains("(foliobench)")
+        && !matches!(state, None | Some("Z") | Some("X"))
+}
+
+/// `foliobench restore`: puts back a namespace a killed run left reconfigured. Waits up to
+/// `wait` for that run to finish exiting.
+pub fn restore_saved(wait: Duration) -> Result<Option<Namespace>, NamespaceError> {
     let text = match fs::read_to_string(state_path()) {
         Ok(t) => t,
         Err(_) => return Ok(None),
@@ -416,15 +431,31 @@ pub fn restore_saved() -> Result<Option<Namespace>, NamespaceError> {
             state_path().display()
         ))
     })?;
-    if Path::new("/proc").join(state.pid.to_string()).exists() && state.pid != std::process::id() {
-        let comm = fs::read_to_string(format!("/proc/{}/comm", state.pid)).unwrap_or_default();
-        if comm.trim() == "foliobench" {
+    let deadline = Instant::now() + wait;
+    let mut said = false;
+    let _lock = loop {
+        let alive = foliobench_alive(state.pid);
+        if !alive {
+            match Lock::take() {
+                Ok(l) => break l,
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => {}
+            }
+        } else if Instant::now() > deadline {
             return Err(Refused(format!(
-                "pid {} (foliobench) is still running and will restore it",
-                state.pid
+                "pid {} (foliobench) is still running and will restore {} itself; stop it first",
+                state.pid, state.original.dev
             )));
         }
-    }
+        if !said {
+            eprintln!(
+                "foliobench: waiting for pid {} (the run that saved the state) to exit",
+                state.pid
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     ndctl(&restore_args(&state.original))?;
     let _ = fs::remove_file(state_path());
     Ok(Some(state.original))
@@ -480,6 +511,19 @@ mod tests {
     #[test]
     fn a_namespace_without_device_nodes_is_not_in_use() {
         assert_eq!(in_use(&ns("raw", None, None)), None);
+    }
+
+    #[test]
+    fn liveness_of_the_saved_pid() {
+        assert!(
+            !foliobench_alive(std::process::id()),
+            "never waits for itself"
+        );
+        assert!(!foliobench_alive(u32::MAX), "no such process");
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(!foliobench_alive(child.id()), "not a foliobench");
+        child.kill().unwrap();
+        let _ = child.wait();
     }
 
     #[test]
