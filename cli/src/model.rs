@@ -26,6 +26,17 @@ pub struct ModelArgs {
     pub output: OutputArgs,
 }
 
+/// The `--geometry` values given, parsed; all geometries when none is.
+pub fn geometries(given: &[String]) -> Result<Vec<Geometry>> {
+    if given.is_empty() {
+        return Ok(Geometry::all());
+    }
+    given
+        .iter()
+        .map(|g| g.parse().map_err(|e| usage(format!("{e}"))))
+        .collect()
+}
+
 pub fn run(a: ModelArgs) -> Result<Code> {
     let size = parse_size("--size", &a.size)?;
     if size == 0 || size % (2 << 20) != 0 {
@@ -42,14 +53,7 @@ pub fn run(a: ModelArgs) -> Result<Code> {
             .and_then(|b| b.struct_size("page"))
             .unwrap_or(64),
     };
-    let geometries: Vec<Geometry> = if a.geometries.is_empty() {
-        Geometry::all()
-    } else {
-        a.geometries
-            .iter()
-            .map(|g| g.parse().map_err(|e| usage(format!("{e}"))))
-            .collect::<Result<_>>()?
-    };
+    let geometries = crate::model::geometries(&a.geometries)?;
     if let Some(g) = geometries.iter().find(|g| size % g.align() != 0) {
         return Err(usage(format!(
             "--size {}: not a multiple of {g}'s alignment",

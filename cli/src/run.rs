@@ -53,14 +53,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
     if a.repeat == 0 {
         return Err(usage("--repeat must be at least 1"));
     }
-    let geometries: Vec<Geometry> = if a.geometries.is_empty() {
-        Geometry::all()
-    } else {
-        a.geometries
-            .iter()
-            .map(|g| g.parse().map_err(|e| usage(format!("{e}"))))
-            .collect::<Result<_>>()?
-    };
+    let geometries = crate::model::geometries(&a.geometries)?;
     let target = namespace::choose(a.namespace.as_deref()).map_err(ns_err)?;
     let size = target.region.size;
     for g in geometries.iter().filter(|g| **g != Geometry::Pfnmap) {
