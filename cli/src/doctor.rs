@@ -101,7 +101,7 @@ pub fn gather() -> Doctor {
     let struct_page_size = facts.btf.as_ref().ok().and_then(|b| b.struct_size("page"));
     let struct_page = struct_page(struct_page_size, config.as_ref(), &release);
 
-    let nr_memmap_pages = if system::vmstat_has("nr_memmap_pages") {
+    let nr_memmap_pages = if system::vmstat("nr_memmap_pages").is_some() {
         avail(true, "/proc/vmstat has nr_memmap_pages")
     } else {
         avail(false, "/proc/vmstat has no nr_memmap_pages (added in 6.11)")

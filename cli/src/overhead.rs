@@ -198,7 +198,8 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
     }
     let mut notes = facts.refusals();
     let (prog, skipped) = bpftrace_program(&traceable);
-    let bpftrace = which("bpftrace");
+    let bpftrace =
+        foliobench_workloads::command::which("bpftrace").map(|p| p.to_string_lossy().into_owned());
     let mut bpftrace_prefix = None;
     match &bpftrace {
         None => notes.push("bpftrace is not installed: no bpftrace comparison".into()),
@@ -265,13 +266,6 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
     };
     a.output.emit(&o, || o.render_text())?;
     Ok(Code::Ok)
-}
-
-fn which(tool: &str) -> Option<String> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-        .map(|p| p.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
     for p in probes.iter().filter(|p| p.mechanism.is_none()) {
         notes.push(format!("probe {} not used: {}", p.probe, p.reason));
     }
-    let nr_memmap = memmap::vmstat("nr_memmap_pages").is_some();
+    let nr_memmap = system::vmstat("nr_memmap_pages").is_some();
     if !nr_memmap {
         notes.push("this kernel has no /proc/vmstat nr_memmap_pages (added in 6.11): vmstat figures are absent".into());
     }

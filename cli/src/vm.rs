@@ -120,24 +120,8 @@ impl Layout {
     }
 }
 
-fn mem_available() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(u64::MAX)
-}
-
 fn require(tool: &str, package: &str) -> Result<()> {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    if found {
+    if foliobench_workloads::command::which(tool).is_some() {
         Ok(())
     } else {
         Err(env(format!("`{tool}` not found: install {package}")))
@@ -256,7 +240,9 @@ pub fn run(a: VmArgs) -> Result<Code> {
     if a.cpus == 0 {
         return Err(usage("--cpus must be at least 1"));
     }
-    layout.check_host(mem_available())?;
+    let available = foliobench_workloads::system::meminfo_kb("MemAvailable")
+        .map_or(u64::MAX, |kb| kb as u64 * 1024);
+    layout.check_host(available)?;
     require("vng", "virtme-ng (pip install virtme-ng)")?;
     require("qemu-system-x86_64", "Debian's qemu-system-x86")?;
     require(

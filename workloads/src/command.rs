@@ -30,7 +30,8 @@ pub struct GatedChild {
     name: String,
 }
 
-fn resolve(cmd: &str) -> Option<PathBuf> {
+/// Where a command is: a path as given, or the first match on PATH.
+pub fn which(cmd: &str) -> Option<PathBuf> {
     if cmd.contains('/') {
         return Path::new(cmd).exists().then(|| PathBuf::from(cmd));
     }
@@ -51,7 +52,7 @@ fn pipe(flags: libc::c_int) -> Result<[libc::c_int; 2], CommandError> {
 impl GatedChild {
     pub fn spawn(argv: &[String]) -> Result<GatedChild, CommandError> {
         let name = argv.first().ok_or(CommandError::Empty)?.clone();
-        let path = resolve(&name).ok_or_else(|| CommandError::NotFound(name.clone()))?;
+        let path = which(&name).ok_or_else(|| CommandError::NotFound(name.clone()))?;
         // Everything the child needs is allocated before fork: after it, only
         // async-signal-safe calls.
         let cpath = CString::new(path.as_os_str().as_bytes())

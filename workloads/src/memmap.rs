@@ -8,26 +8,7 @@ use foliobench_reports::results::MemmapSample;
 use foliobench_reports::trace::ProbeStats;
 
 use crate::namespace::{NamespaceError, Provisioner};
-
-fn meminfo_kb(key: &str) -> Option<i64> {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let rest = l.strip_prefix(key)?.strip_prefix(':')?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-}
-
-pub fn vmstat(key: &str) -> Option<i64> {
-    std::fs::read_to_string("/proc/vmstat")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == key).then(|| v.trim().parse().ok()).flatten()
-        })
-}
+use crate::system::{meminfo_kb, vmstat};
 
 fn stat<'a>(stats: &'a [ProbeStats], id: &str) -> Option<&'a ProbeStats> {
     stats.iter().find(|s| s.probe == id)

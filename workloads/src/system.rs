@@ -203,11 +203,26 @@ pub fn module_listed(listing: &str, name: &str) -> bool {
     })
 }
 
-/// Whether /proc/vmstat has a counter (e.g. `nr_memmap_pages`, added in 6.11).
-pub fn vmstat_has(key: &str) -> bool {
+/// A /proc/vmstat counter, if this kernel has it (e.g. `nr_memmap_pages`, added in 6.11).
+pub fn vmstat(key: &str) -> Option<i64> {
     fs::read_to_string("/proc/vmstat")
-        .map(|t| t.lines().any(|l| l.split_whitespace().next() == Some(key)))
-        .unwrap_or(false)
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse().ok()).flatten()
+        })
+}
+
+/// A /proc/meminfo field in kB (MemFree, MemAvailable, ...).
+pub fn meminfo_kb(key: &str) -> Option<i64> {
+    fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(key)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
 }
 
 #[cfg(test)]
