@@ -7,14 +7,12 @@ use std::fmt;
 pub enum Code {
     Ok = 0,
     /// A comparison found a regression.
-    #[allow(dead_code)] // used by `compare`, which lands with the reports issue
     Regression = 1,
     /// Bad arguments or input: the user can fix the command line.
     Usage = 2,
     /// The machine lacks something (a tool, a package, a kernel feature) or it failed.
     Environment = 3,
     /// Nothing could be measured here (kselftest's skip).
-    #[allow(dead_code)]
     Skipped = 4,
     /// The test VM did not finish within --timeout and was killed.
     Timeout = 5,
@@ -49,6 +47,16 @@ pub fn env(msg: impl Into<String>) -> anyhow::Error {
         msg: msg.into(),
     }
     .into()
+}
+
+/// A flag set by SIGINT or SIGTERM instead of dying: the caller cleans up (kills the VM,
+/// restores the namespace, prints what was traced) and then exits.
+pub fn interrupt_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&flag))?;
+    }
+    Ok(flag)
 }
 
 /// The exit code for an error: the innermost `Fail` in the chain decides.

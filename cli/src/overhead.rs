@@ -87,14 +87,11 @@ pub fn bpftrace_program(probes: &[Resolution]) -> (String, Vec<String>) {
                 format!("kretprobe:{f}"),
                 r.arg_index.map(|i| format!("arg{i}")),
             ),
-            Some(Flavour::Tracepoint) => {
-                let tp = f;
-                (
-                    format!("tracepoint:{tp}"),
-                    format!("tracepoint:{}", tp.replacen("sys_enter_", "sys_exit_", 1)),
-                    None,
-                )
-            }
+            Some(Flavour::Tracepoint) => (
+                format!("tracepoint:{f}"),
+                format!("tracepoint:{}", f.replacen("sys_enter_", "sys_exit_", 1)),
+                None,
+            ),
             _ => {
                 skipped.push(r.probe.clone());
                 continue;
@@ -164,7 +161,7 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
         catalog::select(&names).map_err(|bad| usage(format!("unknown probe '{bad}'")))?;
     let command = if a.command.is_empty() {
         let exe = std::env::current_exe()?.to_string_lossy().into_owned();
-        [
+        let args = [
             "workload",
             "io-uring-pin",
             "--size",
@@ -175,11 +172,8 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
             "200",
         ]
         .iter()
-        .map(|s| s.to_string())
-        .fold(vec![exe], |mut v, s| {
-            v.push(s);
-            v
-        })
+        .map(|s| s.to_string());
+        std::iter::once(exe).chain(args).collect()
     } else {
         a.command.clone()
     };

@@ -1,8 +1,7 @@
 //! `foliobench run --suite memmap`: struct page cost and memmap init time per geometry,
 //! from vmstat, the probes, MemFree and the model side by side.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::Result;
 use foliobench_ebpf::catalog::{self, Flavour};
@@ -110,10 +109,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
         orig.mode.as_deref().unwrap_or("?"),
         orig.map.as_deref().unwrap_or("-"),
     );
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&interrupted))?;
-    }
+    let interrupted = crate::exit::interrupt_flag()?;
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -1,8 +1,7 @@
 //! `foliobench trace`: live tracing of catalog probes, system-wide for a duration or of one
 //! command and its children, printed as log2 histograms like funclatency/bpftrace.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -100,10 +99,7 @@ pub fn run(a: TraceArgs) -> Result<Code> {
         .into());
     }
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&interrupted))?;
-    }
+    let interrupted = crate::exit::interrupt_flag()?;
     let started = Instant::now();
     match (&mut child, duration) {
         (Some(c), _) => {

@@ -317,10 +317,7 @@ pub fn run(a: VmArgs) -> Result<Code> {
     }
 
     // Its own process group, so a timeout or Ctrl-C can take down vng and QEMU together.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&interrupted))?;
-    }
+    let interrupted = crate::exit::interrupt_flag()?;
     let deadline = Instant::now() + timeout;
     for attempt in 1..=BOOT_ATTEMPTS {
         let waits = Waits {

@@ -242,16 +242,6 @@ pub const CATALOG: &[Probe] = &[
     ),
 ];
 
-impl Probe {
-    /// The function names, or the syscall tracepoint, this probe can attach to.
-    pub fn names(&self) -> Vec<String> {
-        match self.target {
-            Target::Function { names, .. } => names.iter().map(|n| n.to_string()).collect(),
-            Target::Syscall(n) => vec![format!("syscalls:sys_enter_{n}")],
-        }
-    }
-}
-
 /// Probes selected by `--probe`: a probe id or a group name (memmap, vmemmap, pin, grab,
 /// rmap, dax). Unknown names are returned as the error.
 pub fn select(names: &[String]) -> Result<Vec<&'static Probe>, String> {

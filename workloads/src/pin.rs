@@ -59,14 +59,6 @@ impl AnonMapping {
         Ok(m)
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// `n` equal consecutive pieces as iovecs.
     pub fn iovecs(&self, n: usize) -> Vec<libc::iovec> {
         let each = self.len / n;
