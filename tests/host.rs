@@ -295,12 +295,7 @@ fn trace_pin_on_this_host() {
     }
     // 3 registrations + 3 unregistrations, by the workload's own account.
     if usable(&d, "tracepoint") {
-        let sys = t["probes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["probe"] == "sys_io_uring_register")
-            .unwrap();
+        let sys = trace_probe(&t, "sys_io_uring_register");
         assert_eq!(sys["calls"], 6, "{sys}");
         assert_eq!(sys["returns"], 6);
     }

@@ -218,15 +218,6 @@ fn bpftrace_maps(text: &str) -> std::collections::HashMap<String, u64> {
         .collect()
 }
 
-fn trace_probe<'a>(t: &'a Value, id: &str) -> &'a Value {
-    t["probes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["probe"] == id)
-        .unwrap_or_else(|| panic!("{id} not traced: {t}"))
-}
-
 fn value_count(p: &Value, v: u64) -> u64 {
     p["arg_values"]
         .as_array()

@@ -70,3 +70,13 @@ pub fn names_of<'a>(d: &'a Value, list: &str, key: &str) -> Vec<&'a str> {
         })
         .collect()
 }
+
+/// A probe's stats in a trace report.
+pub fn trace_probe<'a>(t: &'a Value, id: &str) -> &'a Value {
+    t["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["probe"] == id)
+        .unwrap_or_else(|| panic!("{id} not traced: {t}"))
+}
