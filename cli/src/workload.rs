@@ -2,7 +2,7 @@
 //! tracing it (`foliobench trace -- foliobench workload ...`) or timing it by hand.
 
 use anyhow::Result;
-use foliobench_workloads::pin::{io_uring_register, AnonMapping};
+use foliobench_workloads::pin::{FixedBuffers, Mapping, IO_URING_MAX_BUFFER};
 
 use crate::exit::{env, usage, Code};
 use crate::units::{fmt_size, parse_size};
@@ -43,17 +43,24 @@ pub fn run(w: Workload) -> Result<Code> {
             if buffers == 0 || repeat == 0 {
                 return Err(usage("--buffers and --repeat must be at least 1"));
             }
-            let mem = AnonMapping::new(each * buffers, thp).map_err(|e| env(e.to_string()))?;
-            let iov = mem.iovecs(buffers);
+            if each > IO_URING_MAX_BUFFER {
+                return Err(usage(format!(
+                    "--size {size}: io_uring takes buffers of at most 1G"
+                )));
+            }
+            let mem = Mapping::anonymous(each * buffers, thp).map_err(|e| env(e.to_string()))?;
+            mem.touch();
+            let iov = mem.iovecs(each);
+            let ring = FixedBuffers::new().map_err(|e| env(e.to_string()))?;
             for i in 0..repeat {
-                let t = io_uring_register(&iov).map_err(|e| env(e.to_string()))?;
+                let t = ring.round(&iov).map_err(|e| env(e.to_string()))?;
                 println!(
                     "io_uring-pin {}: {buffers} buffers x {} ({} pages each): pinned in {:?}, unpinned in {:?}",
                     i + 1,
                     fmt_size(each as u64),
                     each / 4096,
                     t.pin,
-                    t.unpin
+                    t.unpin.unwrap_or_default()
                 );
             }
             Ok(Code::Ok)

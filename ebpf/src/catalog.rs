@@ -154,6 +154,27 @@ pub const CATALOG: &[Probe] = &[
         "releases FOLL_PIN references",
     ),
     func(
+        "unpin_user_folio",
+        Group::Grab,
+        &["unpin_user_folio"],
+        &["npages"],
+        "releases FOLL_PIN references on one folio (bio completion, io_uring unregistration)",
+    ),
+    func(
+        "unpin_user_page",
+        Group::Grab,
+        &["unpin_user_page"],
+        &[],
+        "releases one FOLL_PIN reference",
+    ),
+    func(
+        "get_user_pages_fast",
+        Group::Pin,
+        &["get_user_pages_fast"],
+        NR,
+        "FOLL_GET references through GUP-fast (not a pin)",
+    ),
+    func(
         "io_pin_pages",
         Group::Pin,
         &["io_pin_pages"],

@@ -143,7 +143,8 @@ pub enum Group {
     Vmemmap,
     /// pin_user_pages* and friends.
     Pin,
-    /// Refcount grabs made while pinning.
+    /// Per-folio refcount operations of pinning: grabs when pinning, releases when
+    /// unpinning. Called per folio or per page, so counted apart from the latencies.
     Grab,
     /// Batched (or pre-folio) rmap updates.
     Rmap,

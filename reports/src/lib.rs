@@ -4,5 +4,6 @@
 pub mod doctor;
 pub mod facts;
 pub mod geometry;
+pub mod pin;
 pub mod results;
 pub mod trace;

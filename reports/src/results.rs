@@ -7,14 +7,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::facts::Cpu;
 use crate::geometry::{Geometry, Map, ModelRow, PAGE_SIZE};
+use crate::pin::PinSuite;
 
-pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+/// 2: the pin suite; the namespace became optional (anonymous-memory runs have none).
+pub const RESULTS_SCHEMA_VERSION: u32 = 2;
+/// Older versions this reader still reads (each a subset of the current one).
+const READABLE_VERSIONS: &[u32] = &[1, 2];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     pub schema_version: u32,
     pub context: Context,
+    /// The suites run: memmap, pin.
+    #[serde(default)]
+    pub suites: Vec<String>,
+    #[serde(default)]
     pub memmap: Vec<MemmapResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinSuite>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,10 +40,11 @@ pub struct Context {
     /// The kernel side of vmemmap_can_optimize() (arch opt-in, power-of-two struct page).
     pub vmemmap_optimization: bool,
     pub nr_memmap_pages: bool,
-    pub namespace: String,
-    pub namespace_size: u64,
+    /// The namespace reconfigured, if any was.
+    pub namespace: Option<String>,
+    pub namespace_size: Option<u64>,
     /// The namespace as re-read after it was restored.
-    pub restored: String,
+    pub restored: Option<String>,
     /// Probe id, kernel function and mechanism of every probe used.
     pub probes: Vec<String>,
     pub notes: Vec<String>,
@@ -177,17 +188,34 @@ impl Results {
         let c = &self.context;
         let _ = writeln!(
             o,
-            "memmap suite on {} ({:?} CPU), {} ({} MiB), struct page {} B",
+            "foliobench run ({}) on {} ({:?} CPU){}, struct page {} B",
+            self.suites.join(", "),
             c.kernel_release,
             c.cpu,
-            c.namespace,
-            c.namespace_size >> 20,
+            match (&c.namespace, c.namespace_size) {
+                (Some(n), Some(s)) => format!(", {n} ({} MiB)", s >> 20),
+                _ => String::new(),
+            },
             c.struct_page
         );
         for n in &c.notes {
             let _ = writeln!(o, "note: {n}");
         }
-        let _ = writeln!(o, "namespace restored afterwards, {}", c.restored);
+        if let Some(r) = &c.restored {
+            let _ = writeln!(o, "namespace restored afterwards, {r}");
+        }
+        if !self.memmap.is_empty() {
+            let _ = writeln!(o, "\nmemmap suite:");
+            self.render_memmap(&mut o);
+        }
+        if let Some(p) = &self.pin {
+            let _ = writeln!(o);
+            p.render_text(&mut o);
+        }
+        o
+    }
+
+    fn render_memmap(&self, o: &mut String) {
         let base = self
             .memmap
             .iter()
@@ -261,7 +289,6 @@ impl Results {
                 );
             }
         }
-        o
     }
 }
 
@@ -273,9 +300,9 @@ pub fn parse(text: &str) -> Result<Results, String> {
     }
     let v: Version =
         serde_json::from_str(text).map_err(|e| format!("not a foliobench results file: {e}"))?;
-    if v.schema_version != RESULTS_SCHEMA_VERSION {
+    if !READABLE_VERSIONS.contains(&v.schema_version) {
         return Err(format!(
-            "results schema version {} is not readable by this foliobench (schema version {RESULTS_SCHEMA_VERSION})",
+            "results schema version {} is not readable by this foliobench (schema version {RESULTS_SCHEMA_VERSION}, reads {READABLE_VERSIONS:?})",
             v.schema_version
         ));
     }
@@ -348,13 +375,13 @@ mod tests {
     fn other_schema_versions_are_refused_by_name() {
         let e = parse(r#"{"schema_version": 7}"#).unwrap_err();
         assert!(
-            e.contains("version 7") && e.contains("schema version 1"),
+            e.contains("version 7") && e.contains("schema version 2"),
             "{e}"
         );
         assert!(parse("{")
             .unwrap_err()
             .contains("not a foliobench results file"));
-        assert!(parse(r#"{"schema_version": 1}"#)
+        assert!(parse(r#"{"schema_version": 2}"#)
             .unwrap_err()
             .contains("malformed"));
     }

@@ -1,10 +1,13 @@
 //! foliobench's side that drives the kernel: machine facts, pmem namespaces, workloads.
 //! Nothing here formats output; it returns values that `reports` renders.
 
+pub mod blockdev;
 pub mod command;
+pub mod fsdax;
 pub mod kconfig;
 pub mod memmap;
 pub mod namespace;
 pub mod pin;
+pub mod pin_suite;
 pub mod pmem;
 pub mod system;

@@ -1,0 +1,363 @@
+//! `foliobench run --suite memmap,pin`: the measurement suites, one results file. This
+//! module checks the arguments, takes the namespace (if a suite needs one), runs the
+//! suites and restores the namespace; each suite's loop is in its own module.
+
+use anyhow::Result;
+use foliobench_ebpf::catalog::{self, Flavour, Resolution};
+use foliobench_ebpf::kernel::KernelFacts;
+use foliobench_reports::geometry::Geometry;
+use foliobench_reports::pin::PinMemory;
+use foliobench_reports::results::{Context, Results, RESULTS_SCHEMA_VERSION};
+use foliobench_workloads::kconfig::KernelConfig;
+use foliobench_workloads::namespace::{self, NamespaceError, Provisioner, Target};
+use foliobench_workloads::system;
+
+use crate::exit::{env, usage, Code};
+use crate::output::OutputArgs;
+use crate::units::parse_size;
+
+mod memmap;
+mod pin;
+
+pub const SUITES: &[&str] = &["memmap", "pin"];
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The suites to run, comma-separated or repeated: memmap, pin.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub suite: Vec<String>,
+    /// What to measure; default: all. memmap: devdax:4K|2M|1G:mem|dev, fsdax:mem|dev,
+    /// pfnmap. pin: the same (but pfnmap) and anon:4K, anon:thp.
+    #[arg(long = "geometry", value_name = "G")]
+    pub geometries: Vec<String>,
+    /// Samples per geometry (memmap) or timed rounds per memory and driver (pin).
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// pin: bytes pinned per round (a multiple of every geometry's alignment: 1G for
+    /// devdax:1G).
+    #[arg(long, default_value = "1G")]
+    pub size: String,
+    /// pin: the drivers, comma-separated or repeated: io_uring, odirect, gup_test; default
+    /// all (those this kernel lacks are reported as skipped).
+    #[arg(long = "driver", value_delimiter = ',', value_name = "D")]
+    pub drivers: Vec<String>,
+    /// The namespace foliobench may reconfigure (its data is destroyed; its configuration
+    /// is restored). Inside `foliobench vm` the emulated pmem is granted by default.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub(crate) fn ns_err(e: NamespaceError) -> anyhow::Error {
+    match e {
+        NamespaceError::Refused(m) => usage(m),
+        NamespaceError::Failed(m) => env(m),
+    }
+}
+
+fn mode_map(n: &foliobench_workloads::pmem::Namespace) -> String {
+    format!(
+        "{} map={}",
+        n.mode.as_deref().unwrap_or("?"),
+        n.map.as_deref().unwrap_or("-")
+    )
+}
+
+/// Which suites, in the canonical order, without repeats.
+fn suites(given: &[String]) -> Result<Vec<&'static str>> {
+    for s in given {
+        if !SUITES.contains(&s.as_str()) {
+            return Err(usage(format!(
+                "unknown suite '{s}': available: {}",
+                SUITES.join(", ")
+            )));
+        }
+    }
+    Ok(SUITES
+        .iter()
+        .copied()
+        .filter(|s| given.iter().any(|g| g == s))
+        .collect())
+}
+
+/// Splits --geometry between the suites: anon:* is the pin suite's, pfnmap the memmap
+/// suite's; the rest go to both.
+fn split_geometries(
+    given: &[String],
+    memmap: bool,
+    pin: bool,
+) -> Result<(Vec<Geometry>, Vec<PinMemory>)> {
+    if given.is_empty() {
+        return Ok((Geometry::all(), PinMemory::all()));
+    }
+    let (mut geometries, mut memories) = (Vec::new(), Vec::new());
+    for g in given {
+        let is_anon = g.trim().starts_with("anon:");
+        let is_pfnmap = g.trim() == "pfnmap";
+        if is_anon && !pin {
+            return Err(usage(format!(
+                "--geometry {g}: anonymous memory is measured by the pin suite (--suite pin)"
+            )));
+        }
+        if is_pfnmap && !memmap {
+            return Err(usage(format!("--geometry {g}: {}", "pfnmap".parse::<PinMemory>().unwrap_err())));
+        }
+        if memmap && !is_anon {
+            geometries.push(
+                g.parse::<Geometry>()
+                    .map_err(|e| usage(e.to_string()))?,
+            );
+        }
+        if pin && !is_pfnmap {
+            memories.push(g.parse::<PinMemory>().map_err(usage)?);
+        }
+    }
+    Ok((geometries, memories))
+}
+
+pub fn run(a: RunArgs) -> Result<Code> {
+    let suites = suites(&a.suite)?;
+    let (do_memmap, do_pin) = (suites.contains(&"memmap"), suites.contains(&"pin"));
+    if a.repeat == 0 {
+        return Err(usage("--repeat must be at least 1"));
+    }
+    let (geometries, memories) = split_geometries(&a.geometries, do_memmap, do_pin)?;
+    let pin_plan = if do_pin {
+        let size = parse_size("--size", &a.size)?;
+        Some(pin::plan(memories, &a.drivers, size)?)
+    } else {
+        None
+    };
+
+    // A namespace is needed for the memmap suite and for dax memories. With the default
+    // sweep and none granted (e.g. on the host), the pin suite still measures anonymous
+    // memory and reports the dax rows as skipped.
+    let wants_dax = pin_plan.as_ref().is_some_and(|p| p.wants_dax());
+    let mut no_namespace = None;
+    let target: Option<Target> = if do_memmap || wants_dax {
+        match namespace::choose(a.namespace.as_deref()) {
+            Ok(t) => Some(t),
+            Err(NamespaceError::Refused(why))
+                if !do_memmap && a.geometries.is_empty() && a.namespace.is_none() =>
+            {
+                no_namespace = Some(why);
+                None
+            }
+            Err(e) => return Err(ns_err(e)),
+        }
+    } else {
+        None
+    };
+    if let Some(t) = &target {
+        let size = t.region.size;
+        for g in geometries.iter().filter(|g| **g != Geometry::Pfnmap) {
+            if size < g.align() || size % g.align() != 0 {
+                return Err(usage(format!(
+                    "{g} needs a namespace whose size is a multiple of its alignment; {} is {} MiB",
+                    t.namespace.dev,
+                    size >> 20
+                )));
+            }
+        }
+        if let Some(p) = &pin_plan {
+            if p.wants_dax() && p.size >= size {
+                return Err(usage(format!(
+                    "--size {}: the pin suite maps --size bytes of {}, which has {} MiB (and a dax \
+                     device offers less than its namespace): choose a smaller --size",
+                    a.size,
+                    t.namespace.dev,
+                    size >> 20
+                )));
+            }
+        }
+    }
+
+    let release = system::kernel_release();
+    let facts = KernelFacts::probe();
+    let struct_page_size = facts.btf.as_ref().ok().and_then(|b| b.struct_size("page"));
+    let sp = crate::doctor::struct_page(
+        struct_page_size,
+        KernelConfig::find(&release).as_ref(),
+        &release,
+    );
+    let mut notes = Vec::new();
+    let struct_page = struct_page_size.unwrap_or_else(|| {
+        notes.push("sizeof(struct page) not in BTF: the model assumes 64".into());
+        64
+    });
+    notes.push(format!("vmemmap optimization: {}", sp.optimization.reason));
+    let nr_memmap = system::vmstat("nr_memmap_pages").is_some();
+    let mut used: Vec<Resolution> = Vec::new();
+    let memmap_probes = if do_memmap {
+        if !nr_memmap {
+            notes.push("this kernel has no /proc/vmstat nr_memmap_pages (added in 6.11): vmstat figures are absent".into());
+        }
+        resolve(&facts, &["memmap", "vmemmap"], &mut notes, &mut used)
+    } else {
+        vec![]
+    };
+    let (pin_latency, pin_grab) = if do_pin {
+        (
+            resolve(&facts, &["pin"], &mut notes, &mut used),
+            resolve(&facts, &["grab"], &mut notes, &mut used),
+        )
+    } else {
+        (vec![], vec![])
+    };
+    if let Some(why) = &no_namespace {
+        notes.push(format!("dax memories not measured: {why}"));
+    }
+
+    if let Some(t) = &target {
+        let orig = &t.namespace;
+        let mut plan: Vec<String> = Vec::new();
+        if do_memmap {
+            plan.push(format!(
+                "memmap: {} ({} samples each)",
+                geometries
+                    .iter()
+                    .filter(|g| **g != Geometry::Pfnmap)
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                a.repeat
+            ));
+        }
+        if let Some(p) = &pin_plan {
+            plan.push(format!("pin: {}", p.describe(a.repeat)));
+        }
+        eprintln!(
+            "foliobench: plan: reconfigure {} ({}, {} MiB, now {}; {}) for {}, then restore it to {}",
+            orig.dev,
+            t.region.dev,
+            t.region.size >> 20,
+            mode_map(orig),
+            t.grant,
+            plan.join("; "),
+            mode_map(orig),
+        );
+    } else if let Some(p) = &pin_plan {
+        eprintln!("foliobench: plan: pin: {}", p.describe(a.repeat));
+    }
+    let interrupted = crate::exit::interrupt_flag()?;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut prov = target
+        .clone()
+        .map(Provisioner::begin)
+        .transpose()
+        .map_err(ns_err)?;
+
+    let memmap_results = match (&prov, do_memmap) {
+        (Some(p), true) => memmap::suite(
+            p,
+            &geometries,
+            a.repeat,
+            p.target.region.size,
+            struct_page,
+            sp.optimization.available,
+            nr_memmap,
+            &memmap_probes,
+            &interrupted,
+        )?,
+        _ => vec![],
+    };
+    let pin_results = match pin_plan {
+        Some(plan) => Some(pin::suite(
+            &plan,
+            prov.as_ref(),
+            no_namespace.as_deref(),
+            a.repeat,
+            &pin_latency,
+            &pin_grab,
+            &mut notes,
+            &interrupted,
+        )?),
+        None => None,
+    };
+    let restored = match prov.as_mut() {
+        Some(p) => {
+            p.restore().map_err(ns_err)?;
+            let r = p.verify_restored().map_err(ns_err)?;
+            eprintln!("foliobench: restored the namespace, {r}");
+            Some(r)
+        }
+        None => None,
+    };
+
+    let (cpu, cpu_model) = system::cpu_kind();
+    let report = Results {
+        schema_version: RESULTS_SCHEMA_VERSION,
+        context: Context {
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            kernel_release: release,
+            kernel_cmdline: system::kernel_cmdline(),
+            cpu,
+            cpu_model,
+            started,
+            struct_page,
+            vmemmap_optimization: sp.optimization.available,
+            nr_memmap_pages: nr_memmap,
+            namespace: target.as_ref().map(|t| t.namespace.dev.clone()),
+            namespace_size: target.as_ref().map(|t| t.region.size),
+            restored,
+            probes: used
+                .iter()
+                .filter_map(|p| {
+                    Some(format!(
+                        "{} ({} on {})",
+                        p.probe,
+                        p.mechanism.map(Flavour::name)?,
+                        p.function.as_deref()?
+                    ))
+                })
+                .collect(),
+            notes,
+        },
+        suites: suites.iter().map(|s| s.to_string()).collect(),
+        memmap: memmap_results,
+        pin: pin_results,
+    };
+    a.output.emit(&report, || report.render_text())?;
+    Ok(Code::Ok)
+}
+
+/// Resolves catalog groups on this kernel; the probes that cannot be used are noted once.
+fn resolve(
+    facts: &KernelFacts,
+    groups: &[&str],
+    notes: &mut Vec<String>,
+    used: &mut Vec<Resolution>,
+) -> Vec<Resolution> {
+    let names: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    let selected = catalog::select(&names).expect("groups exist");
+    let probes = facts.resolve(&selected);
+    // Where function tracing is refused altogether (the host), one note says so for all.
+    const NO_TRACING: &str = "neither fentry nor kprobes are usable here";
+    let mut untraceable = Vec::new();
+    for p in &probes {
+        match p.mechanism {
+            Some(_) => used.push(p.clone()),
+            None if p.reason.contains(NO_TRACING) => untraceable.push(p.probe.clone()),
+            None => notes.push(format!("probe {} not used: {}", p.probe, p.reason)),
+        }
+    }
+    if !untraceable.is_empty() {
+        notes.push(format!(
+            "probes not used, {NO_TRACING}: {}",
+            untraceable.join(", ")
+        ));
+    }
+    probes
+}
+
+/// `foliobench restore`: repair after a killed run.
+pub fn restore() -> Result<Code> {
+    match namespace::restore_saved(std::time::Duration::from_secs(120)).map_err(ns_err)? {
+        Some(ns) => println!("foliobench: restored {} to {}", ns.dev, mode_map(&ns)),
+        None => println!("foliobench: nothing to restore (no saved namespace state)"),
+    }
+    Ok(Code::Ok)
+}

@@ -1,0 +1,658 @@
+//! The pin suite's results: per memory and pin driver, user-space pin and unpin times, the
+//! kernel's own pin-function latencies and the refcount grabs per pinned page, and the
+//! terminal table of them.
+
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::{Geometry, GeometryError, Map};
+use crate::results::{median_u64, Check};
+use crate::trace::ProbeStats;
+
+/// The memory pinned: a ZONE_DEVICE geometry, or anonymous memory as the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum PinMemory {
+    Dax(Geometry),
+    /// Private anonymous memory; `thp`: MADV_HUGEPAGE (else MADV_NOHUGEPAGE).
+    Anon {
+        thp: bool,
+    },
+}
+
+impl PinMemory {
+    /// The default sweep: every devdax and fsdax geometry, then anonymous memory.
+    pub fn all() -> Vec<PinMemory> {
+        Geometry::all()
+            .into_iter()
+            .filter(|g| *g != Geometry::Pfnmap)
+            .map(PinMemory::Dax)
+            .chain([PinMemory::Anon { thp: false }, PinMemory::Anon { thp: true }])
+            .collect()
+    }
+
+    pub fn geometry(&self) -> Option<Geometry> {
+        match self {
+            PinMemory::Dax(g) => Some(*g),
+            PinMemory::Anon { .. } => None,
+        }
+    }
+
+    /// The page size the mapping's length must be a multiple of.
+    pub fn align(&self) -> u64 {
+        match self {
+            PinMemory::Dax(g) => g.align(),
+            PinMemory::Anon { .. } => crate::geometry::PAGE_SIZE,
+        }
+    }
+}
+
+impl fmt::Display for PinMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PinMemory::Dax(g) => write!(f, "{g}"),
+            PinMemory::Anon { thp: false } => write!(f, "anon:4K"),
+            PinMemory::Anon { thp: true } => write!(f, "anon:thp"),
+        }
+    }
+}
+
+pub const PIN_MEMORY_FORMS: &str = "devdax:4K|2M|1G:mem|dev, fsdax:mem|dev, anon:4K, anon:thp";
+
+impl FromStr for PinMemory {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "anon:4K" | "anon:4k" => Ok(PinMemory::Anon { thp: false }),
+            "anon:thp" | "anon:THP" => Ok(PinMemory::Anon { thp: true }),
+            "pfnmap" => Err(
+                "pfnmap has no struct pages, so nothing can pin it (GUP refuses VM_PFNMAP); \
+                 it is measured by the fsdax/pfnmap suite"
+                    .into(),
+            ),
+            other => other
+                .parse::<Geometry>()
+                .map(PinMemory::Dax)
+                .map_err(|GeometryError(g)| {
+                    format!("invalid memory '{g}': valid forms are {PIN_MEMORY_FORMS}")
+                }),
+        }
+    }
+}
+
+impl TryFrom<String> for PinMemory {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<PinMemory> for String {
+    fn from(m: PinMemory) -> String {
+        m.to_string()
+    }
+}
+
+/// A kernel pin path, driven from user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PinDriver {
+    /// io_uring fixed-buffer registration: FOLL_LONGTERM; unregistration unpins.
+    #[serde(rename = "io_uring")]
+    IoUring,
+    /// O_DIRECT read from a block device into the mapping: FOLL_PIN via GUP-fast; the bio's
+    /// completion unpins.
+    #[serde(rename = "odirect")]
+    Odirect,
+    /// gup_test PIN_FAST_BENCHMARK: pin_user_pages_fast, timed by the kernel.
+    #[serde(rename = "gup_test:pin_fast")]
+    GupTestPinFast,
+    /// gup_test PIN_LONGTERM_BENCHMARK: pin_user_pages with FOLL_LONGTERM.
+    #[serde(rename = "gup_test:pin_longterm")]
+    GupTestPinLongterm,
+    /// gup_test GUP_FAST_BENCHMARK: get_user_pages_fast (FOLL_GET references, not pins).
+    #[serde(rename = "gup_test:gup_fast")]
+    GupTestGupFast,
+}
+
+impl PinDriver {
+    pub const ALL: [PinDriver; 5] = [
+        PinDriver::IoUring,
+        PinDriver::Odirect,
+        PinDriver::GupTestPinFast,
+        PinDriver::GupTestPinLongterm,
+        PinDriver::GupTestGupFast,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            PinDriver::IoUring => "io_uring",
+            PinDriver::Odirect => "odirect",
+            PinDriver::GupTestPinFast => "gup_test:pin_fast",
+            PinDriver::GupTestPinLongterm => "gup_test:pin_longterm",
+            PinDriver::GupTestGupFast => "gup_test:gup_fast",
+        }
+    }
+
+    /// What "pin" and "unpin" time mean for this driver.
+    pub fn timing(&self) -> &'static str {
+        match self {
+            PinDriver::IoUring => {
+                "io_uring_register(IORING_REGISTER_BUFFERS) / (IORING_UNREGISTER_BUFFERS), user-space clock"
+            }
+            PinDriver::Odirect => {
+                "the O_DIRECT reads, user-space clock: pin, I/O and unpin at completion together"
+            }
+            _ => "gup_test's own get/put times (kernel ktime, µs)",
+        }
+    }
+}
+
+impl fmt::Display for PinDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What became of one (memory, driver) cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Outcome {
+    Measured,
+    /// The kernel refused the pin: a result (e.g. long-term pins of fsdax: EOPNOTSUPP).
+    Refused { errno: String, detail: String },
+    /// Not run here, and why (driver or memory unavailable).
+    Skipped { reason: String },
+}
+
+/// One timed round: the whole mapping pinned and unpinned once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PinSample {
+    pub pin_ns: u64,
+    /// Absent where the driver cannot time the unpin apart (O_DIRECT).
+    pub unpin_ns: Option<u64>,
+}
+
+/// Refcount grabs in the traced round (try_grab_folio*): one per folio, or one per page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grabs {
+    /// Pages pinned in the traced round.
+    pub pages: u64,
+    pub calls: u64,
+    /// References taken (the `refs` arguments summed).
+    pub refs: u64,
+    /// Per function: (function, calls, refs; `refs` argument values with their counts).
+    pub by_function: Vec<GrabFunction>,
+    /// The per-folio releases in the same round (unpin_user_folio / unpin_user_page; refs
+    /// is the pages released, where the function says).
+    #[serde(default)]
+    pub releases: Vec<GrabFunction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrabFunction {
+    pub function: String,
+    pub calls: u64,
+    pub refs: u64,
+    pub refs_values: Vec<(u64, u64)>,
+}
+
+impl Grabs {
+    pub fn per_page(&self) -> Option<f64> {
+        (self.pages > 0).then(|| self.calls as f64 / self.pages as f64)
+    }
+
+    pub fn release_calls(&self) -> u64 {
+        self.releases.iter().map(|f| f.calls).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinResult {
+    pub memory: PinMemory,
+    pub driver: PinDriver,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Bytes pinned per round.
+    pub bytes: u64,
+    pub pages: u64,
+    /// Untimed rounds run before the timed ones (after the mapping was touched).
+    pub warmup_rounds: u32,
+    pub samples: Vec<PinSample>,
+    /// Pin-function latencies from a separate traced round (not the timed ones).
+    pub kernel: Vec<ProbeStats>,
+    /// Refcount grabs from another traced round.
+    pub grabs: Option<Grabs>,
+}
+
+/// How a memory was prepared before its pins were timed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prepared {
+    pub memory: PinMemory,
+    /// Wall time of writing one byte in each base page (first touch: faults, and host
+    /// allocation of never-used emulated pmem).
+    pub touch_ns: Option<u64>,
+    /// Bytes the device offers (dax), for the record.
+    pub usable_size: Option<u64>,
+    /// AnonHugePages of the process after the touch (anonymous memory).
+    pub thp_bytes: Option<u64>,
+    /// What was mapped (device, file, anonymous).
+    pub mapped: String,
+}
+
+/// The pin suite's part of a results file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PinSuite {
+    /// Bytes pinned per round.
+    pub size: u64,
+    pub repeat: usize,
+    /// How warm-up was done.
+    pub warmup: String,
+    /// The O_DIRECT source device, if one was set up.
+    pub odirect_device: Option<String>,
+    pub prepared: Vec<Prepared>,
+    pub results: Vec<PinResult>,
+    pub checks: Vec<Check>,
+}
+
+pub const PIN_PROBES: &[&str] = &["pin_user_pages", "pin_user_pages_fast", "get_user_pages_fast"];
+
+impl PinResult {
+    pub fn pin_median(&self) -> Option<u64> {
+        median_u64(self.samples.iter().map(|s| s.pin_ns).collect())
+    }
+
+    pub fn unpin_median(&self) -> Option<u64> {
+        median_u64(self.samples.iter().filter_map(|s| s.unpin_ns).collect())
+    }
+
+    /// (max - min) / median of the pin times, in percent.
+    pub fn pin_range_pct(&self) -> Option<f64> {
+        let v: Vec<u64> = self.samples.iter().map(|s| s.pin_ns).collect();
+        let (min, max, med) = (v.iter().min()?, v.iter().max()?, self.pin_median()?);
+        (med > 0).then(|| (max - min) as f64 * 100.0 / med as f64)
+    }
+
+    /// Kernel time in the named functions in the traced round, if any of them was traced.
+    pub fn kernel_ns(&self, probes: &[&str]) -> Option<u64> {
+        let hits: Vec<&ProbeStats> = self
+            .kernel
+            .iter()
+            .filter(|p| probes.contains(&p.probe.as_str()) && p.returns > 0)
+            .collect();
+        (!hits.is_empty()).then(|| hits.iter().map(|p| p.total_ns).sum())
+    }
+}
+
+/// Whether grabs per page and pin time fall with the compound order (4K -> 2M -> 1G), per
+/// driver and struct page placement: the seeds' claim, checked on what was measured.
+pub fn order_checks(results: &[PinResult]) -> Vec<Check> {
+    let mut out = Vec::new();
+    for driver in PinDriver::ALL {
+        for map in [Map::Mem, Map::Dev] {
+            let row = |align: u64| {
+                results.iter().find(|r| {
+                    r.driver == driver
+                        && r.outcome == Outcome::Measured
+                        && r.memory == PinMemory::Dax(Geometry::Devdax { align, map })
+                })
+            };
+            let rows: Vec<(&str, &PinResult)> = [("4K", 4096), ("2M", 2 << 20), ("1G", 1 << 30)]
+                .into_iter()
+                .filter_map(|(n, a)| row(a).map(|r| (n, r)))
+                .collect();
+            if rows.len() < 2 {
+                continue;
+            }
+            let m = match map {
+                Map::Mem => "mem",
+                Map::Dev => "dev",
+            };
+            let grabs: Vec<(&str, f64)> = rows
+                .iter()
+                .filter_map(|(n, r)| Some((*n, r.grabs.as_ref()?.per_page()?)))
+                .collect();
+            if grabs.len() == rows.len() {
+                let falls = grabs.windows(2).all(|w| w[1].1 < w[0].1);
+                let mut detail = grabs
+                    .iter()
+                    .map(|(n, g)| format!("{n} {g:.6}"))
+                    .collect::<Vec<_>>()
+                    .join(" -> ");
+                if grabs.iter().all(|(_, g)| (*g - 1.0).abs() < 0.01) {
+                    detail.push_str(
+                        ": one grab per base page at every order (this path grabs per page, not per folio)",
+                    );
+                }
+                out.push(Check {
+                    what: format!("{driver} devdax:*:{m}: grabs per pinned page fall with the order"),
+                    agrees: falls,
+                    detail,
+                });
+            }
+            let times: Vec<(&str, u64)> = rows
+                .iter()
+                .filter_map(|(n, r)| Some((*n, r.pin_median()?)))
+                .collect();
+            let base = times[0].1.max(1) as f64;
+            out.push(Check {
+                what: format!("{driver} devdax:*:{m}: pin time falls with the order"),
+                agrees: times.windows(2).all(|w| w[1].1 < w[0].1),
+                detail: times
+                    .iter()
+                    .map(|(n, t)| format!("{n} {:.3}", *t as f64 / base))
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+                    + " (median pin time relative to 4K)",
+            });
+        }
+    }
+    out
+}
+
+/// The most frequent argument values as `value x count`, most frequent first; the rest
+/// summed up (the JSON has them all).
+fn frequent_values(values: &[(u64, u64)]) -> String {
+    const SHOWN: usize = 4;
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut s = v
+        .iter()
+        .take(SHOWN)
+        .map(|(val, n)| format!("{val}x{n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if v.len() > SHOWN {
+        let rest: u64 = v[SHOWN..].iter().map(|(_, n)| n).sum();
+        s.push_str(&format!(" and {rest} calls with {} other values", v.len() - SHOWN));
+    }
+    s
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.2}", ns as f64 / 1e6)
+}
+
+impl PinSuite {
+    /// The row each ratio is taken against: devdax:4K:mem with the same driver, else
+    /// anon:4K.
+    fn base(&self, driver: PinDriver) -> Option<u64> {
+        let measured = |m: &str| {
+            self.results.iter().find(|r| {
+                r.driver == driver && r.outcome == Outcome::Measured && r.memory.to_string() == m
+            })
+        };
+        measured("devdax:4K:mem")
+            .or_else(|| measured("anon:4K"))
+            .and_then(PinResult::pin_median)
+    }
+
+    pub fn render_text(&self, o: &mut String) {
+        let _ = writeln!(
+            o,
+            "pin suite: {} MiB per round, {} timed rounds per row; warm-up: {}",
+            self.size >> 20,
+            self.repeat,
+            self.warmup
+        );
+        if let Some(d) = &self.odirect_device {
+            let _ = writeln!(o, "O_DIRECT source: {d}");
+        }
+        for p in &self.prepared {
+            let _ = writeln!(
+                o,
+                "  {:<14} {}{}{}{}",
+                p.memory.to_string(),
+                p.mapped,
+                p.touch_ns
+                    .map_or(String::new(), |t| format!(", first touch {} ms", ms(t))),
+                p.usable_size
+                    .map_or(String::new(), |u| format!(", device offers {} MiB", u >> 20)),
+                p.thp_bytes.map_or(String::new(), |b| format!(
+                    ", AnonHugePages {} MiB",
+                    b >> 20
+                )),
+            );
+        }
+        let _ = writeln!(
+            o,
+            "{:<14} {:<21} {:>2} {:>8} {:>10} {:>7} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10}",
+            "memory",
+            "driver",
+            "n",
+            "pages",
+            "pin ms",
+            "range",
+            "ns/page",
+            "pin/4K",
+            "unpin ms",
+            "kpin ms",
+            "grabs/page",
+            "rel/page"
+        );
+        let mut shown_skipped: Vec<PinMemory> = Vec::new();
+        for r in &self.results {
+            // A memory skipped for one reason by every driver takes one line.
+            let rows: Vec<&PinResult> = self.results.iter().filter(|x| x.memory == r.memory).collect();
+            if let Outcome::Skipped { reason } = &r.outcome {
+                if rows.len() > 1 && rows.iter().all(|x| x.outcome == r.outcome) {
+                    if !shown_skipped.contains(&r.memory) {
+                        shown_skipped.push(r.memory);
+                        let _ = writeln!(
+                            o,
+                            "{:<14} {:<21} skipped: {reason}",
+                            r.memory.to_string(),
+                            "(every driver)"
+                        );
+                    }
+                    continue;
+                }
+            }
+            match &r.outcome {
+                Outcome::Measured => {}
+                Outcome::Refused { errno, .. } => {
+                    let _ = writeln!(
+                        o,
+                        "{:<14} {:<21} refused by kernel ({errno})",
+                        r.memory.to_string(),
+                        r.driver.name()
+                    );
+                    continue;
+                }
+                Outcome::Skipped { reason } => {
+                    let _ = writeln!(
+                        o,
+                        "{:<14} {:<21} skipped: {reason}",
+                        r.memory.to_string(),
+                        r.driver.name()
+                    );
+                    continue;
+                }
+            }
+            let pin = r.pin_median();
+            let dash = || "-".to_string();
+            let _ = writeln!(
+                o,
+                "{:<14} {:<21} {:>2} {:>8} {:>10} {:>7} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10}",
+                r.memory.to_string(),
+                r.driver.name(),
+                r.samples.len(),
+                r.pages,
+                pin.map_or_else(dash, ms),
+                r.pin_range_pct().map_or_else(dash, |p| format!("{p:.0}%")),
+                pin.filter(|_| r.pages > 0)
+                    .map_or_else(dash, |p| format!("{:.0}", p as f64 / r.pages as f64)),
+                match (pin, self.base(r.driver)) {
+                    (Some(p), Some(b)) if b > 0 => format!("{:.3}", p as f64 / b as f64),
+                    _ => dash(),
+                },
+                r.unpin_median().map_or_else(dash, ms),
+                r.kernel_ns(PIN_PROBES).map_or_else(dash, ms),
+                r.grabs
+                    .as_ref()
+                    .and_then(Grabs::per_page)
+                    .map_or_else(dash, |g| format!("{g:.6}")),
+                r.grabs
+                    .as_ref()
+                    .filter(|g| g.pages > 0 && !g.releases.is_empty())
+                    .map_or_else(dash, |g| format!(
+                        "{:.6}",
+                        g.release_calls() as f64 / g.pages as f64
+                    )),
+            );
+        }
+        let _ = writeln!(
+            o,
+            "\npin = {}; odirect: {}; kpin: kernel time in pin_user_pages* in a \
+             separate traced round; grabs/rel: try_grab_folio* and unpin_user_folio/page calls \
+             per pinned page in another",
+            PinDriver::IoUring.timing(),
+            PinDriver::Odirect.timing()
+        );
+        for r in &self.results {
+            let who = format!("{:<14} {:<21}", r.memory.to_string(), r.driver.name());
+            match &r.outcome {
+                Outcome::Refused { detail, .. } => {
+                    let _ = writeln!(o, "  {who} {detail}");
+                }
+                Outcome::Measured => {
+                    if let Some(g) = &r.grabs {
+                        let funcs = g
+                            .by_function
+                            .iter()
+                            .chain(&g.releases)
+                            .filter(|f| f.calls > 0)
+                            .map(|f| {
+                                format!(
+                                    "{} {} calls ({})",
+                                    f.function,
+                                    f.calls,
+                                    frequent_values(&f.refs_values)
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        if !funcs.is_empty() {
+                            let _ = writeln!(o, "  {who} grabs: {funcs}");
+                        }
+                    }
+                }
+                Outcome::Skipped { .. } => {}
+            }
+        }
+        if !self.checks.is_empty() {
+            let _ = writeln!(o, "\npin checks (medians; a mismatch is reported, never hidden):");
+            for c in &self.checks {
+                let _ = writeln!(
+                    o,
+                    "  {} {}: {}",
+                    if c.agrees { "ok      " } else { "MISMATCH" },
+                    c.what,
+                    c.detail
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(mem: &str, driver: PinDriver, pin: u64, grabs: u64) -> PinResult {
+        PinResult {
+            memory: mem.parse().unwrap(),
+            driver,
+            outcome: Outcome::Measured,
+            bytes: 1 << 30,
+            pages: 262144,
+            warmup_rounds: 1,
+            samples: vec![PinSample {
+                pin_ns: pin,
+                unpin_ns: Some(pin / 10),
+            }],
+            kernel: vec![],
+            grabs: Some(Grabs {
+                pages: 262144,
+                calls: grabs,
+                refs: 262144,
+                by_function: vec![],
+                releases: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn frequent_values_come_first_and_the_rest_is_counted() {
+        let v = [(1, 3), (2, 1), (3, 9), (4, 1), (5, 2), (6, 1)];
+        assert_eq!(
+            frequent_values(&v),
+            "3x9 1x3 5x2 2x1 and 2 calls with 2 other values"
+        );
+        assert_eq!(frequent_values(&[(512, 2)]), "512x2");
+    }
+
+    #[test]
+    fn memories_parse_and_print_back() {
+        for s in ["devdax:2M:dev", "fsdax:mem", "anon:4K", "anon:thp"] {
+            assert_eq!(s.parse::<PinMemory>().unwrap().to_string(), s);
+        }
+        assert!("pfnmap".parse::<PinMemory>().unwrap_err().contains("no struct pages"));
+        let e = "devdax:3M:mem".parse::<PinMemory>().unwrap_err();
+        assert!(e.contains("anon:thp") && e.contains("devdax:3M:mem"), "{e}");
+        let json = serde_json::to_string(&PinMemory::Anon { thp: true }).unwrap();
+        assert_eq!(json, "\"anon:thp\"");
+        assert_eq!(PinMemory::all().len(), 10);
+    }
+
+    /// Seen on 6.12: long-term pins fall 4K -> 2M -> 1G; GUP-fast devmap grabs per page.
+    #[test]
+    fn order_checks_say_what_falls_and_what_does_not() {
+        let rs = vec![
+            row("devdax:4K:mem", PinDriver::IoUring, 280, 262144),
+            row("devdax:2M:mem", PinDriver::IoUring, 40, 1024),
+            row("devdax:1G:mem", PinDriver::IoUring, 2, 2),
+            row("devdax:4K:mem", PinDriver::Odirect, 900, 262144),
+            row("devdax:2M:mem", PinDriver::Odirect, 800, 262144),
+        ];
+        let c = order_checks(&rs);
+        let io: Vec<&Check> = c.iter().filter(|c| c.what.starts_with("io_uring")).collect();
+        assert_eq!(io.len(), 2);
+        assert!(io.iter().all(|c| c.agrees), "{io:?}");
+        let od = c
+            .iter()
+            .find(|c| c.what.starts_with("odirect") && c.what.contains("grabs"))
+            .unwrap();
+        assert!(!od.agrees);
+        assert!(od.detail.contains("one grab per base page"), "{}", od.detail);
+    }
+
+    #[test]
+    fn refused_and_skipped_rows_stay_in_the_table() {
+        let mut refused = row("fsdax:mem", PinDriver::IoUring, 0, 0);
+        refused.outcome = Outcome::Refused {
+            errno: "EOPNOTSUPP".into(),
+            detail: "io_uring buffer registration refused".into(),
+        };
+        refused.samples.clear();
+        let mut skipped = row("devdax:2M:mem", PinDriver::GupTestPinFast, 0, 0);
+        skipped.outcome = Outcome::Skipped {
+            reason: "no gup_test".into(),
+        };
+        let suite = PinSuite {
+            size: 1 << 30,
+            repeat: 5,
+            results: vec![row("devdax:4K:mem", PinDriver::IoUring, 2_000_000, 262144), refused, skipped],
+            ..Default::default()
+        };
+        let mut o = String::new();
+        suite.render_text(&mut o);
+        assert!(o.contains("fsdax:mem      io_uring              refused by kernel (EOPNOTSUPP)"), "{o}");
+        assert!(o.contains("skipped: no gup_test"), "{o}");
+        assert!(o.contains("1.000"), "{o}");
+        let back: PinSuite = serde_json::from_str(&serde_json::to_string(&suite).unwrap()).unwrap();
+        assert_eq!(back, suite);
+    }
+}
