@@ -437,3 +437,121 @@ fn run_refuses_what_it_was_not_given() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to restore"));
 }
+
+/// The pin suite's mistakes are usage errors, found before anything is touched.
+#[test]
+fn pin_suite_refuses_bad_arguments_clearly() {
+    for (args, says) in [
+        (
+            &["--driver", "rdma"][..],
+            "unknown pin driver 'rdma': available: io_uring, odirect, gup_test",
+        ),
+        (
+            &["--geometry", "devdax:1G:mem", "--size", "1536M"],
+            "devdax:1G:mem maps in 1G pages, so --size must be a multiple of 1G (e.g. --size 2G)",
+        ),
+        (
+            &["--geometry", "anon:4K", "--size", "0"],
+            "must be a positive multiple of 4K",
+        ),
+        (
+            &["--geometry", "anon:4K", "--size", "6K"],
+            "must be a positive multiple of 4K",
+        ),
+        (&["--geometry", "pfnmap"], "pfnmap has no struct pages"),
+        (
+            &["--geometry", "anon:2M"],
+            "valid forms are devdax:4K|2M|1G:mem|dev, fsdax:mem|dev, anon:4K, anon:thp",
+        ),
+        // An explicit dax memory needs a namespace: not silently skipped.
+        (&["--geometry", "devdax:2M:mem"], "no namespace granted"),
+        (
+            &["--geometry", "anon:4K", "--repeat", "0"],
+            "--repeat must be at least 1",
+        ),
+    ] {
+        let out = run(foliobench().args(["run", "--suite", "pin"]).args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = run(foliobench().args(["run", "--suite", "memmap", "--geometry", "anon:thp"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("measured by the pin suite"));
+    let out = run(foliobench().args(["run", "--suite", "pin,nope"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("unknown suite 'nope': available: memmap, pin"));
+}
+
+/// On the host (no pmem, no function tracing) the pin suite still measures anonymous
+/// memory through io_uring, reports every dax memory as skipped with the reason, and the
+/// THP baseline really is THP-backed only when asked.
+#[test]
+fn pin_suite_measures_anonymous_memory_on_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(foliobench()
+        .args([
+            "run", "--suite", "pin", "--driver", "io_uring", "--size", "64M",
+        ])
+        .args(["--repeat", "2", "--out", "pin.json"])
+        .current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(0));
+    let r = read_json(&dir.path().join("pin.json"));
+    assert_eq!(r["schema_version"], 2);
+    assert_eq!(r["suites"], serde_json::json!(["pin"]));
+    let pin = &r["pin"];
+    let rows = pin["results"].as_array().unwrap();
+    // 8 dax memories and 2 anonymous ones, one driver.
+    assert_eq!(rows.len(), 10);
+    for row in rows {
+        let memory = row["memory"].as_str().unwrap();
+        if memory.starts_with("anon:") {
+            assert_eq!(row["status"], "measured", "{row}");
+            assert_eq!(row["pages"], 16384);
+            assert_eq!(row["warmup_rounds"], 1);
+            let samples = row["samples"].as_array().unwrap();
+            assert_eq!(samples.len(), 2);
+            assert!(samples
+                .iter()
+                .all(|s| s["pin_ns"].as_u64().unwrap() > 0 && s["unpin_ns"].as_u64().is_some()));
+        } else {
+            assert_eq!(row["status"], "skipped", "{row}");
+            assert!(row["reason"]
+                .as_str()
+                .unwrap()
+                .contains("no namespace granted"));
+        }
+    }
+    let notes = r["context"]["notes"].to_string();
+    assert!(
+        notes.contains("dax memories not measured: no namespace granted"),
+        "{notes}"
+    );
+    assert!(r["context"]["namespace"].is_null());
+    let prepared = pin["prepared"].as_array().unwrap();
+    let thp = |m: &str| {
+        prepared.iter().find(|p| p["memory"] == m).unwrap()["thp_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(thp("anon:4K"), 0, "MADV_NOHUGEPAGE keeps base pages");
+    let thp_mode =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    if !thp_mode.contains("[never]") {
+        assert!(
+            thp("anon:thp") > 0,
+            "MADV_HUGEPAGE gave no THP ({thp_mode})"
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("devdax:4K:mem  io_uring              skipped: no namespace granted"),
+        "{text}"
+    );
+    assert!(
+        text.matches("probes not used").count() <= 1,
+        "one note for all: {text}"
+    );
+}

@@ -29,7 +29,10 @@ impl PinMemory {
             .into_iter()
             .filter(|g| *g != Geometry::Pfnmap)
             .map(PinMemory::Dax)
-            .chain([PinMemory::Anon { thp: false }, PinMemory::Anon { thp: true }])
+            .chain([
+                PinMemory::Anon { thp: false },
+                PinMemory::Anon { thp: true },
+            ])
             .collect()
     }
 
@@ -162,9 +165,14 @@ impl fmt::Display for PinDriver {
 pub enum Outcome {
     Measured,
     /// The kernel refused the pin: a result (e.g. long-term pins of fsdax: EOPNOTSUPP).
-    Refused { errno: String, detail: String },
+    Refused {
+        errno: String,
+        detail: String,
+    },
     /// Not run here, and why (driver or memory unavailable).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// One timed round: the whole mapping pinned and unpinned once.
@@ -257,7 +265,11 @@ pub struct PinSuite {
     pub checks: Vec<Check>,
 }
 
-pub const PIN_PROBES: &[&str] = &["pin_user_pages", "pin_user_pages_fast", "get_user_pages_fast"];
+pub const PIN_PROBES: &[&str] = &[
+    "pin_user_pages",
+    "pin_user_pages_fast",
+    "get_user_pages_fast",
+];
 
 impl PinResult {
     pub fn pin_median(&self) -> Option<u64> {
@@ -327,7 +339,9 @@ pub fn order_checks(results: &[PinResult]) -> Vec<Check> {
                     );
                 }
                 out.push(Check {
-                    what: format!("{driver} devdax:*:{m}: grabs per pinned page fall with the order"),
+                    what: format!(
+                        "{driver} devdax:*:{m}: grabs per pinned page fall with the order"
+                    ),
                     agrees: falls,
                     detail,
                 });
@@ -366,7 +380,10 @@ fn frequent_values(values: &[(u64, u64)]) -> String {
         .join(" ");
     if v.len() > SHOWN {
         let rest: u64 = v[SHOWN..].iter().map(|(_, n)| n).sum();
-        s.push_str(&format!(" and {rest} calls with {} other values", v.len() - SHOWN));
+        s.push_str(&format!(
+            " and {rest} calls with {} other values",
+            v.len() - SHOWN
+        ));
     }
     s
 }
@@ -408,8 +425,10 @@ impl PinSuite {
                 p.mapped,
                 p.touch_ns
                     .map_or(String::new(), |t| format!(", first touch {} ms", ms(t))),
-                p.usable_size
-                    .map_or(String::new(), |u| format!(", device offers {} MiB", u >> 20)),
+                p.usable_size.map_or(String::new(), |u| format!(
+                    ", device offers {} MiB",
+                    u >> 20
+                )),
                 p.thp_bytes.map_or(String::new(), |b| format!(
                     ", AnonHugePages {} MiB",
                     b >> 20
@@ -433,9 +452,31 @@ impl PinSuite {
             "rel/page"
         );
         let mut shown_skipped: Vec<PinMemory> = Vec::new();
+        // A driver skipped for one reason on every memory takes one line, after the table.
+        let skipped_drivers: Vec<(PinDriver, &str)> = PinDriver::ALL
+            .iter()
+            .filter_map(|&d| {
+                let rows: Vec<&PinResult> = self.results.iter().filter(|x| x.driver == d).collect();
+                match rows.first().map(|r| &r.outcome) {
+                    Some(first @ Outcome::Skipped { reason })
+                        if rows.len() > 1 && rows.iter().all(|x| &x.outcome == first) =>
+                    {
+                        Some((d, reason.as_str()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
         for r in &self.results {
+            if skipped_drivers.iter().any(|(d, _)| *d == r.driver) {
+                continue;
+            }
             // A memory skipped for one reason by every driver takes one line.
-            let rows: Vec<&PinResult> = self.results.iter().filter(|x| x.memory == r.memory).collect();
+            let rows: Vec<&PinResult> = self
+                .results
+                .iter()
+                .filter(|x| x.memory == r.memory)
+                .collect();
             if let Outcome::Skipped { reason } = &r.outcome {
                 if rows.len() > 1 && rows.iter().all(|x| x.outcome == r.outcome) {
                     if !shown_skipped.contains(&r.memory) {
@@ -503,6 +544,14 @@ impl PinSuite {
                     )),
             );
         }
+        for (d, reason) in &skipped_drivers {
+            let _ = writeln!(
+                o,
+                "{:<14} {:<21} skipped: {reason}",
+                "(every memory)",
+                d.name()
+            );
+        }
         let _ = writeln!(
             o,
             "\npin = {}; odirect: {}; kpin: kernel time in pin_user_pages* in a \
@@ -543,7 +592,10 @@ impl PinSuite {
             }
         }
         if !self.checks.is_empty() {
-            let _ = writeln!(o, "\npin checks (medians; a mismatch is reported, never hidden):");
+            let _ = writeln!(
+                o,
+                "\npin checks (medians; a mismatch is reported, never hidden):"
+            );
             for c in &self.checks {
                 let _ = writeln!(
                     o,
@@ -599,7 +651,10 @@ mod tests {
         for s in ["devdax:2M:dev", "fsdax:mem", "anon:4K", "anon:thp"] {
             assert_eq!(s.parse::<PinMemory>().unwrap().to_string(), s);
         }
-        assert!("pfnmap".parse::<PinMemory>().unwrap_err().contains("no struct pages"));
+        assert!("pfnmap"
+            .parse::<PinMemory>()
+            .unwrap_err()
+            .contains("no struct pages"));
         let e = "devdax:3M:mem".parse::<PinMemory>().unwrap_err();
         assert!(e.contains("anon:thp") && e.contains("devdax:3M:mem"), "{e}");
         let json = serde_json::to_string(&PinMemory::Anon { thp: true }).unwrap();
@@ -618,7 +673,10 @@ mod tests {
             row("devdax:2M:mem", PinDriver::Odirect, 800, 262144),
         ];
         let c = order_checks(&rs);
-        let io: Vec<&Check> = c.iter().filter(|c| c.what.starts_with("io_uring")).collect();
+        let io: Vec<&Check> = c
+            .iter()
+            .filter(|c| c.what.starts_with("io_uring"))
+            .collect();
         assert_eq!(io.len(), 2);
         assert!(io.iter().all(|c| c.agrees), "{io:?}");
         let od = c
@@ -626,7 +684,11 @@ mod tests {
             .find(|c| c.what.starts_with("odirect") && c.what.contains("grabs"))
             .unwrap();
         assert!(!od.agrees);
-        assert!(od.detail.contains("one grab per base page"), "{}", od.detail);
+        assert!(
+            od.detail.contains("one grab per base page"),
+            "{}",
+            od.detail
+        );
     }
 
     #[test]
@@ -644,12 +706,19 @@ mod tests {
         let suite = PinSuite {
             size: 1 << 30,
             repeat: 5,
-            results: vec![row("devdax:4K:mem", PinDriver::IoUring, 2_000_000, 262144), refused, skipped],
+            results: vec![
+                row("devdax:4K:mem", PinDriver::IoUring, 2_000_000, 262144),
+                refused,
+                skipped,
+            ],
             ..Default::default()
         };
         let mut o = String::new();
         suite.render_text(&mut o);
-        assert!(o.contains("fsdax:mem      io_uring              refused by kernel (EOPNOTSUPP)"), "{o}");
+        assert!(
+            o.contains("fsdax:mem      io_uring              refused by kernel (EOPNOTSUPP)"),
+            "{o}"
+        );
         assert!(o.contains("skipped: no gup_test"), "{o}");
         assert!(o.contains("1.000"), "{o}");
         let back: PinSuite = serde_json::from_str(&serde_json::to_string(&suite).unwrap()).unwrap();

@@ -98,8 +98,7 @@ impl SourceDevice {
         ensure_mounted("configfs", CONFIGFS).map_err(fail)?;
         let name = format!("foliobench{}", std::process::id());
         let dir = Path::new(CONFIGFS).join("nullb").join(&name);
-        fs::create_dir(&dir)
-            .map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
+        fs::create_dir(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
         let dev = SourceDevice {
             kind: Kind::NullBlk,
             path: Path::new("/dev").join(&name),
@@ -183,10 +182,7 @@ impl Drop for SourceDevice {
             Undo::Loop { .. } => run("losetup", &["-d", &self.path.to_string_lossy()]).map(|_| ()),
         };
         if let Err(e) = result {
-            eprintln!(
-                "foliobench: could not remove {}: {e}",
-                self.path.display()
-            );
+            eprintln!("foliobench: could not remove {}: {e}", self.path.display());
         }
     }
 }

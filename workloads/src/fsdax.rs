@@ -46,7 +46,17 @@ impl DaxFs {
         let dev = device.to_string_lossy().to_string();
         run(
             "mkfs.ext4",
-            &["-q", "-F", "-b", "4096", "-E", "nodiscard", "-L", "foliobench", &dev],
+            &[
+                "-q",
+                "-F",
+                "-b",
+                "4096",
+                "-E",
+                "nodiscard",
+                "-L",
+                "foliobench",
+                &dev,
+            ],
         )?;
         let mountpoint = Path::new("/run/foliobench").join(format!("fsdax-{}", std::process::id()));
         fs::create_dir_all(&mountpoint)

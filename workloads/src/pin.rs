@@ -137,6 +137,13 @@ impl Mapping {
         t.elapsed()
     }
 
+    /// Bytes of this mapping backed by transparent huge pages (AnonHugePages in smaps):
+    /// whether THP really backs it.
+    pub fn thp_bytes(&self) -> Option<u64> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        smaps_anon_huge_bytes(&smaps, self.addr())
+    }
+
     /// The mapping as consecutive iovecs of at most `max_each` bytes each.
     pub fn iovecs(&self, max_each: usize) -> Vec<libc::iovec> {
         let each = max_each.min(self.len).max(1);
@@ -158,10 +165,18 @@ impl Drop for Mapping {
     }
 }
 
-/// Bytes of `AnonHugePages` in this process: whether THP really backs an anonymous mapping.
-pub fn anon_huge_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
-    text.lines()
+/// `AnonHugePages` of the mapping starting at `addr` in a /proc/PID/smaps text.
+pub fn smaps_anon_huge_bytes(smaps: &str, addr: u64) -> Option<u64> {
+    let start = format!("{addr:x}-");
+    let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+    lines.next()?;
+    lines
+        // The next mapping's header line ends this one's fields.
+        .take_while(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|f| f.ends_with(':'))
+        })
         .find_map(|l| l.strip_prefix("AnonHugePages:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
@@ -204,9 +219,8 @@ impl FixedBuffers {
         })?;
         let pin = t.elapsed();
         let t = Instant::now();
-        sub.unregister_buffers().map_err(|e| {
-            PinError::Failed(format!("io_uring buffer unregistration failed: {e}"))
-        })?;
+        sub.unregister_buffers()
+            .map_err(|e| PinError::Failed(format!("io_uring buffer unregistration failed: {e}")))?;
         Ok(PinTiming {
             pin,
             unpin: Some(t.elapsed()),
@@ -355,6 +369,28 @@ mod tests {
         );
         assert_eq!(v[1].iov_base as u64, m.addr() + 2 * PAGE as u64);
         assert_eq!(m.iovecs(1 << 30).len(), 1);
+    }
+
+    #[test]
+    fn thp_bytes_are_the_mappings_own() {
+        let smaps = "7f0000000000-7f0040000000 rw-p 00000000 00:00 0 \n\
+                     Size:            1048576 kB\n\
+                     AnonHugePages:   1046528 kB\n\
+                     VmFlags: rd wr mr mw me ac hg\n\
+                     7f0040000000-7f0040200000 rw-p 00000000 00:00 0 \n\
+                     AnonHugePages:      2048 kB\n";
+        assert_eq!(
+            smaps_anon_huge_bytes(smaps, 0x7f0000000000),
+            Some(1046528 * 1024)
+        );
+        assert_eq!(
+            smaps_anon_huge_bytes(smaps, 0x7f0040000000),
+            Some(2048 * 1024)
+        );
+        assert_eq!(smaps_anon_huge_bytes(smaps, 0x1000), None);
+        let m = Mapping::anonymous(4 * PAGE, false).unwrap();
+        m.touch();
+        assert_eq!(m.thp_bytes(), Some(0), "MADV_NOHUGEPAGE");
     }
 
     #[test]

@@ -168,7 +168,12 @@ mod tests {
     #[test]
     fn grabs_sum_the_grab_functions_only() {
         let s = vec![
-            stat("try_grab_folio", Group::Grab, 1024, vec![(1, 512), (511, 512)]),
+            stat(
+                "try_grab_folio",
+                Group::Grab,
+                1024,
+                vec![(1, 512), (511, 512)],
+            ),
             stat("try_grab_folio_fast", Group::Grab, 0, vec![]),
             stat("pin_user_pages_fast", Group::Pin, 1, vec![(262144, 1)]),
             stat("unpin_user_folio", Group::Grab, 512, vec![(512, 512)]),

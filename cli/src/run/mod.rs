@@ -101,13 +101,13 @@ fn split_geometries(
             )));
         }
         if is_pfnmap && !memmap {
-            return Err(usage(format!("--geometry {g}: {}", "pfnmap".parse::<PinMemory>().unwrap_err())));
+            return Err(usage(format!(
+                "--geometry {g}: {}",
+                "pfnmap".parse::<PinMemory>().unwrap_err()
+            )));
         }
         if memmap && !is_anon {
-            geometries.push(
-                g.parse::<Geometry>()
-                    .map_err(|e| usage(e.to_string()))?,
-            );
+            geometries.push(g.parse::<Geometry>().map_err(|e| usage(e.to_string()))?);
         }
         if pin && !is_pfnmap {
             memories.push(g.parse::<PinMemory>().map_err(usage)?);
@@ -123,17 +123,20 @@ pub fn run(a: RunArgs) -> Result<Code> {
         return Err(usage("--repeat must be at least 1"));
     }
     let (geometries, memories) = split_geometries(&a.geometries, do_memmap, do_pin)?;
-    let pin_plan = if do_pin {
-        let size = parse_size("--size", &a.size)?;
-        Some(pin::plan(memories, &a.drivers, size)?)
-    } else {
-        None
-    };
 
     // A namespace is needed for the memmap suite and for dax memories. With the default
     // sweep and none granted (e.g. on the host), the pin suite still measures anonymous
     // memory and reports the dax rows as skipped.
-    let wants_dax = pin_plan.as_ref().is_some_and(|p| p.wants_dax());
+    let wants_dax = do_pin && memories.iter().any(|m| m.geometry().is_some());
+    if do_pin && !a.geometries.is_empty() {
+        // Memories named on the command line are checked before anything else is.
+        pin::plan(
+            memories.clone(),
+            &a.drivers,
+            parse_size("--size", &a.size)?,
+            true,
+        )?;
+    }
     let mut no_namespace = None;
     let target: Option<Target> = if do_memmap || wants_dax {
         match namespace::choose(a.namespace.as_deref()) {
@@ -146,6 +149,12 @@ pub fn run(a: RunArgs) -> Result<Code> {
             }
             Err(e) => return Err(ns_err(e)),
         }
+    } else {
+        None
+    };
+    let pin_plan = if do_pin {
+        let size = parse_size("--size", &a.size)?;
+        Some(pin::plan(memories, &a.drivers, size, target.is_some())?)
     } else {
         None
     };
@@ -189,22 +198,35 @@ pub fn run(a: RunArgs) -> Result<Code> {
     notes.push(format!("vmemmap optimization: {}", sp.optimization.reason));
     let nr_memmap = system::vmstat("nr_memmap_pages").is_some();
     let mut used: Vec<Resolution> = Vec::new();
+    let mut untraceable: Vec<String> = Vec::new();
     let memmap_probes = if do_memmap {
         if !nr_memmap {
             notes.push("this kernel has no /proc/vmstat nr_memmap_pages (added in 6.11): vmstat figures are absent".into());
         }
-        resolve(&facts, &["memmap", "vmemmap"], &mut notes, &mut used)
+        resolve(
+            &facts,
+            &["memmap", "vmemmap"],
+            &mut notes,
+            &mut used,
+            &mut untraceable,
+        )
     } else {
         vec![]
     };
     let (pin_latency, pin_grab) = if do_pin {
         (
-            resolve(&facts, &["pin"], &mut notes, &mut used),
-            resolve(&facts, &["grab"], &mut notes, &mut used),
+            resolve(&facts, &["pin"], &mut notes, &mut used, &mut untraceable),
+            resolve(&facts, &["grab"], &mut notes, &mut used, &mut untraceable),
         )
     } else {
         (vec![], vec![])
     };
+    if !untraceable.is_empty() {
+        notes.push(format!(
+            "probes not used, {NO_TRACING}: {}",
+            untraceable.join(", ")
+        ));
+    }
     if let Some(why) = &no_namespace {
         notes.push(format!("dax memories not measured: {why}"));
     }
@@ -324,31 +346,26 @@ pub fn run(a: RunArgs) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-/// Resolves catalog groups on this kernel; the probes that cannot be used are noted once.
+/// Where function tracing is refused altogether (the host), one note names all the probes.
+const NO_TRACING: &str = "neither fentry nor kprobes are usable here";
+
+/// Resolves catalog groups on this kernel; why a probe cannot be used goes to the notes.
 fn resolve(
     facts: &KernelFacts,
     groups: &[&str],
     notes: &mut Vec<String>,
     used: &mut Vec<Resolution>,
+    untraceable: &mut Vec<String>,
 ) -> Vec<Resolution> {
     let names: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
     let selected = catalog::select(&names).expect("groups exist");
     let probes = facts.resolve(&selected);
-    // Where function tracing is refused altogether (the host), one note says so for all.
-    const NO_TRACING: &str = "neither fentry nor kprobes are usable here";
-    let mut untraceable = Vec::new();
     for p in &probes {
         match p.mechanism {
             Some(_) => used.push(p.clone()),
             None if p.reason.contains(NO_TRACING) => untraceable.push(p.probe.clone()),
             None => notes.push(format!("probe {} not used: {}", p.probe, p.reason)),
         }
-    }
-    if !untraceable.is_empty() {
-        notes.push(format!(
-            "probes not used, {NO_TRACING}: {}",
-            untraceable.join(", ")
-        ));
     }
     probes
 }

@@ -14,9 +14,7 @@ use foliobench_reports::results::Check;
 use foliobench_workloads::blockdev::SourceDevice;
 use foliobench_workloads::fsdax::DaxFs;
 use foliobench_workloads::namespace::Provisioner;
-use foliobench_workloads::pin::{
-    anon_huge_bytes, FixedBuffers, GupTestCmd, Mapping, PinError, PAGE,
-};
+use foliobench_workloads::pin::{FixedBuffers, GupTestCmd, Mapping, PinError, PAGE};
 use foliobench_workloads::pin_suite::{self, Driver};
 use foliobench_workloads::system;
 
@@ -59,8 +57,9 @@ impl Plan {
     }
 }
 
-/// Checks the pin suite's arguments: drivers by name, a size every memory can map.
-pub fn plan(memories: Vec<PinMemory>, drivers: &[String], size: u64) -> Result<Plan> {
+/// Checks the pin suite's arguments: drivers by name, a size every memory to be measured
+/// can map (`dax`: whether the dax memories will be; else they are reported skipped).
+pub fn plan(memories: Vec<PinMemory>, drivers: &[String], size: u64, dax: bool) -> Result<Plan> {
     let mut chosen = Vec::new();
     let names: Vec<&str> = if drivers.is_empty() {
         vec!["io_uring", "odirect", "gup_test"]
@@ -94,7 +93,7 @@ pub fn plan(memories: Vec<PinMemory>, drivers: &[String], size: u64) -> Result<P
             fmt_size(size)
         )));
     }
-    for m in &memories {
+    for m in memories.iter().filter(|m| dax || m.geometry().is_none()) {
         if size % m.align() != 0 {
             return Err(usage(format!(
                 "--size {}: {m} maps in {} pages, so --size must be a multiple of {} \
@@ -141,7 +140,11 @@ impl Drivers {
         } else {
             Err("not selected".into())
         };
-        let gup_test = if plan.drivers.iter().any(|d| d.name().starts_with("gup_test")) {
+        let gup_test = if plan
+            .drivers
+            .iter()
+            .any(|d| d.name().starts_with("gup_test"))
+        {
             if let Ok(true) = system::ensure_mounted("debugfs", "/sys/kernel/debug") {
                 notes.push("mounted debugfs at /sys/kernel/debug for gup_test".into());
             }
@@ -166,7 +169,12 @@ impl Drivers {
     }
 
     fn get(&self, d: PinDriver) -> Result<Driver<'_>, String> {
-        let cmd = |c| self.gup_test.as_ref().map(|f| Driver::GupTest(f, c)).map_err(String::clone);
+        let cmd = |c| {
+            self.gup_test
+                .as_ref()
+                .map(|f| Driver::GupTest(f, c))
+                .map_err(String::clone)
+        };
         match d {
             PinDriver::IoUring => self
                 .io_uring
@@ -214,7 +222,11 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
             None,
             format!(
                 "anonymous memory, {}",
-                if thp { "MADV_HUGEPAGE" } else { "MADV_NOHUGEPAGE" }
+                if thp {
+                    "MADV_HUGEPAGE"
+                } else {
+                    "MADV_NOHUGEPAGE"
+                }
             ),
         ),
         PinMemory::Dax(g) => {
@@ -245,13 +257,12 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
                     (mapping, None, usable, format!("{path} (MAP_SHARED)"))
                 }
                 Geometry::Fsdax { .. } => {
-                    let dev = ndctl_str(nd, &["blockdev"]).ok_or("ndctl reported no block device")?;
+                    let dev =
+                        ndctl_str(nd, &["blockdev"]).ok_or("ndctl reported no block device")?;
                     let fs = DaxFs::create(std::path::Path::new(&format!("/dev/{dev}")))?;
                     let f = fs.file(size)?;
                     let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
-                    let what = format!(
-                        "a file on ext4 -o dax on /dev/{dev} (MAP_SHARED)"
-                    );
+                    let what = format!("a file on ext4 -o dax on /dev/{dev} (MAP_SHARED)");
                     (mapping, Some(fs), usable, what)
                 }
                 Geometry::Pfnmap => return Err("pfnmap has no struct pages to pin".into()),
@@ -260,7 +271,7 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
     };
     let touch = mapping.touch();
     let thp_bytes = match m {
-        PinMemory::Anon { .. } => anon_huge_bytes(),
+        PinMemory::Anon { .. } => mapping.thp_bytes(),
         PinMemory::Dax(_) => None,
     };
     Ok(Ready {
@@ -334,7 +345,11 @@ pub fn suite(
                 m,
                 &format!(
                     "no namespace granted{}",
-                    if no_namespace.is_some() { " (see the note)" } else { "" }
+                    if no_namespace.is_some() {
+                        " (see the note)"
+                    } else {
+                        ""
+                    }
                 ),
             );
             continue;
@@ -391,7 +406,11 @@ pub fn suite(
         }
         suite.prepared.push(prepared.info);
     }
-    notes.extend(not_traced.into_iter().map(|n| format!("pin probe not traced: {n}")));
+    notes.extend(
+        not_traced
+            .into_iter()
+            .map(|n| format!("pin probe not traced: {n}")),
+    );
     suite.checks = order_checks(&suite.results);
     suite.checks.extend(refs_checks(&suite.results));
     Ok(suite)
@@ -405,12 +424,12 @@ fn refs_checks(results: &[PinResult]) -> Vec<Check> {
         .filter_map(|r| {
             let g = r.grabs.as_ref()?;
             (g.calls > 0).then(|| Check {
-                what: format!("{} {}: references taken vs pages pinned", r.memory, r.driver),
-                agrees: g.refs == g.pages,
-                detail: format!(
-                    "{} refs in {} grabs for {} pages",
-                    g.refs, g.calls, g.pages
+                what: format!(
+                    "{} {}: references taken vs pages pinned",
+                    r.memory, r.driver
                 ),
+                agrees: g.refs == g.pages,
+                detail: format!("{} refs in {} grabs for {} pages", g.refs, g.calls, g.pages),
             })
         })
         .collect()
