@@ -555,3 +555,61 @@ fn pin_suite_measures_anonymous_memory_on_the_host() {
         "one note for all: {text}"
     );
 }
+
+/// The O_DIRECT driver gets a block device of its own (null_blk where the kernel has it,
+/// else a loop device over a sparse file), reads into the mapping through it, and removes
+/// it afterwards.
+#[test]
+fn odirect_driver_cleans_up_its_block_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(foliobench()
+        .args([
+            "run",
+            "--suite",
+            "pin",
+            "--driver",
+            "odirect",
+            "--geometry",
+            "anon:4K",
+        ])
+        .args(["--size", "16M", "--repeat", "1", "--out", "pin.json"])
+        .current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(0));
+    let r = read_json(&dir.path().join("pin.json"));
+    let device = r["pin"]["odirect_device"].as_str().unwrap();
+    let row = &r["pin"]["results"][0];
+    assert_eq!(row["driver"], "odirect");
+    assert_eq!(row["status"], "measured", "{row}");
+    assert_eq!(row["pages"], 4096);
+    assert!(
+        row["samples"][0]["unpin_ns"].is_null(),
+        "O_DIRECT unpins at completion"
+    );
+    if device.starts_with("loop") {
+        let listing = std::process::Command::new("losetup")
+            .arg("-a")
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&listing.stdout);
+        assert!(
+            !listing.contains("foliobench-odirect-"),
+            "loop device detached: {listing}"
+        );
+        let left: Vec<_> = std::fs::read_dir("/dev/shm")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with("foliobench-odirect-")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "backing file removed: {left:?}");
+    } else {
+        assert!(device.starts_with("null_blk"), "{device}");
+        let node = device.split_whitespace().nth(1).unwrap();
+        assert!(!std::path::Path::new(node).exists(), "{node} removed");
+    }
+}

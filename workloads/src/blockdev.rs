@@ -174,10 +174,10 @@ impl Drop for SourceDevice {
             Undo::NullBlk { dir, unload_module } => {
                 let _ = write(&dir.join("power"), "0");
                 let r = fs::remove_dir(dir).map_err(|e| format!("removing {}: {e}", dir.display()));
-                if *unload_module {
-                    let _ = run("modprobe", &["-r", "null_blk"]);
+                match (r, *unload_module) {
+                    (Ok(()), true) => run("modprobe", &["-r", "null_blk"]).map(|_| ()),
+                    (r, _) => r,
                 }
-                r
             }
             Undo::Loop { .. } => run("losetup", &["-d", &self.path.to_string_lossy()]).map(|_| ()),
         };

@@ -112,10 +112,17 @@ pub fn plan(memories: Vec<PinMemory>, drivers: &[String], size: u64, dax: bool) 
     })
 }
 
+/// The O_DIRECT source, opened. Fields drop in order: the descriptor is closed before the
+/// device is removed (an open block device would keep null_blk from unloading).
+struct OdirectSource {
+    file: File,
+    device: SourceDevice,
+}
+
 /// The drivers' resources, set up once for the run; each is the open file or why not.
 struct Drivers {
     io_uring: Result<FixedBuffers, String>,
-    odirect: Result<(SourceDevice, File), String>,
+    odirect: Result<OdirectSource, String>,
     gup_test: Result<File, String>,
 }
 
@@ -133,9 +140,11 @@ impl Drivers {
             Err("not selected".into())
         };
         let odirect = if wants(PinDriver::Odirect) {
-            SourceDevice::create(plan.size).and_then(|d| {
-                let f = d.open()?;
-                Ok((d, f))
+            SourceDevice::create(plan.size).and_then(|device| {
+                Ok(OdirectSource {
+                    file: device.open()?,
+                    device,
+                })
             })
         } else {
             Err("not selected".into())
@@ -184,7 +193,7 @@ impl Drivers {
             PinDriver::Odirect => self
                 .odirect
                 .as_ref()
-                .map(|(_, f)| Driver::Odirect(f))
+                .map(|o| Driver::Odirect(&o.file))
                 .map_err(String::clone),
             PinDriver::GupTestPinFast => cmd(GupTestCmd::PinFast),
             PinDriver::GupTestPinLongterm => cmd(GupTestCmd::PinLongterm),
@@ -322,7 +331,7 @@ pub fn suite(
             .odirect
             .as_ref()
             .ok()
-            .map(|(d, _)| d.description.clone()),
+            .map(|o| o.device.description.clone()),
         ..Default::default()
     };
     let mut not_traced: Vec<String> = Vec::new();
