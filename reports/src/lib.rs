@@ -6,4 +6,5 @@ pub mod facts;
 pub mod geometry;
 pub mod pin;
 pub mod results;
+pub mod rmap;
 pub mod trace;

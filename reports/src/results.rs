@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::facts::Cpu;
 use crate::geometry::{Geometry, Map, ModelRow, PAGE_SIZE};
 use crate::pin::PinSuite;
+use crate::rmap::RmapSuite;
 
-/// 2: the pin suite; the namespace became optional (anonymous-memory runs have none).
+/// 2: the pin and rmap suites; the namespace became optional (anonymous-memory runs have
+/// none).
 pub const RESULTS_SCHEMA_VERSION: u32 = 2;
 /// Older versions this reader still reads (each a subset of the current one).
 const READABLE_VERSIONS: &[u32] = &[1, 2];
@@ -25,6 +27,8 @@ pub struct Results {
     pub memmap: Vec<MemmapResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<PinSuite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmap: Option<RmapSuite>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,6 +215,10 @@ impl Results {
         if let Some(p) = &self.pin {
             let _ = writeln!(o);
             p.render_text(&mut o);
+        }
+        if let Some(r) = &self.rmap {
+            let _ = writeln!(o);
+            r.render_text(&mut o);
         }
         o
     }

@@ -38,6 +38,46 @@ impl ProbeStats {
         (self.returns > 0).then(|| self.total_ns / self.returns)
     }
 
+    /// What happened between `before` and this read of the same probe (the BPF maps only
+    /// count up): one loaded probe then serves several operations.
+    pub fn since(&self, before: &ProbeStats) -> ProbeStats {
+        let sub = |a: &[u64], b: &[u64]| -> Vec<u64> {
+            a.iter()
+                .enumerate()
+                .map(|(i, x)| x.saturating_sub(b.get(i).copied().unwrap_or(0)))
+                .collect()
+        };
+        let arg_values = self
+            .arg_values
+            .iter()
+            .filter_map(|(v, n)| {
+                let d = n.saturating_sub(before.value_count(*v));
+                (d > 0).then_some((*v, d))
+            })
+            .collect();
+        ProbeStats {
+            calls: self.calls.saturating_sub(before.calls),
+            returns: self.returns.saturating_sub(before.returns),
+            total_ns: self.total_ns.saturating_sub(before.total_ns),
+            latency_log2: sub(&self.latency_log2, &before.latency_log2),
+            arg_log2: sub(&self.arg_log2, &before.arg_log2),
+            arg_values,
+            arg_sum: self.arg_sum.saturating_sub(before.arg_sum),
+            arg_values_dropped: self
+                .arg_values_dropped
+                .saturating_sub(before.arg_values_dropped),
+            ..self.clone()
+        }
+    }
+
+    /// The most frequent exact argument value (the typical batch), if any was recorded.
+    pub fn mode(&self) -> Option<u64> {
+        self.arg_values
+            .iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(v, _)| *v)
+    }
+
     /// How many calls had this exact argument value.
     pub fn value_count(&self, v: u64) -> u64 {
         self.arg_values

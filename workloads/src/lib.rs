@@ -10,4 +10,6 @@ pub mod namespace;
 pub mod pin;
 pub mod pin_suite;
 pub mod pmem;
+pub mod rmap;
 pub mod system;
+pub mod thp;

@@ -83,8 +83,20 @@ fn mmap(len: usize, flags: libc::c_int, fd: libc::c_int) -> Result<*mut u8, PinE
 impl Mapping {
     /// Private anonymous memory. `thp`: MADV_HUGEPAGE, else MADV_NOHUGEPAGE, so the base-page
     /// row really is base pages whatever the system's THP default.
+    /// The start is 2 MiB-aligned, so every large folio size up to the PMD can be had (a
+    /// folio must lie naturally aligned inside the mapping).
     pub fn anonymous(len: usize, thp: bool) -> Result<Mapping, PinError> {
-        let ptr = mmap(len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)?;
+        const ALIGN: usize = 2 << 20;
+        let raw = mmap(len + ALIGN, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)?;
+        let head = (ALIGN - raw as usize % ALIGN) % ALIGN;
+        // SAFETY: trimming our own fresh mapping to [raw+head, raw+head+len).
+        let ptr = unsafe {
+            if head > 0 {
+                libc::munmap(raw.cast(), head);
+            }
+            libc::munmap(raw.add(head + len).cast(), ALIGN - head);
+            raw.add(head)
+        };
         let advice = if thp {
             libc::MADV_HUGEPAGE
         } else {
@@ -129,12 +141,29 @@ impl Mapping {
     /// Writes one byte in every base page: faults the whole mapping in, and makes the host
     /// back emulated pmem (its first touch costs host allocation), before anything is timed.
     pub fn touch(&self) -> Duration {
+        self.write_each(PAGE)
+    }
+
+    /// Writes one byte every `step` bytes, timed.
+    pub fn write_each(&self, step: usize) -> Duration {
         let t = Instant::now();
-        for off in (0..self.len).step_by(PAGE) {
+        for off in (0..self.len).step_by(step.max(1)) {
             // SAFETY: off < len, inside the mapping, which is writable.
             unsafe { self.ptr.add(off).write_volatile(1) };
         }
         t.elapsed()
+    }
+
+    /// Unmaps now (for timing munmap itself), with its error.
+    pub fn unmap(mut self) -> io::Result<()> {
+        // SAFETY: unmapping the mapping we created; len = 0 keeps drop from doing it again.
+        let rc = unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        self.len = 0;
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     /// Bytes of this mapping backed by transparent huge pages (AnonHugePages in smaps):
@@ -160,8 +189,10 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: unmapping the mapping we created.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        if self.len > 0 {
+            // SAFETY: unmapping the mapping we created.
+            unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        }
     }
 }
 
@@ -362,6 +393,7 @@ mod tests {
     #[test]
     fn iovecs_cover_the_mapping_within_the_limit() {
         let m = Mapping::anonymous(5 * PAGE, false).unwrap();
+        assert_eq!(m.addr() % (2 << 20), 0, "2 MiB-aligned");
         let v = m.iovecs(2 * PAGE);
         assert_eq!(
             v.iter().map(|i| i.iov_len).collect::<Vec<_>>(),

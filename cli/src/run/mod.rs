@@ -18,12 +18,13 @@ use crate::units::parse_size;
 
 mod memmap;
 mod pin;
+mod rmap;
 
-pub const SUITES: &[&str] = &["memmap", "pin"];
+pub const SUITES: &[&str] = &["memmap", "pin", "rmap"];
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The suites to run, comma-separated or repeated: memmap, pin.
+    /// The suites to run, comma-separated or repeated: memmap, pin, rmap.
     #[arg(long, value_delimiter = ',', required = true)]
     pub suite: Vec<String>,
     /// What to measure; default: all. memmap: devdax:4K|2M|1G:mem|dev, fsdax:mem|dev,
@@ -34,9 +35,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
     /// pin: bytes pinned per round (a multiple of every geometry's alignment: 1G for
-    /// devdax:1G).
+    /// devdax:1G); rmap: bytes of anonymous memory per round (whole PMD folios).
     #[arg(long, default_value = "1G")]
     pub size: String,
+    /// rmap: folio sizes (4K, each mTHP size the kernel offers, the PMD size); default all.
+    #[arg(long = "folio-size", value_delimiter = ',', value_name = "S")]
+    pub folio_sizes: Vec<String>,
     /// pin: the drivers, comma-separated or repeated: io_uring, odirect, gup_test; default
     /// all (those this kernel lacks are reported as skipped).
     #[arg(long = "driver", value_delimiter = ',', value_name = "D")]
@@ -118,7 +122,19 @@ fn split_geometries(
 
 pub fn run(a: RunArgs) -> Result<Code> {
     let suites = suites(&a.suite)?;
-    let (do_memmap, do_pin) = (suites.contains(&"memmap"), suites.contains(&"pin"));
+    let (do_memmap, do_pin, do_rmap) = (
+        suites.contains(&"memmap"),
+        suites.contains(&"pin"),
+        suites.contains(&"rmap"),
+    );
+    if !do_rmap && !a.folio_sizes.is_empty() {
+        return Err(usage("--folio-size is for the rmap suite (--suite rmap)"));
+    }
+    let rmap_plan = if do_rmap {
+        Some(rmap::plan(&a.folio_sizes, parse_size("--size", &a.size)?)?)
+    } else {
+        None
+    };
     if a.repeat == 0 {
         return Err(usage("--repeat must be at least 1"));
     }
@@ -213,6 +229,11 @@ pub fn run(a: RunArgs) -> Result<Code> {
     } else {
         vec![]
     };
+    let rmap_probes = if do_rmap {
+        resolve(&facts, &["rmap"], &mut notes, &mut used, &mut untraceable)
+    } else {
+        vec![]
+    };
     let (pin_latency, pin_grab) = if do_pin {
         (
             resolve(&facts, &["pin"], &mut notes, &mut used, &mut untraceable),
@@ -299,6 +320,10 @@ pub fn run(a: RunArgs) -> Result<Code> {
         )?),
         None => None,
     };
+    let rmap_results = match rmap_plan {
+        Some(plan) => Some(rmap::suite(&plan, a.repeat, &rmap_probes, &interrupted)?),
+        None => None,
+    };
     let restored = match prov.as_mut() {
         Some(p) => {
             p.restore().map_err(ns_err)?;
@@ -341,6 +366,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
         suites: suites.iter().map(|s| s.to_string()).collect(),
         memmap: memmap_results,
         pin: pin_results,
+        rmap: rmap_results,
     };
     a.output.emit(&report, || report.render_text())?;
     Ok(Code::Ok)
@@ -375,6 +401,10 @@ pub fn restore() -> Result<Code> {
     match namespace::restore_saved(std::time::Duration::from_secs(120)).map_err(ns_err)? {
         Some(ns) => println!("foliobench: restored {} to {}", ns.dev, mode_map(&ns)),
         None => println!("foliobench: nothing to restore (no saved namespace state)"),
+    }
+    match foliobench_workloads::thp::restore_saved().map_err(env)? {
+        Some(n) => println!("foliobench: restored {n} THP size controls"),
+        None => println!("foliobench: no THP size controls to restore"),
     }
     Ok(Code::Ok)
 }

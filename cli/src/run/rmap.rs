@@ -1,0 +1,244 @@
+//! `foliobench run --suite rmap`: rmap batching on anonymous memory per folio size — wall
+//! time per operation and the `nr_pages` batches the kernel's rmap functions received.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Result;
+use foliobench_ebpf::catalog::Resolution;
+use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
+use foliobench_reports::pin::Outcome;
+use foliobench_reports::results::Check;
+use foliobench_reports::rmap::{batch_checks, FolioCheck, RmapOp, RmapResult, RmapSuite};
+use foliobench_reports::trace::ProbeStats;
+use foliobench_workloads::rmap::{run_group, GROUPS};
+use foliobench_workloads::thp::{self, FolioSizes};
+
+use crate::exit::{env, usage};
+use crate::units::{fmt_size, parse_size};
+
+pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<N>kB/enabled = \
+    madvise, the others never; restored afterwards) and the memory is MADV_HUGEPAGE (4K: \
+    MADV_NOHUGEPAGE); each round maps and faults in fresh memory for pte_remap+fork+munmap, for \
+    cow and for dontneed_per_pte (PMD folios are PTE-remapped first, untimed, as in the \
+    thread's benchmarks); one untimed warm-up round, the timed rounds untraced, then one traced \
+    round whose probe counts are taken just around each operation";
+
+pub struct Plan {
+    pub folio_kbs: Vec<u64>,
+    pub size: u64,
+    pub pmd_kb: u64,
+}
+
+/// Folio sizes: 4K, every size the kernel offers (`hugepages-<N>kB`), the PMD size.
+pub fn plan(given: &[String], size: u64) -> Result<Plan> {
+    let pmd_kb = thp::pmd_kb().unwrap_or(2048);
+    let mut offered = vec![4];
+    offered.extend(thp::offered_sizes());
+    if thp::pmd_kb().is_some() && !offered.contains(&pmd_kb) {
+        // Kernels before per-size controls (6.1) still have PMD THP.
+        offered.push(pmd_kb);
+    }
+    let folio_kbs = if given.is_empty() {
+        offered.clone()
+    } else {
+        let mut v = Vec::new();
+        for g in given {
+            let kb = parse_size("--folio-size", g)? / 1024;
+            if !offered.contains(&kb) {
+                return Err(usage(format!(
+                    "--folio-size {g}: this kernel offers {}",
+                    offered
+                        .iter()
+                        .map(|k| fmt_size(k * 1024))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            if !v.contains(&kb) {
+                v.push(kb);
+            }
+        }
+        v
+    };
+    let largest = folio_kbs.iter().max().copied().unwrap_or(4).max(pmd_kb) * 1024;
+    if size == 0 || size % largest != 0 {
+        return Err(usage(format!(
+            "--size {}: the rmap suite needs a multiple of {} (whole PMD-sized folios)",
+            fmt_size(size),
+            fmt_size(largest)
+        )));
+    }
+    Ok(Plan {
+        folio_kbs,
+        size,
+        pmd_kb,
+    })
+}
+
+fn skipped(op: RmapOp, folio_kb: u64, reason: String) -> RmapResult {
+    RmapResult {
+        op,
+        folio_kb,
+        outcome: Outcome::Skipped { reason },
+        samples: vec![],
+        probes: vec![],
+    }
+}
+
+/// Runs every operation on every folio size.
+pub fn suite(
+    plan: &Plan,
+    repeat: usize,
+    probes: &[Resolution],
+    interrupted: &AtomicBool,
+) -> Result<RmapSuite> {
+    let batched = probes.iter().any(|p| {
+        p.probe == "folio_add_anon_rmap_ptes"
+            && p.function.as_deref() == Some("folio_add_anon_rmap_ptes")
+    });
+    let mut suite = RmapSuite {
+        size: plan.size,
+        repeat,
+        method: METHOD.into(),
+        batched_api: batched,
+        rmap_functions: probes
+            .iter()
+            .filter(|p| !p.probe.starts_with("sys_"))
+            .map(|p| match (&p.function, p.mechanism) {
+                (Some(f), Some(m)) => format!("{f} ({})", m.name()),
+                (Some(f), None) => format!("{f} (not traceable: {})", p.reason),
+                (None, _) => format!("{}: {}", p.probe, p.reason),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut sizes = FolioSizes::begin().map_err(usage)?;
+    for &kb in &plan.folio_kbs {
+        let ops: Vec<RmapOp> = RmapOp::ALL
+            .into_iter()
+            .filter(|op| *op != RmapOp::PteRemap || kb == plan.pmd_kb)
+            .collect();
+        if let Err(e) = sizes.choose((kb > 4).then_some(kb)) {
+            for &op in &ops {
+                suite.results.push(skipped(
+                    op,
+                    kb,
+                    format!("cannot choose the folio size: {e}"),
+                ));
+            }
+            continue;
+        }
+        eprintln!("foliobench: rmap: folio {kb}K");
+        match measure(plan, kb, &ops, repeat, probes, interrupted) {
+            Ok((rows, check)) => {
+                suite.results.extend(rows);
+                suite.folios.push(check);
+            }
+            Err(e) => {
+                for &op in &ops {
+                    suite
+                        .results
+                        .push(skipped(op, kb, format!("failed: {e:#}")));
+                }
+            }
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            return Err(env(
+                "interrupted: THP size controls restored, no results written",
+            ));
+        }
+    }
+    sizes.restore().map_err(env)?;
+    suite.checks = batch_checks(&suite.results, batched);
+    suite.checks.extend(suite.folios.iter().map(|f| Check {
+        what: format!("folio {}K obtained", f.folio_kb),
+        agrees: f.verified,
+        detail: f.detail.clone(),
+    }));
+    Ok(suite)
+}
+
+type Rows = (Vec<RmapResult>, FolioCheck);
+
+fn measure(
+    plan: &Plan,
+    kb: u64,
+    ops: &[RmapOp],
+    repeat: usize,
+    probes: &[Resolution],
+    interrupted: &AtomicBool,
+) -> Result<Rows> {
+    let size = plan.size as usize;
+    let mut noop = |_: RmapOp, _: bool| {};
+    let mut check = None;
+    // Warm-up: also where the folio size obtained is checked.
+    for g in GROUPS {
+        let (_, c) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
+        check.get_or_insert(c);
+    }
+    let mut samples: HashMap<RmapOp, Vec<u64>> = HashMap::new();
+    for _ in 0..repeat {
+        for g in GROUPS {
+            let (times, _) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
+            for (op, t) in times {
+                samples.entry(op).or_default().push(t.as_nanos() as u64);
+            }
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let traced = traced_round(plan, kb, ops, probes)?;
+    let rows = ops
+        .iter()
+        .map(|&op| RmapResult {
+            op,
+            folio_kb: kb,
+            outcome: Outcome::Measured,
+            samples: samples.remove(&op).unwrap_or_default(),
+            probes: traced.get(&op).cloned().unwrap_or_default(),
+        })
+        .collect();
+    Ok((rows, check.expect("three groups ran")))
+}
+
+/// One round with the rmap probes loaded once, read just before and after each operation.
+fn traced_round(
+    plan: &Plan,
+    kb: u64,
+    ops: &[RmapOp],
+    probes: &[Resolution],
+) -> Result<HashMap<RmapOp, Vec<ProbeStats>>> {
+    let mut out = HashMap::new();
+    if probes.iter().all(|p| p.mechanism.is_none()) {
+        return Ok(out);
+    }
+    let mut storage = ProbeStorage::default();
+    // This process and the children it forks (their exit zaps the shared folios).
+    let tracer = Tracer::start(
+        &mut storage,
+        probes,
+        &Filter::Tgids(vec![std::process::id()]),
+    )?;
+    let mut before: Vec<ProbeStats> = Vec::new();
+    let mut hook = |op: RmapOp, start: bool| {
+        let now = tracer.read();
+        if start {
+            before = now;
+        } else {
+            let delta = now
+                .iter()
+                .map(|n| match before.iter().find(|b| b.probe == n.probe) {
+                    Some(b) => n.since(b),
+                    None => n.clone(),
+                })
+                .collect::<Vec<_>>();
+            out.insert(op, delta);
+        }
+    };
+    for g in GROUPS {
+        run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, &mut hook)?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,282 @@
+//! The rmap suite's results: per operation and folio size, wall times and the batch sizes
+//! (`nr_pages`) the kernel passed to the batched rmap functions; and the terminal table.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pin::Outcome;
+use crate::results::{median_u64, Check};
+use crate::trace::ProbeStats;
+
+/// An rmap operation (seed 003's microbenchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RmapOp {
+    /// mprotect one base page of every PMD-mapped THP read-only and back: the PMD is split,
+    /// the folio PTE-mapped (`folio_add_anon_rmap_ptes` with the whole folio), the VMAs merge.
+    PteRemap,
+    /// fork(): the child shares every folio (`folio_try_dup_anon_rmap_ptes`); the child
+    /// exits at once, and its zap is traced with it.
+    Fork,
+    /// munmap of the whole mapping (`folio_remove_rmap_ptes`).
+    Munmap,
+    /// madvise(MADV_DONTNEED) of every base page on its own.
+    DontneedPerPte,
+    /// One byte written per folio while a child shares the memory (COW faults).
+    Cow,
+}
+
+impl RmapOp {
+    pub const ALL: [RmapOp; 5] = [
+        RmapOp::PteRemap,
+        RmapOp::Fork,
+        RmapOp::Munmap,
+        RmapOp::DontneedPerPte,
+        RmapOp::Cow,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            RmapOp::PteRemap => "pte_remap",
+            RmapOp::Fork => "fork",
+            RmapOp::Munmap => "munmap",
+            RmapOp::DontneedPerPte => "dontneed_per_pte",
+            RmapOp::Cow => "cow",
+        }
+    }
+
+    /// The probe whose `nr_pages` shows this operation's batching, and the batch expected
+    /// from a folio of `pages` pages.
+    pub fn batch_probe(&self) -> Option<&'static str> {
+        match self {
+            RmapOp::PteRemap => Some("folio_add_anon_rmap_ptes"),
+            // fork's dup side is inlined on 6.12; the child's exit zaps the same batches.
+            RmapOp::Fork | RmapOp::Munmap => Some("folio_remove_rmap_ptes"),
+            RmapOp::DontneedPerPte | RmapOp::Cow => None,
+        }
+    }
+}
+
+/// The folio size asked for, and what the kernel's counters say was obtained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolioCheck {
+    pub folio_kb: u64,
+    /// Folios of that size the mapping should consist of.
+    pub expected: u64,
+    /// Folios of that size allocated while faulting it in (the kernel's per-size counter
+    /// `anon_fault_alloc`, or AnonHugePages for the PMD size), where the kernel tells.
+    pub obtained: Option<u64>,
+    pub verified: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RmapResult {
+    pub op: RmapOp,
+    pub folio_kb: u64,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Wall time of the operation, ns, one per timed round.
+    pub samples: Vec<u64>,
+    /// The rmap probes during the operation in a separate traced round.
+    pub probes: Vec<ProbeStats>,
+}
+
+impl RmapResult {
+    pub fn median(&self) -> Option<u64> {
+        median_u64(self.samples.clone())
+    }
+
+    pub fn range_pct(&self) -> Option<f64> {
+        let (min, max, med) = (
+            self.samples.iter().min()?,
+            self.samples.iter().max()?,
+            self.median()?,
+        );
+        (med > 0).then(|| (max - min) as f64 * 100.0 / med as f64)
+    }
+
+    pub fn probe(&self, id: &str) -> Option<&ProbeStats> {
+        self.probes.iter().find(|p| p.probe == id)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RmapSuite {
+    /// Bytes of anonymous memory per round.
+    pub size: u64,
+    pub repeat: usize,
+    /// How the rounds were run.
+    pub method: String,
+    /// Whether this kernel has the batched rmap API, and which functions the probes used.
+    pub batched_api: bool,
+    pub rmap_functions: Vec<String>,
+    pub folios: Vec<FolioCheck>,
+    pub results: Vec<RmapResult>,
+    pub checks: Vec<Check>,
+}
+
+/// Whether the batches of each operation equal the folio size (the evidence of batching).
+pub fn batch_checks(results: &[RmapResult], batched_api: bool) -> Vec<Check> {
+    let mut v = Vec::new();
+    for r in results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Measured && r.folio_kb > 4)
+    {
+        let Some(id) = r.op.batch_probe() else {
+            continue;
+        };
+        let pages = r.folio_kb / 4;
+        let what = format!(
+            "{} {}K: {id} batches = folio size ({pages} pages)",
+            r.op.name(),
+            r.folio_kb
+        );
+        match r.probe(id) {
+            Some(p) if p.arg_name.is_some() && p.calls > 0 => {
+                let mode = p.mode().unwrap_or(0);
+                v.push(Check {
+                    what,
+                    agrees: mode == pages,
+                    detail: format!("most frequent nr_pages {mode} in {} calls", p.calls),
+                });
+            }
+            Some(p) if !batched_api => v.push(Check {
+                what,
+                agrees: true,
+                detail: format!(
+                    "not applicable: this kernel has no batched rmap API ({} is called per page: {} calls)",
+                    p.function, p.calls
+                ),
+            }),
+            _ => {}
+        }
+    }
+    v
+}
+
+impl RmapSuite {
+    fn base(&self, op: RmapOp) -> Option<u64> {
+        self.results
+            .iter()
+            .find(|r| r.op == op && r.folio_kb == 4 && r.outcome == Outcome::Measured)
+            .and_then(RmapResult::median)
+    }
+
+    pub fn render_text(&self, o: &mut String) {
+        let _ = writeln!(
+            o,
+            "rmap suite: {} MiB of anonymous memory per round, {} timed rounds; {}",
+            self.size >> 20,
+            self.repeat,
+            self.method
+        );
+        let _ = writeln!(
+            o,
+            "batched rmap API: {} ({})",
+            if self.batched_api {
+                "yes"
+            } else {
+                "no: per-page rmap calls, no batches to show"
+            },
+            self.rmap_functions.join(", ")
+        );
+        for f in &self.folios {
+            let _ = writeln!(
+                o,
+                "  folio {:>5}K: {} {}",
+                f.folio_kb,
+                if f.verified {
+                    "verified"
+                } else {
+                    "NOT VERIFIED"
+                },
+                f.detail
+            );
+        }
+        let _ = writeln!(
+            o,
+            "{:<17} {:>7} {:>2} {:>10} {:>7} {:>7}  {}",
+            "operation",
+            "folio",
+            "n",
+            "median ms",
+            "range",
+            "vs 4K",
+            "rmap batches (nr_pages x calls, traced round)"
+        );
+        for r in &self.results {
+            let folio = format!("{}K", r.folio_kb);
+            match &r.outcome {
+                Outcome::Measured => {}
+                Outcome::Refused { errno, .. } => {
+                    let _ = writeln!(
+                        o,
+                        "{:<17} {folio:>7} refused by kernel ({errno})",
+                        r.op.name()
+                    );
+                    continue;
+                }
+                Outcome::Skipped { reason } => {
+                    let _ = writeln!(o, "{:<17} {folio:>7} skipped: {reason}", r.op.name());
+                    continue;
+                }
+            }
+            let med = r.median();
+            let batches = r
+                .probes
+                .iter()
+                .filter(|p| {
+                    p.calls > 0
+                        && p.group == crate::facts::Group::Rmap
+                        && !p.function.starts_with("syscalls:")
+                })
+                .map(|p| {
+                    if p.arg_values.is_empty() {
+                        format!("{} {} calls", p.function, p.calls)
+                    } else {
+                        let mut vals = p.arg_values.clone();
+                        vals.sort_by(|a, b| b.1.cmp(&a.1));
+                        let shown: Vec<String> = vals
+                            .iter()
+                            .take(3)
+                            .map(|(v, n)| format!("{v}x{n}"))
+                            .collect();
+                        format!("{} {}", p.function, shown.join(" "))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let _ = writeln!(
+                o,
+                "{:<17} {folio:>7} {:>2} {:>10} {:>7} {:>7}  {}",
+                r.op.name(),
+                r.samples.len(),
+                med.map_or("-".into(), |m| format!("{:.2}", m as f64 / 1e6)),
+                r.range_pct().map_or("-".into(), |p| format!("{p:.0}%")),
+                match (med, self.base(r.op)) {
+                    (Some(m), Some(b)) if b > 0 => format!("{:.3}", m as f64 / b as f64),
+                    _ => "-".into(),
+                },
+                if batches.is_empty() {
+                    "-".to_string()
+                } else {
+                    batches
+                }
+            );
+        }
+        if !self.checks.is_empty() {
+            let _ = writeln!(o, "\nrmap checks (a mismatch is reported, never hidden):");
+            for c in &self.checks {
+                let _ = writeln!(
+                    o,
+                    "  {} {}: {}",
+                    if c.agrees { "ok      " } else { "MISMATCH" },
+                    c.what,
+                    c.detail
+                );
+            }
+        }
+    }
+}

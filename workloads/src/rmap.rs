@@ -1,0 +1,261 @@
+//! rmap workloads on anonymous memory, as in the rmap interface overhaul's microbenchmarks
+//! (seed 003): PTE-remap of PMD-mapped THPs, fork, munmap, MADV_DONTNEED per PTE, and COW of
+//! one byte per folio. Each returns the wall time of the operation itself; the set-up around
+//! it (mapping, faulting in, children) is not timed.
+
+use std::time::{Duration, Instant};
+
+use foliobench_reports::rmap::{FolioCheck, RmapOp};
+
+use crate::pin::{Mapping, PinError, PAGE};
+use crate::thp;
+
+fn errno(what: &str) -> PinError {
+    PinError::Failed(format!("{what}: {}", std::io::Error::last_os_error()))
+}
+
+/// A child that shares the parent's memory until it is released; it never returns into Rust
+/// (only async-signal-safe calls after fork).
+struct Child {
+    pid: libc::pid_t,
+    /// Write end of the pipe the child blocks on; closing it lets the child exit.
+    release: libc::c_int,
+}
+
+impl Child {
+    /// Forks a child that waits for its release (exit_at_once: exits immediately).
+    fn fork(exit_at_once: bool) -> Result<(Child, Duration), PinError> {
+        let mut fds = [0; 2];
+        // SAFETY: a fresh pipe into a two-int array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(errno("pipe2"));
+        }
+        let t = Instant::now();
+        // SAFETY: the child only calls read/_exit (async-signal-safe) and never returns.
+        let pid = unsafe { libc::fork() };
+        let took = t.elapsed();
+        match pid {
+            -1 => {
+                // SAFETY: closing the pipe we made.
+                unsafe {
+                    libc::close(fds[0]);
+                    libc::close(fds[1]);
+                }
+                Err(errno("fork"))
+            }
+            0 => {
+                // SAFETY: in the child: wait for the parent to close the pipe, then exit
+                // without running any Rust destructors or atexit handlers.
+                unsafe {
+                    libc::close(fds[1]);
+                    if !exit_at_once {
+                        let mut b = 0u8;
+                        libc::read(fds[0], (&mut b as *mut u8).cast(), 1);
+                    }
+                    libc::_exit(0)
+                }
+            }
+            pid => {
+                // SAFETY: the parent keeps only the write end.
+                unsafe { libc::close(fds[0]) };
+                Ok((
+                    Child {
+                        pid,
+                        release: fds[1],
+                    },
+                    took,
+                ))
+            }
+        }
+    }
+
+    /// Lets the child exit and reaps it.
+    fn finish(self) -> Result<(), PinError> {
+        // SAFETY: closing our pipe end and waiting for our own child.
+        unsafe {
+            libc::close(self.release);
+            let mut status = 0;
+            if libc::waitpid(self.pid, &mut status, 0) != self.pid {
+                return Err(errno("waitpid"));
+            }
+        }
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SAFETY: as in finish(); reached only on an error path.
+        unsafe {
+            libc::close(self.release);
+            let mut status = 0;
+            libc::waitpid(self.pid, &mut status, 0);
+        }
+    }
+}
+
+/// PTE-maps every PMD-mapped THP of `m`: mprotect of its first base page read-only splits
+/// the PMD; mprotect back lets the VMAs merge again, so later operations see one VMA of
+/// PTE-mapped folios.
+pub fn pte_remap(m: &Mapping, pmd: usize) -> Result<Duration, PinError> {
+    let t = Instant::now();
+    for off in (0..m.len()).step_by(pmd) {
+        let page = (m.addr() as usize + off) as *mut libc::c_void;
+        for prot in [libc::PROT_READ, libc::PROT_READ | libc::PROT_WRITE] {
+            // SAFETY: one page inside our own mapping.
+            if unsafe { libc::mprotect(page, PAGE, prot) } != 0 {
+                return Err(errno("mprotect"));
+            }
+        }
+    }
+    Ok(t.elapsed())
+}
+
+/// Times fork() in the parent; the child exits at once and is reaped (untimed).
+pub fn fork() -> Result<Duration, PinError> {
+    let (child, took) = Child::fork(true)?;
+    child.finish()?;
+    Ok(took)
+}
+
+/// Times the munmap of the whole mapping.
+pub fn munmap(m: Mapping) -> Result<Duration, PinError> {
+    let t = Instant::now();
+    m.unmap()
+        .map_err(|e| PinError::Failed(format!("munmap: {e}")))?;
+    Ok(t.elapsed())
+}
+
+/// Times MADV_DONTNEED of every base page, one call each.
+pub fn dontneed_per_pte(m: &Mapping) -> Result<Duration, PinError> {
+    let t = Instant::now();
+    for off in (0..m.len()).step_by(PAGE) {
+        // SAFETY: one page inside our own mapping; its contents are ours to drop.
+        if unsafe {
+            libc::madvise(
+                (m.addr() as usize + off) as *mut _,
+                PAGE,
+                libc::MADV_DONTNEED,
+            )
+        } != 0
+        {
+            return Err(errno("madvise"));
+        }
+    }
+    Ok(t.elapsed())
+}
+
+/// With a child sharing the memory, times writing one byte per folio (COW faults).
+pub fn cow(m: &Mapping, folio: usize) -> Result<Duration, PinError> {
+    let (child, _) = Child::fork(false)?;
+    let took = m.write_each(folio);
+    child.finish()?;
+    Ok(took)
+}
+
+/// Maps `size` bytes of anonymous memory meant to be made of `folio_kb` folios (the size
+/// controls set by the caller), faults it in, and checks what the kernel allocated.
+pub fn prepare(size: usize, folio_kb: u64, pmd_kb: u64) -> Result<(Mapping, FolioCheck), PinError> {
+    let folio = folio_kb as usize * 1024;
+    let large = folio_kb > 4;
+    let alloc_before = thp::stat(folio_kb, "anon_fault_alloc");
+    let fallback_before = thp::stat(folio_kb, "anon_fault_fallback");
+    let m = Mapping::anonymous(size, large)?;
+    m.touch();
+    let expected = (size / folio) as u64;
+    let check = if !large {
+        let thp = m.thp_bytes();
+        FolioCheck {
+            folio_kb,
+            expected,
+            obtained: thp.map(|b| expected - b / PAGE as u64),
+            verified: thp == Some(0),
+            detail: format!(
+                "MADV_NOHUGEPAGE; AnonHugePages of the mapping: {}",
+                thp.map_or("unknown".into(), |b| format!("{} kB", b / 1024))
+            ),
+        }
+    } else if folio_kb == pmd_kb {
+        let thp = m.thp_bytes();
+        let obtained = thp.map(|b| b / folio as u64);
+        FolioCheck {
+            folio_kb,
+            expected,
+            obtained,
+            verified: obtained == Some(expected),
+            detail: format!(
+                "AnonHugePages of the mapping: {} of {expected} PMD folios",
+                obtained.map_or("unknown".into(), |n| n.to_string())
+            ),
+        }
+    } else {
+        let after = thp::stat(folio_kb, "anon_fault_alloc");
+        let fallback = thp::stat(folio_kb, "anon_fault_fallback")
+            .zip(fallback_before)
+            .map(|(a, b)| a.saturating_sub(b));
+        let obtained = after.zip(alloc_before).map(|(a, b)| a.saturating_sub(b));
+        FolioCheck {
+            folio_kb,
+            expected,
+            obtained,
+            // Other processes may fault folios of this size meanwhile: at least as many.
+            verified: obtained.is_some_and(|n| n >= expected),
+            detail: match obtained {
+                Some(n) => format!(
+                    "hugepages-{folio_kb}kB/stats/anon_fault_alloc +{n} for {expected} folios{}",
+                    fallback.map_or(String::new(), |f| format!(", anon_fault_fallback +{f}"))
+                ),
+                None => format!("this kernel has no hugepages-{folio_kb}kB/stats counters: the folio size is not verified"),
+            },
+        }
+    };
+    Ok((m, check))
+}
+
+/// The operations that share one prepared mapping, in order: PTE-remap (PMD folios only)
+/// then fork then munmap; COW alone; MADV_DONTNEED alone.
+pub const GROUPS: [&[RmapOp]; 3] = [
+    &[RmapOp::PteRemap, RmapOp::Fork, RmapOp::Munmap],
+    &[RmapOp::Cow],
+    &[RmapOp::DontneedPerPte],
+];
+
+/// Runs the operations of `group` that are in `ops` on one fresh mapping. `hook(op, true)`
+/// runs just before an operation and `hook(op, false)` just after (for tracing); a
+/// PMD-sized folio is PTE-remapped first (untimed, unless PteRemap itself is measured),
+/// as the thread's benchmarks work on PTE-mapped large folios.
+pub fn run_group(
+    group: &[RmapOp],
+    ops: &[RmapOp],
+    size: usize,
+    folio_kb: u64,
+    pmd_kb: u64,
+    hook: &mut dyn FnMut(RmapOp, bool),
+) -> Result<(Vec<(RmapOp, Duration)>, FolioCheck), PinError> {
+    let (m, check) = prepare(size, folio_kb, pmd_kb)?;
+    let pmd = pmd_kb as usize * 1024;
+    let is_pmd = folio_kb == pmd_kb;
+    let mut out = Vec::new();
+    if is_pmd && !(group.contains(&RmapOp::PteRemap) && ops.contains(&RmapOp::PteRemap)) {
+        pte_remap(&m, pmd)?;
+    }
+    let mut m = Some(m);
+    for &op in group.iter().filter(|o| ops.contains(o)) {
+        let mapping = m.as_ref().expect("munmap is last");
+        if op == RmapOp::PteRemap && !is_pmd {
+            continue;
+        }
+        hook(op, true);
+        let took = match op {
+            RmapOp::PteRemap => pte_remap(mapping, pmd),
+            RmapOp::Fork => fork(),
+            RmapOp::Munmap => munmap(m.take().expect("mapped")),
+            RmapOp::DontneedPerPte => dontneed_per_pte(mapping),
+            RmapOp::Cow => cow(mapping, folio_kb as usize * 1024),
+        };
+        hook(op, false);
+        out.push((op, took?));
+    }
+    Ok((out, check))
+}
