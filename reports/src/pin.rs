@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::geometry::{Geometry, GeometryError, Map};
 use crate::results::{median_u64, Check};
-use crate::trace::ProbeStats;
+use crate::trace::{frequent_values, ProbeStats};
 
 /// The memory pinned: a ZONE_DEVICE geometry, or anonymous memory as the baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -366,28 +366,6 @@ pub fn order_checks(results: &[PinResult]) -> Vec<Check> {
     out
 }
 
-/// The most frequent argument values as `value x count`, most frequent first; the rest
-/// summed up (the JSON has them all).
-fn frequent_values(values: &[(u64, u64)]) -> String {
-    const SHOWN: usize = 4;
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut s = v
-        .iter()
-        .take(SHOWN)
-        .map(|(val, n)| format!("{val}x{n}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    if v.len() > SHOWN {
-        let rest: u64 = v[SHOWN..].iter().map(|(_, n)| n).sum();
-        s.push_str(&format!(
-            " and {rest} calls with {} other values",
-            v.len() - SHOWN
-        ));
-    }
-    s
-}
-
 fn ms(ns: u64) -> String {
     format!("{:.2}", ns as f64 / 1e6)
 }
@@ -634,16 +612,6 @@ mod tests {
                 releases: vec![],
             }),
         }
-    }
-
-    #[test]
-    fn frequent_values_come_first_and_the_rest_is_counted() {
-        let v = [(1, 3), (2, 1), (3, 9), (4, 1), (5, 2), (6, 1)];
-        assert_eq!(
-            frequent_values(&v),
-            "3x9 1x3 5x2 2x1 and 2 calls with 2 other values"
-        );
-        assert_eq!(frequent_values(&[(512, 2)]), "512x2");
     }
 
     #[test]

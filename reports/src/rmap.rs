@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pin::Outcome;
 use crate::results::{median_u64, Check};
-use crate::trace::ProbeStats;
+use crate::trace::{frequent_values, ProbeStats};
 
 /// An rmap operation (seed 003's microbenchmarks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -197,14 +197,8 @@ impl RmapSuite {
         }
         let _ = writeln!(
             o,
-            "{:<17} {:>7} {:>2} {:>10} {:>7} {:>7}  {}",
-            "operation",
-            "folio",
-            "n",
-            "median ms",
-            "range",
-            "vs 4K",
-            "rmap batches (nr_pages x calls, traced round)"
+            "{:<17} {:>7} {:>2} {:>10} {:>7} {:>7}  rmap batches (nr_pages x calls, traced round)",
+            "operation", "folio", "n", "median ms", "range", "vs 4K",
         );
         for r in &self.results {
             let folio = format!("{}K", r.folio_kb);
@@ -236,14 +230,7 @@ impl RmapSuite {
                     if p.arg_values.is_empty() {
                         format!("{} {} calls", p.function, p.calls)
                     } else {
-                        let mut vals = p.arg_values.clone();
-                        vals.sort_by(|a, b| b.1.cmp(&a.1));
-                        let shown: Vec<String> = vals
-                            .iter()
-                            .take(3)
-                            .map(|(v, n)| format!("{v}x{n}"))
-                            .collect();
-                        format!("{} {}", p.function, shown.join(" "))
+                        format!("{} {}", p.function, frequent_values(&p.arg_values))
                     }
                 })
                 .collect::<Vec<_>>()
@@ -278,5 +265,82 @@ impl RmapSuite {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{Flavour, Group};
+
+    fn probe(function: &str, arg: bool, values: Vec<(u64, u64)>) -> ProbeStats {
+        ProbeStats {
+            probe: "folio_remove_rmap_ptes".into(),
+            group: Group::Rmap,
+            function: function.into(),
+            mechanism: Flavour::Fentry,
+            calls: values.iter().map(|(_, n)| n).sum(),
+            returns: 0,
+            total_ns: 0,
+            latency_log2: vec![],
+            arg_name: arg.then(|| "nr_pages".into()),
+            arg_log2: vec![],
+            arg_sum: 0,
+            arg_values: if arg { values } else { vec![] },
+            arg_values_dropped: 0,
+        }
+    }
+
+    fn row(op: RmapOp, kb: u64, p: ProbeStats) -> RmapResult {
+        RmapResult {
+            op,
+            folio_kb: kb,
+            outcome: Outcome::Measured,
+            samples: vec![1],
+            probes: vec![p],
+        }
+    }
+
+    /// Seen on 6.12: munmap of 64K folios removes rmap in batches of 16.
+    #[test]
+    fn batches_equal_to_the_folio_pass_and_others_are_reported() {
+        let good = row(
+            RmapOp::Munmap,
+            64,
+            probe("folio_remove_rmap_ptes", true, vec![(16, 1024), (1, 2)]),
+        );
+        let bad = row(
+            RmapOp::Fork,
+            2048,
+            probe("folio_remove_rmap_ptes", true, vec![(511, 32), (1, 64)]),
+        );
+        let c = batch_checks(&[good, bad], true);
+        assert_eq!(c.len(), 2);
+        assert!(c[0].agrees, "{:?}", c[0]);
+        assert!(!c[1].agrees);
+        assert!(
+            c[1].detail.contains("most frequent nr_pages 1 in 96 calls"),
+            "{}",
+            c[1].detail
+        );
+    }
+
+    /// 6.1: page_remove_rmap has no nr_pages; the check says batching is absent.
+    #[test]
+    fn kernels_without_the_batched_api_say_so() {
+        let old = row(
+            RmapOp::Munmap,
+            2048,
+            probe("page_remove_rmap", false, vec![(0, 262144)]),
+        );
+        let c = batch_checks(&[old], false);
+        assert!(c[0].detail.contains("no batched rmap API"), "{:?}", c[0]);
+        let mut o = String::new();
+        RmapSuite {
+            batched_api: false,
+            ..Default::default()
+        }
+        .render_text(&mut o);
+        assert!(o.contains("batched rmap API: no"), "{o}");
     }
 }

@@ -153,6 +153,28 @@ fn render_values(o: &mut String, name: &str, values: &[(u64, u64)]) {
     }
 }
 
+/// The most frequent argument values as `value x count`, most frequent first; the rest
+/// summed up (the JSON has them all).
+pub fn frequent_values(values: &[(u64, u64)]) -> String {
+    const SHOWN: usize = 4;
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut s = v
+        .iter()
+        .take(SHOWN)
+        .map(|(val, n)| format!("{val}x{n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if v.len() > SHOWN {
+        let rest: u64 = v[SHOWN..].iter().map(|(_, n)| n).sum();
+        s.push_str(&format!(
+            " and {rest} calls with {} other values",
+            v.len() - SHOWN
+        ));
+    }
+    s
+}
+
 fn fmt_ns(ns: u64) -> String {
     match ns {
         n if n >= 1_000_000_000 => format!("{:.2} s", n as f64 / 1e9),
@@ -302,6 +324,48 @@ impl Overhead {
 
 #[cfg(test)]
 mod tests {
+    fn counted(calls: u64, values: Vec<(u64, u64)>) -> ProbeStats {
+        ProbeStats {
+            probe: "folio_remove_rmap_ptes".into(),
+            group: Group::Rmap,
+            function: "folio_remove_rmap_ptes".into(),
+            mechanism: Flavour::Fentry,
+            calls,
+            returns: calls,
+            total_ns: calls * 100,
+            latency_log2: vec![calls, 0],
+            arg_name: Some("nr_pages".into()),
+            arg_log2: vec![0, calls],
+            arg_sum: values.iter().map(|(v, n)| v * n).sum(),
+            arg_values: values,
+            arg_values_dropped: 0,
+        }
+    }
+
+    /// One loaded probe, read around each operation: the operation's own calls.
+    #[test]
+    fn since_is_what_happened_in_between() {
+        let before = counted(3, vec![(1, 3)]);
+        let after = counted(35, vec![(1, 3), (512, 32)]);
+        let d = after.since(&before);
+        assert_eq!((d.calls, d.returns, d.total_ns), (32, 32, 3200));
+        assert_eq!(d.arg_values, vec![(512, 32)]);
+        assert_eq!(d.arg_sum, 512 * 32);
+        assert_eq!(d.latency_log2, vec![32, 0]);
+        assert_eq!(d.mode(), Some(512));
+        assert_eq!(counted(0, vec![]).mode(), None);
+    }
+
+    #[test]
+    fn frequent_values_come_first_and_the_rest_is_counted() {
+        let v = [(1, 3), (2, 1), (3, 9), (4, 1), (5, 2), (6, 1)];
+        assert_eq!(
+            frequent_values(&v),
+            "3x9 1x3 5x2 2x1 and 2 calls with 2 other values"
+        );
+        assert_eq!(frequent_values(&[(512, 2)]), "512x2");
+    }
+
     use super::*;
 
     fn stats() -> ProbeStats {
