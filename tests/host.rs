@@ -613,3 +613,105 @@ fn odirect_driver_cleans_up_its_block_device() {
         assert!(!std::path::Path::new(node).exists(), "{node} removed");
     }
 }
+
+fn thp_controls() -> String {
+    let mut v: Vec<String> = std::fs::read_dir("/sys/kernel/mm/transparent_hugepage")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let enabled = std::fs::read_to_string(e.path().join("enabled")).ok()?;
+                    Some(format!(
+                        "{}={}",
+                        e.file_name().to_string_lossy(),
+                        enabled.trim()
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.join("\n")
+}
+
+/// The rmap suite on the host: folio sizes chosen and verified from the kernel's own
+/// counters, every operation timed, the THP controls exactly as before afterwards; a state
+/// file left by a killed run is refused until `foliobench restore`; bad sizes are usage
+/// errors. (One test: they share the THP controls.)
+#[test]
+fn rmap_suite_on_the_host() {
+    for (args, says) in [
+        (&["--folio-size", "3K"][..], "this kernel offers 4K"),
+        (&["--size", "3M"], "needs a multiple of 2M"),
+    ] {
+        let out = run(foliobench().args(["run", "--suite", "rmap"]).args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}"
+        );
+    }
+    let out = run(foliobench().args(["run", "--suite", "pin", "--folio-size", "64K"]));
+    assert_eq!(out.status.code(), Some(2));
+
+    let before = thp_controls();
+    let offered: Vec<u64> = std::fs::read_dir("/sys/kernel/mm/transparent_hugepage")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let kb = n
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            e.path().join("enabled").exists().then_some(kb)
+        })
+        .collect();
+    let mut sizes = vec!["4K".to_string(), "2M".to_string()];
+    if offered.contains(&64) {
+        sizes.push("64K".into());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(foliobench()
+        .args(["run", "--suite", "rmap", "--size", "32M", "--repeat", "2"])
+        .args(["--folio-size", &sizes.join(","), "--out", "rmap.json"])
+        .current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(thp_controls(), before, "THP controls restored");
+    let r = read_json(&dir.path().join("rmap.json"));
+    let rm = &r["rmap"];
+    for f in rm["folios"].as_array().unwrap() {
+        assert_eq!(f["verified"], true, "{f}");
+    }
+    assert_eq!(rm["folios"].as_array().unwrap().len(), sizes.len());
+    let rows = rm["results"].as_array().unwrap();
+    // 4 operations per size, and pte_remap for the PMD size.
+    assert_eq!(rows.len(), 4 * sizes.len() + 1);
+    for row in rows {
+        assert_eq!(row["status"], "measured", "{row}");
+        assert_eq!(row["samples"].as_array().unwrap().len(), 2, "{row}");
+    }
+    assert!(rows
+        .iter()
+        .any(|r| r["op"] == "pte_remap" && r["folio_kb"] == 2048));
+
+    // A killed run's saved controls: refused until restored.
+    let state = std::path::Path::new("/var/lib/foliobench/thp-state.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(state, r#"{"pid": 1, "controls": []}"#).unwrap();
+    let out = run(foliobench().args([
+        "run",
+        "--suite",
+        "rmap",
+        "--size",
+        "2M",
+        "--folio-size",
+        "4K",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `foliobench restore` first"));
+    let out = run(foliobench().arg("restore"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("restored 0 THP size controls"));
+    assert!(!state.exists());
+}
