@@ -117,8 +117,11 @@ pub struct RmapSuite {
     pub checks: Vec<Check>,
 }
 
-/// Whether the batches of each operation equal the folio size (the evidence of batching).
-pub fn batch_checks(results: &[RmapResult], batched_api: bool) -> Vec<Check> {
+/// Whether each operation handled the mapping's folios in whole-folio batches: as many
+/// calls with `nr_pages` = the folio's pages as the mapping has folios (the evidence of
+/// batching). Other calls (a forked child's exit also zaps the rest of the process) are
+/// counted, not judged.
+pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec<Check> {
     let mut v = Vec::new();
     for r in results
         .iter()
@@ -128,18 +131,22 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool) -> Vec<Check> {
             continue;
         };
         let pages = r.folio_kb / 4;
+        let folios = size / (r.folio_kb * 1024);
         let what = format!(
-            "{} {}K: {id} batches = folio size ({pages} pages)",
+            "{} {}K: {id} takes whole folios ({pages} pages)",
             r.op.name(),
             r.folio_kb
         );
         match r.probe(id) {
             Some(p) if p.arg_name.is_some() && p.calls > 0 => {
-                let mode = p.mode().unwrap_or(0);
+                let whole = p.value_count(pages);
                 v.push(Check {
                     what,
-                    agrees: mode == pages,
-                    detail: format!("most frequent nr_pages {mode} in {} calls", p.calls),
+                    agrees: whole >= folios,
+                    detail: format!(
+                        "{whole} calls with nr_pages {pages} for the mapping's {folios} folios; {} other calls",
+                        p.calls - whole
+                    ),
                 });
             }
             Some(p) if !batched_api => v.push(Check {
@@ -314,12 +321,21 @@ mod tests {
             2048,
             probe("folio_remove_rmap_ptes", true, vec![(511, 32), (1, 64)]),
         );
-        let c = batch_checks(&[good, bad], true);
+        // 64 MiB: 1024 folios of 64K, 32 of 2M.
+        let c = batch_checks(&[good, bad], true, 64 << 20);
         assert_eq!(c.len(), 2);
         assert!(c[0].agrees, "{:?}", c[0]);
+        assert!(
+            c[0].detail.contains(
+                "1024 calls with nr_pages 16 for the mapping's 1024 folios; 2 other calls"
+            ),
+            "{}",
+            c[0].detail
+        );
         assert!(!c[1].agrees);
         assert!(
-            c[1].detail.contains("most frequent nr_pages 1 in 96 calls"),
+            c[1].detail
+                .contains("0 calls with nr_pages 512 for the mapping's 32 folios"),
             "{}",
             c[1].detail
         );
@@ -333,7 +349,7 @@ mod tests {
             2048,
             probe("page_remove_rmap", false, vec![(0, 262144)]),
         );
-        let c = batch_checks(&[old], false);
+        let c = batch_checks(&[old], false, 64 << 20);
         assert!(c[0].detail.contains("no batched rmap API"), "{:?}", c[0]);
         let mut o = String::new();
         RmapSuite {

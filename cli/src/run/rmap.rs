@@ -150,7 +150,7 @@ pub fn suite(
         }
     }
     sizes.restore().map_err(env)?;
-    suite.checks = batch_checks(&suite.results, batched);
+    suite.checks = batch_checks(&suite.results, batched, plan.size);
     suite.checks.extend(suite.folios.iter().map(|f| Check {
         what: format!("folio {}K obtained", f.folio_kb),
         agrees: f.verified,
