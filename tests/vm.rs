@@ -815,3 +815,131 @@ fn interrupted_and_killed_runs_are_restored() {
     assert!(read("restore.txt").contains("restored namespace0.0 to fsdax map=mem"));
     assert_eq!(ns_mode(&read("after-restore.json")), "fsdax:mem");
 }
+
+/// The rmap row of one operation and folio size.
+fn rmap_row<'a>(r: &'a Value, op: &str, kb: u64) -> &'a Value {
+    r["rmap"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["op"] == op && x["folio_kb"] == kb)
+        .unwrap_or_else(|| panic!("no rmap row {op} {kb}K"))
+}
+
+/// How many calls of an rmap probe had this nr_pages during an operation.
+fn batches(row: &Value, probe: &str, nr_pages: u64) -> u64 {
+    row["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["probe"] == probe)
+        .unwrap_or_else(|| panic!("{probe} not traced: {row}"))["arg_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v[0] == nr_pages)
+        .map_or(0, |v| v[1].as_u64().unwrap())
+}
+
+/// Debian 6.12: the folio sizes asked for are obtained (the kernel's counters say so), and
+/// PTE-remap, fork (the child's zap) and munmap hand the rmap functions whole folios.
+#[test]
+fn rmap_suite_on_612() {
+    let (_, dir) = in_vm(
+        &[],
+        &[
+            "run",
+            "--suite",
+            "rmap",
+            "--size",
+            "32M",
+            "--repeat",
+            "1",
+            "--folio-size",
+            "4K,64K,2M",
+            "--out",
+            "rmap.json",
+        ],
+    );
+    let r = read_json(&dir.path().join("rmap.json"));
+    let rm = &r["rmap"];
+    assert_eq!(rm["batched_api"], true);
+    for f in rm["folios"].as_array().unwrap() {
+        assert_eq!(f["verified"], true, "{f}");
+    }
+    // 32 MiB: 512 folios of 64K, 16 of 2M.
+    assert_eq!(
+        batches(rmap_row(&r, "munmap", 64), "folio_remove_rmap_ptes", 16),
+        512
+    );
+    assert!(batches(rmap_row(&r, "fork", 64), "folio_remove_rmap_ptes", 16) >= 512);
+    assert_eq!(
+        batches(
+            rmap_row(&r, "pte_remap", 2048),
+            "folio_add_anon_rmap_ptes",
+            512
+        ),
+        16
+    );
+    assert_eq!(
+        batches(rmap_row(&r, "munmap", 2048), "folio_remove_rmap_ptes", 512),
+        16
+    );
+    assert_eq!(
+        batches(rmap_row(&r, "munmap", 4), "folio_remove_rmap_ptes", 1),
+        8192
+    );
+    for c in rm["checks"].as_array().unwrap() {
+        assert_eq!(c["agrees"], true, "{c}");
+    }
+    for row in rm["results"].as_array().unwrap() {
+        assert_eq!(row["status"], "measured", "{row}");
+        assert_eq!(row["samples"].as_array().unwrap().len(), 1);
+    }
+}
+
+/// Debian 6.1 predates the batched rmap API: the suite runs with that kernel's per-page
+/// functions, only 4K and PMD folios exist, and it says batching is absent.
+#[test]
+fn rmap_suite_on_61_says_batching_is_absent() {
+    let (out, dir) = in_vm(
+        &["--kernel", "debian:6.1"],
+        &[
+            "run",
+            "--suite",
+            "rmap",
+            "--size",
+            "32M",
+            "--repeat",
+            "1",
+            "--out",
+            "rmap.json",
+        ],
+    );
+    let r = read_json(&dir.path().join("rmap.json"));
+    let rm = &r["rmap"];
+    assert_eq!(rm["batched_api"], false);
+    let kbs: Vec<u64> = rm["folios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["folio_kb"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kbs, [4, 2048], "no mTHP controls on 6.1");
+    let functions = rm["rmap_functions"].to_string();
+    assert!(functions.contains("page_remove_rmap"), "{functions}");
+    let munmap = rmap_row(&r, "munmap", 2048);
+    assert_eq!(munmap["status"], "measured");
+    let remove = munmap["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["probe"] == "folio_remove_rmap_ptes")
+        .unwrap();
+    assert_eq!(remove["function"], "page_remove_rmap");
+    assert!(
+        remove["arg_values"].as_array().unwrap().is_empty(),
+        "no batch sizes to show"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("batched rmap API: no"));
+}

@@ -153,7 +153,7 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec
                 what,
                 agrees: true,
                 detail: format!(
-                    "not applicable: this kernel has no batched rmap API ({} is called per page: {} calls)",
+                    "not applicable: this kernel has no batched rmap API ({}, per page: {} calls in this operation)",
                     p.function, p.calls
                 ),
             }),
