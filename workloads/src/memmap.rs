@@ -14,13 +14,6 @@ fn stat<'a>(stats: &'a [ProbeStats], id: &str) -> Option<&'a ProbeStats> {
     stats.iter().find(|s| s.probe == id)
 }
 
-/// The usable size ndctl reports for the namespace it created (devdax: its dax device).
-fn usable_size(ndctl: &serde_json::Value) -> Option<u64> {
-    ndctl["daxregion"]["devices"][0]["size"]
-        .as_u64()
-        .or_else(|| ndctl["size"].as_u64())
-}
-
 /// Measures one creation of geometry `g`. The namespace is left configured as `g`.
 pub fn measure(
     prov: &Provisioner,
@@ -71,21 +64,6 @@ pub fn measure(
             }
             _ => None,
         },
-        usable_size: usable_size(&applied.ndctl),
+        usable_size: applied.usable_size(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usable_size_of_devdax_and_fsdax() {
-        let dax: serde_json::Value = serde_json::json!({"dev":"namespace0.0","mode":"devdax","size":2111832064u64,
-            "daxregion":{"id":0,"size":2111832064u64,"align":2097152,"devices":[{"chardev":"dax0.0","size":2111832064u64}]}});
-        assert_eq!(usable_size(&dax), Some(2111832064));
-        let fs: serde_json::Value =
-            serde_json::json!({"dev":"namespace0.0","mode":"fsdax","size":2145386496u64});
-        assert_eq!(usable_size(&fs), Some(2145386496));
-    }
 }

@@ -300,6 +300,27 @@ pub struct Applied {
     pub ndctl: serde_json::Value,
 }
 
+impl Applied {
+    /// The usable size ndctl reports for the namespace it created (devdax: its dax device).
+    pub fn usable_size(&self) -> Option<u64> {
+        self.ndctl["daxregion"]["devices"][0]["size"]
+            .as_u64()
+            .or_else(|| self.ndctl["size"].as_u64())
+    }
+
+    /// `/dev/daxX.Y` of a devdax namespace.
+    pub fn dax_device(&self) -> Option<String> {
+        self.ndctl["daxregion"]["devices"][0]["chardev"]
+            .as_str()
+            .map(|c| format!("/dev/{c}"))
+    }
+
+    /// `/dev/pmemN` of an fsdax namespace.
+    pub fn block_device(&self) -> Option<String> {
+        self.ndctl["blockdev"].as_str().map(|b| format!("/dev/{b}"))
+    }
+}
+
 impl Provisioner {
     /// Checks the target, takes the lock and saves the original configuration.
     pub fn begin(target: Target) -> Result<Provisioner, NamespaceError> {
@@ -464,6 +485,24 @@ pub fn restore_saved(wait: Duration) -> Result<Option<Namespace>, NamespaceError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn applied_names_its_devices_and_size() {
+        let dax = Applied {
+            took: Duration::ZERO,
+            ndctl: serde_json::json!({"dev":"namespace0.0","mode":"devdax","size":2111832064u64,
+                "daxregion":{"id":0,"size":2111832064u64,"align":2097152,"devices":[{"chardev":"dax0.0","size":2111832064u64}]}}),
+        };
+        assert_eq!(dax.usable_size(), Some(2111832064));
+        assert_eq!(dax.dax_device().as_deref(), Some("/dev/dax0.0"));
+        assert_eq!(dax.block_device(), None);
+        let fs = Applied {
+            took: Duration::ZERO,
+            ndctl: serde_json::json!({"dev":"namespace0.0","mode":"fsdax","size":2145386496u64,"blockdev":"pmem0"}),
+        };
+        assert_eq!(fs.usable_size(), Some(2145386496));
+        assert_eq!(fs.block_device().as_deref(), Some("/dev/pmem0"));
+    }
 
     fn ns(mode: &str, map: Option<&str>, align: Option<u64>) -> Namespace {
         Namespace {

@@ -210,17 +210,6 @@ struct Ready {
     info: Prepared,
 }
 
-fn ndctl_str<'a>(v: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
-    let mut cur = v;
-    for p in path {
-        cur = match p.parse::<usize>() {
-            Ok(i) => &cur[i],
-            Err(_) => &cur[*p],
-        };
-    }
-    cur.as_str()
-}
-
 /// Configures the namespace as `g` (if dax) and maps `size` bytes of it.
 fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready, String> {
     let len = size as usize;
@@ -241,10 +230,7 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
         PinMemory::Dax(g) => {
             let prov = prov.ok_or("no namespace")?;
             let applied = prov.apply(g).map_err(|e| e.to_string())?;
-            let nd = &applied.ndctl;
-            let usable = nd["daxregion"]["devices"][0]["size"]
-                .as_u64()
-                .or_else(|| nd["size"].as_u64());
+            let usable = applied.usable_size();
             if let Some(u) = usable.filter(|u| *u < size) {
                 return Err(format!(
                     "the device offers {} MiB, less than --size {}",
@@ -254,9 +240,7 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
             }
             match g {
                 Geometry::Devdax { .. } => {
-                    let dev = ndctl_str(nd, &["daxregion", "devices", "0", "chardev"])
-                        .ok_or("ndctl reported no dax device")?;
-                    let path = format!("/dev/{dev}");
+                    let path = applied.dax_device().ok_or("ndctl reported no dax device")?;
                     let f = OpenOptions::new()
                         .read(true)
                         .write(true)
@@ -266,12 +250,13 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
                     (mapping, None, usable, format!("{path} (MAP_SHARED)"))
                 }
                 Geometry::Fsdax { .. } => {
-                    let dev =
-                        ndctl_str(nd, &["blockdev"]).ok_or("ndctl reported no block device")?;
-                    let fs = DaxFs::create(std::path::Path::new(&format!("/dev/{dev}")))?;
+                    let dev = applied
+                        .block_device()
+                        .ok_or("ndctl reported no block device")?;
+                    let fs = DaxFs::create(std::path::Path::new(&dev))?;
                     let f = fs.file(size)?;
                     let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
-                    let what = format!("a file on ext4 -o dax on /dev/{dev} (MAP_SHARED)");
+                    let what = format!("a file on ext4 -o dax on {dev} (MAP_SHARED)");
                     (mapping, Some(fs), usable, what)
                 }
                 Geometry::Pfnmap => return Err("pfnmap has no struct pages to pin".into()),
