@@ -25,6 +25,8 @@ pub enum RmapOp {
     DontneedPerPte,
     /// One byte written per folio while a child shares the memory (COW faults).
     Cow,
+    /// A file mapping faulted in page by page (`folio_add_file_rmap_ptes`): the fsdax case.
+    Fault,
 }
 
 impl RmapOp {
@@ -43,6 +45,7 @@ impl RmapOp {
             RmapOp::Munmap => "munmap",
             RmapOp::DontneedPerPte => "dontneed_per_pte",
             RmapOp::Cow => "cow",
+            RmapOp::Fault => "fault",
         }
     }
 
@@ -53,6 +56,7 @@ impl RmapOp {
             RmapOp::PteRemap => Some("folio_add_anon_rmap_ptes"),
             // fork's dup side is inlined on 6.12; the child's exit zaps the same batches.
             RmapOp::Fork | RmapOp::Munmap => Some("folio_remove_rmap_ptes"),
+            RmapOp::Fault => Some("folio_add_file_rmap_ptes"),
             RmapOp::DontneedPerPte | RmapOp::Cow => None,
         }
     }
@@ -71,9 +75,19 @@ pub struct FolioCheck {
     pub detail: String,
 }
 
+/// The memory of anonymous rows; the file case says `fsdax:mem`.
+pub const ANON: &str = "anon";
+
+fn anon() -> String {
+    ANON.into()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RmapResult {
     pub op: RmapOp,
+    /// `anon`, or `fsdax:mem` for a file on ext4 -o dax.
+    #[serde(default = "anon")]
+    pub memory: String,
     pub folio_kb: u64,
     #[serde(flatten)]
     pub outcome: Outcome,
@@ -125,7 +139,7 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec
     let mut v = Vec::new();
     for r in results
         .iter()
-        .filter(|r| r.outcome == Outcome::Measured && r.folio_kb > 4)
+        .filter(|r| r.outcome == Outcome::Measured && r.folio_kb > 4 && r.memory == ANON)
     {
         let Some(id) = r.op.batch_probe() else {
             continue;
@@ -167,7 +181,9 @@ impl RmapSuite {
     fn base(&self, op: RmapOp) -> Option<u64> {
         self.results
             .iter()
-            .find(|r| r.op == op && r.folio_kb == 4 && r.outcome == Outcome::Measured)
+            .find(|r| {
+                r.op == op && r.folio_kb == 4 && r.memory == ANON && r.outcome == Outcome::Measured
+            })
             .and_then(RmapResult::median)
     }
 
@@ -208,7 +224,11 @@ impl RmapSuite {
             "operation", "folio", "n", "median ms", "range", "vs 4K",
         );
         for r in &self.results {
-            let folio = format!("{}K", r.folio_kb);
+            let folio = if r.memory == ANON {
+                format!("{}K", r.folio_kb)
+            } else {
+                r.memory.clone()
+            };
             match &r.outcome {
                 Outcome::Measured => {}
                 Outcome::Refused { errno, .. } => {
@@ -250,13 +270,15 @@ impl RmapSuite {
                 med.map_or("-".into(), |m| format!("{:.2}", m as f64 / 1e6)),
                 r.range_pct().map_or("-".into(), |p| format!("{p:.0}%")),
                 match (med, self.base(r.op)) {
-                    (Some(m), Some(b)) if b > 0 => format!("{:.3}", m as f64 / b as f64),
+                    (Some(m), Some(b)) if b > 0 && r.memory == ANON => {
+                        format!("{:.3}", m as f64 / b as f64)
+                    }
                     _ => "-".into(),
                 },
-                if batches.is_empty() {
-                    "-".to_string()
-                } else {
-                    batches
+                match (batches.is_empty(), r.probes.is_empty()) {
+                    (false, _) => batches,
+                    (true, false) => "no rmap calls".to_string(),
+                    (true, true) => "- (not traced)".to_string(),
                 }
             );
         }
@@ -301,6 +323,7 @@ mod tests {
     fn row(op: RmapOp, kb: u64, p: ProbeStats) -> RmapResult {
         RmapResult {
             op,
+            memory: ANON.into(),
             folio_kb: kb,
             outcome: Outcome::Measured,
             samples: vec![1],

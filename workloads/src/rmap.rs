@@ -253,6 +253,8 @@ pub fn run_group(
             RmapOp::Munmap => munmap(m.take().expect("mapped")),
             RmapOp::DontneedPerPte => dontneed_per_pte(mapping),
             RmapOp::Cow => cow(mapping, folio_kb as usize * 1024),
+            // The file case's fault-in; not in the anonymous groups.
+            RmapOp::Fault => Ok(mapping.touch()),
         };
         hook(op, false);
         out.push((op, took?));

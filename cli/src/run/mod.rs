@@ -143,7 +143,10 @@ pub fn run(a: RunArgs) -> Result<Code> {
     // A namespace is needed for the memmap suite and for dax memories. With the default
     // sweep and none granted (e.g. on the host), the pin suite still measures anonymous
     // memory and reports the dax rows as skipped.
-    let wants_dax = do_pin && memories.iter().any(|m| m.geometry().is_some());
+    let wants_dax = (do_pin && memories.iter().any(|m| m.geometry().is_some()))
+        || rmap_plan.as_ref().is_some_and(|p| p.fsdax);
+    let named_dax =
+        (do_pin && !a.geometries.is_empty()) || rmap_plan.as_ref().is_some_and(|p| p.fsdax_named);
     if do_pin && !a.geometries.is_empty() {
         // Memories named on the command line are checked before anything else is.
         pin::plan(
@@ -158,7 +161,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
         match namespace::choose(a.namespace.as_deref()) {
             Ok(t) => Some(t),
             Err(NamespaceError::Refused(why))
-                if !do_memmap && a.geometries.is_empty() && a.namespace.is_none() =>
+                if !do_memmap && !named_dax && a.namespace.is_none() =>
             {
                 no_namespace = Some(why);
                 None
@@ -270,6 +273,9 @@ pub fn run(a: RunArgs) -> Result<Code> {
         if let Some(p) = &pin_plan {
             plan.push(format!("pin: {}", p.describe(a.repeat)));
         }
+        if rmap_plan.as_ref().is_some_and(|p| p.fsdax) {
+            plan.push(format!("rmap: a file on {}", rmap::FSDAX));
+        }
         eprintln!(
             "foliobench: plan: reconfigure {} ({}, {} MiB, now {}; {}) for {}, then restore it to {}",
             orig.dev,
@@ -321,7 +327,13 @@ pub fn run(a: RunArgs) -> Result<Code> {
         None => None,
     };
     let rmap_results = match rmap_plan {
-        Some(plan) => Some(rmap::suite(&plan, a.repeat, &rmap_probes, &interrupted)?),
+        Some(plan) => Some(rmap::suite(
+            &plan,
+            a.repeat,
+            &rmap_probes,
+            prov.as_ref(),
+            &interrupted,
+        )?),
         None => None,
     };
     let restored = match prov.as_mut() {

@@ -7,10 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
+use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::pin::Outcome;
 use foliobench_reports::results::Check;
-use foliobench_reports::rmap::{batch_checks, FolioCheck, RmapOp, RmapResult, RmapSuite};
+use foliobench_reports::rmap::{batch_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON};
 use foliobench_reports::trace::ProbeStats;
+use foliobench_workloads::fsdax::DaxFs;
+use foliobench_workloads::namespace::Provisioner;
+use foliobench_workloads::pin::Mapping;
 use foliobench_workloads::rmap::{run_group, GROUPS};
 use foliobench_workloads::thp::{self, FolioSizes};
 
@@ -28,10 +32,26 @@ pub struct Plan {
     pub folio_kbs: Vec<u64>,
     pub size: u64,
     pub pmd_kb: u64,
+    /// The file-backed case: a file on ext4 -o dax on the namespace (`--folio-size fsdax`).
+    pub fsdax: bool,
+    /// Whether fsdax was asked for by name (then a missing namespace is an error).
+    pub fsdax_named: bool,
 }
 
-/// Folio sizes: 4K, every size the kernel offers (`hugepages-<N>kB`), the PMD size.
+/// The file-backed case's name in --folio-size and in the results.
+pub const FSDAX: &str = "fsdax:mem";
+
+/// Folio sizes: 4K, every size the kernel offers (`hugepages-<N>kB`), the PMD size; and the
+/// fsdax file case (`fsdax`).
 pub fn plan(given: &[String], size: u64) -> Result<Plan> {
+    let fsdax_named = given.iter().any(|g| g == "fsdax" || g == FSDAX);
+    let given: Vec<String> = given
+        .iter()
+        .filter(|g| *g != "fsdax" && *g != FSDAX)
+        .cloned()
+        .collect();
+    let fsdax = fsdax_named || given.is_empty();
+    let only_fsdax = fsdax_named && given.is_empty();
     let pmd_kb = thp::pmd_kb().unwrap_or(2048);
     let mut offered = vec![4];
     offered.extend(thp::offered_sizes());
@@ -39,15 +59,17 @@ pub fn plan(given: &[String], size: u64) -> Result<Plan> {
         // Kernels before per-size controls (6.1) still have PMD THP.
         offered.push(pmd_kb);
     }
-    let folio_kbs = if given.is_empty() {
+    let folio_kbs = if only_fsdax {
+        vec![]
+    } else if given.is_empty() {
         offered.clone()
     } else {
         let mut v = Vec::new();
-        for g in given {
+        for g in &given {
             let kb = parse_size("--folio-size", g)? / 1024;
             if !offered.contains(&kb) {
                 return Err(usage(format!(
-                    "--folio-size {g}: this kernel offers {}",
+                    "--folio-size {g}: this kernel offers {} (and fsdax: a file on ext4 -o dax)",
                     offered
                         .iter()
                         .map(|k| fmt_size(k * 1024))
@@ -73,12 +95,15 @@ pub fn plan(given: &[String], size: u64) -> Result<Plan> {
         folio_kbs,
         size,
         pmd_kb,
+        fsdax,
+        fsdax_named,
     })
 }
 
 fn skipped(op: RmapOp, folio_kb: u64, reason: String) -> RmapResult {
     RmapResult {
         op,
+        memory: ANON.into(),
         folio_kb,
         outcome: Outcome::Skipped { reason },
         samples: vec![],
@@ -91,6 +116,7 @@ pub fn suite(
     plan: &Plan,
     repeat: usize,
     probes: &[Resolution],
+    prov: Option<&Provisioner>,
     interrupted: &AtomicBool,
 ) -> Result<RmapSuite> {
     let batched = probes.iter().any(|p| {
@@ -150,6 +176,54 @@ pub fn suite(
         }
     }
     sizes.restore().map_err(env)?;
+    if plan.fsdax {
+        eprintln!("foliobench: rmap: {FSDAX} file");
+        let file_ops = [RmapOp::Fault, RmapOp::Munmap];
+        let file_row = |op, outcome, samples, probes| RmapResult {
+            op,
+            memory: FSDAX.into(),
+            folio_kb: 4,
+            outcome,
+            samples,
+            probes,
+        };
+        match prov {
+            None => {
+                for op in file_ops {
+                    suite.results.push(file_row(
+                        op,
+                        Outcome::Skipped {
+                            reason: "no namespace granted (see the note)".into(),
+                        },
+                        vec![],
+                        vec![],
+                    ));
+                }
+            }
+            Some(p) => match measure_fsdax(p, plan.size, repeat, probes) {
+                Ok(mut rows) => {
+                    for op in file_ops {
+                        let (samples, probes) = rows.remove(&op).unwrap_or_default();
+                        suite
+                            .results
+                            .push(file_row(op, Outcome::Measured, samples, probes));
+                    }
+                }
+                Err(e) => {
+                    for op in file_ops {
+                        suite.results.push(file_row(
+                            op,
+                            Outcome::Skipped {
+                                reason: format!("failed: {e:#}"),
+                            },
+                            vec![],
+                            vec![],
+                        ));
+                    }
+                }
+            },
+        }
+    }
     suite.checks = batch_checks(&suite.results, batched, plan.size);
     suite.checks.extend(suite.folios.iter().map(|f| Check {
         what: format!("folio {}K obtained", f.folio_kb),
@@ -194,6 +268,7 @@ fn measure(
         .iter()
         .map(|&op| RmapResult {
             op,
+            memory: ANON.into(),
             folio_kb: kb,
             outcome: Outcome::Measured,
             samples: samples.remove(&op).unwrap_or_default(),
@@ -227,18 +302,88 @@ fn traced_round(
         if start {
             before = now;
         } else {
-            let delta = now
-                .iter()
-                .map(|n| match before.iter().find(|b| b.probe == n.probe) {
-                    Some(b) => n.since(b),
-                    None => n.clone(),
-                })
-                .collect::<Vec<_>>();
-            out.insert(op, delta);
+            out.insert(op, since(&now, &before));
         }
     };
     for g in GROUPS {
         run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, &mut hook)?;
     }
     Ok(out)
+}
+
+type FileRows = HashMap<RmapOp, (Vec<u64>, Vec<ProbeStats>)>;
+
+/// The file-backed case: the namespace as fsdax, ext4 -o dax on it, one file mapped shared;
+/// each round faults it in and unmaps it. Warm-up, timed rounds, then a traced round.
+fn measure_fsdax(
+    prov: &Provisioner,
+    size: u64,
+    repeat: usize,
+    probes: &[Resolution],
+) -> Result<FileRows> {
+    let applied = prov
+        .apply(Geometry::Fsdax { map: Map::Mem })
+        .map_err(|e| env(e.to_string()))?;
+    let dev = applied
+        .block_device()
+        .ok_or_else(|| env("ndctl reported no block device"))?;
+    let fs = DaxFs::create(std::path::Path::new(&dev)).map_err(env)?;
+    let file = fs.file(size).map_err(env)?;
+    let round = |hook: &mut dyn FnMut(RmapOp, bool)| -> Result<Vec<(RmapOp, u64)>> {
+        let f = file.try_clone()?;
+        let m = Mapping::shared(f, size as usize).map_err(|e| env(e.to_string()))?;
+        hook(RmapOp::Fault, true);
+        let fault = m.touch();
+        hook(RmapOp::Fault, false);
+        hook(RmapOp::Munmap, true);
+        let t = std::time::Instant::now();
+        m.unmap().map_err(|e| env(format!("munmap: {e}")))?;
+        let unmap = t.elapsed();
+        hook(RmapOp::Munmap, false);
+        Ok(vec![
+            (RmapOp::Fault, fault.as_nanos() as u64),
+            (RmapOp::Munmap, unmap.as_nanos() as u64),
+        ])
+    };
+    let mut out: FileRows = HashMap::new();
+    round(&mut |_, _| {})?;
+    for _ in 0..repeat {
+        for (op, ns) in round(&mut |_, _| {})? {
+            out.entry(op).or_default().0.push(ns);
+        }
+    }
+    if probes.iter().any(|p| p.mechanism.is_some()) {
+        let mut storage = ProbeStorage::default();
+        let tracer = Tracer::start(
+            &mut storage,
+            probes,
+            &Filter::Tgids(vec![std::process::id()]),
+        )?;
+        let mut deltas: HashMap<RmapOp, Vec<ProbeStats>> = HashMap::new();
+        let mut before = Vec::new();
+        round(&mut |op, start| {
+            let now = tracer.read();
+            if start {
+                before = now;
+            } else {
+                deltas.insert(op, since(&now, &before));
+            }
+        })?;
+        for (op, d) in deltas {
+            out.entry(op).or_default().1 = d;
+        }
+    }
+    drop(file);
+    drop(fs);
+    Ok(out)
+}
+
+/// Every probe's counts between two reads.
+fn since(now: &[ProbeStats], before: &[ProbeStats]) -> Vec<ProbeStats> {
+    now.iter()
+        .map(|n| match before.iter().find(|b| b.probe == n.probe) {
+            Some(b) => n.since(b),
+            None => n.clone(),
+        })
+        .collect()
 }
