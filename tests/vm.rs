@@ -320,8 +320,12 @@ fn guest_exit_status_is_returned() {
 #[test]
 fn timeout_kills_the_vm() {
     let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    // A directory of its own: the VM shares it (--rwdir), so its processes name it.
+    let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
-    let out = run(foliobench().args(["vm", "--timeout", "4s", "--", "doctor"]));
+    let out = run(foliobench()
+        .args(["vm", "--timeout", "4s", "--", "doctor"])
+        .current_dir(dir.path()));
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not finish within 4s"));
     // Kernel cache is warm here (other tests), so the 4 s budget plus set-up is all it took.
@@ -329,7 +333,7 @@ fn timeout_kills_the_vm() {
     // No QEMU of ours survives: vng and QEMU were in one process group, killed together.
     std::thread::sleep(Duration::from_millis(500));
     let ps = std::process::Command::new("pgrep")
-        .args(["-f", "foliobench-vm-"])
+        .args(["-f", &dir.path().to_string_lossy()])
         .output()
         .unwrap();
     let left = String::from_utf8_lossy(&ps.stdout);
@@ -774,9 +778,14 @@ fn ns_mode(listing: &str) -> String {
 fn interrupted_and_killed_runs_are_restored() {
     let fb = env!("CARGO_BIN_EXE_foliobench");
     let suite = format!("{fb} run --suite memmap --repeat 20 --geometry devdax:4K:mem");
+    // The signals are sent once the run has saved its state (it has started changing the
+    // namespace), however long the start takes on a busy machine.
     let script = format!(
-        "timeout --preserve-status -s INT 15 {suite}; echo $? > int.status; ndctl list -N -i > after-int.json; \
-         timeout -s KILL 35 {suite}; ndctl list -N -i > after-kill.json; \
+        "st=/var/lib/foliobench/namespace-state.json; \
+         started() {{ i=0; while [ ! -e $st ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done; }}; \
+         {suite} & p=$!; started; sleep 2; kill -INT $p; wait $p; echo $? > int.status; \
+         ndctl list -N -i > after-int.json; \
+         {suite} & p=$!; started; sleep 3; kill -KILL $p; wait $p; ndctl list -N -i > after-kill.json; \
          ls /var/lib/foliobench > state.txt; {fb} restore > restore.txt; echo $? > restore.status; \
          ndctl list -N -i > after-restore.json"
     );
