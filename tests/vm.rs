@@ -778,14 +778,9 @@ fn ns_mode(listing: &str) -> String {
 fn interrupted_and_killed_runs_are_restored() {
     let fb = env!("CARGO_BIN_EXE_foliobench");
     let suite = format!("{fb} run --suite memmap --repeat 20 --geometry devdax:4K:mem");
-    // The signals are sent once the run has saved its state (it has started changing the
-    // namespace), however long the start takes on a busy machine.
     let script = format!(
-        "st=/var/lib/foliobench/namespace-state.json; \
-         started() {{ i=0; while [ ! -e $st ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done; }}; \
-         {suite} & p=$!; started; sleep 2; kill -INT $p; wait $p; echo $? > int.status; \
-         ndctl list -N -i > after-int.json; \
-         {suite} & p=$!; started; sleep 3; kill -KILL $p; wait $p; ndctl list -N -i > after-kill.json; \
+        "timeout --preserve-status -s INT 15 {suite}; echo $? > int.status; ndctl list -N -i > after-int.json; \
+         timeout -s KILL 35 {suite}; ndctl list -N -i > after-kill.json; \
          ls /var/lib/foliobench > state.txt; {fb} restore > restore.txt; echo $? > restore.status; \
          ndctl list -N -i > after-restore.json"
     );
