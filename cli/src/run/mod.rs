@@ -121,6 +121,9 @@ fn split_geometries(
 }
 
 pub fn run(a: RunArgs) -> Result<Code> {
+    // First: Ctrl-C while the kernel is being probed (seconds under emulation) must also end
+    // cleanly, not kill the process half-way.
+    let interrupted = crate::exit::interrupt_flag()?;
     let suites = suites(&a.suite)?;
     let (do_memmap, do_pin, do_rmap) = (
         suites.contains(&"memmap"),
@@ -289,7 +292,11 @@ pub fn run(a: RunArgs) -> Result<Code> {
     } else if let Some(p) = &pin_plan {
         eprintln!("foliobench: plan: pin: {}", p.describe(a.repeat));
     }
-    let interrupted = crate::exit::interrupt_flag()?;
+    if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(env(
+            "interrupted before anything was changed: no results written",
+        ));
+    }
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
