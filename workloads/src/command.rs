@@ -31,6 +31,23 @@ pub struct GatedChild {
 }
 
 /// Where a command is: a path as given, or the first match on PATH.
+/// Runs a system tool to completion: its stdout, or an error naming the command line and
+/// what it printed on stderr.
+pub fn run_tool(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("running {cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 pub fn which(cmd: &str) -> Option<PathBuf> {
     if cmd.contains('/') {
         return Path::new(cmd).exists().then(|| PathBuf::from(cmd));

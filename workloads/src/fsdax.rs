@@ -2,10 +2,10 @@
 //! (so it holds nothing of anybody's), mounted with `-o dax` in a private directory, one
 //! preallocated file. Unmounted on drop, before the namespace is reconfigured or restored.
 
+use crate::command::run_tool;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A mounted dax filesystem; unmounted (and its mount point removed) on drop.
 pub struct DaxFs {
@@ -13,19 +13,11 @@ pub struct DaxFs {
     pub mountpoint: PathBuf,
 }
 
+/// A tool this module needs; the error says which package brings it.
 fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("running {cmd}: {e} (install Debian's e2fsprogs / mount)"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
+    run_tool(cmd, args)
+        .map(|_| ())
+        .map_err(|e| format!("{e} (e2fsprogs and mount provide mkfs.ext4, mount, umount)"))
 }
 
 /// The options /proc/self/mounts shows for a mount point.
