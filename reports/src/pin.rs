@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::{Geometry, GeometryError, Map};
-use crate::results::{median_u64, Check};
+use crate::results::{median_u64, render_checks, Check};
 use crate::trace::{frequent_values, ProbeStats};
 
 /// The memory pinned: a ZONE_DEVICE geometry, or anonymous memory as the baseline.
@@ -569,21 +569,7 @@ impl PinSuite {
                 Outcome::Skipped { .. } => {}
             }
         }
-        if !self.checks.is_empty() {
-            let _ = writeln!(
-                o,
-                "\npin checks (medians; a mismatch is reported, never hidden):"
-            );
-            for c in &self.checks {
-                let _ = writeln!(
-                    o,
-                    "  {} {}: {}",
-                    if c.agrees { "ok      " } else { "MISMATCH" },
-                    c.what,
-                    c.detail
-                );
-            }
-        }
+        render_checks(o, "pin checks, on medians", &self.checks);
     }
 }
 

@@ -182,6 +182,23 @@ pub fn checks(model: &ModelRow, samples: &[MemmapSample], nr_memmap_pages: bool)
     v
 }
 
+/// A suite's checks under a title, one `ok` / `MISMATCH` line each.
+pub fn render_checks(o: &mut String, title: &str, checks: &[Check]) {
+    if checks.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n{title} (a mismatch is reported, never hidden):");
+    for c in checks {
+        let _ = writeln!(
+            o,
+            "  {} {}: {}",
+            if c.agrees { "ok      " } else { "MISMATCH" },
+            c.what,
+            c.detail
+        );
+    }
+}
+
 fn mib(bytes: f64) -> String {
     format!("{:.1}", bytes / (1 << 20) as f64)
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::pin::Outcome;
-use crate::results::{median_u64, Check};
+use crate::results::{median_u64, render_checks, Check};
 use crate::trace::{frequent_values, ProbeStats};
 
 /// An rmap operation (seed 003's microbenchmarks).
@@ -282,18 +282,7 @@ impl RmapSuite {
                 }
             );
         }
-        if !self.checks.is_empty() {
-            let _ = writeln!(o, "\nrmap checks (a mismatch is reported, never hidden):");
-            for c in &self.checks {
-                let _ = writeln!(
-                    o,
-                    "  {} {}: {}",
-                    if c.agrees { "ok      " } else { "MISMATCH" },
-                    c.what,
-                    c.detail
-                );
-            }
-        }
+        render_checks(o, "rmap checks", &self.checks);
     }
 }
 
