@@ -285,29 +285,43 @@ fn traced_round(
     ops: &[RmapOp],
     probes: &[Resolution],
 ) -> Result<HashMap<RmapOp, Vec<ProbeStats>>> {
+    traced(probes, &mut |hook| {
+        for g in GROUPS {
+            run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, hook)?;
+        }
+        Ok(())
+    })
+}
+
+/// Called just before (`true`) and after (`false`) each operation.
+type OpHook<'a> = dyn FnMut(RmapOp, bool) + 'a;
+
+/// Runs `round` with the probes attached to this process and the children it forks (their
+/// exit zaps the shared folios); its hook, called around each operation, records the
+/// probes' counts during that operation. Empty when nothing can be traced.
+fn traced(
+    probes: &[Resolution],
+    round: &mut dyn FnMut(&mut OpHook) -> Result<()>,
+) -> Result<HashMap<RmapOp, Vec<ProbeStats>>> {
     let mut out = HashMap::new();
     if probes.iter().all(|p| p.mechanism.is_none()) {
         return Ok(out);
     }
     let mut storage = ProbeStorage::default();
-    // This process and the children it forks (their exit zaps the shared folios).
     let tracer = Tracer::start(
         &mut storage,
         probes,
         &Filter::Tgids(vec![std::process::id()]),
     )?;
     let mut before: Vec<ProbeStats> = Vec::new();
-    let mut hook = |op: RmapOp, start: bool| {
+    round(&mut |op: RmapOp, start: bool| {
         let now = tracer.read();
         if start {
             before = now;
         } else {
             out.insert(op, since(&now, &before));
         }
-    };
-    for g in GROUPS {
-        run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, &mut hook)?;
-    }
+    })?;
     Ok(out)
 }
 
@@ -352,26 +366,9 @@ fn measure_fsdax(
             out.entry(op).or_default().0.push(ns);
         }
     }
-    if probes.iter().any(|p| p.mechanism.is_some()) {
-        let mut storage = ProbeStorage::default();
-        let tracer = Tracer::start(
-            &mut storage,
-            probes,
-            &Filter::Tgids(vec![std::process::id()]),
-        )?;
-        let mut deltas: HashMap<RmapOp, Vec<ProbeStats>> = HashMap::new();
-        let mut before = Vec::new();
-        round(&mut |op, start| {
-            let now = tracer.read();
-            if start {
-                before = now;
-            } else {
-                deltas.insert(op, since(&now, &before));
-            }
-        })?;
-        for (op, d) in deltas {
-            out.entry(op).or_default().1 = d;
-        }
+    let deltas = traced(probes, &mut |hook| round(hook).map(|_| ()))?;
+    for (op, d) in deltas {
+        out.entry(op).or_default().1 = d;
     }
     drop(file);
     drop(fs);
