@@ -5,6 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# Test-only tools: chromium (the HTML report is loaded in a real headless browser) and the
+# kernel's own KTAP parser (tools/testing/kunit/kunit_parser.py, from Debian's linux-source
+# package: only its two files are kept).
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+  echo "foliobench setup: installing chromium" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+export FOLIOBENCH_KUNIT_DIR="${FOLIOBENCH_KUNIT_DIR:-$HOME/.cache/foliobench/kunit}"
+if [ ! -f "$FOLIOBENCH_KUNIT_DIR/kunit_parser.py" ]; then
+  echo "foliobench setup: fetching the kernel's KTAP parser (linux-source-6.12)" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq linux-source-6.12 2>/dev/null \
+    && dpkg-deb --fsys-tarfile linux-source-6.12_*.deb \
+      | tar -xO --wildcards './usr/src/linux-source-6.12.tar.xz' \
+      | tar -xJ --wildcards '*/tools/testing/kunit/kunit_parser.py' '*/tools/testing/kunit/kunit_printer.py')
+  mkdir -p "$FOLIOBENCH_KUNIT_DIR"
+  cp "$tmp"/linux-source-6.12/tools/testing/kunit/kunit_p*.py "$FOLIOBENCH_KUNIT_DIR"/
+  rm -rf "$tmp"
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
 cargo test --workspace --locked

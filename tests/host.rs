@@ -715,3 +715,154 @@ fn rmap_suite_on_the_host() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("restored 0 THP size controls"));
     assert!(!state.exists());
 }
+
+/// compare and report on a real run of this host (anonymous memory through io_uring), its
+/// copy with one metric made 3x slower (the recorded run as a fixture: the exit code and
+/// every format must show exactly that regression), and the inputs they must refuse.
+#[test]
+fn compare_and_report_a_real_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(foliobench()
+        .args([
+            "run",
+            "--suite",
+            "pin",
+            "--geometry",
+            "anon:4K",
+            "--geometry",
+            "anon:thp",
+        ])
+        .args(["--driver", "io_uring", "--size", "64M", "--repeat", "4"])
+        .args(["--out", "a.json"])
+        .current_dir(d));
+    assert_eq!(out.status.code(), Some(0));
+    let compare = |args: &[&str]| run(foliobench().arg("compare").args(args).current_dir(d));
+
+    // A run against itself: nothing changed, exit 0, in every format.
+    let out = compare(&["a.json", "a.json", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = j["rows"].as_array().unwrap();
+    // pin and unpin for both memories at least.
+    assert!(rows.len() >= 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r["verdict"] == "same"), "{rows:?}");
+    let out = compare(&["a.json", "a.json", "--format", "ktap"]);
+    assert_eq!(out.status.code(), Some(0));
+    let k = ktap_parsed(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(k["errors"].as_array().unwrap().len(), 0, "{k}");
+    assert_eq!(k["status"], "SUCCESS", "{k}");
+    assert_eq!(k["passed"].as_u64(), Some(rows.len() as u64), "{k}");
+
+    // The same run with anon:4K's pin samples tripled.
+    let mut b = read_json(&d.join("a.json"));
+    let row = b["pin"]["results"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["memory"] == "anon:4K" && r["driver"] == "io_uring")
+        .unwrap();
+    for s in row["samples"].as_array_mut().unwrap() {
+        s["pin_ns"] = (s["pin_ns"].as_u64().unwrap() * 3).into();
+    }
+    std::fs::write(d.join("b.json"), serde_json::to_vec(&b).unwrap()).unwrap();
+    let out = compare(&["a.json", "b.json", "--format", "ktap", "--out", "b.ktap"]);
+    assert_eq!(out.status.code(), Some(1), "a regression exits 1");
+    let k = ktap_parsed(&std::fs::read_to_string(d.join("b.ktap")).unwrap());
+    assert_eq!(k["errors"].as_array().unwrap().len(), 0, "{k}");
+    assert_eq!(k["failed"], 1, "{k}");
+    let names = k["names"].as_array().unwrap();
+    let statuses = k["statuses"].as_array().unwrap();
+    let failed: Vec<_> = names
+        .iter()
+        .zip(statuses)
+        .filter(|(_, s)| *s == "FAILURE")
+        .map(|(n, _)| n.as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["pin_anon:4K_io_uring_pin"]);
+    let out = compare(&["a.json", "b.json", "--format", "junit"]);
+    assert_eq!(out.status.code(), Some(1));
+    let x = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(x.contains(r#"failures="1""#), "{x}");
+    let out = compare(&["a.json", "b.json"]);
+    let t = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("pin anon:4K io_uring pin "))
+        .unwrap();
+    assert!(
+        line.contains("+200.0%*") && line.contains("WORSE"),
+        "{line}"
+    );
+    // Reversed, it is an improvement: exit 0.
+    let out = compare(&["b.json", "a.json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 improvements"));
+    // A threshold above the change: not counted.
+    let out = compare(&["a.json", "b.json", "--threshold", "250"]);
+    assert_eq!(out.status.code(), Some(0));
+
+    // The report: terminal tables, Markdown, and HTML that chromium loads with its charts.
+    let out = run(foliobench()
+        .args([
+            "report",
+            "a.json",
+            "b.json",
+            "--html",
+            "r.html",
+            "--markdown",
+            "r.md",
+        ])
+        .current_dir(d));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 regressions"));
+    let md = std::fs::read_to_string(d.join("r.md")).unwrap();
+    assert!(md.contains("| pin anon:4K io_uring pin | ms |"), "{md}");
+    // Per file: the pin/unpin chart and the grabs chart is empty on this host (no
+    // function tracing), so one chart each.
+    let charts = charts_in_chromium(&d.join("r.html")).expect("the page's script ran");
+    assert!(charts >= 2, "{charts} charts");
+
+    // Inputs that must be refused, with exit 2 and the reason.
+    let text = std::fs::read_to_string(d.join("a.json")).unwrap();
+    std::fs::write(d.join("cut.json"), &text[..text.len() / 2]).unwrap();
+    let mut v = read_json(&d.join("a.json"));
+    v["schema_version"] = 99.into();
+    std::fs::write(d.join("v99.json"), v.to_string()).unwrap();
+    let mut other = read_json(&d.join("a.json"));
+    other["pin"]["results"] = serde_json::json!([]);
+    std::fs::write(d.join("empty.json"), other.to_string()).unwrap();
+    for (args, says) in [
+        (
+            &["a.json", "cut.json"][..],
+            "cut.json: truncated results file",
+        ),
+        (
+            &["v99.json", "a.json"],
+            "schema version 99 is not readable by this foliobench (schema version 2",
+        ),
+        (
+            &["a.json", "missing.json"],
+            "cannot read results file missing.json",
+        ),
+        (&["a.json", "empty.json"], "have no metric in common"),
+        (
+            &["a.json", "a.json", "--threshold=-3"],
+            "--threshold -3 is not a percentage",
+        ),
+        (
+            &["a.json", "a.json", "--format", "yaml"],
+            "invalid value 'yaml'",
+        ),
+    ] {
+        let out = compare(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains(says), "{args:?}: {e}");
+    }
+    let out = run(foliobench()
+        .args(["report", "cut.json", "--html", "x.html"])
+        .current_dir(d));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!d.join("x.html").exists(), "no report from a bad file");
+}

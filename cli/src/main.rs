@@ -5,12 +5,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod ab;
+mod compare;
 mod doctor;
 mod exit;
 mod kernel;
 mod model;
 mod output;
 mod overhead;
+mod report;
 mod run;
 mod trace;
 mod units;
@@ -34,6 +37,13 @@ enum Cmd {
     Trace(trace::TraceArgs),
     /// Run a measurement suite (memmap) in this kernel.
     Run(run::RunArgs),
+    /// Compare two results files metric by metric; exit 1 if the candidate regressed.
+    Compare(compare::CompareArgs),
+    /// Results files as tables, an HTML report with charts, or Markdown.
+    Report(report::ReportArgs),
+    /// The CI gate: the same sweep in the test VM on two kernels, compared; exit 1 if the
+    /// candidate regressed.
+    Ab(ab::AbArgs),
     /// Restore a namespace that a killed run left reconfigured.
     Restore,
     /// Struct page cost of every geometry for a size, from the model (capacity planning).
@@ -57,6 +67,9 @@ fn main() -> ExitCode {
         Cmd::Workload(w) => workload::run(w),
         Cmd::Model(a) => model::run(a),
         Cmd::Run(a) => run::run(a),
+        Cmd::Compare(a) => compare::run(a),
+        Cmd::Report(a) => report::run(a),
+        Cmd::Ab(a) => ab::run(a),
         Cmd::Restore => run::restore(),
         Cmd::Overhead(a) => overhead::run(a),
         Cmd::Timeit(a) => overhead::timeit(a),

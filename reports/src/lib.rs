@@ -1,10 +1,14 @@
 //! foliobench's results schema, and everything that turns results into output.
 //! It never touches the kernel.
 
+pub mod chart;
+pub mod compare;
 pub mod doctor;
 pub mod facts;
 pub mod geometry;
 pub mod pin;
+pub mod report;
 pub mod results;
 pub mod rmap;
+pub mod stats;
 pub mod trace;

@@ -323,8 +323,13 @@ pub fn parse(text: &str) -> Result<Results, String> {
     struct Version {
         schema_version: u32,
     }
-    let v: Version =
-        serde_json::from_str(text).map_err(|e| format!("not a foliobench results file: {e}"))?;
+    let v: Version = serde_json::from_str(text).map_err(|e| {
+        if e.is_eof() {
+            format!("truncated results file (it ends before its JSON does): {e}")
+        } else {
+            format!("not a foliobench results file: {e}")
+        }
+    })?;
     if !READABLE_VERSIONS.contains(&v.schema_version) {
         return Err(format!(
             "results schema version {} is not readable by this foliobench (schema version {RESULTS_SCHEMA_VERSION}, reads {READABLE_VERSIONS:?})",
@@ -403,7 +408,8 @@ mod tests {
             e.contains("version 7") && e.contains("schema version 2"),
             "{e}"
         );
-        assert!(parse("{")
+        assert!(parse("{").unwrap_err().contains("truncated results file"));
+        assert!(parse("3")
             .unwrap_err()
             .contains("not a foliobench results file"));
         assert!(parse(r#"{"schema_version": 2}"#)

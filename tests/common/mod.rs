@@ -80,3 +80,50 @@ pub fn trace_probe<'a>(t: &'a Value, id: &str) -> &'a Value {
         .find(|p| p["probe"] == id)
         .unwrap_or_else(|| panic!("{id} not traced: {t}"))
 }
+
+/// KTAP text as the kernel's own parser (kunit_parser.py, fetched by scripts/test.sh) reads
+/// it: status, counts, test names and the parser's errors.
+pub fn ktap_parsed(ktap: &str) -> Value {
+    use std::io::Write as _;
+    let dir = std::env::var("FOLIOBENCH_KUNIT_DIR")
+        .unwrap_or_else(|_| format!("{}/.cache/foliobench/kunit", std::env::var("HOME").unwrap()));
+    assert!(
+        Path::new(&dir).join("kunit_parser.py").exists(),
+        "the kernel's KTAP parser is not in {dir}: run scripts/test.sh, which fetches it"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ktap-check.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .env("FOLIOBENCH_KUNIT_DIR", &dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ktap.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ktap-check.py failed");
+    serde_json::from_slice(&out.stdout).expect("ktap-check.py JSON")
+}
+
+/// Loads an HTML report in headless chromium and returns the number of chart SVGs the page's
+/// own script counted once the browser had parsed it (None: the page did not run it).
+pub fn charts_in_chromium(html: &Path) -> Option<u64> {
+    let out = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", html.canonicalize().unwrap().display()))
+        .output()
+        .expect("chromium (installed by scripts/test.sh)");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let at = dom.find("<body data-charts=\"")? + "<body data-charts=\"".len();
+    dom[at..].split('"').next()?.parse().ok()
+}

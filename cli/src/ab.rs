@@ -1,0 +1,177 @@
+//! `foliobench ab --baseline K1 --candidate K2`: the CI gate in one command. The same sweep
+//! runs in the test VM on each kernel, the results are compared, the report is written,
+//! and the exit code is the comparison's (0 no regression, 1 regression).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use foliobench_reports::compare::compare;
+
+use crate::compare::{load, shares_metrics, verdict, Format, GateArgs};
+use crate::exit::{env, usage, Code};
+use crate::output::write_atomic;
+use crate::vm::VmArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct AbArgs {
+    /// The kernel without the change: debian:6.1, debian:6.12, a bzImage or a build tree.
+    #[arg(long)]
+    pub baseline: String,
+    /// The kernel with the change.
+    #[arg(long)]
+    pub candidate: String,
+    /// Suites to run on both (as `run --suite`).
+    #[arg(long, value_delimiter = ',', default_value = "memmap,pin,rmap")]
+    pub suite: Vec<String>,
+    /// As `run --geometry`.
+    #[arg(long = "geometry", value_name = "G")]
+    pub geometries: Vec<String>,
+    /// As `run --repeat`: at least 4 for a timing difference to be significant at 0.05.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// As `run --size`.
+    #[arg(long)]
+    pub size: Option<String>,
+    /// As `run --folio-size`.
+    #[arg(long = "folio-size", value_delimiter = ',', value_name = "S")]
+    pub folio_sizes: Vec<String>,
+    /// As `run --driver`.
+    #[arg(long = "driver", value_delimiter = ',', value_name = "D")]
+    pub drivers: Vec<String>,
+    /// Where baseline.json, candidate.json, compare.<format> and report.html go.
+    #[arg(long, default_value = "results/ab", value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Test VM: emulated pmem, RAM, CPUs and the time limit of each run (as `vm`).
+    #[arg(long, default_value = "2G")]
+    pub pmem: String,
+    #[arg(long, default_value = "4G")]
+    pub memory: String,
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    #[arg(long, default_value = "60m")]
+    pub timeout: String,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+fn extension(f: Format) -> &'static str {
+    match f {
+        Format::Text => "txt",
+        Format::Markdown => "md",
+        Format::Ktap => "ktap",
+        Format::Junit => "xml",
+        Format::Json => "json",
+    }
+}
+
+/// The arguments of `foliobench run` inside the guest, writing `out`.
+fn run_args(a: &AbArgs, out: &Path) -> Vec<String> {
+    let mut v = vec![
+        "run".to_string(),
+        "--suite".into(),
+        a.suite.join(","),
+        "--repeat".into(),
+        a.repeat.to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    for g in &a.geometries {
+        v.extend(["--geometry".into(), g.clone()]);
+    }
+    if let Some(s) = &a.size {
+        v.extend(["--size".into(), s.clone()]);
+    }
+    if !a.folio_sizes.is_empty() {
+        v.extend(["--folio-size".into(), a.folio_sizes.join(",")]);
+    }
+    if !a.drivers.is_empty() {
+        v.extend(["--driver".into(), a.drivers.join(",")]);
+    }
+    v
+}
+
+pub fn run(a: AbArgs) -> Result<Code> {
+    a.gate.check()?;
+    if a.repeat == 0 {
+        return Err(usage(
+            "--repeat must be at least 1 (4 or more for significance)",
+        ));
+    }
+    std::fs::create_dir_all(&a.out_dir).map_err(|e| {
+        usage(format!(
+            "cannot create --out-dir {}: {e}",
+            a.out_dir.display()
+        ))
+    })?;
+    let dir = a.out_dir.canonicalize()?;
+    let mut files = Vec::new();
+    for (side, kernel) in [("baseline", &a.baseline), ("candidate", &a.candidate)] {
+        let out = dir.join(format!("{side}.json"));
+        // A file from an earlier run must not pass for this one's.
+        let _ = std::fs::remove_file(&out);
+        eprintln!(
+            "foliobench ab: {side} {kernel}: run --suite {}",
+            a.suite.join(",")
+        );
+        let code = crate::vm::run(VmArgs {
+            kernel: kernel.clone(),
+            pmem: a.pmem.clone(),
+            memory: a.memory.clone(),
+            cpus: a.cpus,
+            timeout: a.timeout.clone(),
+            share: vec![dir.clone()],
+            boot_log: false,
+            dry_run: false,
+            args: run_args(&a, &out),
+        })?;
+        if code != Code::Ok {
+            let why = format!(
+                "the {side} run on {kernel} ended with exit {} (see its output above); nothing compared",
+                code as u8
+            );
+            return Err(if code == Code::Usage {
+                usage(why)
+            } else {
+                env(why)
+            });
+        }
+        if !out.exists() {
+            return Err(env(format!(
+                "the {side} run on {kernel} wrote no {}",
+                out.display()
+            )));
+        }
+        files.push(out);
+    }
+    let (b, c) = (load(&files[0])?, load(&files[1])?);
+    let cmp = compare(
+        (&files[0].display().to_string(), &b),
+        (&files[1].display().to_string(), &c),
+        a.gate.threshold,
+        a.gate.alpha,
+    );
+    shares_metrics(&cmp, &b, &c)?;
+    let text = a.gate.render(&cmp)?;
+    let cmp_file = dir.join(format!("compare.{}", extension(a.gate.format)));
+    write_atomic(&cmp_file, text.as_bytes())?;
+    let runs = vec![
+        (files[0].display().to_string(), b),
+        (files[1].display().to_string(), c),
+    ];
+    let html = dir.join("report.html");
+    crate::report::write(
+        &runs,
+        std::slice::from_ref(&cmp),
+        Some(&html),
+        Some(&dir.join("report.md")),
+    )?;
+    print!("{text}");
+    eprintln!(
+        "foliobench ab: {} regressions, {} improvements; {} and {} written",
+        cmp.regressions(),
+        cmp.improvements(),
+        cmp_file.display(),
+        html.display()
+    );
+    Ok(verdict(&cmp))
+}

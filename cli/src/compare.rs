@@ -1,0 +1,138 @@
+//! `foliobench compare BASE CAND`: every metric of two results files side by side, with a
+//! significance test on the raw samples; the exit code is the CI verdict.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use foliobench_reports::compare::{compare, Comparison, Verdict};
+use foliobench_reports::results::{self, Results};
+
+use crate::exit::{usage, Code};
+use crate::output::write_atomic;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Ktap,
+    Junit,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline results file (e.g. the unpatched kernel's).
+    pub base: PathBuf,
+    /// The candidate results file (e.g. the patched kernel's).
+    pub candidate: PathBuf,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    /// Also write the output to this file (written whole or not at all).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// How a comparison is judged and printed; shared with `ab`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    /// A significant change counts only past this many percent.
+    #[arg(long, default_value_t = 5.0, value_name = "PCT")]
+    pub threshold: f64,
+    /// Significance level of the Mann-Whitney U test on timing samples.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl GateArgs {
+    pub fn check(&self) -> Result<()> {
+        if !(self.threshold.is_finite() && self.threshold >= 0.0) {
+            return Err(usage(format!(
+                "--threshold {} is not a percentage: give a number >= 0, e.g. --threshold 5",
+                self.threshold
+            )));
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return Err(usage(format!(
+                "--alpha {} is not a significance level: give a number between 0 and 1, e.g. --alpha 0.05",
+                self.alpha
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn render(&self, c: &Comparison) -> Result<String> {
+        Ok(match self.format {
+            Format::Text => c.render_text(),
+            Format::Markdown => c.render_markdown(),
+            Format::Ktap => c.render_ktap(),
+            Format::Junit => c.render_junit(),
+            Format::Json => serde_json::to_string_pretty(c)? + "\n",
+        })
+    }
+}
+
+/// Reads a results file; anything wrong with it is the user's to fix (exit 2), named with
+/// the file.
+pub fn load(path: &Path) -> Result<Results> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read results file {}: {e}", path.display())))?;
+    results::parse(&text).map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+/// Two files with no metric in common are a mismatch (different suites or geometries), not
+/// a pass.
+pub fn shares_metrics(cmp: &Comparison, b: &Results, c: &Results) -> Result<()> {
+    if cmp.rows.iter().any(|r| r.verdict != Verdict::Missing) {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "{} and {} have no metric in common (base suites: {}; candidate suites: {}): compare runs of the same suites and geometries",
+        cmp.base.file,
+        cmp.candidate.file,
+        b.suites.join(",").if_empty("none"),
+        c.suites.join(",").if_empty("none"),
+    )))
+}
+
+trait IfEmpty {
+    fn if_empty(self, alt: &str) -> String;
+}
+
+impl IfEmpty for String {
+    fn if_empty(self, alt: &str) -> String {
+        if self.is_empty() {
+            alt.into()
+        } else {
+            self
+        }
+    }
+}
+
+/// The comparison's exit code: 1 if any metric regressed.
+pub fn verdict(c: &Comparison) -> Code {
+    if c.regressions() > 0 {
+        Code::Regression
+    } else {
+        Code::Ok
+    }
+}
+
+pub fn run(a: CompareArgs) -> Result<Code> {
+    a.gate.check()?;
+    let (b, c) = (load(&a.base)?, load(&a.candidate)?);
+    let cmp = compare(
+        (&a.base.display().to_string(), &b),
+        (&a.candidate.display().to_string(), &c),
+        a.gate.threshold,
+        a.gate.alpha,
+    );
+    shares_metrics(&cmp, &b, &c)?;
+    let out = a.gate.render(&cmp)?;
+    if let Some(p) = &a.out {
+        write_atomic(p, out.as_bytes())?;
+    }
+    print!("{out}");
+    Ok(verdict(&cmp))
+}

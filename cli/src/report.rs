@@ -1,0 +1,87 @@
+//! `foliobench report RESULTS...`: the results files as terminal tables, and optionally as
+//! one HTML file with charts and a Markdown file. Every file after the first is compared
+//! against the first.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use foliobench_reports::compare::{compare, Comparison, Verdict};
+use foliobench_reports::report::{html, markdown, Named};
+use foliobench_reports::results::Results;
+
+use crate::compare::load;
+use crate::exit::{env, Code};
+use crate::output::write_atomic;
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Results files (`foliobench run --out`); the first is the base of the comparisons.
+    #[arg(required = true, value_name = "RESULTS")]
+    pub results: Vec<PathBuf>,
+    /// Write a self-contained HTML report (tables and SVG charts) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the tables as Markdown to this file.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Comparisons: a significant change counts only past this many percent.
+    #[arg(long, default_value_t = 5.0, value_name = "PCT")]
+    pub threshold: f64,
+    /// Comparisons: significance level of the Mann-Whitney U test.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+}
+
+/// Writes the HTML and Markdown reports of loaded results; used by `ab` as well.
+pub fn write(
+    runs: &[(String, Results)],
+    comparisons: &[Comparison],
+    html_out: Option<&PathBuf>,
+    md_out: Option<&PathBuf>,
+) -> Result<()> {
+    let named: Vec<Named> = runs
+        .iter()
+        .map(|(f, r)| Named {
+            file: f.clone(),
+            results: r,
+        })
+        .collect();
+    if let Some(p) = html_out {
+        let page = html(&named, comparisons).map_err(|e| env(format!("drawing a chart: {e}")))?;
+        write_atomic(p, page.as_bytes())?;
+        eprintln!("foliobench: HTML report written to {}", p.display());
+    }
+    if let Some(p) = md_out {
+        write_atomic(p, markdown(&named, comparisons).as_bytes())?;
+        eprintln!("foliobench: Markdown report written to {}", p.display());
+    }
+    Ok(())
+}
+
+pub fn run(a: ReportArgs) -> Result<Code> {
+    crate::compare::GateArgs {
+        threshold: a.threshold,
+        alpha: a.alpha,
+        format: crate::compare::Format::Text,
+    }
+    .check()?;
+    let mut runs = Vec::new();
+    for p in &a.results {
+        runs.push((p.display().to_string(), load(p)?));
+    }
+    let comparisons: Vec<Comparison> = runs[1..]
+        .iter()
+        .map(|(f, r)| compare((&runs[0].0, &runs[0].1), (f, r), a.threshold, a.alpha))
+        // Files of other suites than the first's (the main job's run.json and rmap.json)
+        // are shown, not compared.
+        .filter(|c| c.rows.iter().any(|r| r.verdict != Verdict::Missing))
+        .collect();
+    for (_, r) in &runs {
+        println!("{}", r.render_text());
+    }
+    for c in &comparisons {
+        println!("{}", c.render_text());
+    }
+    write(&runs, &comparisons, a.html.as_ref(), a.markdown.as_ref())?;
+    Ok(Code::Ok)
+}

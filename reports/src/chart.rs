@@ -1,0 +1,222 @@
+//! Grouped bar charts as SVG, drawn with plotters: one category per geometry, memory or
+//! folio size, one bar per series, and the raw samples as dots over their bar (so a
+//! distribution is seen, not only its median). Every chart of the HTML report is one of
+//! these.
+
+use plotters::prelude::*;
+
+pub struct Series {
+    pub name: String,
+    /// One value per category (None: no bar).
+    pub values: Vec<Option<f64>>,
+    /// The raw samples per category, drawn as dots (empty: none).
+    pub samples: Vec<Vec<f64>>,
+}
+
+pub struct Chart {
+    pub title: String,
+    pub y_label: String,
+    /// Log10 y axis (for quantities spanning orders of magnitude); values <= 0 are left out.
+    pub log_y: bool,
+    pub categories: Vec<String>,
+    pub series: Vec<Series>,
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn label(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e6).contains(&a) {
+        format!("{v:.0e}")
+    } else if a >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .into()
+    }
+}
+
+impl Chart {
+    fn y(&self, v: f64) -> Option<f64> {
+        if self.log_y {
+            (v > 0.0).then(|| v.log10())
+        } else {
+            Some(v)
+        }
+    }
+
+    /// Whether there is anything to draw.
+    pub fn is_empty(&self) -> bool {
+        self.categories.is_empty()
+            || !self
+                .series
+                .iter()
+                .any(|s| s.values.iter().flatten().any(|&v| self.y(v).is_some()))
+    }
+
+    /// The chart as an SVG document; an error only if plotters fails to draw.
+    pub fn svg(&self) -> Result<String, String> {
+        let mut buf = String::new();
+        let n = self.categories.len().max(1);
+        // Wide enough for every category's name and bars side by side.
+        let longest = self.categories.iter().map(|c| c.len()).max().unwrap_or(4);
+        let per = (longest * 7 + 16).max(22 * self.series.len().max(2));
+        let width = (260 + n * per).clamp(640, 2400) as u32;
+        let ys: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter().flatten().chain(s.samples.iter().flatten()))
+            .filter_map(|&v| self.y(v))
+            .collect();
+        let (lo, hi) = ys
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
+                (a.min(y), b.max(y))
+            });
+        let (y0, y1) = if ys.is_empty() {
+            (0.0, 1.0)
+        } else if self.log_y {
+            (lo.floor() - 0.0, (hi + 0.3).ceil().max(lo.floor() + 1.0))
+        } else {
+            (0.0f64.min(lo), if hi > 0.0 { hi * 1.12 } else { 1.0 })
+        };
+        let e = |e: String| e;
+        {
+            let root = SVGBackend::with_string(&mut buf, (width, 380)).into_drawing_area();
+            root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(&self.title, ("sans-serif", 17))
+                .margin(12)
+                .x_label_area_size(34)
+                .y_label_area_size(64)
+                .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y0..y1)
+                .map_err(|x| e(x.to_string()))?;
+            let log = self.log_y;
+            let fmt_y = move |y: &f64| {
+                if log {
+                    label(10f64.powf(*y))
+                } else {
+                    label(*y)
+                }
+            };
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(0)
+                .y_labels(if log {
+                    ((y1 - y0) as usize + 1).min(12)
+                } else {
+                    8
+                })
+                .y_label_formatter(&fmt_y)
+                .y_desc(self.y_label.as_str())
+                .draw()
+                .map_err(|x| e(x.to_string()))?;
+            let k = self.series.len().max(1) as f64;
+            let w = 0.8 / k;
+            for (j, s) in self.series.iter().enumerate() {
+                let color = PALETTE[j % PALETTE.len()];
+                let left = |i: usize| i as f64 - 0.4 + j as f64 * w;
+                let bars: Vec<_> = s
+                    .values
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| {
+                        let y = self.y((*v)?)?;
+                        Some(Rectangle::new(
+                            [(left(i), y0), (left(i) + w * 0.92, y)],
+                            color.mix(0.75).filled(),
+                        ))
+                    })
+                    .collect();
+                chart
+                    .draw_series(bars)
+                    .map_err(|x| e(x.to_string()))?
+                    .label(s.name.as_str())
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                    });
+                let dots: Vec<_> = s
+                    .samples
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, v)| {
+                        let x = left(i) + w * 0.46;
+                        v.iter()
+                            .filter_map(|&v| self.y(v))
+                            .map(move |y| Circle::new((x, y), 2, BLACK.filled()))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                chart.draw_series(dots).map_err(|x| e(x.to_string()))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|x| e(x.to_string()))?;
+            // Category names under their bars, in backend pixels (plotters' tick labels
+            // would fall between categories).
+            let style = ("sans-serif", 12).into_font().color(&BLACK);
+            for (i, c) in self.categories.iter().enumerate() {
+                let (px, py) = chart.backend_coord(&(i as f64, y0));
+                let half = (c.len() as i32 * 6) / 2;
+                root.draw(&Text::new(c.clone(), (px - half, py + 8), style.clone()))
+                    .map_err(|x| e(x.to_string()))?;
+            }
+            root.present().map_err(|x| e(x.to_string()))?;
+        }
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_bars_dots_and_labels() {
+        let c = Chart {
+            title: "pin time".into(),
+            y_label: "ms".into(),
+            log_y: true,
+            categories: vec!["devdax:4K:mem".into(), "devdax:2M:mem".into()],
+            series: vec![Series {
+                name: "io_uring".into(),
+                values: vec![Some(753.6), Some(0.31)],
+                samples: vec![vec![700.0, 753.6, 800.0], vec![]],
+            }],
+        };
+        assert!(!c.is_empty());
+        let svg = c.svg().unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
+        assert!(svg.contains("devdax:4K:mem") && svg.contains("io_uring"));
+        assert_eq!(svg.matches("<circle").count(), 3);
+        // Nothing positive on a log axis: nothing to draw.
+        let c = Chart {
+            log_y: true,
+            series: vec![Series {
+                name: "x".into(),
+                values: vec![Some(0.0)],
+                samples: vec![],
+            }],
+            ..c
+        };
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,855 @@
+//! Comparing two results files, metric by metric: the median of each side, its spread, the
+//! change, and whether the change is significant — the mmtests `compare-kernels` / 0-day
+//! convention (a star for a significant change past the threshold). Which direction is
+//! better is part of each metric's definition, never guessed from the numbers.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pin::Outcome;
+use crate::results::Results;
+use crate::stats::{mann_whitney_p, median, min_p, range_pct};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+/// How a metric's samples vary, which decides how a change is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A timing or another noisy quantity: the Mann-Whitney U test on the raw samples.
+    Time,
+    /// A count the kernel determines (pages, calls): a change is significant when no sample
+    /// of one side lies within the other's range (often one traced sample a side).
+    Count,
+}
+
+/// One quantity of one results file, with its raw samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub suite: String,
+    /// What was measured, e.g. `devdax:2M:mem` or `munmap anon 2048K`.
+    pub subject: String,
+    pub name: String,
+    pub unit: String,
+    pub better: Better,
+    pub kind: Kind,
+    pub samples: Vec<f64>,
+}
+
+impl Metric {
+    /// `suite subject name`: the metric's identity across results files.
+    pub fn key(&self) -> String {
+        format!("{} {} {}", self.suite, self.subject, self.name)
+    }
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+struct Collector(Vec<Metric>);
+
+impl Collector {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        suite: &str,
+        subject: &str,
+        name: &str,
+        unit: &str,
+        better: Better,
+        kind: Kind,
+        samples: Vec<f64>,
+    ) {
+        if !samples.is_empty() {
+            self.0.push(Metric {
+                suite: suite.into(),
+                subject: subject.into(),
+                name: name.into(),
+                unit: unit.into(),
+                better,
+                kind,
+                samples,
+            });
+        }
+    }
+}
+
+/// Every comparable quantity of a results file. Rows that were refused or skipped give
+/// none (their outcome is compared separately).
+pub fn metrics(r: &Results) -> Vec<Metric> {
+    use Better::*;
+    use Kind::*;
+    let mut c = Collector(Vec::new());
+    for m in &r.memmap {
+        let g = m.geometry.to_string();
+        let s = &m.samples;
+        let f = |get: &dyn Fn(&crate::results::MemmapSample) -> Option<f64>| -> Vec<f64> {
+            s.iter().filter_map(get).collect()
+        };
+        c.add(
+            "memmap",
+            &g,
+            "memmap_init",
+            "ms",
+            Lower,
+            Time,
+            f(&|x| x.memmap_init_ns.map(ms)),
+        );
+        c.add(
+            "memmap",
+            &g,
+            "create_namespace",
+            "ms",
+            Lower,
+            Time,
+            f(&|x| Some(ms(x.create_ns))),
+        );
+        c.add(
+            "memmap",
+            &g,
+            "vmemmap_ram_pages",
+            "pages",
+            Lower,
+            Count,
+            f(&|x| x.probe_ram_vmemmap_pages.map(|v| v as f64)),
+        );
+        c.add(
+            "memmap",
+            &g,
+            "nr_memmap_pages_delta",
+            "pages",
+            Lower,
+            Count,
+            f(&|x| x.nr_memmap_pages_delta.map(|v| v as f64)),
+        );
+        c.add(
+            "memmap",
+            &g,
+            "struct_pages_initialised",
+            "pages",
+            Lower,
+            Count,
+            f(&|x| x.init_struct_pages.map(|v| v as f64)),
+        );
+        c.add(
+            "memmap",
+            &g,
+            "usable",
+            "MiB",
+            Higher,
+            Count,
+            f(&|x| x.usable_size.map(|v| (v >> 20) as f64)),
+        );
+        c.add(
+            "memmap",
+            &g,
+            "memfree_drop",
+            "KiB",
+            Lower,
+            Time,
+            f(&|x| Some((-x.memfree_delta_kb) as f64)),
+        );
+    }
+    if let Some(p) = &r.pin {
+        for row in p.results.iter().filter(|x| x.outcome == Outcome::Measured) {
+            let subject = format!("{} {}", row.memory, row.driver.name());
+            c.add(
+                "pin",
+                &subject,
+                "pin",
+                "ms",
+                Lower,
+                Time,
+                row.samples.iter().map(|x| ms(x.pin_ns)).collect(),
+            );
+            c.add(
+                "pin",
+                &subject,
+                "unpin",
+                "ms",
+                Lower,
+                Time,
+                row.samples
+                    .iter()
+                    .filter_map(|x| x.unpin_ns.map(ms))
+                    .collect(),
+            );
+            if let Some(g) = row.grabs.as_ref().and_then(|g| g.per_page()) {
+                c.add(
+                    "pin",
+                    &subject,
+                    "grabs_per_page",
+                    "calls/page",
+                    Lower,
+                    Count,
+                    vec![g],
+                );
+            }
+        }
+    }
+    if let Some(rm) = &r.rmap {
+        for row in rm.results.iter().filter(|x| x.outcome == Outcome::Measured) {
+            let subject = format!("{} {} {}K", row.op.name(), row.memory, row.folio_kb);
+            c.add(
+                "rmap",
+                &subject,
+                "time",
+                "ms",
+                Lower,
+                Time,
+                row.samples.iter().map(|&x| ms(x)).collect(),
+            );
+            if !row.probes.is_empty() {
+                // All rmap functions of the traced round: per-page calls on 6.1, batches on
+                // 6.5+; the same quantity on both, so the API change shows as a count.
+                let calls: u64 = row.probes.iter().map(|p| p.calls).sum();
+                c.add(
+                    "rmap",
+                    &subject,
+                    "rmap_calls",
+                    "calls",
+                    Lower,
+                    Count,
+                    vec![calls as f64],
+                );
+            }
+        }
+    }
+    c.0
+}
+
+/// How one metric changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No significant change past the threshold.
+    Same,
+    Improvement,
+    Regression,
+    /// Only one side has it: not compared.
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Side {
+    pub n: usize,
+    pub median: f64,
+    /// (max - min) / median, percent.
+    pub range_pct: Option<f64>,
+    pub samples: Vec<f64>,
+}
+
+impl Side {
+    fn of(samples: &[f64]) -> Option<Side> {
+        Some(Side {
+            n: samples.len(),
+            median: median(samples)?,
+            range_pct: range_pct(samples),
+            samples: samples.to_vec(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub key: String,
+    pub suite: String,
+    pub unit: String,
+    pub better: Better,
+    pub kind: Kind,
+    pub base: Option<Side>,
+    pub candidate: Option<Side>,
+    /// Candidate median against base median, percent.
+    pub change_pct: Option<f64>,
+    /// Mann-Whitney U, two-sided (time metrics).
+    pub p_value: Option<f64>,
+    pub significant: bool,
+    pub verdict: Verdict,
+    /// Why the verdict is what it is, in words.
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub file: String,
+    pub kernel_release: String,
+    pub cpu: String,
+    pub started: u64,
+    pub tool_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub base: RunInfo,
+    pub candidate: RunInfo,
+    /// Percent a change must pass to count.
+    pub threshold_pct: f64,
+    /// Significance level of the test.
+    pub alpha: f64,
+    pub rows: Vec<Row>,
+    /// Rows whose outcome differs (measured on one side, refused or skipped on the other).
+    pub outcome_changes: Vec<String>,
+    /// Things the reader must know to trust the verdicts (emulated CPUs, too few samples).
+    pub caveats: Vec<String>,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Regression)
+            .count()
+    }
+    pub fn improvements(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Improvement)
+            .count()
+    }
+}
+
+fn info(file: &str, r: &Results) -> RunInfo {
+    RunInfo {
+        file: file.into(),
+        kernel_release: r.context.kernel_release.clone(),
+        cpu: format!("{:?}", r.context.cpu),
+        started: r.context.started,
+        tool_version: r.context.tool_version.clone(),
+    }
+}
+
+fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64) -> Row {
+    let (bs, cs) = (Side::of(&b.samples), Side::of(&c.samples));
+    let (bm, cm) = (bs.as_ref().map(|s| s.median), cs.as_ref().map(|s| s.median));
+    let change_pct = match (bm, cm) {
+        (Some(x), Some(y)) if x != 0.0 => Some((y - x) * 100.0 / x.abs()),
+        (Some(x), Some(y)) if x == y => Some(0.0),
+        _ => None,
+    };
+    let (p_value, significant, test) = match b.kind {
+        Kind::Time => {
+            let p = mann_whitney_p(&b.samples, &c.samples);
+            let floor = min_p(b.samples.len(), c.samples.len());
+            let test = if floor > alpha {
+                format!(
+                    "{}+{} samples cannot reach p<{alpha} (at best p={floor:.3}): use more --repeat",
+                    b.samples.len(),
+                    c.samples.len()
+                )
+            } else {
+                format!("Mann-Whitney p={:.4}", p.unwrap_or(1.0))
+            };
+            (p, p.is_some_and(|p| p < alpha), test)
+        }
+        Kind::Count => {
+            let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let disjoint = hi(&b.samples) < lo(&c.samples) || hi(&c.samples) < lo(&b.samples);
+            (
+                None,
+                disjoint,
+                if disjoint {
+                    "kernel count: the ranges do not overlap".to_string()
+                } else if b.samples == c.samples {
+                    "kernel count: unchanged".to_string()
+                } else {
+                    "kernel count: the ranges overlap".to_string()
+                },
+            )
+        }
+    };
+    let past = change_pct.is_some_and(|x| x.abs() >= threshold_pct)
+        // A count that went from zero to something is past any threshold.
+        || (change_pct.is_none() && significant);
+    let verdict = if !(significant && past) {
+        Verdict::Same
+    } else {
+        let up = cm > bm;
+        match (b.better, up) {
+            (Better::Lower, true) | (Better::Higher, false) => Verdict::Regression,
+            _ => Verdict::Improvement,
+        }
+    };
+    let why = match verdict {
+        Verdict::Same if significant => {
+            format!("{test}; change within the {threshold_pct}% threshold")
+        }
+        _ => test,
+    };
+    Row {
+        key: b.key(),
+        suite: b.suite.clone(),
+        unit: b.unit.clone(),
+        better: b.better,
+        kind: b.kind,
+        base: bs,
+        candidate: cs,
+        change_pct,
+        p_value,
+        significant,
+        verdict,
+        why,
+    }
+}
+
+fn missing(m: &Metric, base: bool) -> Row {
+    Row {
+        key: m.key(),
+        suite: m.suite.clone(),
+        unit: m.unit.clone(),
+        better: m.better,
+        kind: m.kind,
+        base: if base { Side::of(&m.samples) } else { None },
+        candidate: if base { None } else { Side::of(&m.samples) },
+        change_pct: None,
+        p_value: None,
+        significant: false,
+        verdict: Verdict::Missing,
+        why: format!(
+            "only in the {} run",
+            if base { "base" } else { "candidate" }
+        ),
+    }
+}
+
+fn outcomes(r: &Results) -> Vec<(String, String)> {
+    let word = |o: &Outcome| match o {
+        Outcome::Measured => "measured".to_string(),
+        Outcome::Refused { errno, .. } => format!("refused ({errno})"),
+        Outcome::Skipped { reason } => format!("skipped ({reason})"),
+    };
+    let mut v = Vec::new();
+    if let Some(p) = &r.pin {
+        for x in &p.results {
+            v.push((
+                format!("pin {} {}", x.memory, x.driver.name()),
+                word(&x.outcome),
+            ));
+        }
+    }
+    if let Some(rm) = &r.rmap {
+        for x in &rm.results {
+            v.push((
+                format!("rmap {} {} {}K", x.op.name(), x.memory, x.folio_kb),
+                word(&x.outcome),
+            ));
+        }
+    }
+    v
+}
+
+/// Compares every metric the two runs share, in the base's order, then those only one has.
+pub fn compare(
+    (base_file, base): (&str, &Results),
+    (cand_file, cand): (&str, &Results),
+    threshold_pct: f64,
+    alpha: f64,
+) -> Comparison {
+    let (bm, cm) = (metrics(base), metrics(cand));
+    let mut rows = Vec::new();
+    for b in &bm {
+        match cm.iter().find(|c| c.key() == b.key()) {
+            Some(c) => rows.push(judge(b, c, threshold_pct, alpha)),
+            None => rows.push(missing(b, true)),
+        }
+    }
+    for c in cm.iter().filter(|c| !bm.iter().any(|b| b.key() == c.key())) {
+        rows.push(missing(c, false));
+    }
+    let (bo, co) = (outcomes(base), outcomes(cand));
+    let outcome_changes = bo
+        .iter()
+        .filter_map(|(k, b)| {
+            let (_, c) = co.iter().find(|(k2, _)| k2 == k)?;
+            (b != c).then(|| format!("{k}: {b} -> {c}"))
+        })
+        .collect();
+    let mut caveats = Vec::new();
+    for (side, r) in [("base", base), ("candidate", cand)] {
+        if r.context.cpu == crate::facts::Cpu::Emulated {
+            caveats.push(format!(
+                "the {side} run's CPU was emulated (QEMU TCG): its timings carry the emulator's cost; compare runs of one machine only"
+            ));
+        }
+    }
+    let few = rows
+        .iter()
+        .filter(|r| r.kind == Kind::Time && r.why.contains("cannot reach"))
+        .count();
+    if few > 0 {
+        caveats.push(format!(
+            "{few} timing metrics have too few samples for any difference to be significant at p<{alpha}"
+        ));
+    }
+    Comparison {
+        base: info(base_file, base),
+        candidate: info(cand_file, cand),
+        threshold_pct,
+        alpha,
+        rows,
+        outcome_changes,
+        caveats,
+    }
+}
+
+fn num(x: f64) -> String {
+    let a = x.abs();
+    if x.fract() == 0.0 && a < 1e15 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+fn side(s: &Option<Side>) -> String {
+    match s {
+        Some(s) => match s.range_pct {
+            Some(r) if s.n > 1 && r > 0.0 => format!("{} ±{r:.0}%", num(s.median)),
+            _ => num(s.median),
+        },
+        None => "-".into(),
+    }
+}
+
+fn change(r: &Row) -> String {
+    let star = if r.verdict == Verdict::Improvement || r.verdict == Verdict::Regression {
+        "*"
+    } else {
+        ""
+    };
+    match r.change_pct {
+        Some(c) => format!("{c:+.1}%{star}"),
+        None if r.verdict == Verdict::Missing => "-".into(),
+        None => format!("new{star}"),
+    }
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Same => "same",
+        Verdict::Improvement => "better",
+        Verdict::Regression => "WORSE",
+        Verdict::Missing => "n/a",
+    }
+}
+
+/// KTAP test names may not contain '#' and should stay on one line.
+fn ktap_name(s: &str) -> String {
+    s.replace('#', "")
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect()
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Comparison {
+    fn header(&self) -> String {
+        format!(
+            "base: {} ({}, {} CPU); candidate: {} ({}, {} CPU); threshold {}%, alpha {}",
+            self.base.kernel_release,
+            self.base.file,
+            self.base.cpu,
+            self.candidate.kernel_release,
+            self.candidate.file,
+            self.candidate.cpu,
+            self.threshold_pct,
+            self.alpha
+        )
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{} metrics: {} regressions, {} improvements, {} same, {} in one run only",
+            self.rows.len(),
+            self.regressions(),
+            self.improvements(),
+            self.rows
+                .iter()
+                .filter(|r| r.verdict == Verdict::Same)
+                .count(),
+            self.rows
+                .iter()
+                .filter(|r| r.verdict == Verdict::Missing)
+                .count()
+        )
+    }
+
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "{}", self.header());
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.key.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let _ = writeln!(
+            o,
+            "{:<w$} {:>10} {:>18} {:>18} {:>10} {:>8}  why",
+            "metric", "unit", "base", "candidate", "change", "verdict"
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                o,
+                "{:<w$} {:>10} {:>18} {:>18} {:>10} {:>8}  {}",
+                r.key,
+                r.unit,
+                side(&r.base),
+                side(&r.candidate),
+                change(r),
+                verdict_word(r.verdict),
+                r.why
+            );
+        }
+        self.render_notes(&mut o, "");
+        o
+    }
+
+    fn render_notes(&self, o: &mut String, bullet: &str) {
+        if !self.outcome_changes.is_empty() {
+            let _ = writeln!(o, "\n{bullet}outcomes that changed:");
+            for c in &self.outcome_changes {
+                let _ = writeln!(o, "{bullet}  {c}");
+            }
+        }
+        for c in &self.caveats {
+            let _ = writeln!(o, "{bullet}caveat: {c}");
+        }
+        let _ = writeln!(
+            o,
+            "\n{}  (* = significant and past the threshold; lower or higher is better per metric)",
+            self.summary()
+        );
+    }
+
+    pub fn render_markdown(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "{}\n", self.header());
+        let _ = writeln!(
+            o,
+            "| metric | unit | better | base | candidate | change | verdict | why |\n|---|---|---|---|---|---|---|---|"
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {:?} | {} | {} | {} | {} | {} |",
+                r.key,
+                r.unit,
+                r.better,
+                side(&r.base),
+                side(&r.candidate),
+                change(r),
+                verdict_word(r.verdict),
+                r.why.replace('|', "/")
+            );
+        }
+        self.render_notes(&mut o, "- ");
+        o
+    }
+
+    /// KTAP version 1 (Documentation/dev-tools/ktap.rst): one test per metric; a
+    /// regression is `not ok`, a metric only one run has is skipped.
+    pub fn render_ktap(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "KTAP version 1");
+        let _ = writeln!(o, "# foliobench compare: {}", self.header());
+        let _ = writeln!(o, "1..{}", self.rows.len());
+        for (i, r) in self.rows.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "# {}: base {} candidate {} change {} ({})",
+                r.key,
+                side(&r.base),
+                side(&r.candidate),
+                change(r),
+                r.why
+            );
+            let n = i + 1;
+            let name = ktap_name(&r.key);
+            let _ = match r.verdict {
+                Verdict::Regression => writeln!(o, "not ok {n} {name}"),
+                Verdict::Missing => writeln!(o, "ok {n} {name} # SKIP {}", r.why),
+                _ => writeln!(o, "ok {n} {name}"),
+            };
+        }
+        let _ = writeln!(o, "# {}", self.summary());
+        o
+    }
+
+    /// JUnit XML: one testcase per metric, a regression a failure, a one-sided metric
+    /// skipped.
+    pub fn render_junit(&self) -> String {
+        let mut o = String::new();
+        let skipped = self
+            .rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Missing)
+            .count();
+        let _ = writeln!(o, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+        let _ = writeln!(
+            o,
+            r#"<testsuites><testsuite name="foliobench compare" tests="{}" failures="{}" skipped="{skipped}">"#,
+            self.rows.len(),
+            self.regressions()
+        );
+        let _ = writeln!(
+            o,
+            "<properties><property name=\"base\" value=\"{}\"/><property name=\"candidate\" value=\"{}\"/></properties>",
+            xml(&self.base.kernel_release),
+            xml(&self.candidate.kernel_release)
+        );
+        for r in &self.rows {
+            let detail = xml(&format!(
+                "base {} candidate {} change {} {}: {}",
+                side(&r.base),
+                side(&r.candidate),
+                change(r),
+                r.unit,
+                r.why
+            ));
+            let _ = write!(
+                o,
+                r#"<testcase classname="foliobench.{}" name="{}">"#,
+                xml(&r.suite),
+                xml(&r.key)
+            );
+            let _ = match r.verdict {
+                Verdict::Regression => {
+                    write!(o, r#"<failure message="regression">{detail}</failure>"#)
+                }
+                Verdict::Missing => write!(o, r#"<skipped message="{detail}"/>"#),
+                _ => write!(o, "<system-out>{detail}</system-out>"),
+            };
+            let _ = writeln!(o, "</testcase>");
+        }
+        let _ = writeln!(o, "</testsuite></testsuites>");
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(kind: Kind, better: Better, samples: &[f64]) -> Metric {
+        Metric {
+            suite: "rmap".into(),
+            subject: "munmap anon 2048K".into(),
+            name: "time".into(),
+            unit: "ms".into(),
+            better,
+            kind,
+            samples: samples.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_significant_slowdown_past_the_threshold_is_a_regression() {
+        let b = metric(Kind::Time, Better::Lower, &[10.0, 10.2, 9.9, 10.1, 10.0]);
+        let c = metric(Kind::Time, Better::Lower, &[12.0, 12.1, 11.9, 12.2, 12.0]);
+        let r = judge(&b, &c, 5.0, 0.05);
+        assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
+        assert!((r.p_value.unwrap() - 2.0 / 252.0).abs() < 1e-12);
+        // The same change where higher is better is an improvement.
+        let b = metric(Kind::Time, Better::Higher, &b.samples);
+        let c = metric(Kind::Time, Better::Higher, &c.samples);
+        assert_eq!(judge(&b, &c, 5.0, 0.05).verdict, Verdict::Improvement);
+    }
+
+    #[test]
+    fn small_changes_and_overlaps_are_the_same() {
+        let b = metric(Kind::Time, Better::Lower, &[10.0, 10.2, 9.9, 10.1, 10.0]);
+        let c = metric(Kind::Time, Better::Lower, &[10.3, 10.4, 10.35, 10.45, 10.5]);
+        let r = judge(&b, &c, 5.0, 0.05);
+        assert!(r.significant);
+        assert_eq!(r.verdict, Verdict::Same, "within threshold: {r:?}");
+        let c = metric(Kind::Time, Better::Lower, &[8.0, 14.0, 9.0, 13.0, 10.0]);
+        assert_eq!(judge(&b, &c, 5.0, 0.05).verdict, Verdict::Same);
+    }
+
+    #[test]
+    fn three_samples_a_side_say_they_cannot_be_significant() {
+        let b = metric(Kind::Time, Better::Lower, &[1.0, 1.0, 1.0]);
+        let c = metric(Kind::Time, Better::Lower, &[9.0, 9.0, 9.0]);
+        let r = judge(&b, &c, 5.0, 0.05);
+        assert_eq!(r.verdict, Verdict::Same);
+        assert!(r.why.contains("cannot reach"), "{}", r.why);
+    }
+
+    /// 6.1 -> 6.12, munmap of 32 MiB of PMD folios: 8192 page_remove_rmap calls against
+    /// 16 folio_remove_rmap_ptes calls (seen in the VM).
+    #[test]
+    fn counts_change_when_their_ranges_part() {
+        let b = metric(Kind::Count, Better::Lower, &[8192.0]);
+        let c = metric(Kind::Count, Better::Lower, &[16.0]);
+        let r = judge(&b, &c, 5.0, 0.05);
+        assert_eq!(r.verdict, Verdict::Improvement, "{r:?}");
+        assert_eq!(judge(&c, &b, 5.0, 0.05).verdict, Verdict::Regression);
+        assert_eq!(judge(&b, &b, 5.0, 0.05).verdict, Verdict::Same);
+        // From zero to something has no percentage, but is a change.
+        let z = metric(Kind::Count, Better::Lower, &[0.0]);
+        let r = judge(&z, &c, 5.0, 0.05);
+        assert_eq!(r.verdict, Verdict::Regression);
+        assert_eq!(change(&r), "new*");
+    }
+
+    fn comparison(rows: Vec<Row>) -> Comparison {
+        let info = |k: &str| RunInfo {
+            file: format!("{k}.json"),
+            kernel_release: k.into(),
+            cpu: "Emulated".into(),
+            started: 0,
+            tool_version: "0.1.0".into(),
+        };
+        Comparison {
+            base: info("6.1.0-56-amd64"),
+            candidate: info("6.12.117+deb12-amd64"),
+            threshold_pct: 5.0,
+            alpha: 0.05,
+            rows,
+            outcome_changes: vec![],
+            caveats: vec![],
+        }
+    }
+
+    #[test]
+    fn ktap_and_junit_mark_regressions_and_skips() {
+        let b = metric(Kind::Count, Better::Lower, &[16.0]);
+        let c = metric(Kind::Count, Better::Lower, &[8192.0]);
+        let cmp = comparison(vec![
+            judge(&b, &c, 5.0, 0.05),
+            judge(&b, &b, 5.0, 0.05),
+            missing(&b, true),
+        ]);
+        let k = cmp.render_ktap();
+        let lines: Vec<&str> = k.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(lines[0], "KTAP version 1");
+        assert_eq!(lines[1], "1..3");
+        assert_eq!(lines[2], "not ok 1 rmap_munmap_anon_2048K_time");
+        assert_eq!(lines[3], "ok 2 rmap_munmap_anon_2048K_time");
+        assert!(
+            lines[4].starts_with("ok 3 rmap_munmap_anon_2048K_time # SKIP only in the base run")
+        );
+        let j = cmp.render_junit();
+        assert!(j.contains(r#"tests="3" failures="1" skipped="1""#), "{j}");
+        assert_eq!(j.matches("<testcase ").count(), 3);
+    }
+}
