@@ -967,3 +967,96 @@ fn rmap_suite_on_61_says_batching_is_absent() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("batched rmap API: no"));
 }
+
+/// The CI gate from the issue: `ab` with Debian 6.1 as the baseline and 6.12 as the
+/// candidate, memmap and rmap, in one command. Its exit code must be the comparison's, its
+/// KTAP must parse with the kernel's own parser, the rmap batching difference must be
+/// judged (6.1's per-page calls against 6.12's batches), and the report must load in
+/// chromium with its charts.
+#[test]
+fn ab_gate_61_against_612() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(foliobench()
+        .args([
+            "ab",
+            "--baseline",
+            "debian:6.1",
+            "--candidate",
+            "debian:6.12",
+        ])
+        .args(["--suite", "memmap,rmap", "--geometry", "devdax:4K:mem"])
+        .args(["--geometry", "devdax:2M:mem", "--folio-size", "4K,2M"])
+        .args(["--size", "32M", "--repeat", "4", "--timeout", "15m"])
+        .args(["--format", "ktap", "--out-dir", "ab"])
+        .current_dir(dir.path()));
+    let ab = dir.path().join("ab");
+    let ktap = std::fs::read_to_string(ab.join("compare.ktap")).unwrap();
+    assert_eq!(
+        ktap,
+        String::from_utf8_lossy(&out.stdout),
+        "printed and written"
+    );
+    let k = ktap_parsed(&ktap);
+    assert_eq!(k["errors"].as_array().unwrap().len(), 0, "{k}");
+    let failed = k["failed"].as_u64().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(if failed > 0 { 1 } else { 0 }),
+        "exit 1 exactly when a metric regressed ({failed} did)"
+    );
+    // The same files through `compare` give the same verdicts, as JSON.
+    let c = run(foliobench()
+        .args([
+            "compare",
+            "baseline.json",
+            "candidate.json",
+            "--format",
+            "json",
+        ])
+        .current_dir(&ab));
+    assert_eq!(c.status.code(), out.status.code());
+    let j: Value = serde_json::from_slice(&c.stdout).unwrap();
+    assert!(j["base"]["kernel_release"]
+        .as_str()
+        .unwrap()
+        .starts_with("6.1."));
+    assert!(j["candidate"]["kernel_release"]
+        .as_str()
+        .unwrap()
+        .starts_with("6.12."));
+    let row = |key: &str| {
+        j["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {j}"))
+            .clone()
+    };
+    // munmap of 16 PMD folios, PTE-mapped: 8192 page_remove_rmap calls on 6.1, one
+    // folio_remove_rmap_ptes per folio on 6.12 (plus what else the zap meets).
+    let munmap = row("rmap munmap anon 2048K rmap_calls");
+    assert_eq!(munmap["base"]["median"], 8192.0, "{munmap}");
+    assert!(
+        munmap["candidate"]["median"].as_f64().unwrap() < 100.0,
+        "{munmap}"
+    );
+    assert_eq!(munmap["verdict"], "improvement", "{munmap}");
+    // 4K folios: one page per call on both kernels.
+    let munmap4k = row("rmap munmap anon 4K rmap_calls");
+    assert_eq!(munmap4k["verdict"], "same", "{munmap4k}");
+    // The memmap counts are the kernel's and agree; nr_memmap_pages exists on 6.12 only.
+    let init = row("memmap devdax:2M:mem struct_pages_initialised");
+    assert_eq!(init["verdict"], "same", "{init}");
+    assert_eq!(
+        row("memmap devdax:2M:mem nr_memmap_pages_delta")["verdict"],
+        "missing"
+    );
+    // The timing rows carry a p-value from 4+4 samples.
+    let t = row("memmap devdax:4K:mem memmap_init");
+    assert!(t["p_value"].as_f64().is_some(), "{t}");
+    let charts = charts_in_chromium(&ab.join("report.html")).expect("the page's script ran");
+    // Per kernel: struct page memory, memmap init time, rmap times; 6.12 adds batch sizes.
+    assert!(charts >= 7, "{charts} charts");
+}

@@ -90,6 +90,27 @@ fn run_args(a: &AbArgs, out: &Path) -> Vec<String> {
     v
 }
 
+/// Runs `f` with file descriptor 1 pointing at stderr (children inherit it), then puts
+/// stdout back.
+fn with_stdout_on_stderr<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use std::io::Write as _;
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    std::io::stdout().flush()?;
+    let saved = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let dup2 = |from: i32| -> Result<()> {
+        // SAFETY: `from` is open (stderr, or the saved stdout owned above) and 1 is stdout.
+        if unsafe { libc::dup2(from, libc::STDOUT_FILENO) } < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        Ok(())
+    };
+    dup2(libc::STDERR_FILENO)?;
+    let r = f();
+    std::io::stdout().flush()?;
+    dup2(saved.as_raw_fd())?;
+    r
+}
+
 pub fn run(a: AbArgs) -> Result<Code> {
     a.gate.check()?;
     if a.repeat == 0 {
@@ -113,16 +134,20 @@ pub fn run(a: AbArgs) -> Result<Code> {
             "foliobench ab: {side} {kernel}: run --suite {}",
             a.suite.join(",")
         );
-        let code = crate::vm::run(VmArgs {
-            kernel: kernel.clone(),
-            pmem: a.pmem.clone(),
-            memory: a.memory.clone(),
-            cpus: a.cpus,
-            timeout: a.timeout.clone(),
-            share: vec![dir.clone()],
-            boot_log: false,
-            dry_run: false,
-            args: run_args(&a, &out),
+        // The guest's tables go to stderr: stdout carries only the comparison, so that
+        // `ab --format ktap | ...` is KTAP and nothing else.
+        let code = with_stdout_on_stderr(|| {
+            crate::vm::run(VmArgs {
+                kernel: kernel.clone(),
+                pmem: a.pmem.clone(),
+                memory: a.memory.clone(),
+                cpus: a.cpus,
+                timeout: a.timeout.clone(),
+                share: vec![dir.clone()],
+                boot_log: false,
+                dry_run: false,
+                args: run_args(&a, &out),
+            })
         })?;
         if code != Code::Ok {
             let why = format!(

@@ -60,6 +60,13 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Report(_) | Cmd::Compare(_) | Cmd::Model(_)) {
+        // Commands that only read files and print end quietly when their reader goes away
+        // (`| head`), as Unix tools do; the ones that change the kernel keep Rust's
+        // default (EPIPE is an error) so that they always restore what they changed.
+        // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.cmd {
         Cmd::Doctor(a) => doctor::run(a),
         Cmd::Vm(a) => vm::run(a),

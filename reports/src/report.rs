@@ -351,7 +351,17 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
         let _ = writeln!(o, "<h2>{}</h2>", esc(&title(n)));
         let _ = writeln!(
             o,
-            "<p>kernel command line: <code>{}</code>; tool {}; probes: {}</p>",
+            "<p>{}; kernel command line: <code>{}</code>; tool {}; probes: {}</p>",
+            esc(&n.results.context.machine.as_ref().map_or(
+                n.results.context.cpu_model.clone(),
+                |m| format!(
+                    "{} ({}, {} CPUs, {} MiB)",
+                    m.hostname,
+                    n.results.context.cpu_model,
+                    m.cpus,
+                    m.memory_kb >> 10
+                )
+            )),
             esc(&n.results.context.kernel_cmdline),
             esc(&n.results.context.tool_version),
             n.results.context.probes.len()

@@ -38,6 +38,9 @@ pub struct Context {
     pub kernel_cmdline: String,
     pub cpu: Cpu,
     pub cpu_model: String,
+    /// The machine the kernel ran on (absent in files of foliobench before 0.1's reports).
+    #[serde(default)]
+    pub machine: Option<Machine>,
     /// Seconds since the epoch when the run started.
     pub started: u64,
     pub struct_page: u64,
@@ -52,6 +55,15 @@ pub struct Context {
     /// Probe id, kernel function and mechanism of every probe used.
     pub probes: Vec<String>,
     pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub hostname: String,
+    /// CPUs online.
+    pub cpus: usize,
+    /// MemTotal.
+    pub memory_kb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use foliobench_ebpf::catalog::{self, Flavour, Resolution};
 use foliobench_ebpf::kernel::KernelFacts;
 use foliobench_reports::geometry::Geometry;
 use foliobench_reports::pin::PinMemory;
-use foliobench_reports::results::{Context, Results, RESULTS_SCHEMA_VERSION};
+use foliobench_reports::results::{Context, Machine, Results, RESULTS_SCHEMA_VERSION};
 use foliobench_workloads::kconfig::KernelConfig;
 use foliobench_workloads::namespace::{self, NamespaceError, Provisioner, Target};
 use foliobench_workloads::system;
@@ -362,6 +362,13 @@ pub fn run(a: RunArgs) -> Result<Code> {
             kernel_cmdline: system::kernel_cmdline(),
             cpu,
             cpu_model,
+            machine: Some(Machine {
+                hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_default(),
+                cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+                memory_kb: system::meminfo_kb("MemTotal").unwrap_or(0).max(0) as u64,
+            }),
             started,
             struct_page,
             vmemmap_optimization: sp.optimization.available,
