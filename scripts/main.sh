@@ -4,7 +4,7 @@
 # suites (every geometry, 5 samples or timed rounds each) and the rmap suite (every folio size
 # the kernel offers, 5 rounds; 256 MiB per round instead of the tool's 1 GiB, because this VM
 # is software-emulated and 1 GiB x 9 folio sizes takes most of an hour there). Results land in
-# ./results on the host.
+# ./results on the host, and the report of them in results/report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -13,4 +13,6 @@ mkdir -p results
 ./target/release/foliobench vm -- doctor --out results/doctor.json
 ./target/release/foliobench vm -- run --suite memmap,pin --out results/run.json
 ./target/release/foliobench vm -- run --suite rmap --size 256M --out results/rmap.json
-echo "foliobench: wrote results/doctor.json, results/run.json and results/rmap.json"
+./target/release/foliobench report results/run.json results/rmap.json \
+  --html results/report.html --markdown results/report.md > results/report.txt
+echo "foliobench: wrote results/doctor.json, results/run.json, results/rmap.json and the report: results/report.html (results/report.md, results/report.txt)"

@@ -69,14 +69,16 @@ impl Chart {
 
     /// The chart as an SVG document; an error only if plotters fails to draw.
     pub fn svg(&self) -> Result<String, String> {
+        // A series with nothing to draw (a kernel without that counter) gets no legend.
+        let drawable = |s: &&Series| s.values.iter().flatten().any(|&v| self.y(v).is_some());
+        let kept: Vec<&Series> = self.series.iter().filter(drawable).collect();
         let mut buf = String::new();
         let n = self.categories.len().max(1);
         // Wide enough for every category's name and bars side by side.
         let longest = self.categories.iter().map(|c| c.len()).max().unwrap_or(4);
         let per = (longest * 7 + 16).max(22 * self.series.len().max(2));
         let width = (260 + n * per).clamp(640, 2400) as u32;
-        let ys: Vec<f64> = self
-            .series
+        let ys: Vec<f64> = kept
             .iter()
             .flat_map(|s| s.values.iter().flatten().chain(s.samples.iter().flatten()))
             .filter_map(|&v| self.y(v))
@@ -125,9 +127,9 @@ impl Chart {
                 .y_desc(self.y_label.as_str())
                 .draw()
                 .map_err(|x| e(x.to_string()))?;
-            let k = self.series.len().max(1) as f64;
+            let k = kept.len().max(1) as f64;
             let w = 0.8 / k;
-            for (j, s) in self.series.iter().enumerate() {
+            for (j, s) in kept.iter().enumerate() {
                 let color = PALETTE[j % PALETTE.len()];
                 let left = |i: usize| i as f64 - 0.4 + j as f64 * w;
                 let bars: Vec<_> = s

@@ -525,7 +525,7 @@ pub fn compare(
     }
 }
 
-fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     let a = x.abs();
     if x.fract() == 0.0 && a < 1e15 {
         format!("{x:.0}")

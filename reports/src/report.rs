@@ -292,7 +292,7 @@ fn comparison_table(o: &mut String, c: &Comparison) {
         };
         let side = |s: &Option<crate::compare::Side>| {
             s.as_ref()
-                .map_or("-".to_string(), |s| format!("{:.4}", s.median))
+                .map_or("-".to_string(), |s| crate::compare::num(s.median))
         };
         let star = if class.is_empty() { "" } else { "*" };
         let _ = writeln!(
@@ -351,7 +351,7 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
         let _ = writeln!(o, "<h2>{}</h2>", esc(&title(n)));
         let _ = writeln!(
             o,
-            "<p>{}; kernel command line: <code>{}</code>; tool {}; probes: {}</p>",
+            "<p>{}; tool {}; {} probes</p><details><summary>kernel command line</summary><code>{}</code></details>",
             esc(&n.results.context.machine.as_ref().map_or(
                 n.results.context.cpu_model.clone(),
                 |m| format!(
@@ -362,9 +362,9 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
                     m.memory_kb >> 10
                 )
             )),
-            esc(&n.results.context.kernel_cmdline),
             esc(&n.results.context.tool_version),
-            n.results.context.probes.len()
+            n.results.context.probes.len(),
+            esc(&n.results.context.kernel_cmdline),
         );
         for c in charts(n.results) {
             let svg = c.svg()?;
