@@ -866,3 +866,35 @@ fn compare_and_report_a_real_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!d.join("x.html").exists(), "no report from a bad file");
 }
+
+/// `ab` checks what it can before the first VM boots: a typo exits 2 without a boot.
+#[test]
+fn ab_refuses_bad_input_before_booting() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (&["--suite", "bogus"][..], "unknown suite 'bogus'"),
+        (&["--size", "3Q"], "'3Q' is not a size"),
+        (&["--threshold=-1"], "--threshold -1 is not a percentage"),
+        (&["--repeat", "0"], "--repeat must be at least 1"),
+    ] {
+        let out = run(foliobench()
+            .args([
+                "ab",
+                "--baseline",
+                "debian:6.1",
+                "--candidate",
+                "debian:6.12",
+            ])
+            .args(args)
+            .current_dir(dir.path()));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains(says), "{args:?}: {e}");
+        assert!(!e.contains("booting"), "{args:?}: no VM for bad input");
+    }
+    let out = run(foliobench()
+        .args(["ab", "--baseline", "nope:1", "--candidate", "debian:6.12"])
+        .current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown kernel spec 'nope:1'"));
+}

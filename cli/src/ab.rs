@@ -20,8 +20,10 @@ pub struct AbArgs {
     /// The kernel with the change.
     #[arg(long)]
     pub candidate: String,
-    /// Suites to run on both (as `run --suite`).
-    #[arg(long, value_delimiter = ',', default_value = "memmap,pin,rmap")]
+    /// Suites to run on both (as `run --suite`). The default leaves out pin, whose 1 GiB
+    /// rounds on every geometry take most of an hour per kernel under TCG: add it with
+    /// `--suite memmap,pin,rmap --size 1G`.
+    #[arg(long, value_delimiter = ',', default_value = "memmap,rmap")]
     pub suite: Vec<String>,
     /// As `run --geometry`.
     #[arg(long = "geometry", value_name = "G")]
@@ -29,9 +31,9 @@ pub struct AbArgs {
     /// As `run --repeat`: at least 4 for a timing difference to be significant at 0.05.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
-    /// As `run --size`.
-    #[arg(long)]
-    pub size: Option<String>,
+    /// As `run --size` (pin and rmap); 256M by default, as in the main job's rmap suite.
+    #[arg(long, default_value = "256M")]
+    pub size: String,
     /// As `run --folio-size`.
     #[arg(long = "folio-size", value_delimiter = ',', value_name = "S")]
     pub folio_sizes: Vec<String>,
@@ -78,9 +80,7 @@ fn run_args(a: &AbArgs, out: &Path) -> Vec<String> {
     for g in &a.geometries {
         v.extend(["--geometry".into(), g.clone()]);
     }
-    if let Some(s) = &a.size {
-        v.extend(["--size".into(), s.clone()]);
-    }
+    v.extend(["--size".into(), a.size.clone()]);
     if !a.folio_sizes.is_empty() {
         v.extend(["--folio-size".into(), a.folio_sizes.join(",")]);
     }
@@ -117,6 +117,13 @@ pub fn run(a: AbArgs) -> Result<Code> {
         return Err(usage(
             "--repeat must be at least 1 (4 or more for significance)",
         ));
+    }
+    // What can be checked here is checked before the first VM boots: a typo should not
+    // cost a boot.
+    crate::run::suites(&a.suite)?;
+    crate::units::parse_size("--size", &a.size)?;
+    for k in [&a.baseline, &a.candidate] {
+        crate::kernel::KernelSpec::parse(k)?;
     }
     std::fs::create_dir_all(&a.out_dir).map_err(|e| {
         usage(format!(

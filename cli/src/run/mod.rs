@@ -69,7 +69,7 @@ fn mode_map(n: &foliobench_workloads::pmem::Namespace) -> String {
 }
 
 /// Which suites, in the canonical order, without repeats.
-fn suites(given: &[String]) -> Result<Vec<&'static str>> {
+pub(crate) fn suites(given: &[String]) -> Result<Vec<&'static str>> {
     for s in given {
         if !SUITES.contains(&s.as_str()) {
             return Err(usage(format!(
