@@ -47,19 +47,7 @@ pub struct GateArgs {
 
 impl GateArgs {
     pub fn check(&self) -> Result<()> {
-        if !(self.threshold.is_finite() && self.threshold >= 0.0) {
-            return Err(usage(format!(
-                "--threshold {} is not a percentage: give a number >= 0, e.g. --threshold 5",
-                self.threshold
-            )));
-        }
-        if !(self.alpha > 0.0 && self.alpha < 1.0) {
-            return Err(usage(format!(
-                "--alpha {} is not a significance level: give a number between 0 and 1, e.g. --alpha 0.05",
-                self.alpha
-            )));
-        }
-        Ok(())
+        check_significance(self.threshold, self.alpha)
     }
 
     pub fn render(&self, c: &Comparison) -> Result<String> {
@@ -73,12 +61,35 @@ impl GateArgs {
     }
 }
 
+/// Refuses a threshold that is not a percentage or an alpha that is not a level.
+pub fn check_significance(threshold: f64, alpha: f64) -> Result<()> {
+    if !(threshold.is_finite() && threshold >= 0.0) {
+        return Err(usage(format!(
+            "--threshold {threshold} is not a percentage: give a number >= 0, e.g. --threshold 5"
+        )));
+    }
+    if !(alpha > 0.0 && alpha < 1.0) {
+        return Err(usage(format!(
+            "--alpha {alpha} is not a significance level: give a number between 0 and 1, e.g. --alpha 0.05"
+        )));
+    }
+    Ok(())
+}
+
 /// Reads a results file; anything wrong with it is the user's to fix (exit 2), named with
 /// the file.
 pub fn load(path: &Path) -> Result<Results> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| usage(format!("cannot read results file {}: {e}", path.display())))?;
     results::parse(&text).map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+fn suites(r: &Results) -> String {
+    if r.suites.is_empty() {
+        "none".into()
+    } else {
+        r.suites.join(",")
+    }
 }
 
 /// Two files with no metric in common are a mismatch (different suites or geometries), not
@@ -91,23 +102,9 @@ pub fn shares_metrics(cmp: &Comparison, b: &Results, c: &Results) -> Result<()> 
         "{} and {} have no metric in common (base suites: {}; candidate suites: {}): compare runs of the same suites and geometries",
         cmp.base.file,
         cmp.candidate.file,
-        b.suites.join(",").if_empty("none"),
-        c.suites.join(",").if_empty("none"),
+        suites(b),
+        suites(c),
     )))
-}
-
-trait IfEmpty {
-    fn if_empty(self, alt: &str) -> String;
-}
-
-impl IfEmpty for String {
-    fn if_empty(self, alt: &str) -> String {
-        if self.is_empty() {
-            alt.into()
-        } else {
-            self
-        }
-    }
 }
 
 /// The comparison's exit code: 1 if any metric regressed.

@@ -59,12 +59,7 @@ pub fn write(
 }
 
 pub fn run(a: ReportArgs) -> Result<Code> {
-    crate::compare::GateArgs {
-        threshold: a.threshold,
-        alpha: a.alpha,
-        format: crate::compare::Format::Text,
-    }
-    .check()?;
+    crate::compare::check_significance(a.threshold, a.alpha)?;
     let mut runs = Vec::new();
     for p in &a.results {
         runs.push((p.display().to_string(), load(p)?));
