@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end: install, build, boot the default test VM (Debian 6.12, 2G of
 # emulated pmem), check what it supports (doctor) and run the sweep in it: the memmap and pin
-# suites (every geometry, 5 samples or timed rounds each) and the rmap suite (every folio size
+# suites (every geometry, 5 samples or timed rounds each; the pfnmap floor measured on a PCI
+# BAR), the fsdax suite (ext4 and xfs -o dax, 256 MiB files) and the rmap suite (every folio size
 # the kernel offers, 5 rounds; 256 MiB per round instead of the tool's 1 GiB, because this VM
 # is software-emulated and 1 GiB x 9 folio sizes takes most of an hour there). Results land in
 # ./results on the host, and the report of them in results/report.html.
@@ -12,7 +13,8 @@ cargo build --release --locked -q
 mkdir -p results
 ./target/release/foliobench vm -- doctor --out results/doctor.json
 ./target/release/foliobench vm -- run --suite memmap,pin --out results/run.json
+./target/release/foliobench vm -- run --suite fsdax --size 256M --out results/fsdax.json
 ./target/release/foliobench vm -- run --suite rmap --size 256M --out results/rmap.json
-./target/release/foliobench report results/run.json results/rmap.json \
+./target/release/foliobench report results/run.json results/fsdax.json results/rmap.json \
   --html results/report.html --markdown results/report.md > results/report.txt
-echo "foliobench: wrote results/doctor.json, results/run.json, results/rmap.json and the report: results/report.html (results/report.md, results/report.txt)"
+echo "foliobench: wrote results/doctor.json, results/run.json, results/fsdax.json, results/rmap.json and the report: results/report.html (results/report.md, results/report.txt)"

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libelf-dev zlib1g-dev pkg-config  # libbpf
   bpftool           # vmlinux.h from BTF at build time
   bpftrace          # independent cross-checks in the tests
+  xfsprogs e2fsprogs  # the fsdax suite: mkfs.xfs, mkfs.ext4
 )
 VIRTME_NG_VERSION=1.42
 

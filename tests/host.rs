@@ -107,9 +107,8 @@ fn host_refusals_are_explained_and_summarised() {
             "{cannot:?}"
         );
         for f in d["functions"].as_array().unwrap() {
-            let tracepoint = f["function"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("syscalls:"));
+            // Tracepoints are named category:name (syscalls:sys_enter_X, fs_dax:...).
+            let tracepoint = f["function"].as_str().is_some_and(|n| n.contains(':'));
             if tracepoint {
                 assert_eq!(f["mechanism"], "tracepoint", "what remains: {f}");
             } else {
@@ -167,11 +166,10 @@ fn doctor_facts_match_the_kernel() {
         .filter_map(|l| l.split_whitespace().nth(2))
         .collect();
     for f in d["functions"].as_array().unwrap() {
-        if let Some(tp) = f["function"]
-            .as_str()
-            .and_then(|n| n.strip_prefix("syscalls:"))
-        {
-            let dir = std::path::Path::new("/sys/kernel/tracing/events/syscalls").join(tp);
+        if let Some((cat, tp)) = f["function"].as_str().and_then(|n| n.split_once(':')) {
+            let dir = std::path::Path::new("/sys/kernel/tracing/events")
+                .join(cat)
+                .join(tp);
             assert_eq!(f["present"], dir.exists(), "{f}");
         } else if let Some(name) = f["function"].as_str() {
             assert!(
@@ -433,6 +431,13 @@ fn run_refuses_what_it_was_not_given() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("valid forms are devdax:4K|2M|1G:mem|dev")
     );
+    // The fsdax suite needs a namespace, and a file of whole 2M pieces.
+    let out = run(foliobench().args(["run", "--suite", "fsdax"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--namespace"));
+    let out = run(foliobench().args(["run", "--suite", "fsdax", "--size", "3M"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("multiple of 2M (e.g. --size 4M)"));
     let out = run(foliobench().args(["restore"]));
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to restore"));

@@ -686,6 +686,9 @@ fn memmap_suite_on_612() {
             }
         }
     }
+    // The pfnmap row is measured too, not only modelled: a BAR with no struct page.
+    assert_eq!(r["pfnmap"]["status"], "measured", "{}", r["pfnmap"]);
+    assert_eq!(r["pfnmap"]["nr_memmap_pages_delta"], 0);
     // The work memmap_init_zone_device does falls with the compound order (seed 001).
     let init = |g: &str| median_field(memmap_result(&r, g), "init_struct_pages");
     assert!(
@@ -1059,4 +1062,164 @@ fn ab_gate_61_against_612() {
     let charts = charts_in_chromium(&ab.join("report.html")).expect("the page's script ran");
     // Per kernel: struct page memory, memmap init time, rmap times; 6.12 adds batch sizes.
     assert!(charts >= 7, "{charts} charts");
+}
+
+/// Sum of a fault tracepoint's `result` counts that have `bit` set.
+fn results_with(faults: &Value, probe: &str, bit: u64) -> u64 {
+    let p = faults
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["probe"] == probe)
+        .unwrap_or_else(|| panic!("no {probe} in {faults}"));
+    arg_values(p)
+        .iter()
+        .filter(|(v, _)| v & bit != 0)
+        .map(|(_, c)| c)
+        .sum()
+}
+
+fn calls(faults: &Value, probe: &str) -> u64 {
+    faults
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["probe"] == probe)
+        .and_then(|p| p["calls"].as_u64())
+        .unwrap_or_else(|| panic!("no {probe} in {faults}"))
+}
+
+fn pin_try<'a>(pins: &'a Value, driver: &str) -> &'a Value {
+    pins.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["driver"] == driver)
+        .unwrap_or_else(|| panic!("no {driver} in {pins}"))
+}
+
+/// The fsdax suite on ext4 and xfs, and the PFN-map row, in the default VM: PMD against
+/// PTE faults counted by the fs_dax tracepoints, pins tried, a BAR with no struct page
+/// whose pins are refused with their errno, and the namespace restored.
+#[test]
+fn fsdax_suite_and_pfnmap_row_on_612() {
+    const NOPAGE: u64 = 0x100;
+    const FALLBACK: u64 = 0x800;
+    let (out, dir) = in_vm(
+        &[],
+        &[
+            "run",
+            "--suite",
+            "fsdax",
+            "--size",
+            "32M",
+            "--repeat",
+            "3",
+            "--out",
+            "fsdax.json",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r = read_json(&dir.path().join("fsdax.json"));
+    assert!(
+        r["context"]["restored"]
+            .as_str()
+            .unwrap()
+            .starts_with("verified: namespace0.0 mode=fsdax map=mem"),
+        "{}",
+        r["context"]
+    );
+    assert!(stdout.contains("fsdax suite: a 32 MiB file per filesystem"));
+    let pages = 32 * 256;
+    let rows = r["fsdax"]["results"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|x| x["fs"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ext4", "xfs"]);
+    for x in rows {
+        let fs = x["fs"].as_str().unwrap();
+        assert_eq!(x["status"], "measured", "{fs}: {x}");
+        assert_eq!(x["mapping_aligned"], true, "{fs}");
+        assert_eq!(x["fault_ns"].as_array().unwrap().len(), 3, "{fs}");
+        // 2 MiB-aligned mapping of a file made with 2 MiB stripes: 16 PMD mappings.
+        let f = &x["faults"];
+        let pmd = calls(f, "dax_pmd_fault_done");
+        assert_eq!(
+            results_with(f, "dax_pmd_fault_done", NOPAGE),
+            16,
+            "{fs}: {f}"
+        );
+        assert_eq!(results_with(f, "dax_pmd_fault_done", FALLBACK), 0, "{fs}");
+        assert_eq!(pmd, 16, "{fs}");
+        assert_eq!(calls(f, "dax_pte_fault_done"), 0, "{fs}");
+        // 4 KiB off alignment: every PMD try falls back and each page takes a PTE fault.
+        let m = &x["misaligned_faults"];
+        let tries = calls(m, "dax_pmd_fault_done");
+        assert!(tries > 0, "{fs}: {m}");
+        assert_eq!(
+            results_with(m, "dax_pmd_fault_done", FALLBACK),
+            tries,
+            "{fs}"
+        );
+        assert_eq!(calls(m, "dax_pte_fault_done"), pages, "{fs}");
+        // pagemap gives a pfn for every page; kpageflags says what it can of them.
+        assert_eq!(x["pages"]["present"], pages, "{fs}");
+        assert!(!x["smaps"]["vm_flags"].as_str().unwrap().is_empty());
+        // A short-term FOLL_PIN of fsdax works; each pin kind has an outcome.
+        assert_eq!(pin_try(&x["pins"], "odirect")["status"], "measured", "{fs}");
+        let ring = pin_try(&x["pins"], "io_uring");
+        assert!(
+            ring["status"] == "measured" || ring["errno"].is_string(),
+            "{ring}"
+        );
+    }
+    assert!(r["fsdax"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["agrees"] == true));
+
+    // The PFN-map row: QEMU's ivshmem BAR, read-only.
+    let p = &r["pfnmap"];
+    assert_eq!(p["status"], "measured", "{p}");
+    assert!(p["device"].as_str().unwrap().contains("[1af4:1110]"), "{p}");
+    assert_eq!(p["nr_memmap_pages_delta"], 0);
+    assert_eq!(p["pagemap_present"], 0, "pagemap skips VM_PFNMAP");
+    assert!(p["smaps"]["vm_flags"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .any(|f| f == "pf"));
+    let bar_pages = p["bytes"].as_u64().unwrap() / 4096;
+    assert_eq!(p["pages"]["present"], bar_pages);
+    let nopage = p["pages"]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f[0] == "NOPAGE" || f[0] == "BEYOND_MAX_PFN")
+        .map(|f| f[1].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(nopage, bar_pages, "no pfn of the BAR has a struct page");
+    for d in ["io_uring", "odirect"] {
+        let t = pin_try(&p["pins"], d);
+        assert_eq!(t["status"], "refused", "{t}");
+        assert_eq!(t["errno"], "EFAULT", "{t}");
+    }
+    assert!(stdout.contains("struct pages: 0"));
+
+    // The same file through compare (with itself) and report: the new metrics are there.
+    let f = dir.path().join("fsdax.json");
+    let c = run(foliobench().arg("compare").arg(&f).arg(&f));
+    assert!(c.status.success());
+    let text = String::from_utf8_lossy(&c.stdout);
+    for m in [
+        "fsdax xfs pmd_mapped",
+        "fsdax ext4 fault_in_per_gib",
+        "pfnmap pci_bar struct_pages",
+    ] {
+        assert!(text.contains(m), "{m} missing from:\n{text}");
+    }
+    let html = dir.path().join("r.html");
+    let rep = run(foliobench().arg("report").arg(&f).arg("--html").arg(&html));
+    assert!(rep.status.success());
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("fsdax read fault-in time per GiB"));
+    assert!(page.contains("PMD mappings against PTE faults"));
 }

@@ -18,6 +18,12 @@ pub enum Target {
     /// The `syscalls:sys_enter_<name>` / `sys_exit_<name>` tracepoints: the syscall's
     /// latency, for kernels where the functions inside it cannot be traced.
     Syscall(&'static str),
+    /// One tracepoint, `category:name`, counted, with one integer field of its record
+    /// (e.g. a fault's `result`) recorded as the argument.
+    Event {
+        name: &'static str,
+        field: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +54,21 @@ const fn syscall(id: &'static str, group: Group, name: &'static str, what: &'sta
         id,
         group,
         target: Target::Syscall(name),
+        what,
+    }
+}
+
+const fn event(
+    id: &'static str,
+    group: Group,
+    name: &'static str,
+    field: &'static str,
+    what: &'static str,
+) -> Probe {
+    Probe {
+        id,
+        group,
+        target: Target::Event { name, field },
         what,
     }
 }
@@ -254,6 +275,20 @@ pub const CATALOG: &[Probe] = &[
         "madvise",
         "madvise(2): MADV_DONTNEED zaps PTEs",
     ),
+    event(
+        "dax_pmd_fault_done",
+        Group::Fault,
+        "fs_dax:dax_pmd_fault_done",
+        "result",
+        "an fsdax PMD fault ended: NOPAGE mapped 2 MiB, FALLBACK retries with PTEs",
+    ),
+    event(
+        "dax_pte_fault_done",
+        Group::Fault,
+        "fs_dax:dax_pte_fault_done",
+        "result",
+        "an fsdax PTE (4 KiB) fault ended",
+    ),
     func(
         "dev_dax_probe",
         Group::Dax,
@@ -292,6 +327,7 @@ pub fn group_name(g: Group) -> &'static str {
         Group::Grab => "grab",
         Group::Rmap => "rmap",
         Group::Dax => "dax",
+        Group::Fault => "fault",
     }
 }
 
@@ -308,6 +344,10 @@ pub trait KernelView {
     fn param_index(&self, func: &str, names: &[&str]) -> Option<(usize, String)>;
     /// Whether tracefs lists the tracepoint; `None` when tracefs cannot be read.
     fn tracepoint_exists(&self, category: &str, name: &str) -> Option<bool>;
+    /// Byte offset of an integer field in the tracepoint's record (tracefs `format`).
+    fn tracepoint_field(&self, _category: &str, _name: &str, _field: &str) -> Option<usize> {
+        None
+    }
 }
 
 pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
@@ -325,7 +365,60 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
     match probe.target {
         Target::Function { names, arg } => resolve_function(r, names, arg, k),
         Target::Syscall(name) => resolve_syscall(r, name, k),
+        Target::Event { name, field } => resolve_event(r, name, field, k),
     }
+}
+
+fn resolve_event(mut r: Resolution, full: &str, field: &str, k: &dyn KernelView) -> Resolution {
+    r.function = Some(full.to_string());
+    let Some((cat, name)) = full.split_once(':') else {
+        r.reason = format!("'{full}' is not category:name");
+        return r;
+    };
+    match k.tracepoint_exists(cat, name) {
+        Some(false) => {
+            r.reason = format!("no tracepoint {full} in this kernel");
+            return r;
+        }
+        None => {
+            r.reason = "tracefs is not readable, so tracepoints cannot be found".into();
+            return r;
+        }
+        Some(true) => r.present = true,
+    }
+    if !k.flavour_usable(Flavour::Tracepoint) {
+        r.reason = "tracepoint programs do not work here".into();
+        return r;
+    }
+    r.mechanism = Some(Flavour::Tracepoint);
+    r.reason = format!("tracepoint {full}");
+    match k.tracepoint_field(cat, name, field) {
+        Some(off) => {
+            r.reason
+                .push_str(&format!("; records {field} (offset {off} of its record)"));
+            r.arg_index = Some(off);
+            r.arg_name = Some(field.to_string());
+        }
+        None => r.reason.push_str(&format!(
+            "; no field {field} in its format, so none is recorded"
+        )),
+    }
+    r
+}
+
+/// The offset of `field` in a tracefs `format` file's text (`field:int result; offset:72;`).
+pub fn format_field_offset(format: &str, field: &str) -> Option<usize> {
+    format.lines().find_map(|l| {
+        let l = l.trim();
+        let decl = l.strip_prefix("field:")?.split(';').next()?;
+        let name = decl.split_whitespace().last()?;
+        if name != field {
+            return None;
+        }
+        l.split(';')
+            .find_map(|p| p.trim().strip_prefix("offset:"))
+            .and_then(|o| o.trim().parse().ok())
+    })
 }
 
 fn resolve_syscall(mut r: Resolution, name: &str, k: &dyn KernelView) -> Resolution {
@@ -460,6 +553,10 @@ impl KernelView for LiveKernel<'_> {
     }
     fn tracepoint_exists(&self, category: &str, name: &str) -> Option<bool> {
         tracefs_events().map(|d| d.join(category).join(name).exists())
+    }
+    fn tracepoint_field(&self, category: &str, name: &str, field: &str) -> Option<usize> {
+        let f = std::fs::read_to_string(tracefs_events()?.join(category).join(name).join("format"));
+        format_field_offset(&f.ok()?, field)
     }
 }
 
@@ -675,6 +772,25 @@ mod tests {
         let r = resolve(probe("memmap_init_zone_device"), &k);
         assert_eq!(r.mechanism, None);
         assert!(r.reason.contains("available_filter_functions"));
+    }
+
+    /// 6.12's fs_dax:dax_pmd_fault_done format, as tracefs printed it in the test VM.
+    #[test]
+    fn event_fields_are_found_by_name_in_the_format() {
+        let format = "name: dax_pmd_fault_done\nID: 1062\nformat:\n\
+            \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\
+            \tfield:unsigned long ino;\toffset:8;\tsize:8;\tsigned:0;\n\
+            \tfield:unsigned int flags;\toffset:68;\tsize:4;\tsigned:0;\n\
+            \tfield:int result;\toffset:72;\tsize:4;\tsigned:1;\n";
+        assert_eq!(format_field_offset(format, "result"), Some(72));
+        assert_eq!(format_field_offset(format, "flags"), Some(68));
+        assert_eq!(format_field_offset(format, "resul"), None);
+        let r = resolve(probe("dax_pmd_fault_done"), &guest_612());
+        assert_eq!(r.mechanism, Some(Flavour::Tracepoint));
+        assert_eq!(r.function.as_deref(), Some("fs_dax:dax_pmd_fault_done"));
+        // The fake kernel has no format files: counted, no field.
+        assert_eq!(r.arg_index, None);
+        assert!(r.reason.contains("no field result"), "{}", r.reason);
     }
 
     #[test]

@@ -130,8 +130,14 @@ impl<'obj> Instance<'obj> {
         p.fexit_exit.set_autoload(mechanism == Flavour::Fentry);
         p.kprobe_entry.set_autoload(mechanism == Flavour::Kprobe);
         p.kretprobe_exit.set_autoload(mechanism == Flavour::Kprobe);
-        p.tp_entry.set_autoload(mechanism == Flavour::Tracepoint);
-        p.tp_exit.set_autoload(mechanism == Flavour::Tracepoint);
+        // A syscall pair (enter/exit: a latency), or one event (counted, with a field).
+        let pair = function.starts_with("syscalls:sys_enter_");
+        p.tp_entry
+            .set_autoload(mechanism == Flavour::Tracepoint && pair);
+        p.tp_exit
+            .set_autoload(mechanism == Flavour::Tracepoint && pair);
+        p.tp_event
+            .set_autoload(mechanism == Flavour::Tracepoint && !pair);
         // The first filtering instance follows forks into the shared map; the others reuse it.
         p.follow_fork
             .set_autoload(filtering && filter_owner.is_none());
@@ -175,21 +181,26 @@ impl<'obj> Instance<'obj> {
                 let (cat, enter) = function
                     .split_once(':')
                     .with_context(|| format!("tracepoint '{function}' is not category:name"))?;
-                let exit = enter.replacen("sys_enter_", "sys_exit_", 1);
-                vec![
-                    attach(
-                        enter,
-                        progs
-                            .tp_entry
-                            .attach_tracepoint(TracepointCategory::Custom(cat.into()), enter),
-                    )?,
-                    attach(
-                        &exit,
-                        progs
-                            .tp_exit
-                            .attach_tracepoint(TracepointCategory::Custom(cat.into()), &exit),
-                    )?,
-                ]
+                if !pair {
+                    let cat = TracepointCategory::Custom(cat.into());
+                    vec![attach(enter, progs.tp_event.attach_tracepoint(cat, enter))?]
+                } else {
+                    let exit = enter.replacen("sys_enter_", "sys_exit_", 1);
+                    vec![
+                        attach(
+                            enter,
+                            progs
+                                .tp_entry
+                                .attach_tracepoint(TracepointCategory::Custom(cat.into()), enter),
+                        )?,
+                        attach(
+                            &exit,
+                            progs
+                                .tp_exit
+                                .attach_tracepoint(TracepointCategory::Custom(cat.into()), &exit),
+                        )?,
+                    ]
+                }
             }
         };
         if filtering && filter_owner.is_none() {

@@ -228,6 +228,61 @@ pub fn metrics(r: &Results) -> Vec<Metric> {
             }
         }
     }
+    if let Some(f) = &r.fsdax {
+        for row in f.results.iter().filter(|x| x.outcome == Outcome::Measured) {
+            let per_gib = (1u64 << 30) as f64 / f.size.max(1) as f64;
+            c.add(
+                "fsdax",
+                &row.fs,
+                "fault_in_per_gib",
+                "ms",
+                Lower,
+                Time,
+                row.fault_ns.iter().map(|&x| ms(x) * per_gib).collect(),
+            );
+            let count = |v: Option<u64>| v.map(|x| vec![x as f64]).unwrap_or_default();
+            c.add(
+                "fsdax",
+                &row.fs,
+                "pmd_mapped",
+                "faults",
+                Higher,
+                Count,
+                count(row.pmd_mapped()),
+            );
+            c.add(
+                "fsdax",
+                &row.fs,
+                "pmd_fallbacks",
+                "faults",
+                Lower,
+                Count,
+                count(row.pmd_fallbacks()),
+            );
+            c.add(
+                "fsdax",
+                &row.fs,
+                "pte_faults",
+                "faults",
+                Lower,
+                Count,
+                count(row.pte_faults()),
+            );
+        }
+    }
+    if let Some(p) = r.pfnmap.as_ref().filter(|p| p.outcome == Outcome::Measured) {
+        if let Some(n) = p.struct_pages() {
+            c.add(
+                "pfnmap",
+                "pci_bar",
+                "struct_pages",
+                "pages",
+                Lower,
+                Count,
+                vec![n as f64],
+            );
+        }
+    }
     // A subject measured twice in one file (a geometry given twice) keeps both, told apart
     // by their order, so that each is compared with its counterpart.
     let mut v = c.0;
@@ -466,6 +521,23 @@ fn outcomes(r: &Results) -> Vec<(String, String)> {
                 format!("rmap {} {} {}K", x.op.name(), x.memory, x.folio_kb),
                 word(&x.outcome),
             ));
+        }
+    }
+    if let Some(f) = &r.fsdax {
+        for x in &f.results {
+            v.push((format!("fsdax {}", x.fs), word(&x.outcome)));
+            for p in &x.pins {
+                v.push((
+                    format!("fsdax {} pin {}", x.fs, p.driver.name()),
+                    word(&p.outcome),
+                ));
+            }
+        }
+    }
+    if let Some(p) = &r.pfnmap {
+        v.push(("pfnmap".into(), word(&p.outcome)));
+        for x in &p.pins {
+            v.push((format!("pfnmap pin {}", x.driver.name()), word(&x.outcome)));
         }
     }
     v

@@ -150,6 +150,8 @@ pub enum Group {
     Rmap,
     /// device-dax driver.
     Dax,
+    /// DAX page faults (the `fs_dax` tracepoints): PMD against PTE mappings.
+    Fault,
 }
 
 /// How one probe resolved.
@@ -173,10 +175,8 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    /// A syscall tracepoint pair rather than a kernel function.
+    /// A tracepoint (`category:name`: a syscall pair or one event) rather than a function.
     pub fn is_tracepoint(&self) -> bool {
-        self.function
-            .as_deref()
-            .is_some_and(|f| f.starts_with("syscalls:"))
+        self.function.as_deref().is_some_and(|f| f.contains(':'))
     }
 }

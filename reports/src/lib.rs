@@ -5,6 +5,7 @@ pub mod chart;
 pub mod compare;
 pub mod doctor;
 pub mod facts;
+pub mod fsdax;
 pub mod geometry;
 pub mod pin;
 pub mod report;

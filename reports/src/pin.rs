@@ -73,7 +73,7 @@ impl FromStr for PinMemory {
             "anon:thp" | "anon:THP" => Ok(PinMemory::Anon { thp: true }),
             "pfnmap" => Err(
                 "pfnmap has no struct pages, so nothing can pin it (GUP refuses VM_PFNMAP); \
-                 it is measured by the fsdax/pfnmap suite"
+                 its refused pins are measured by `run --suite fsdax` (the pfnmap row)"
                     .into(),
             ),
             other => other

@@ -259,6 +259,57 @@ pub fn charts(r: &Results) -> Vec<Chart> {
             });
         }
     }
+    if let Some(f) = &r.fsdax {
+        let rows: Vec<_> = f
+            .results
+            .iter()
+            .filter(|x| x.outcome == Outcome::Measured)
+            .collect();
+        let cats: Vec<String> = rows.iter().map(|x| format!("{} -o dax", x.fs)).collect();
+        let per_gib = (1u64 << 30) as f64 / f.size.max(1) as f64;
+        let samples: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|x| {
+                x.fault_ns
+                    .iter()
+                    .map(|&n| n as f64 / 1e6 * per_gib)
+                    .collect()
+            })
+            .collect();
+        out.push(Chart {
+            title: format!(
+                "fsdax read fault-in time per GiB ({} MiB file; median and samples)",
+                f.size >> 20
+            ),
+            y_label: "ms per GiB".into(),
+            log_y: false,
+            categories: cats.clone(),
+            series: vec![Series {
+                name: "fault-in".into(),
+                values: samples.iter().map(|s| med(s)).collect(),
+                samples,
+            }],
+        });
+        let count = |name: &str, get: &dyn Fn(&crate::fsdax::FsdaxResult) -> Option<u64>| Series {
+            name: name.into(),
+            values: rows.iter().map(|x| get(x).map(|v| v as f64)).collect(),
+            samples: vec![],
+        };
+        out.push(Chart {
+            title: "fsdax faults of one fault-in: PMD mappings against PTE faults".into(),
+            y_label: "faults (log)".into(),
+            log_y: true,
+            categories: cats,
+            series: vec![
+                count("PMD mapped", &|x| x.pmd_mapped()),
+                count("PMD fell back", &|x| x.pmd_fallbacks()),
+                count("PTE faults", &|x| x.pte_faults()),
+                count("PTE faults, mapping 4K off 2M", &|x| {
+                    x.misaligned().pte_faults()
+                }),
+            ],
+        });
+    }
     out.retain(|c| !c.is_empty());
     out
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::Cpu;
+use crate::fsdax::{FsdaxSuite, PfnmapResult};
 use crate::geometry::{Geometry, Map, ModelRow, PAGE_SIZE};
 use crate::pin::PinSuite;
 use crate::rmap::RmapSuite;
@@ -29,6 +30,12 @@ pub struct Results {
     pub pin: Option<PinSuite>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rmap: Option<RmapSuite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsdax: Option<FsdaxSuite>,
+    /// The PFN-map floor measured: device memory mapped with no struct page (the memmap
+    /// suite's pfnmap geometry, and the fsdax suite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pfnmap: Option<PfnmapResult>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +255,15 @@ impl Results {
         if let Some(r) = &self.rmap {
             let _ = writeln!(o);
             r.render_text(&mut o);
+        }
+        if let Some(f) = &self.fsdax {
+            let _ = writeln!(o);
+            f.render_text(&mut o);
+        }
+        if let Some(p) = &self.pfnmap {
+            let _ = writeln!(o);
+            p.render_text(&mut o);
+            render_checks(&mut o, "pfnmap checks", &p.checks());
         }
         o
     }

@@ -142,6 +142,23 @@ impl SourceDevice {
     }
 }
 
+impl SourceDevice {
+    /// Opens the device for O_DIRECT writes (what is written is discarded or lands in
+    /// foliobench's own backing file: the device was made for the run).
+    pub fn open_write(&self) -> Result<File, String> {
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&self.path)
+            .map_err(|e| {
+                format!(
+                    "opening {} with O_DIRECT for writing: {e}",
+                    self.path.display()
+                )
+            })
+    }
+}
+
 /// udev may be absent (as in the test VM): devtmpfs creates the node, shortly.
 fn wait_for(path: &Path) -> Result<(), String> {
     for _ in 0..100 {

@@ -7,6 +7,8 @@ pub mod fsdax;
 pub mod kconfig;
 pub mod memmap;
 pub mod namespace;
+pub mod pagemap;
+pub mod pfnmap;
 pub mod pin;
 pub mod pin_suite;
 pub mod pmem;

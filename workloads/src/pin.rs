@@ -63,17 +63,25 @@ pub struct Mapping {
 }
 
 fn mmap(len: usize, flags: libc::c_int, fd: libc::c_int) -> Result<*mut u8, PinError> {
-    // SAFETY: a fresh mapping at an address of the kernel's choice; checked for MAP_FAILED.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            flags,
-            fd,
-            0,
-        )
-    };
+    mmap_at(
+        std::ptr::null_mut(),
+        len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        flags,
+        fd,
+    )
+}
+
+fn mmap_at(
+    addr: *mut u8,
+    len: usize,
+    prot: libc::c_int,
+    flags: libc::c_int,
+    fd: libc::c_int,
+) -> Result<*mut u8, PinError> {
+    // SAFETY: a fresh mapping at an address of the kernel's choice, or (MAP_FIXED) over a
+    // reservation of our own; checked for MAP_FAILED.
+    let ptr = unsafe { libc::mmap(addr.cast(), len, prot, flags, fd, 0) };
     if ptr == libc::MAP_FAILED {
         return Err(PinError::Mmap(len, io::Error::last_os_error()));
     }
@@ -120,6 +128,78 @@ impl Mapping {
             len,
             _file: Some(file),
         })
+    }
+
+    /// A shared mapping of a file whose start is `offset` bytes past an `align`-aligned
+    /// address (a PMD mapping of a dax file needs the virtual address aligned as the file
+    /// offset is; an `offset` that is not a multiple of it denies that): a reservation of
+    /// `len + 2 * align` bytes, the file mapped over it, the rest unmapped.
+    pub fn shared_aligned(
+        file: File,
+        len: usize,
+        align: usize,
+        offset: usize,
+    ) -> Result<Mapping, PinError> {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        let total = len + 2 * align;
+        let raw = mmap_at(std::ptr::null_mut(), total, libc::PROT_NONE, flags, -1)?;
+        let head = (align - raw as usize % align) % align + offset % align;
+        // SAFETY: inside our own reservation [raw, raw+total): head + len < total.
+        let at = unsafe { raw.add(head) };
+        let ptr = match mmap_at(
+            at,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            file.as_raw_fd(),
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: releasing our own reservation.
+                unsafe { libc::munmap(raw.cast(), total) };
+                return Err(e);
+            }
+        };
+        // SAFETY: trimming the reservation's unused head and tail.
+        unsafe {
+            if head > 0 {
+                libc::munmap(raw.cast(), head);
+            }
+            libc::munmap(ptr.add(len).cast(), total - head - len);
+        }
+        Ok(Mapping {
+            ptr,
+            len,
+            _file: Some(file),
+        })
+    }
+
+    /// A read-only shared mapping (of device memory: nothing is ever written through it).
+    pub fn read_only(file: File, len: usize) -> Result<Mapping, PinError> {
+        let ptr = mmap_at(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+        )?;
+        Ok(Mapping {
+            ptr,
+            len,
+            _file: Some(file),
+        })
+    }
+
+    /// Reads one byte every `step` bytes (read faults), timed.
+    pub fn read_each(&self, step: usize) -> Duration {
+        let t = Instant::now();
+        let mut sum = 0u8;
+        for off in (0..self.len).step_by(step.max(1)) {
+            // SAFETY: off < len, inside the mapping, which is readable.
+            sum = sum.wrapping_add(unsafe { self.ptr.add(off).read_volatile() });
+        }
+        std::hint::black_box(sum);
+        t.elapsed()
     }
 
     pub fn len(&self) -> usize {
@@ -297,6 +377,43 @@ pub fn odirect_read(dev: &File, m: &Mapping, chunk: usize) -> Result<PinTiming, 
     })
 }
 
+/// Writes the whole mapping to the block device `dev` (opened O_DIRECT for writing), in
+/// writes of at most `chunk` bytes: the mapping is the source, so it is pinned without
+/// FOLL_WRITE (a read-only mapping can be pinned this way).
+pub fn odirect_write(dev: &File, m: &Mapping, chunk: usize) -> Result<PinTiming, PinError> {
+    let t = Instant::now();
+    let mut off = 0usize;
+    while off < m.len {
+        let n = chunk.min(m.len - off);
+        // SAFETY: [ptr+off, ptr+off+n) lies inside the mapping; the kernel only reads it.
+        let put = unsafe {
+            libc::pwrite(
+                dev.as_raw_fd(),
+                m.ptr.add(off).cast(),
+                n,
+                off as libc::off_t,
+            )
+        };
+        if put < 0 {
+            return Err(PinError::Refused {
+                what: "O_DIRECT write (FOLL_PIN, no FOLL_WRITE)",
+                err: io::Error::last_os_error(),
+            });
+        }
+        if put == 0 {
+            return Err(PinError::Failed(format!(
+                "O_DIRECT write: the block device ended at {off} bytes"
+            )));
+        }
+        off += put as usize;
+    }
+    Ok(PinTiming {
+        pin: t.elapsed(),
+        unpin: None,
+        pages: m.pages(),
+    })
+}
+
 /// `struct gup_test` of mm/gup_test.h (6.12; unchanged since 5.11's GUP_TEST).
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -339,11 +456,22 @@ pub fn gup_test(
     m: &Mapping,
     per_call: u32,
 ) -> Result<PinTiming, PinError> {
+    gup_test_with(dev, cmd, m, per_call, true)
+}
+
+/// gup_test with or without FOLL_WRITE (without: what a read-only mapping allows).
+pub fn gup_test_with(
+    dev: &File,
+    cmd: GupTestCmd,
+    m: &Mapping,
+    per_call: u32,
+    write: bool,
+) -> Result<PinTiming, PinError> {
     let mut a = GupTestArgs {
         addr: m.addr(),
         size: m.len as u64,
         nr_pages_per_call: per_call,
-        gup_flags: FOLL_WRITE,
+        gup_flags: if write { FOLL_WRITE } else { 0 },
         ..Default::default()
     };
     let fd = dev.as_raw_fd();

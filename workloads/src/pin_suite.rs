@@ -12,8 +12,8 @@ use foliobench_reports::pin::{GrabFunction, Grabs, PinSample};
 use foliobench_reports::trace::ProbeStats;
 
 use crate::pin::{
-    gup_test, odirect_read, FixedBuffers, GupTestCmd, Mapping, PinError, PinTiming,
-    IO_URING_MAX_BUFFER,
+    gup_test, gup_test_with, odirect_read, odirect_write, FixedBuffers, GupTestCmd, Mapping,
+    PinError, PinTiming, IO_URING_MAX_BUFFER,
 };
 
 /// Pages per GUP call for gup_test, as the selftest's `-n 512` in the kernel's README.
@@ -35,6 +35,28 @@ impl Driver<'_> {
             Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
             Driver::Odirect(dev) => odirect_read(dev, m, IO_URING_MAX_BUFFER),
             Driver::GupTest(dev, cmd) => gup_test(dev, *cmd, m, GUP_TEST_PAGES_PER_CALL),
+        }
+    }
+
+    /// Pins and unpins a read-only mapping once, each driver as far as it can without
+    /// FOLL_WRITE: io_uring always asks for it; O_DIRECT writes *from* the mapping to
+    /// `odirect_out` (opened for writing); gup_test without FOLL_WRITE.
+    pub fn round_read_only(
+        &self,
+        m: &Mapping,
+        odirect_out: Option<&File>,
+    ) -> Result<PinTiming, PinError> {
+        match self {
+            Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
+            Driver::Odirect(_) => match odirect_out {
+                Some(out) => odirect_write(out, m, IO_URING_MAX_BUFFER),
+                None => Err(PinError::Failed(
+                    "no block device opened for O_DIRECT writes".into(),
+                )),
+            },
+            Driver::GupTest(dev, cmd) => {
+                gup_test_with(dev, *cmd, m, GUP_TEST_PAGES_PER_CALL, false)
+            }
         }
     }
 }

@@ -14,17 +14,18 @@ use foliobench_workloads::system;
 
 use crate::exit::{env, usage, Code};
 use crate::output::OutputArgs;
-use crate::units::parse_size;
+use crate::units::{fmt_size, parse_size};
 
+mod fsdax;
 mod memmap;
 mod pin;
 mod rmap;
 
-pub const SUITES: &[&str] = &["memmap", "pin", "rmap"];
+pub const SUITES: &[&str] = &["memmap", "pin", "rmap", "fsdax"];
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The suites to run, comma-separated or repeated: memmap, pin, rmap.
+    /// The suites to run, comma-separated or repeated: memmap, pin, rmap, fsdax.
     #[arg(long, value_delimiter = ',', required = true)]
     pub suite: Vec<String>,
     /// What to measure; default: all. memmap: devdax:4K|2M|1G:mem|dev, fsdax:mem|dev,
@@ -35,7 +36,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
     /// pin: bytes pinned per round (a multiple of every geometry's alignment: 1G for
-    /// devdax:1G); rmap: bytes of anonymous memory per round (whole PMD folios).
+    /// devdax:1G); rmap: bytes of anonymous memory per round (whole PMD folios); fsdax:
+    /// the file mapped on each filesystem (whole 2M pieces).
     #[arg(long, default_value = "1G")]
     pub size: String,
     /// rmap: folio sizes (4K, each mTHP size the kernel offers, the PMD size); default all.
@@ -125,11 +127,17 @@ pub fn run(a: RunArgs) -> Result<Code> {
     // cleanly, not kill the process half-way.
     let interrupted = crate::exit::interrupt_flag()?;
     let suites = suites(&a.suite)?;
-    let (do_memmap, do_pin, do_rmap) = (
+    let (do_memmap, do_pin, do_rmap, do_fsdax) = (
         suites.contains(&"memmap"),
         suites.contains(&"pin"),
         suites.contains(&"rmap"),
+        suites.contains(&"fsdax"),
     );
+    let fsdax_size = if do_fsdax {
+        Some(fsdax::check_size(parse_size("--size", &a.size)?)?)
+    } else {
+        None
+    };
     if !do_rmap && !a.folio_sizes.is_empty() {
         return Err(usage("--folio-size is for the rmap suite (--suite rmap)"));
     }
@@ -160,11 +168,11 @@ pub fn run(a: RunArgs) -> Result<Code> {
         )?;
     }
     let mut no_namespace = None;
-    let target: Option<Target> = if do_memmap || wants_dax {
+    let target: Option<Target> = if do_memmap || do_fsdax || wants_dax {
         match namespace::choose(a.namespace.as_deref()) {
             Ok(t) => Some(t),
             Err(NamespaceError::Refused(why))
-                if !do_memmap && !named_dax && a.namespace.is_none() =>
+                if !do_memmap && !do_fsdax && !named_dax && a.namespace.is_none() =>
             {
                 no_namespace = Some(why);
                 None
@@ -190,6 +198,15 @@ pub fn run(a: RunArgs) -> Result<Code> {
                     size >> 20
                 )));
             }
+        }
+        if let Some(f) = fsdax_size.filter(|f| *f >= size) {
+            return Err(usage(format!(
+                "--size {}: the fsdax suite makes a file of --size bytes on {}, which has {} MiB \
+                 (and a filesystem needs some of it): choose a smaller --size",
+                fmt_size(f),
+                t.namespace.dev,
+                size >> 20
+            )));
         }
         if let Some(p) = &pin_plan {
             if p.wants_dax() && p.size >= size {
@@ -235,6 +252,11 @@ pub fn run(a: RunArgs) -> Result<Code> {
     } else {
         vec![]
     };
+    let fault_probes = if do_fsdax {
+        resolve(&facts, &["fault"], &mut notes, &mut used, &mut untraceable)
+    } else {
+        vec![]
+    };
     let rmap_probes = if do_rmap {
         resolve(&facts, &["rmap"], &mut notes, &mut used, &mut untraceable)
     } else {
@@ -258,6 +280,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
         notes.push(format!("dax memories not measured: {why}"));
     }
 
+    let do_pfnmap = do_fsdax || (do_memmap && geometries.contains(&Geometry::Pfnmap));
     if let Some(t) = &target {
         let orig = &t.namespace;
         let mut plan: Vec<String> = Vec::new();
@@ -278,6 +301,15 @@ pub fn run(a: RunArgs) -> Result<Code> {
         }
         if rmap_plan.as_ref().is_some_and(|p| p.fsdax) {
             plan.push(format!("rmap: a file on {}", rmap::FSDAX));
+        }
+        if let Some(f) = fsdax_size {
+            plan.push(format!(
+                "fsdax: a {} file on ext4 and on xfs -o dax",
+                fmt_size(f)
+            ));
+        }
+        if do_pfnmap {
+            plan.push("pfnmap: a PCI memory BAR mapped read-only, never accessed".into());
         }
         eprintln!(
             "foliobench: plan: reconfigure {} ({}, {} MiB, now {}; {}) for {}, then restore it to {}",
@@ -343,6 +375,36 @@ pub fn run(a: RunArgs) -> Result<Code> {
         )?),
         None => None,
     };
+    // The drivers the fsdax suite and the PFN-map row pin with (a source device for
+    // O_DIRECT at least as large as what they map).
+    let fsdax_drivers = if do_fsdax || do_pfnmap {
+        let size = fsdax_size.unwrap_or(0).max(2 << 20);
+        Some(pin::Drivers::open(
+            &pin::plan(vec![], &a.drivers, size, false)?,
+            &mut notes,
+        ))
+    } else {
+        None
+    };
+    let fsdax_results = match (&prov, fsdax_size, &fsdax_drivers) {
+        (Some(p), Some(size), Some(d)) => Some(fsdax::suite(
+            p,
+            size,
+            a.repeat,
+            &fault_probes,
+            d,
+            &interrupted,
+        )?),
+        _ => None,
+    };
+    let pfnmap_result = match (&fsdax_drivers, do_pfnmap) {
+        (Some(d), true) => {
+            eprintln!("foliobench: pfnmap: a PCI memory BAR, read-only");
+            Some(fsdax::pfnmap_row(d))
+        }
+        _ => None,
+    };
+    drop(fsdax_drivers);
     let restored = match prov.as_mut() {
         Some(p) => {
             p.restore().map_err(ns_err)?;
@@ -393,6 +455,8 @@ pub fn run(a: RunArgs) -> Result<Code> {
         memmap: memmap_results,
         pin: pin_results,
         rmap: rmap_results,
+        fsdax: fsdax_results,
+        pfnmap: pfnmap_result,
     };
     a.output.emit(&report, || report.render_text())?;
     Ok(Code::Ok)

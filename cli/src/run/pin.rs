@@ -12,7 +12,7 @@ use foliobench_reports::pin::{
 };
 use foliobench_reports::results::Check;
 use foliobench_workloads::blockdev::SourceDevice;
-use foliobench_workloads::fsdax::DaxFs;
+use foliobench_workloads::fsdax::{DaxFs, FsKind};
 use foliobench_workloads::namespace::Provisioner;
 use foliobench_workloads::pin::{FixedBuffers, GupTestCmd, Mapping, PinError, PAGE};
 use foliobench_workloads::pin_suite::{self, Driver};
@@ -114,20 +114,28 @@ pub fn plan(memories: Vec<PinMemory>, drivers: &[String], size: u64, dax: bool) 
 
 /// The O_DIRECT source, opened. Fields drop in order: the descriptor is closed before the
 /// device is removed (an open block device would keep null_blk from unloading).
-struct OdirectSource {
+pub(crate) struct OdirectSource {
     file: File,
     device: SourceDevice,
 }
 
 /// The drivers' resources, set up once for the run; each is the open file or why not.
-struct Drivers {
+pub(crate) struct Drivers {
     io_uring: Result<FixedBuffers, String>,
     odirect: Result<OdirectSource, String>,
     gup_test: Result<File, String>,
 }
 
 impl Drivers {
-    fn open(plan: &Plan, notes: &mut Vec<String>) -> Drivers {
+    /// The O_DIRECT device opened for writing (the pin of a read-only source), or why not.
+    pub(crate) fn odirect_writer(&self) -> Result<File, String> {
+        self.odirect
+            .as_ref()
+            .map_err(String::clone)
+            .and_then(|o| o.device.open_write())
+    }
+
+    pub(crate) fn open(plan: &Plan, notes: &mut Vec<String>) -> Drivers {
         let wants = |d: PinDriver| plan.drivers.contains(&d);
         let io_uring = if wants(PinDriver::IoUring) {
             let a = system::io_uring();
@@ -177,7 +185,7 @@ impl Drivers {
         }
     }
 
-    fn get(&self, d: PinDriver) -> Result<Driver<'_>, String> {
+    pub(crate) fn get(&self, d: PinDriver) -> Result<Driver<'_>, String> {
         let cmd = |c| {
             self.gup_test
                 .as_ref()
@@ -253,7 +261,7 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
                     let dev = applied
                         .block_device()
                         .ok_or("ndctl reported no block device")?;
-                    let fs = DaxFs::create(std::path::Path::new(&dev))?;
+                    let fs = DaxFs::create(std::path::Path::new(&dev), FsKind::Ext4)?;
                     let f = fs.file(size)?;
                     let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
                     let what = format!("a file on ext4 -o dax on {dev} (MAP_SHARED)");

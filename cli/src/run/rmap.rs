@@ -12,7 +12,7 @@ use foliobench_reports::pin::Outcome;
 use foliobench_reports::results::Check;
 use foliobench_reports::rmap::{batch_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON};
 use foliobench_reports::trace::ProbeStats;
-use foliobench_workloads::fsdax::DaxFs;
+use foliobench_workloads::fsdax::{DaxFs, FsKind};
 use foliobench_workloads::namespace::Provisioner;
 use foliobench_workloads::pin::Mapping;
 use foliobench_workloads::rmap::{run_group, GROUPS};
@@ -341,7 +341,7 @@ fn measure_fsdax(
     let dev = applied
         .block_device()
         .ok_or_else(|| env("ndctl reported no block device"))?;
-    let fs = DaxFs::create(std::path::Path::new(&dev)).map_err(env)?;
+    let fs = DaxFs::create(std::path::Path::new(&dev), FsKind::Ext4).map_err(env)?;
     let file = fs.file(size).map_err(env)?;
     let round = |hook: &mut dyn FnMut(RmapOp, bool)| -> Result<Vec<(RmapOp, u64)>> {
         let f = file.try_clone()?;

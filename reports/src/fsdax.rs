@@ -1,0 +1,601 @@
+//! The fsdax suite's results (ext4 and xfs mounted `-o dax`: PMD against PTE faults, the
+//! fault-in time, what the kernel says of the mapped pages, which pins succeed) and the
+//! PFN-map row (device memory with no struct page); and their terminal tables.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pin::{Outcome, PinDriver};
+use crate::results::{median_u64, render_checks, Check};
+use crate::trace::ProbeStats;
+
+/// `VM_FAULT_NOPAGE`: the fault installed the mapping itself.
+pub const VM_FAULT_NOPAGE: u64 = 0x100;
+/// `VM_FAULT_FALLBACK`: a PMD fault gave up; the kernel retries it with PTEs.
+pub const VM_FAULT_FALLBACK: u64 = 0x800;
+
+/// What the kernel reports for the pages of a mapping, from /proc/self/pagemap (each base
+/// page's pfn) and /proc/kpageflags and /proc/kpagecount (by pfn).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageFacts {
+    /// Base pages of the mapping.
+    pub pages: u64,
+    /// Present in the page tables, with a pfn.
+    pub present: u64,
+    /// 2 MiB pieces of the mapping whose pfns are contiguous and start 2 MiB-aligned: the
+    /// pieces a PMD could map.
+    pub pmd_contiguous: u64,
+    /// kpageflags bits set, by the kernel's names (NOPAGE, COMPOUND_HEAD, THP, ...), with
+    /// how many of the present pages have each.
+    pub flags: Vec<(String, u64)>,
+    /// kpagecount values, with how many present pages have each.
+    pub refcounts: Vec<(u64, u64)>,
+}
+
+impl PageFacts {
+    pub fn flag(&self, name: &str) -> u64 {
+        self.flags
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, c)| *c)
+    }
+
+    /// Present pages the kernel shows a struct page for: kpageflags without NOPAGE, and not
+    /// past max_pfn (where kpageflags ends).
+    pub fn with_struct_page(&self) -> u64 {
+        self.present
+            .saturating_sub(self.flag("NOPAGE") + self.flag("BEYOND_MAX_PFN"))
+    }
+
+    fn describe(&self) -> String {
+        let flags = if self.flags.is_empty() {
+            "none".to_string()
+        } else {
+            self.flags
+                .iter()
+                .map(|(n, c)| format!("{n} {c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let counts = self
+            .refcounts
+            .iter()
+            .map(|(v, c)| format!("{v}: {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{}/{} pages present, {} PMD-contiguous 2M pieces; kpageflags: {flags}; kpagecount: {}",
+            self.present,
+            self.pages,
+            self.pmd_contiguous,
+            if counts.is_empty() {
+                "-".into()
+            } else {
+                counts
+            }
+        )
+    }
+}
+
+/// The mapping's own lines of /proc/self/smaps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SmapsFacts {
+    pub rss_kb: u64,
+    /// File memory the kernel counts as PMD-mapped (a folio it knows of, mapped by a PMD).
+    pub file_pmd_mapped_kb: u64,
+    /// The VmFlags line (`mm`: VM_MIXEDMAP, `pf`: VM_PFNMAP, `io`: VM_IO, `hg`: VM_HUGEPAGE).
+    pub vm_flags: String,
+}
+
+/// One pin kind tried once on the mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinTry {
+    pub driver: PinDriver,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The pin's time where it succeeded, ns.
+    pub pin_ns: Option<u64>,
+}
+
+fn pins_text(pins: &[PinTry]) -> String {
+    pins.iter()
+        .map(|p| {
+            let o = match &p.outcome {
+                Outcome::Measured => "pinned".to_string(),
+                Outcome::Refused { errno, .. } => format!("refused {errno}"),
+                Outcome::Skipped { reason } => format!("skipped ({reason})"),
+            };
+            format!("{} {o}", p.driver.name())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FsdaxResult {
+    /// ext4 or xfs.
+    pub fs: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// How the filesystem was made and mounted.
+    pub setup: String,
+    /// The file's mapping starts 2 MiB-aligned.
+    pub mapping_aligned: bool,
+    /// The first write of every base page of the fresh file (allocating blocks), ns.
+    pub first_write_ns: u64,
+    /// Read fault-in of the whole mapping, one per timed round (a fresh mapping each), ns.
+    pub fault_ns: Vec<u64>,
+    /// The fault tracepoints in a separate traced round of the same read fault-in.
+    pub faults: Vec<ProbeStats>,
+    /// The same, for a mapping of the file placed 4 KiB off 2 MiB alignment: the PTE path
+    /// and the PMD fallback, measured beside the aligned case.
+    #[serde(default)]
+    pub misaligned_faults: Vec<ProbeStats>,
+    pub pages: Option<PageFacts>,
+    pub smaps: Option<SmapsFacts>,
+    pub pins: Vec<PinTry>,
+}
+
+/// The DAX fault tracepoints of one fault-in, read by their result flags.
+pub struct Faults<'a>(pub &'a [ProbeStats]);
+
+impl Faults<'_> {
+    fn event(&self, id: &str) -> Option<&ProbeStats> {
+        self.0.iter().find(|p| p.probe == id)
+    }
+
+    fn results_with(&self, id: &str, bit: u64) -> Option<u64> {
+        let p = self.event(id)?;
+        p.arg_name.as_ref()?;
+        Some(
+            p.arg_values
+                .iter()
+                .filter(|(v, _)| v & bit != 0)
+                .map(|(_, c)| c)
+                .sum(),
+        )
+    }
+
+    /// PMD faults that ended (mapped or not).
+    pub fn pmd_faults(&self) -> Option<u64> {
+        self.event("dax_pmd_fault_done").map(|p| p.calls)
+    }
+
+    /// PMD faults that gave up for PTEs (result has VM_FAULT_FALLBACK).
+    pub fn pmd_fallbacks(&self) -> Option<u64> {
+        self.results_with("dax_pmd_fault_done", VM_FAULT_FALLBACK)
+    }
+
+    /// PMD faults that installed a PMD mapping (result has VM_FAULT_NOPAGE).
+    pub fn pmd_mapped(&self) -> Option<u64> {
+        self.results_with("dax_pmd_fault_done", VM_FAULT_NOPAGE)
+    }
+
+    pub fn pte_faults(&self) -> Option<u64> {
+        self.event("dax_pte_fault_done").map(|p| p.calls)
+    }
+}
+
+impl FsdaxResult {
+    /// The faults of the traced fault-in of the 2 MiB-aligned mapping.
+    pub fn aligned(&self) -> Faults<'_> {
+        Faults(&self.faults)
+    }
+
+    /// The faults of a fault-in of a mapping 4 KiB off 2 MiB alignment (no PMD can map it).
+    pub fn misaligned(&self) -> Faults<'_> {
+        Faults(&self.misaligned_faults)
+    }
+
+    pub fn pmd_faults(&self) -> Option<u64> {
+        self.aligned().pmd_faults()
+    }
+
+    pub fn pmd_fallbacks(&self) -> Option<u64> {
+        self.aligned().pmd_fallbacks()
+    }
+
+    pub fn pmd_mapped(&self) -> Option<u64> {
+        self.aligned().pmd_mapped()
+    }
+
+    pub fn pte_faults(&self) -> Option<u64> {
+        self.aligned().pte_faults()
+    }
+
+    /// Median fault-in time per GiB, ns.
+    pub fn fault_ns_per_gib(&self, size: u64) -> Option<f64> {
+        let m = median_u64(self.fault_ns.clone())?;
+        (size > 0).then(|| m as f64 * (1u64 << 30) as f64 / size as f64)
+    }
+}
+
+/// A mapping of device memory that has no struct page: a PCI memory BAR, mapped read-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PfnmapResult {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The sysfs resource file mapped, and what the device is.
+    pub resource: String,
+    pub device: String,
+    pub bytes: u64,
+    pub prefetchable: bool,
+    /// What /proc/iomem says owns the mapped range, outermost first.
+    pub iomem: Vec<String>,
+    /// Pages /proc/self/pagemap shows present: 0, as its walk skips VM_PFNMAP mappings.
+    pub pagemap_present: Option<u64>,
+    /// kpageflags and kpagecount of the BAR's pfns (from its physical address in sysfs).
+    pub pages: Option<PageFacts>,
+    pub smaps: Option<SmapsFacts>,
+    /// /proc/vmstat nr_memmap_pages after the mapping and the pins, minus before (6.11+).
+    pub nr_memmap_pages_delta: Option<i64>,
+    pub pins: Vec<PinTry>,
+    /// BARs that were tried first and why they could not be mapped.
+    pub tried: Vec<String>,
+}
+
+impl PfnmapResult {
+    /// Struct pages behind the mapping as the kernel reports them: present pfns that
+    /// kpageflags shows with a struct page. Zero is the PFN-map floor.
+    pub fn struct_pages(&self) -> Option<u64> {
+        self.pages.as_ref().map(PageFacts::with_struct_page)
+    }
+
+    pub fn checks(&self) -> Vec<Check> {
+        let mut v = Vec::new();
+        if self.outcome != Outcome::Measured {
+            return v;
+        }
+        if let Some(p) = &self.pages {
+            v.push(Check {
+                what: "pfnmap: no struct page behind the mapping".into(),
+                agrees: p.present > 0 && p.with_struct_page() == 0,
+                detail: format!(
+                    "{} of the BAR's {} pfns have a struct page (kpageflags); /proc/iomem: {}",
+                    p.with_struct_page(),
+                    p.present,
+                    self.iomem.join(" > ")
+                ),
+            });
+        }
+        if let Some(d) = self.nr_memmap_pages_delta {
+            v.push(Check {
+                what: "pfnmap: mapping and pinning allocate no struct page memory".into(),
+                agrees: d == 0,
+                detail: format!("nr_memmap_pages changed by {d}"),
+            });
+        }
+        let pinned: Vec<&str> = self
+            .pins
+            .iter()
+            .filter(|p| p.outcome == Outcome::Measured)
+            .map(|p| p.driver.name())
+            .collect();
+        if !self.pins.is_empty() {
+            v.push(Check {
+                what: "pfnmap: every pin is refused (no struct page, no refcount)".into(),
+                agrees: pinned.is_empty()
+                    && self
+                        .pins
+                        .iter()
+                        .any(|p| matches!(p.outcome, Outcome::Refused { .. })),
+                detail: if pinned.is_empty() {
+                    pins_text(&self.pins)
+                } else {
+                    format!("pinned by {}", pinned.join(", "))
+                },
+            });
+        }
+        v
+    }
+
+    pub fn render_text(&self, o: &mut String) {
+        match &self.outcome {
+            Outcome::Measured => {}
+            Outcome::Skipped { reason } => {
+                let _ = writeln!(o, "pfnmap (measured): skipped: {reason}");
+                return;
+            }
+            Outcome::Refused { errno, detail } => {
+                let _ = writeln!(o, "pfnmap (measured): refused ({errno}): {detail}");
+                return;
+            }
+        }
+        let _ = writeln!(
+            o,
+            "pfnmap (measured): {} KiB of {} ({}{}), mapped read-only and never accessed",
+            self.bytes >> 10,
+            self.resource,
+            self.device,
+            if self.prefetchable {
+                ", prefetchable"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            o,
+            "  struct pages: {}   nr_memmap_pages delta: {}",
+            self.struct_pages().map_or("-".into(), |n| n.to_string()),
+            self.nr_memmap_pages_delta
+                .map_or("- (no nr_memmap_pages)".into(), |d| d.to_string())
+        );
+        if let Some(s) = &self.smaps {
+            let _ = writeln!(o, "  smaps: Rss {} kB, VmFlags: {}", s.rss_kb, s.vm_flags);
+        }
+        if let Some(n) = self.pagemap_present {
+            let _ = writeln!(
+                o,
+                "  pagemap: {n} of {} pages present (its walk skips VM_PFNMAP mappings)",
+                self.bytes / 4096
+            );
+        }
+        if let Some(p) = &self.pages {
+            let _ = writeln!(o, "  the BAR's pfns: {}", p.describe());
+        }
+        let _ = writeln!(o, "  /proc/iomem: {}", self.iomem.join(" > "));
+        let _ = writeln!(o, "  pins: {}", pins_text(&self.pins));
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FsdaxSuite {
+    /// Bytes of the file mapped per round.
+    pub size: u64,
+    pub repeat: usize,
+    pub method: String,
+    pub results: Vec<FsdaxResult>,
+    pub checks: Vec<Check>,
+}
+
+/// What the fault counts say about each filesystem's mapping.
+pub fn fault_checks(results: &[FsdaxResult], size: u64) -> Vec<Check> {
+    let mut v = Vec::new();
+    let pmds = size / (2 << 20);
+    for r in results.iter().filter(|r| r.outcome == Outcome::Measured) {
+        let mis = r.misaligned();
+        if let (Some(pmd), Some(fell), Some(pte)) =
+            (mis.pmd_faults(), mis.pmd_fallbacks(), mis.pte_faults())
+        {
+            // The mapping's last 2 MiB piece is short of a PMD, so at most pmds - 1 PMD
+            // faults can be tried, and every one must fall back.
+            v.push(Check {
+                what: format!("{}: a mapping 4K off 2M alignment is mapped by PTEs", r.fs),
+                agrees: pmd == fell && pte == size / 4096 && mis.pmd_mapped() == Some(0),
+                detail: format!(
+                    "{pmd} PMD faults, {fell} fell back; {pte} PTE faults for {} pages",
+                    size / 4096
+                ),
+            });
+        }
+        let (Some(pmd), Some(pte)) = (r.pmd_faults(), r.pte_faults()) else {
+            continue;
+        };
+        let mapped = r.pmd_mapped();
+        let fallbacks = r.pmd_fallbacks();
+        v.push(Check {
+            what: format!("{}: the file is mapped by PMDs", r.fs),
+            agrees: mapped == Some(pmds) && pte == 0,
+            detail: format!(
+                "{} of {pmds} 2M pieces PMD-mapped ({pmd} PMD faults, {} fell back), {pte} PTE faults",
+                mapped.map_or("?".into(), |m| m.to_string()),
+                fallbacks.map_or("?".into(), |f| f.to_string()),
+            ),
+        });
+    }
+    v
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or("-".into(), |x| x.to_string())
+}
+
+impl FsdaxSuite {
+    pub fn render_text(&self, o: &mut String) {
+        let _ = writeln!(
+            o,
+            "fsdax suite: a {} MiB file per filesystem, {} timed rounds; {}",
+            self.size >> 20,
+            self.repeat,
+            self.method
+        );
+        let _ = writeln!(
+            o,
+            "{:<6} {:>10} {:>9} {:>10} {:>10} {:>12} {:>12} {:>8} {:>7}",
+            "fs",
+            "PMD mapped",
+            "fallback",
+            "PTE faults",
+            "fault ms",
+            "ms per GiB",
+            "1st write ms",
+            "range %",
+            "aligned"
+        );
+        for r in &self.results {
+            match &r.outcome {
+                Outcome::Measured => {}
+                Outcome::Skipped { reason } => {
+                    let _ = writeln!(o, "{:<6} skipped: {reason}", r.fs);
+                    continue;
+                }
+                Outcome::Refused { errno, detail } => {
+                    let _ = writeln!(o, "{:<6} refused ({errno}): {detail}", r.fs);
+                    continue;
+                }
+            }
+            let med = median_u64(r.fault_ns.clone());
+            let range = match (r.fault_ns.iter().min(), r.fault_ns.iter().max(), med) {
+                (Some(a), Some(b), Some(m)) if m > 0 => {
+                    format!("{:.0}", (b - a) as f64 * 100.0 / m as f64)
+                }
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                o,
+                "{:<6} {:>10} {:>9} {:>10} {:>10} {:>12} {:>12} {:>8} {:>7}",
+                r.fs,
+                opt(r.pmd_mapped()),
+                opt(r.pmd_fallbacks()),
+                opt(r.pte_faults()),
+                med.map_or("-".into(), |m| format!("{:.3}", m as f64 / 1e6)),
+                r.fault_ns_per_gib(self.size)
+                    .map_or("-".into(), |x| format!("{:.3}", x / 1e6)),
+                format!("{:.3}", r.first_write_ns as f64 / 1e6),
+                range,
+                if r.mapping_aligned { "2M" } else { "no" }
+            );
+        }
+        for r in self
+            .results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Measured)
+        {
+            let _ = writeln!(o, "{} ({}):", r.fs, r.setup);
+            let mis = r.misaligned();
+            if let Some(pte) = mis.pte_faults() {
+                let _ = writeln!(
+                    o,
+                    "  mapped 4K off 2M alignment: {} PMD faults ({} fell back), {pte} PTE faults",
+                    opt(mis.pmd_faults()),
+                    opt(mis.pmd_fallbacks())
+                );
+            }
+            if let Some(s) = &r.smaps {
+                let _ = writeln!(
+                    o,
+                    "  smaps: Rss {} kB, FilePmdMapped {} kB, VmFlags: {}",
+                    s.rss_kb, s.file_pmd_mapped_kb, s.vm_flags
+                );
+            }
+            if let Some(p) = &r.pages {
+                let _ = writeln!(o, "  pages: {}", p.describe());
+                if p.present > 0 && p.with_struct_page() == 0 {
+                    let _ = writeln!(
+                        o,
+                        "  (this kernel's kpageflags/kpagecount do not expose ZONE_DEVICE pages: \
+                         NOPAGE for every pfn, so folio size and refcount are not visible here)"
+                    );
+                }
+            }
+            let _ = writeln!(o, "  pins: {}", pins_text(&r.pins));
+        }
+        render_checks(o, "fsdax checks", &self.checks);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{Flavour, Group};
+
+    fn event(id: &str, calls: u64, values: Vec<(u64, u64)>) -> ProbeStats {
+        ProbeStats {
+            probe: id.into(),
+            group: Group::Fault,
+            function: format!("fs_dax:{id}"),
+            mechanism: Flavour::Tracepoint,
+            calls,
+            returns: 0,
+            total_ns: 0,
+            latency_log2: vec![],
+            arg_name: Some("result".into()),
+            arg_log2: vec![],
+            arg_values: values,
+            arg_sum: 0,
+            arg_values_dropped: 0,
+        }
+    }
+
+    fn row(fs: &str, faults: Vec<ProbeStats>) -> FsdaxResult {
+        FsdaxResult {
+            fs: fs.into(),
+            outcome: Outcome::Measured,
+            setup: String::new(),
+            mapping_aligned: true,
+            first_write_ns: 1,
+            fault_ns: vec![4_000_000, 2_000_000, 3_000_000],
+            faults,
+            misaligned_faults: vec![],
+            pages: None,
+            smaps: None,
+            pins: vec![],
+        }
+    }
+
+    /// Result flags as the kernel prints them: NOPAGE (0x100) for a PMD installed,
+    /// FALLBACK (0x800) for one given up.
+    #[test]
+    fn pmd_faults_are_split_by_their_result() {
+        let r = row(
+            "xfs",
+            vec![
+                event("dax_pmd_fault_done", 16, vec![(0x100, 12), (0x800, 4)]),
+                event("dax_pte_fault_done", 2048, vec![(0x100, 2048)]),
+            ],
+        );
+        assert_eq!(r.pmd_faults(), Some(16));
+        assert_eq!(r.pmd_mapped(), Some(12));
+        assert_eq!(r.pmd_fallbacks(), Some(4));
+        assert_eq!(r.pte_faults(), Some(2048));
+        let c = fault_checks(std::slice::from_ref(&r), 32 << 20);
+        assert!(!c[0].agrees, "{}", c[0].detail);
+        assert!(c[0].detail.contains("12 of 16"), "{}", c[0].detail);
+        let all = row(
+            "ext4",
+            vec![
+                event("dax_pmd_fault_done", 16, vec![(0x100, 16)]),
+                event("dax_pte_fault_done", 0, vec![]),
+            ],
+        );
+        assert!(fault_checks(&[all], 32 << 20)[0].agrees);
+        // Misaligned: 15 PMD tries (the last piece is short) all fall back, 8192 PTEs.
+        let mut m = row("xfs", vec![]);
+        m.misaligned_faults = vec![
+            event("dax_pmd_fault_done", 15, vec![(0x800, 15)]),
+            event("dax_pte_fault_done", 8192, vec![(0x100, 8192)]),
+        ];
+        assert!(fault_checks(std::slice::from_ref(&m), 32 << 20)[0].agrees);
+        m.misaligned_faults[1].calls = 8000;
+        assert!(!fault_checks(&[m], 32 << 20)[0].agrees);
+        // 32 MiB read in 3 ms (the median) is 96 ms per GiB.
+        assert_eq!(r.fault_ns_per_gib(32 << 20), Some(96_000_000.0));
+    }
+
+    #[test]
+    fn a_pfnmap_with_a_struct_page_or_a_pin_fails_its_checks() {
+        let mut p = PfnmapResult {
+            outcome: Outcome::Measured,
+            resource: "resource2".into(),
+            device: "x".into(),
+            bytes: 8192,
+            prefetchable: true,
+            iomem: vec!["PCI Bus 0000:00".into()],
+            pagemap_present: Some(0),
+            pages: Some(PageFacts {
+                pages: 2,
+                present: 2,
+                flags: vec![("NOPAGE".into(), 2)],
+                ..Default::default()
+            }),
+            smaps: None,
+            nr_memmap_pages_delta: Some(0),
+            pins: vec![PinTry {
+                driver: PinDriver::IoUring,
+                outcome: Outcome::Refused {
+                    errno: "EFAULT".into(),
+                    detail: String::new(),
+                },
+                pin_ns: None,
+            }],
+            tried: vec![],
+        };
+        assert_eq!(p.struct_pages(), Some(0));
+        assert!(p.checks().iter().all(|c| c.agrees));
+        p.pages.as_mut().unwrap().flags = vec![("NOPAGE".into(), 1)];
+        p.pins[0].outcome = Outcome::Measured;
+        assert_eq!(p.struct_pages(), Some(1));
+        assert_eq!(p.checks().iter().filter(|c| !c.agrees).count(), 2);
+    }
+}
