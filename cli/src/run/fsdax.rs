@@ -230,14 +230,7 @@ fn count_faults(probes: &[Resolution], work: &mut dyn FnMut()) -> Result<Vec<Pro
     )?;
     let before = tracer.read();
     work();
-    let after = tracer.read();
-    Ok(after
-        .iter()
-        .map(|a| match before.iter().find(|b| b.probe == a.probe) {
-            Some(b) => a.since(b),
-            None => a.clone(),
-        })
-        .collect())
+    Ok(super::rmap::since(&tracer.read(), &before))
 }
 
 /// The PFN-map row: the safest PCI memory BAR mapped read-only (never accessed), what the

@@ -376,7 +376,7 @@ fn measure_fsdax(
 }
 
 /// Every probe's counts between two reads.
-fn since(now: &[ProbeStats], before: &[ProbeStats]) -> Vec<ProbeStats> {
+pub(crate) fn since(now: &[ProbeStats], before: &[ProbeStats]) -> Vec<ProbeStats> {
     now.iter()
         .map(|n| match before.iter().find(|b| b.probe == n.probe) {
             Some(b) => n.since(b),
