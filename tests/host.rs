@@ -6,8 +6,18 @@
 mod common;
 
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
 use common::*;
+
+/// The host's state that runs change or read: the THP size controls (the rmap suite sets
+/// them; the pin suite's anon:thp and doctor read them), foliobench's saved state (which
+/// `restore` acts on) and the block-device modules. Tests that touch it take turns.
+static HOST_STATE: Mutex<()> = Mutex::new(());
+
+fn host_state() -> MutexGuard<'static, ()> {
+    HOST_STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn doctor() -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
@@ -137,6 +147,7 @@ fn host_refusals_are_explained_and_summarised() {
 
 #[test]
 fn doctor_facts_match_the_kernel() {
+    let _host = host_state();
     let d = doctor();
     // sizeof(struct page), independently from bpftool's BTF dump.
     let dump = Command::new("bpftool")
@@ -419,6 +430,7 @@ fn model_command_table_and_errors() {
 
 #[test]
 fn run_refuses_what_it_was_not_given() {
+    let _host = host_state();
     let out = run(foliobench().args(["run", "--suite", "memmap"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--namespace"));
@@ -495,6 +507,7 @@ fn pin_suite_refuses_bad_arguments_clearly() {
 /// THP baseline really is THP-backed only when asked.
 #[test]
 fn pin_suite_measures_anonymous_memory_on_the_host() {
+    let _host = host_state();
     let dir = tempfile::tempdir().unwrap();
     let out = run(foliobench()
         .args([
@@ -566,6 +579,7 @@ fn pin_suite_measures_anonymous_memory_on_the_host() {
 /// it afterwards.
 #[test]
 fn odirect_driver_cleans_up_its_block_device() {
+    let _host = host_state();
     let dir = tempfile::tempdir().unwrap();
     let out = run(foliobench()
         .args([
@@ -644,6 +658,7 @@ fn thp_controls() -> String {
 /// errors. (One test: they share the THP controls.)
 #[test]
 fn rmap_suite_on_the_host() {
+    let _host = host_state();
     for (args, says) in [
         (&["--folio-size", "3K"][..], "this kernel offers 4K"),
         (&["--size", "3M"], "needs a multiple of 2M"),
@@ -726,6 +741,7 @@ fn rmap_suite_on_the_host() {
 /// every format must show exactly that regression), and the inputs they must refuse.
 #[test]
 fn compare_and_report_a_real_run() {
+    let _host = host_state();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = run(foliobench()

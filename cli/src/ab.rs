@@ -52,6 +52,12 @@ pub struct AbArgs {
     pub cpus: u32,
     #[arg(long, default_value = "60m")]
     pub timeout: String,
+    /// As `vm --accel`: both kernels run under the same accelerator.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: crate::accel::AccelChoice,
+    /// As `vm --boot-deadline`.
+    #[arg(long, value_name = "DURATION")]
+    pub boot_deadline: Option<String>,
     #[command(flatten)]
     pub gate: GateArgs,
 }
@@ -150,6 +156,8 @@ pub fn run(a: AbArgs) -> Result<Code> {
                 memory: a.memory.clone(),
                 cpus: a.cpus,
                 timeout: a.timeout.clone(),
+                accel: a.accel,
+                boot_deadline: a.boot_deadline.clone(),
                 share: vec![dir.clone()],
                 boot_log: false,
                 dry_run: false,

@@ -116,6 +116,8 @@ pub fn gather() -> Doctor {
             cpu,
             cpu_model,
             config: config.as_ref().map(|c| c.source.display().to_string()),
+            accelerator: system::vm_accelerator(),
+            package: system::kernel_package(),
         },
         actions,
         btf: btf_fact,

@@ -96,6 +96,8 @@ pub struct BootKernel {
     /// The kernel's build config, passed to the guest for `doctor`.
     pub config: Option<PathBuf>,
     pub label: String,
+    /// The Debian package booted, `name=version`, when it is one.
+    pub package: Option<String>,
 }
 
 pub fn prepare(spec: &KernelSpec) -> Result<BootKernel> {
@@ -105,6 +107,7 @@ pub fn prepare(spec: &KernelSpec) -> Result<BootKernel> {
             release: bzimage_release(p),
             config: None,
             label: p.display().to_string(),
+            package: None,
         }),
         KernelSpec::Tree(t) => {
             let t = t.canonicalize()?;
@@ -113,6 +116,7 @@ pub fn prepare(spec: &KernelSpec) -> Result<BootKernel> {
                 release: bzimage_release(&t.join("arch/x86/boot/bzImage")),
                 config: config.is_file().then_some(config),
                 label: t.display().to_string(),
+                package: None,
                 run: t,
             })
         }
@@ -131,7 +135,10 @@ pub fn debian_releases(pkgnames: &str, version: &str) -> Vec<String> {
         })
         .filter(|r| {
             r.strip_prefix(version).is_some_and(|rest| {
-                rest.starts_with('.') || rest.starts_with('-') || rest.starts_with('+')
+                rest.is_empty()
+                    || rest.starts_with('.')
+                    || rest.starts_with('-')
+                    || rest.starts_with('+')
             })
         })
         .map(str::to_string)
@@ -228,6 +235,10 @@ fn debian(version: &str) -> Result<BootKernel> {
             }
         }
     };
+    // One process at a time fetches and links a release; a complete cache directory is
+    // never replaced, so another VM may boot from it meanwhile.
+    fs::create_dir_all(&cache).map_err(|e| env(format!("creating {}: {e}", cache.display())))?;
+    let _lock = lock(&cache.join(format!(".lock-{release}")))?;
     let root = cache.join(&release);
     if root.join(".complete").exists() {
         eprintln!(
@@ -240,12 +251,40 @@ fn debian(version: &str) -> Result<BootKernel> {
     link_modules(&root, &release)?;
     let image = root.join("boot").join(format!("vmlinuz-{release}"));
     let config = root.join("boot").join(format!("config-{release}"));
+    // Kept by fetch_debian; a cache from before versions were recorded has the name only.
+    let package = fs::read_to_string(root.join(".complete"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
     Ok(BootKernel {
         run: image,
         release: Some(release.clone()),
         config: config.is_file().then_some(config),
         label: format!("debian:{version}"),
+        package,
     })
+}
+
+/// An exclusive lock on `path` (created), held until the returned file is dropped.
+fn lock(path: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| env(format!("{}: {e}", path.display())))?;
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(l),
+        Err((f, _)) => {
+            eprintln!(
+                "foliobench: another foliobench is preparing this kernel; waiting ({})",
+                path.display()
+            );
+            Flock::lock(f, FlockArg::LockExclusive)
+                .map_err(|(_, e)| env(format!("locking {}: {e}", path.display())))
+        }
+    }
 }
 
 fn regex_escape(s: &str) -> String {
@@ -310,12 +349,21 @@ fn fetch_debian(cache: &Path, release: &str) -> Result<()> {
         "depmod",
         "kmod",
     )?;
-    fs::write(tree.join(".complete"), &pkg)?;
+    let version = run(
+        Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Version"),
+        "dpkg-deb -f",
+        "dpkg",
+    )?;
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    fs::write(tree.join(".complete"), format!("{pkg}={version}\n"))?;
     let dest = cache.join(release);
+    // Only an incomplete leftover of a killed fetch can be here (the caller holds the
+    // lock and found no .complete): nobody boots from it.
     if dest.exists() {
         fs::remove_dir_all(&dest)?;
     }
     fs::rename(&tree, &dest)?;
+    eprintln!("foliobench: fetched {pkg}={version}");
     Ok(())
 }
 

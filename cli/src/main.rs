@@ -3,9 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod ab;
+mod accel;
 mod compare;
 mod doctor;
 mod exit;
@@ -56,6 +57,11 @@ enum Cmd {
     /// Run a command and write its wall time (used by `overhead`).
     #[command(hide = true)]
     Timeit(overhead::TimeitArgs),
+}
+
+/// The whole command line as clap sees it (`vm` parses the guest's arguments with it).
+pub fn cli_command() -> clap::Command {
+    Cli::command()
 }
 
 fn main() -> ExitCode {

@@ -6,7 +6,7 @@
 //! the state directory and that is what `foliobench vm` exits with.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::accel::{self, Accel, AccelChoice};
 use crate::exit::{env, usage, Code, Fail};
 use crate::kernel::{self, KernelSpec};
 use crate::units::{fmt_size, parse_size, GIB, MIB};
@@ -59,6 +60,14 @@ pub struct VmArgs {
     /// Kill the VM after this long (e.g. 90s, 20m).
     #[arg(long, default_value = "30m")]
     pub timeout: String,
+    /// KVM, software emulation (TCG), or auto: KVM once a guest has been seen to boot
+    /// with it on this host boot, else TCG.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Stop a guest that has not reached its start (no sign of life) within this long
+    /// (default 1m under KVM, 3m under TCG).
+    #[arg(long, value_name = "DURATION")]
+    pub boot_deadline: Option<String>,
     /// More host directories the guest may write (the current directory always is).
     #[arg(long = "share", value_name = "DIR")]
     pub share: Vec<PathBuf>,
@@ -133,56 +142,6 @@ fn require(tool: &str, package: &str) -> Result<()> {
     }
 }
 
-/// Can QEMU really run a guest with KVM here? /dev/kvm existing is not enough: on some
-/// nested setups QEMU aborts setting MSRs at vCPU reset. Start QEMU with KVM, no guest,
-/// and ask its monitor to quit: it exits 0 only if the vCPU came up.
-pub fn kvm_usable() -> (bool, String) {
-    if !Path::new("/dev/kvm").exists() {
-        return (false, "no /dev/kvm".into());
-    }
-    let child = Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "kvm",
-            "-cpu",
-            "host",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-m",
-            "64",
-            "-monitor",
-            "stdio",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => return (false, format!("cannot start qemu-system-x86_64: {e}")),
-    };
-    if let Some(mut i) = child.stdin.take() {
-        let _ = i.write_all(b"quit\n");
-    }
-    match child.wait_with_output() {
-        Ok(o) if o.status.success() => (true, "KVM runs a vCPU".into()),
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            let first = err
-                .lines()
-                .find(|l| l.contains("error") || l.contains("failed"))
-                .unwrap_or("")
-                .trim();
-            (
-                false,
-                format!("/dev/kvm exists but QEMU cannot run a vCPU with it ({first})"),
-            )
-        }
-        Err(e) => (false, format!("KVM probe failed: {e}")),
-    }
-}
-
 /// A console line from the kernel (`[    3.52] ...`), not from the guest command.
 pub fn is_kernel_log(line: &str) -> bool {
     let t = line.trim_start();
@@ -196,25 +155,41 @@ pub fn is_kernel_log(line: &str) -> bool {
         })
 }
 
+/// What the guest is told about the VM it runs in (recorded in its results' context).
+pub struct GuestEnv<'a> {
+    pub config: Option<&'a Path>,
+    pub accel: Accel,
+    /// The Debian package and version booted, if it is one.
+    pub package: Option<&'a str>,
+}
+
 /// The shell line run inside the guest.
-fn guest_script(
-    exe: &Path,
-    args: &[String],
-    cwd: &Path,
-    state: &Path,
-    config: Option<&Path>,
-) -> String {
+fn guest_script(exe: &Path, args: &[String], cwd: &Path, state: &Path, g: &GuestEnv) -> String {
     let q = |s: &str| {
         shlex::try_quote(s)
             .map(|c| c.into_owned())
             .unwrap_or_else(|_| "''".into())
     };
-    let mut envs = vec!["FOLIOBENCH_IN_VM=1".to_string()];
-    if let Some(c) = config {
+    let mut envs = vec![
+        "FOLIOBENCH_IN_VM=1".to_string(),
+        format!(
+            "{}={}",
+            foliobench_workloads::system::ACCEL_ENV,
+            g.accel.name()
+        ),
+    ];
+    if let Some(c) = g.config {
         envs.push(format!(
             "{}={}",
             foliobench_workloads::kconfig::CONFIG_ENV,
             q(&c.to_string_lossy())
+        ));
+    }
+    if let Some(p) = g.package {
+        envs.push(format!(
+            "{}={}",
+            foliobench_workloads::system::KERNEL_PACKAGE_ENV,
+            q(p)
         ));
     }
     let cmd: Vec<String> = std::iter::once(q(&exe.to_string_lossy()))
@@ -230,6 +205,104 @@ fn guest_script(
     )
 }
 
+/// Options of foliobench's commands whose value is a file or directory the command writes.
+const WRITTEN_PATHS: &[&str] = &["out", "html", "markdown", "out_dir"];
+
+/// What the guest command is, as the guest will parse it.
+enum GuestCommand {
+    /// Runs in the guest; these directories must be writable there.
+    Writes(Vec<PathBuf>),
+    /// `--help`, `--version`: the same binary answers here, without a boot.
+    Answered(String),
+}
+
+/// Parses the guest's arguments here, so that a typo costs no boot, and finds the
+/// directories its output options write to: the guest sees the host read-only outside the
+/// shared directories, and a write elsewhere would vanish with the guest's overlay.
+fn guest_command(args: &[String], cwd: &Path) -> Result<GuestCommand> {
+    let argv = std::iter::once("foliobench".to_string()).chain(args.iter().cloned());
+    let mut m = match crate::cli_command().try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) => {
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    Ok(GuestCommand::Answered(e.render().to_string()))
+                }
+                _ => Err(usage(format!(
+                    "the command for the guest is not valid (nothing was booted):\n{}",
+                    e.render()
+                ))),
+            }
+        }
+    };
+    // The innermost subcommand holds the options.
+    while let Some((_, sub)) = m.remove_subcommand() {
+        m = sub;
+    }
+    let mut dirs = Vec::new();
+    for id in WRITTEN_PATHS {
+        let Ok(Some(values)) = m.try_get_raw(id) else {
+            continue;
+        };
+        for v in values {
+            let path = cwd.join(v);
+            let dir = if *id == "out_dir" {
+                path.clone()
+            } else {
+                path.parent()
+                    .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf)
+            };
+            let dir = dir.canonicalize().map_err(|e| {
+                usage(format!(
+                    "--{} {}: the directory {} cannot be used on the host ({e}); create it first",
+                    id.replace('_', "-"),
+                    Path::new(v).display(),
+                    dir.display()
+                ))
+            })?;
+            if dir == Path::new("/") {
+                return Err(usage(format!(
+                    "--{} {}: the guest may not write the host's / ; write under a directory",
+                    id.replace('_', "-"),
+                    Path::new(v).display()
+                )));
+            }
+            dirs.push(dir);
+        }
+    }
+    Ok(GuestCommand::Writes(dirs))
+}
+
+/// The directories the guest may write: the state directory, the current directory, the
+/// user's `--share`s and those the guest command writes to, without one inside another.
+fn shared_dirs(
+    state: &Path,
+    cwd: &Path,
+    share: &[PathBuf],
+    writes: &[PathBuf],
+) -> Result<Vec<PathBuf>> {
+    let mut dirs = vec![state.to_path_buf()];
+    if cwd != Path::new("/") {
+        dirs.push(cwd.to_path_buf());
+    }
+    for d in share {
+        dirs.push(
+            d.canonicalize()
+                .map_err(|e| usage(format!("--share {}: {e}", d.display())))?,
+        );
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for d in dirs.into_iter().chain(writes.iter().cloned()) {
+        if !out.iter().any(|o| d.starts_with(o)) {
+            out.retain(|o| !o.starts_with(&d));
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(a: VmArgs) -> Result<Code> {
     let spec = KernelSpec::parse(&a.kernel)?;
     let layout = Layout::new(
@@ -242,77 +315,87 @@ pub fn run(a: VmArgs) -> Result<Code> {
             a.timeout
         ))
     })?;
+    let boot_deadline = a
+        .boot_deadline
+        .as_deref()
+        .map(|d| {
+            humantime::parse_duration(d)
+                .map_err(|e| usage(format!("--boot-deadline '{d}': {e}; write e.g. 90s or 3m")))
+        })
+        .transpose()?;
     if a.cpus == 0 {
         return Err(usage("--cpus must be at least 1"));
     }
-    let available = foliobench_workloads::system::meminfo_kb("MemAvailable")
-        .map_or(u64::MAX, |kb| kb as u64 * 1024);
-    layout.check_host(available)?;
-    require("vng", "virtme-ng (pip install virtme-ng)")?;
-    require("qemu-system-x86_64", "Debian's qemu-system-x86")?;
-    require(
-        "busybox",
-        "Debian's busybox-static (virtme-ng builds its initramfs with it)",
-    )?;
-    let kernel = kernel::prepare(&spec)?;
-
-    let (kvm, why) = kvm_usable();
-    eprintln!(
-        "foliobench: booting {} [{}] with {} RAM + {} pmem, {} CPUs, {}",
-        kernel.label,
-        kernel.release.as_deref().unwrap_or("release unknown"),
-        fmt_size(layout.memory),
-        fmt_size(layout.pmem),
-        a.cpus,
-        if kvm {
-            "KVM".to_string()
-        } else {
-            format!("software emulation (TCG: {why})")
-        }
-    );
-
     let cwd = std::env::current_dir()?;
-    let state = tempfile::Builder::new()
-        .prefix("foliobench-vm-")
-        .tempdir()?;
-    let exe = std::env::current_exe()?;
     let args = if a.args.is_empty() {
         vec!["doctor".to_string()]
     } else {
         a.args.clone()
     };
-    let script = guest_script(&exe, &args, &cwd, state.path(), kernel.config.as_deref());
+    let writes = match guest_command(&args, &cwd)? {
+        GuestCommand::Writes(w) => w,
+        GuestCommand::Answered(text) => {
+            print!("{text}");
+            return Ok(Code::Ok);
+        }
+    };
+    let available = foliobench_workloads::system::meminfo_kb("MemAvailable")
+        .map_or(u64::MAX, |kb| kb as u64 * 1024);
+    layout.check_host(available)?;
+    let vng = vng()?;
+    require("qemu-system-x86_64", "Debian's qemu-system-x86")?;
+    require(
+        "busybox",
+        "Debian's busybox-static (virtme-ng builds its initramfs with it)",
+    )?;
+    let plan = accel::plan(a.accel)?;
+    let kernel = kernel::prepare(&spec)?;
 
-    let mut cmd = Command::new("vng");
-    // 9p straight away: vng otherwise tries virtiofsd for every share first.
-    cmd.arg("-v").arg("--force-9p").arg("-r").arg(&kernel.run);
-    if !kvm {
-        cmd.arg("--disable-kvm");
-    }
-    cmd.arg("--memory")
-        .arg(format!("{}M", layout.qemu_memory() / MIB));
-    cmd.arg("--cpus").arg(a.cpus.to_string());
-    if let Some(m) = layout.memmap() {
-        cmd.arg("--append").arg(m);
-    }
-    let mut shared = vec![state.path().to_path_buf()];
-    if cwd != Path::new("/") {
-        shared.push(cwd.clone());
-    }
-    shared.extend(a.share.iter().cloned());
-    for d in &shared {
-        let d = d
-            .canonicalize()
-            .map_err(|e| usage(format!("--share {}: {e}", d.display())))?;
-        cmd.arg("--rwdir").arg(d);
-    }
-    // A small device with a memory BAR and no guest driver: what the PFN-map row maps
-    // (read-only, never accessed), instead of a BAR some driver uses.
-    // One word with '=': argparse takes a separate value starting with '-' for an option.
-    cmd.arg(format!("--qemu-opts={PFNMAP_DEVICE}"));
-    cmd.arg("--").arg(&script);
+    let state = tempfile::Builder::new()
+        .prefix("foliobench-vm-")
+        .tempdir()?;
+    let exe = std::env::current_exe()?;
+    let shared = shared_dirs(state.path(), &cwd, &a.share, &writes)?;
+    let command = |accel: Accel| {
+        let guest = GuestEnv {
+            config: kernel.config.as_deref(),
+            accel,
+            package: kernel.package.as_deref(),
+        };
+        let script = guest_script(&exe, &args, &cwd, state.path(), &guest);
+        let mut cmd = Command::new(&vng);
+        // vng runs its sibling scripts (virtme-run) through PATH: a venv's bin must be on it.
+        if let Some(bin) = vng.parent() {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let paths = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
+            if let Ok(joined) = std::env::join_paths(paths) {
+                cmd.env("PATH", joined);
+            }
+        }
+        // 9p straight away: vng otherwise tries virtiofsd for every share first.
+        cmd.arg("-v").arg("--force-9p").arg("-r").arg(&kernel.run);
+        if accel == Accel::Tcg {
+            cmd.arg("--disable-kvm");
+        }
+        cmd.arg("--memory")
+            .arg(format!("{}M", layout.qemu_memory() / MIB));
+        cmd.arg("--cpus").arg(a.cpus.to_string());
+        if let Some(m) = layout.memmap() {
+            cmd.arg("--append").arg(m);
+        }
+        for d in &shared {
+            cmd.arg("--rwdir").arg(d);
+        }
+        // A small device with a memory BAR and no guest driver: what the PFN-map row maps
+        // (read-only, never accessed), instead of a BAR some driver uses.
+        // One word with '=': argparse takes a separate value starting with '-' for an option.
+        cmd.arg(format!("--qemu-opts={PFNMAP_DEVICE}"));
+        cmd.arg("--").arg(&script);
+        cmd
+    };
 
     if a.dry_run {
+        let cmd = command(plan.accel);
         let words: Vec<String> = std::iter::once(cmd.get_program())
             .chain(cmd.get_args())
             .map(|s| {
@@ -325,23 +408,71 @@ pub fn run(a: VmArgs) -> Result<Code> {
         return Ok(Code::Ok);
     }
 
-    // Its own process group, so a timeout or Ctrl-C can take down vng and QEMU together.
+    let say_boot = |accel: Accel, why: &str| {
+        eprintln!(
+            "foliobench: booting {} [{}] with {} RAM + {} pmem, {} CPUs, {} ({why})",
+            kernel.label,
+            kernel.release.as_deref().unwrap_or("release unknown"),
+            fmt_size(layout.memory),
+            fmt_size(layout.pmem),
+            a.cpus,
+            match accel {
+                Accel::Kvm => "KVM",
+                Accel::Tcg => "software emulation (TCG)",
+            }
+        )
+    };
     let interrupted = crate::exit::interrupt_flag()?;
     let deadline = Instant::now() + timeout;
-    for attempt in 1..=BOOT_ATTEMPTS {
+    let mut accel = plan.accel;
+    say_boot(accel, &plan.why);
+    let mut oopses = 0;
+    loop {
+        let life = boot_deadline.unwrap_or_else(|| accel.boot_deadline());
         let waits = Waits {
             deadline,
             timeout: &a.timeout,
+            life,
             interrupted: &interrupted,
         };
-        match boot(&mut cmd, a.boot_log, &waits, &state.path().join("exit"))? {
-            Boot::Ran => break,
-            Boot::DiedBooting { oops, tail } if attempt < BOOT_ATTEMPTS => {
+        let exit_file = state.path().join("exit");
+        match boot(&mut command(accel), a.boot_log, &waits, &exit_file)? {
+            Boot::Ran => {
+                if accel == Accel::Kvm && plan.fallback {
+                    accel::remember(Accel::Kvm, "a guest reached its start marker under KVM");
+                }
+                break;
+            }
+            Boot::NoLife { kvm_error, tail } => {
+                let reason = kvm_error.unwrap_or_else(|| {
+                    format!(
+                        "no sign of life (guest-start marker) within {}",
+                        humantime::format_duration(life)
+                    )
+                });
+                if accel == Accel::Kvm && plan.fallback {
+                    accel::remember(Accel::Tcg, &reason);
+                    accel = Accel::Tcg;
+                    say_boot(accel, &format!("KVM cannot run this guest: {reason}"));
+                    continue;
+                }
+                let hint = match accel {
+                    Accel::Kvm => " (try --accel tcg)",
+                    Accel::Tcg => " (a slow or loaded machine: raise --boot-deadline)",
+                };
+                return Err(env(format!(
+                    "the guest did not start under {}: {reason}; QEMU was stopped{hint}. Last console lines:\n{}",
+                    accel.name(),
+                    last_lines(&tail)
+                )));
+            }
+            Boot::DiedBooting { oops, tail } if oopses + 1 < BOOT_ATTEMPTS => {
+                oopses += 1;
                 eprintln!(
                     "foliobench: the VM died while booting, before the guest command ran ({}); \
                      booting again (attempt {} of {BOOT_ATTEMPTS})",
                     oops.as_deref().unwrap_or_else(|| tail.last().map_or("no output", |s| s.as_str())),
-                    attempt + 1
+                    oopses + 1
                 );
             }
             Boot::DiedBooting { tail, .. } => {
@@ -367,10 +498,41 @@ pub fn run(a: VmArgs) -> Result<Code> {
     Ok(guest_code(code))
 }
 
+/// `vng` on PATH, else the one scripts/setup.sh installs in foliobench's own venv.
+fn vng() -> Result<PathBuf> {
+    if let Some(p) = foliobench_workloads::command::which("vng") {
+        return Ok(p);
+    }
+    let venv = dirs::cache_dir()
+        .unwrap_or_else(|| PathBuf::from("/var/cache"))
+        .join("foliobench/venv/bin/vng");
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    Err(env(format!(
+        "`vng` (virtme-ng) not found on PATH nor at {}: run scripts/setup.sh, which installs it there",
+        venv.display()
+    )))
+}
+
+/// The end of a console tail, for an error message.
+fn last_lines(tail: &[String]) -> String {
+    if tail.is_empty() {
+        return "(none: QEMU printed nothing)".into();
+    }
+    tail[tail.len().saturating_sub(15)..].join("\n")
+}
+
 /// How one boot ended.
 enum Boot {
     /// The guest command ran and wrote its exit status.
     Ran,
+    /// The guest never reached its start marker within the deadline, or QEMU said KVM
+    /// cannot run it; QEMU was stopped. Nothing ran in the guest.
+    NoLife {
+        kvm_error: Option<String>,
+        tail: Vec<String>,
+    },
     /// The VM died before the guest command started (kernel oops while booting): nothing
     /// was done in the guest, so booting again is safe.
     DiedBooting {
@@ -386,16 +548,20 @@ struct Waits<'a> {
     deadline: Instant,
     /// As the user wrote it, for the message.
     timeout: &'a str,
+    /// How long the guest may take to reach its start marker.
+    life: Duration,
     interrupted: &'a AtomicBool,
 }
 
-/// Boots once and waits, killing the VM's process group on the deadline or a signal.
+/// Boots once and waits, killing the VM's process group on the deadline, a signal, a
+/// guest that shows no sign of life in time, or QEMU saying KVM cannot run it.
 fn boot(cmd: &mut Command, boot_log: bool, w: &Waits<'_>, exit_file: &Path) -> Result<Boot> {
     // Its own process group, so a timeout or Ctrl-C takes down vng and QEMU together.
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    let started_at = Instant::now();
     let mut child = cmd.spawn().context("starting vng")?;
     let pgid = child.id() as i32;
     let console = Arc::new(Console {
@@ -410,16 +576,25 @@ fn boot(cmd: &mut Command, boot_log: bool, w: &Waits<'_>, exit_file: &Path) -> R
         let c = Arc::clone(&console);
         std::thread::spawn(move || c.forward(r))
     });
+    let kill = |child: &mut std::process::Child| {
+        // SAFETY: signalling our own child's process group.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = child.wait();
+    };
     let outcome = loop {
         if child.try_wait()?.is_some() {
             break None;
         }
+        let started = console.started.load(Ordering::Relaxed);
+        let kvm_error = console.kvm_error.lock().ok().and_then(|k| k.clone());
+        if !started && (kvm_error.is_some() || started_at.elapsed() > w.life) {
+            kill(&mut child);
+            break Some(Err(kvm_error));
+        }
         let expired = Instant::now() > w.deadline;
         if expired || w.interrupted.load(Ordering::Relaxed) {
-            // SAFETY: signalling our own child's process group.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            let _ = child.wait();
-            break Some(if expired {
+            kill(&mut child);
+            break Some(Ok(if expired {
                 Fail {
                     code: Code::Timeout,
                     msg: format!(
@@ -432,27 +607,43 @@ fn boot(cmd: &mut Command, boot_log: bool, w: &Waits<'_>, exit_file: &Path) -> R
                     code: Code::Environment,
                     msg: "interrupted: the test VM was killed".into(),
                 }
-            });
+            }));
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     for p in pumps {
         let _ = p.join();
     }
-    if let Some(fail) = outcome {
-        return Err(fail.into());
+    let tail = || {
+        console
+            .tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    match outcome {
+        Some(Ok(fail)) => return Err(fail.into()),
+        Some(Err(kvm_error)) => {
+            return Ok(Boot::NoLife {
+                kvm_error,
+                tail: tail(),
+            })
+        }
+        None => {}
     }
     let ran = console.started.load(Ordering::Relaxed);
+    let kvm_error = console.kvm_error.lock().ok().and_then(|k| k.clone());
     Ok(match (ran, exit_file.exists()) {
         (true, true) => Boot::Ran,
         (true, false) => Boot::DiedRunning,
+        // QEMU gave up on KVM and exited by itself.
+        (false, _) if kvm_error.is_some() => Boot::NoLife {
+            kvm_error,
+            tail: tail(),
+        },
         (false, _) => Boot::DiedBooting {
             oops: console.oops.lock().ok().and_then(|o| o.clone()),
-            tail: console
-                .tail
-                .lock()
-                .map(|t| t.iter().cloned().collect())
-                .unwrap_or_default(),
+            tail: tail(),
         },
     })
 }
@@ -477,6 +668,8 @@ struct Console {
     tail: Mutex<VecDeque<String>>,
     /// The first line that says why the kernel died.
     oops: Mutex<Option<String>>,
+    /// The first line in which QEMU says KVM cannot run the guest.
+    kvm_error: Mutex<Option<String>>,
 }
 
 impl Console {
@@ -503,13 +696,19 @@ impl Console {
             if self.boot_log {
                 eprintln!("{line}");
             }
+            let first = |slot: &Mutex<Option<String>>| {
+                if let Ok(mut o) = slot.lock() {
+                    o.get_or_insert_with(|| line.trim().to_string());
+                }
+            };
             if ["Oops:", "BUG:", "Kernel panic"]
                 .iter()
                 .any(|k| line.contains(k))
             {
-                if let Ok(mut o) = self.oops.lock() {
-                    o.get_or_insert_with(|| line.trim().to_string());
-                }
+                first(&self.oops);
+            }
+            if accel::KVM_FAILURES.iter().any(|k| line.contains(k)) {
+                first(&self.kvm_error);
             }
             if let Ok(mut t) = self.tail.lock() {
                 if t.len() == BOOT_TAIL {
@@ -571,9 +770,13 @@ mod tests {
             &["doctor".into(), "--out".into(), "a b.json".into()],
             Path::new("/work/x"),
             Path::new("/tmp/st"),
-            Some(Path::new("/c/config-6.12")),
+            &GuestEnv {
+                config: Some(Path::new("/c/config-6.12")),
+                accel: Accel::Tcg,
+                package: Some("linux-image-6.12.117+deb12-amd64=6.12.117-1"),
+            },
         );
-        assert!(s.contains("cd /work/x && FOLIOBENCH_IN_VM=1 FOLIOBENCH_KERNEL_CONFIG=/c/config-6.12 /work/target/foliobench doctor --out 'a b.json'; echo $? > /tmp/st/exit"), "{s}");
+        assert!(s.contains("cd /work/x && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg FOLIOBENCH_KERNEL_CONFIG=/c/config-6.12 FOLIOBENCH_KERNEL_PACKAGE=linux-image-6.12.117+deb12-amd64=6.12.117-1 /work/target/foliobench doctor --out 'a b.json'; echo $? > /tmp/st/exit"), "{s}");
         assert!(s.starts_with("modprobe -qa nd_e820"));
         assert!(s.contains(&format!("; echo {MARKER}; cd ")));
     }

@@ -577,6 +577,19 @@ pub fn compare(
             ));
         }
     }
+    let accel = |r: &Results| {
+        r.context
+            .machine
+            .as_ref()
+            .and_then(|m| m.accelerator.clone())
+            .unwrap_or_else(|| "no test VM (or not recorded)".into())
+    };
+    let (ba, ca) = (accel(base), accel(cand));
+    if ba != ca {
+        caveats.push(format!(
+            "the runs used different accelerators (base: {ba}, candidate: {ca}): their timings are not comparable"
+        ));
+    }
     let few = rows
         .iter()
         .filter(|r| r.kind == Kind::Time && r.why.contains("cannot reach"))

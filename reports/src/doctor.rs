@@ -47,6 +47,12 @@ pub struct Kernel {
     pub cpu_model: String,
     /// Where the kernel's build config was read from, if anywhere.
     pub config: Option<String>,
+    /// The test VM's accelerator (kvm, tcg); None outside a test VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<String>,
+    /// The Debian kernel package booted (`name=version`), when it was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,6 +204,12 @@ impl Doctor {
             "kernel      {} ({:?} CPU: {})",
             self.kernel.release, self.kernel.cpu, self.kernel.cpu_model
         );
+        if let Some(p) = &self.kernel.package {
+            let _ = writeln!(o, "package     {p}");
+        }
+        if let Some(a) = &self.kernel.accelerator {
+            let _ = writeln!(o, "test VM     accelerator {a}");
+        }
         let _ = writeln!(o, "cmdline     {}", self.kernel.cmdline);
         let _ = writeln!(
             o,
@@ -383,6 +395,8 @@ mod tests {
                 cpu: Cpu::Virtualized,
                 cpu_model: "x".into(),
                 config: None,
+                accelerator: None,
+                package: None,
             },
             actions: vec![],
             btf: avail(true, "present"),

@@ -406,11 +406,17 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
             esc(&n.results.context.machine.as_ref().map_or(
                 n.results.context.cpu_model.clone(),
                 |m| format!(
-                    "{} ({}, {} CPUs, {} MiB)",
+                    "{} ({}, {} CPUs, {} MiB{}{})",
                     m.hostname,
                     n.results.context.cpu_model,
                     m.cpus,
-                    m.memory_kb >> 10
+                    m.memory_kb >> 10,
+                    m.accelerator
+                        .as_ref()
+                        .map_or(String::new(), |a| format!(", test VM under {a}")),
+                    m.kernel_package
+                        .as_ref()
+                        .map_or(String::new(), |p| format!(", {p}")),
                 )
             )),
             esc(&n.results.context.tool_version),

@@ -71,6 +71,13 @@ pub struct Machine {
     pub cpus: usize,
     /// MemTotal.
     pub memory_kb: u64,
+    /// The test VM's accelerator (kvm, tcg); None when not run in a test VM (or by a
+    /// foliobench before it recorded one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<String>,
+    /// The Debian kernel package booted, `name=version`, when it was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_package: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

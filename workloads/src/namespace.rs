@@ -427,7 +427,7 @@ impl Drop for Provisioner {
 /// Whether a foliobench process with this pid (other than us) still exists. A run killed
 /// with probes attached can take seconds to exit (BPF trampolines wait for RCU grace
 /// periods) and holds the lock until it has.
-fn foliobench_alive(pid: u32) -> bool {
+pub(crate) fn foliobench_alive(pid: u32) -> bool {
     // `pid (comm) S ...`: a zombie (Z) or dead (X) process has closed its files and lock;
     // an init that does not reap (as in the test VM) can leave one for good.
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

@@ -14,6 +14,23 @@ pub fn kernel_release() -> String {
     read_trim("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into())
 }
 
+/// Set by `foliobench vm` in the guest: the accelerator the VM runs under (kvm, tcg).
+pub const ACCEL_ENV: &str = "FOLIOBENCH_ACCEL";
+/// Set by `foliobench vm` in the guest: the Debian package booted, `name=version`.
+pub const KERNEL_PACKAGE_ENV: &str = "FOLIOBENCH_KERNEL_PACKAGE";
+
+/// The accelerator of the test VM this runs in; None outside one.
+pub fn vm_accelerator() -> Option<String> {
+    std::env::var(ACCEL_ENV).ok().filter(|s| !s.is_empty())
+}
+
+/// The Debian kernel package (`name=version`) booted, when the test VM booted one.
+pub fn kernel_package() -> Option<String> {
+    std::env::var(KERNEL_PACKAGE_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 pub fn kernel_cmdline() -> String {
     read_trim("/proc/cmdline").unwrap_or_default()
 }

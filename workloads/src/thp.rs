@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::namespace::STATE_DIR;
+use std::time::{Duration, Instant};
+
+use crate::namespace::{foliobench_alive, STATE_DIR};
 use crate::system::{parse_hugepages_dir, selected};
 
 pub const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
@@ -74,13 +76,20 @@ pub struct FolioSizes {
 }
 
 impl FolioSizes {
-    /// Saves every per-size control (refusing if a killed run left some unrestored).
+    /// Saves every per-size control (refusing if another run holds them, or a killed run
+    /// left some unrestored).
     pub fn begin() -> Result<FolioSizes, String> {
         if let Ok(text) = fs::read_to_string(state_path()) {
-            return Err(format!(
-                "a previous run left the THP size controls changed ({}); run `foliobench restore` first",
-                text.trim()
-            ));
+            let owner = serde_json::from_str::<SavedControls>(&text).map(|s| s.pid);
+            return Err(match owner {
+                Ok(pid) if foliobench_alive(pid) => format!(
+                    "pid {pid} (foliobench) is using the THP size controls now; wait for it to finish"
+                ),
+                _ => format!(
+                    "a previous run left the THP size controls changed ({}); run `foliobench restore` first",
+                    text.trim()
+                ),
+            });
         }
         let controls: Vec<(PathBuf, String)> = offered_sizes()
             .into_iter()
@@ -95,11 +104,24 @@ impl FolioSizes {
             controls,
         };
         fs::create_dir_all(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
-        fs::write(
-            state_path(),
-            serde_json::to_vec_pretty(&saved).expect("serializable"),
-        )
-        .map_err(|e| format!("{}: {e}", state_path().display()))?;
+        // create_new: of two runs starting at once, one saves and the other is refused.
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(state_path())
+            .and_then(|mut f| {
+                std::io::Write::write_all(
+                    &mut f,
+                    &serde_json::to_vec_pretty(&saved).expect("serializable"),
+                )
+            })
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => format!(
+                    "{}: another foliobench run saved the THP size controls just now; wait for it to finish",
+                    state_path().display()
+                ),
+                _ => format!("{}: {e}", state_path().display()),
+            })?;
         Ok(FolioSizes {
             saved,
             restored: false,
@@ -154,13 +176,37 @@ impl Drop for FolioSizes {
     }
 }
 
-/// `foliobench restore`'s part: the controls a killed run left changed, if any.
-pub fn restore_saved() -> Result<Option<usize>, String> {
+/// `foliobench restore`'s part: the controls a killed run left changed, if any. The run
+/// that saved them must be gone (it restores them itself on its way out): this waits up to
+/// `wait` for it, then refuses.
+pub fn restore_saved(wait: Duration) -> Result<Option<usize>, String> {
     let Ok(text) = fs::read_to_string(state_path()) else {
         return Ok(None);
     };
     let saved: SavedControls =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state_path().display()))?;
+    let deadline = Instant::now() + wait;
+    let mut said = false;
+    while foliobench_alive(saved.pid) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "pid {} (foliobench) is still running and will restore the THP size controls itself; stop it first",
+                saved.pid
+            ));
+        }
+        if !said {
+            eprintln!(
+                "foliobench: waiting for pid {} (the run that saved the THP size controls) to exit",
+                saved.pid
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // It may have restored them on its way out.
+    if !state_path().exists() {
+        return Ok(None);
+    }
     restore_controls(&saved)?;
     Ok(Some(saved.controls.len()))
 }

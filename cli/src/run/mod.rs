@@ -430,6 +430,8 @@ pub fn run(a: RunArgs) -> Result<Code> {
                     .unwrap_or_default(),
                 cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
                 memory_kb: system::meminfo_kb("MemTotal").unwrap_or(0).max(0) as u64,
+                accelerator: system::vm_accelerator(),
+                kernel_package: system::kernel_package(),
             }),
             started,
             struct_page,
@@ -492,7 +494,9 @@ pub fn restore() -> Result<Code> {
         Some(ns) => println!("foliobench: restored {} to {}", ns.dev, mode_map(&ns)),
         None => println!("foliobench: nothing to restore (no saved namespace state)"),
     }
-    match foliobench_workloads::thp::restore_saved().map_err(env)? {
+    match foliobench_workloads::thp::restore_saved(std::time::Duration::from_secs(120))
+        .map_err(env)?
+    {
         Some(n) => println!("foliobench: restored {n} THP size controls"),
         None => println!("foliobench: no THP size controls to restore"),
     }
