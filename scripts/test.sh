@@ -10,13 +10,14 @@ source scripts/setup.sh
 # package: only its two files are kept).
 if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
   echo "foliobench setup: installing chromium" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null
 fi
 export FOLIOBENCH_KUNIT_DIR="${FOLIOBENCH_KUNIT_DIR:-$HOME/.cache/foliobench/kunit}"
 if [ ! -f "$FOLIOBENCH_KUNIT_DIR/kunit_parser.py" ]; then
   echo "foliobench setup: fetching the kernel's KTAP parser (linux-source-6.12)" >&2
   tmp=$(mktemp -d)
-  (cd "$tmp" && apt-get download -qq linux-source-6.12 2>/dev/null \
+  chmod 0777 "$tmp"  # apt downloads as its sandbox user
+  (cd "$tmp" && apt-get download -qq linux-source-6.12 \
     && dpkg-deb --fsys-tarfile linux-source-6.12_*.deb \
       | tar -xO --wildcards './usr/src/linux-source-6.12.tar.xz' \
       | tar -xJ --wildcards '*/tools/testing/kunit/kunit_parser.py' '*/tools/testing/kunit/kunit_printer.py')

@@ -919,3 +919,57 @@ fn ab_refuses_bad_input_before_booting() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown kernel spec 'nope:1'"));
 }
+
+/// `restore` must not put back THP controls that a live run is still using: it waits for
+/// the run that saved them to exit (that run restores them itself), and only then acts.
+#[test]
+fn restore_waits_for_the_run_that_saved_the_thp_controls() {
+    let _host = host_state();
+    let state = std::path::Path::new("/var/lib/foliobench/thp-state.json");
+    assert!(!state.exists(), "no run holds the THP controls now");
+    // A live foliobench process: its name is what restore checks, as for a real run.
+    let dir = tempfile::tempdir().unwrap();
+    let mut live = foliobench()
+        .args(["timeit", "--out"])
+        .arg(dir.path().join("t"))
+        .args(["--", "sleep", "3"])
+        .spawn()
+        .unwrap();
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(
+        state,
+        format!(r#"{{"pid": {}, "controls": []}}"#, live.id()),
+    )
+    .unwrap();
+    // A run starting now is told who holds them.
+    let out = run(foliobench().args([
+        "run",
+        "--suite",
+        "rmap",
+        "--size",
+        "2M",
+        "--folio-size",
+        "4K",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "pid {} (foliobench) is using the THP size controls now",
+            live.id()
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(foliobench().arg("restore"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        live.try_wait().unwrap().is_some(),
+        "restore acted only after the run had exited"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!(
+        "waiting for pid {} (the run that saved the THP size controls)",
+        live.id()
+    )));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("restored 0 THP size controls"));
+    assert!(!state.exists());
+}

@@ -21,6 +21,11 @@ fn in_vm(vm_args: &[&str], guest: &[&str]) -> (std::process::Output, tempfile::T
     let dir = tempfile::tempdir().unwrap();
     let out = run(foliobench()
         .arg("vm")
+        .args(if vm_args.contains(&"--kernel") {
+            &[][..]
+        } else {
+            &["--kernel", DEBIAN_612][..]
+        })
         .args(vm_args)
         .args(["--timeout", "10m", "--"])
         .args(guest)
@@ -43,16 +48,32 @@ fn doctor_in_vm(vm_args: &[&str]) -> Value {
             .any(|l| l.starts_with("[ ") && l.contains("] ")),
         "kernel log is filtered from stdout"
     );
-    read_json(&dir.path().join("doctor.json"))
+    let d = read_json(&dir.path().join("doctor.json"));
+    // The accelerator the launcher announced is the one the guest recorded.
+    let said = String::from_utf8_lossy(&out.stderr);
+    let accel = if said.contains(", KVM (") {
+        "kvm"
+    } else {
+        "tcg"
+    };
+    assert!(
+        said.contains("software emulation (TCG)") || accel == "kvm",
+        "{said}"
+    );
+    assert_eq!(d["kernel"]["accelerator"], accel, "{}", d["kernel"]);
+    d
 }
 
 #[test]
 fn debian_612_supports_what_the_sweep_needs() {
     let d = doctor_in_vm(&[]);
-    let release = d["kernel"]["release"].as_str().unwrap();
+    // Exactly the pinned kernel, and the exact package it came from.
+    let release = DEBIAN_612.strip_prefix("debian:").unwrap();
+    assert_eq!(d["kernel"]["release"], release);
+    let package = d["kernel"]["package"].as_str().unwrap();
     assert!(
-        release.starts_with("6.12.") && release.ends_with("-amd64"),
-        "{release}"
+        package.starts_with(&format!("linux-image-{release}=6.12.117-")),
+        "{package}"
     );
     assert!(d["kernel"]["cmdline"]
         .as_str()
@@ -102,11 +123,11 @@ fn debian_612_supports_what_the_sweep_needs() {
 
 #[test]
 fn debian_61_reports_what_it_lacks() {
-    let d = doctor_in_vm(&["--kernel", "debian:6.1"]);
-    assert!(d["kernel"]["release"]
-        .as_str()
-        .unwrap()
-        .starts_with("6.1.0-"));
+    let d = doctor_in_vm(&["--kernel", DEBIAN_61]);
+    assert_eq!(
+        d["kernel"]["release"],
+        DEBIAN_61.strip_prefix("debian:").unwrap()
+    );
     assert!(usable(&d, "fentry"), "{}", flavour(&d, "fentry"));
     assert_eq!(d["devdax"]["available"], true, "{}", d["devdax"]);
     // No nr_memmap_pages before 6.11, the pre-folio rmap names, no arch gate before 6.4.
@@ -312,8 +333,33 @@ fn guest_exit_status_is_returned() {
         "the guest's usage error comes back as exit 2"
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("--no-such-flag"),
+        String::from_utf8_lossy(&out.stdout).contains("namespace9.9"),
         "guest stderr is streamed"
+    );
+}
+
+/// `--out` outside the current directory: the guest sees the host read-only there, so the
+/// launcher shares that directory; the file must be on the host afterwards.
+#[test]
+fn results_land_where_the_user_asked() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let cwd = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = elsewhere.path().join("doctor.json");
+    let out = run(foliobench()
+        .args(["vm", "--kernel", DEBIAN_612, "--timeout", "10m", "--"])
+        .args(["doctor", "--out"])
+        .arg(&file)
+        .current_dir(cwd.path()));
+    assert_eq!(out.status.code(), Some(0));
+    let d = read_json(&file);
+    assert_eq!(
+        d["kernel"]["release"],
+        DEBIAN_612.strip_prefix("debian:").unwrap()
+    );
+    assert!(
+        std::fs::read_dir(cwd.path()).unwrap().next().is_none(),
+        "nothing written to the current directory instead"
     );
 }
 
@@ -324,7 +370,15 @@ fn timeout_kills_the_vm() {
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     let out = run(foliobench()
-        .args(["vm", "--timeout", "4s", "--", "doctor"])
+        .args([
+            "vm",
+            "--kernel",
+            DEBIAN_612,
+            "--timeout",
+            "4s",
+            "--",
+            "doctor",
+        ])
         .current_dir(dir.path()));
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not finish within 4s"));
@@ -351,6 +405,8 @@ fn timeout_kills_the_vm() {
 fn dry_run_shows_the_vng_command() {
     let out = run(foliobench().args([
         "vm",
+        "--kernel",
+        DEBIAN_612,
         "--dry-run",
         "--pmem",
         "1G",
@@ -361,7 +417,12 @@ fn dry_run_shows_the_vng_command() {
     ]));
     assert!(out.status.success());
     let cmd = String::from_utf8_lossy(&out.stdout);
-    assert!(cmd.starts_with("vng "), "{cmd}");
+    assert!(
+        cmd.split_whitespace()
+            .next()
+            .is_some_and(|w| w.ends_with("vng")),
+        "{cmd}"
+    );
     assert!(
         cmd.contains("memmap=1G!4G") && cmd.contains("--memory 4096M"),
         "{cmd}"
@@ -481,7 +542,7 @@ fn trace_pin_counts_agree_with_bpftrace() {
 #[test]
 fn trace_on_61_uses_old_names() {
     let (_, dir) = in_vm(
-        &["--kernel", "debian:6.1"],
+        &["--kernel", DEBIAN_61],
         &[
             "trace",
             "--probe",
@@ -668,6 +729,21 @@ fn memmap_suite_on_612() {
             .starts_with("verified: namespace0.0 mode=fsdax map=mem"),
         "{ctx}"
     );
+    // Results say what ran them: the VM's accelerator and the exact kernel package.
+    let said = String::from_utf8_lossy(&out.stderr);
+    let accel = if said.contains(", KVM (") {
+        "kvm"
+    } else {
+        "tcg"
+    };
+    assert_eq!(ctx["machine"]["accelerator"], accel, "{ctx}");
+    let release = DEBIAN_612.strip_prefix("debian:").unwrap();
+    assert!(
+        ctx["machine"]["kernel_package"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&format!("linux-image-{release}="))),
+        "{ctx}"
+    );
     // The guest's stderr arrives through the console, on stdout.
     assert!(String::from_utf8_lossy(&out.stdout).contains("plan: reconfigure namespace0.0"));
     for m in r["memmap"].as_array().unwrap() {
@@ -702,7 +778,7 @@ fn memmap_suite_on_612() {
 #[test]
 fn memmap_suite_on_61_is_honest() {
     let (_, dir) = in_vm(
-        &["--kernel", "debian:6.1"],
+        &["--kernel", DEBIAN_61],
         &[
             "run",
             "--suite",
@@ -930,7 +1006,7 @@ fn rmap_suite_on_612() {
 #[test]
 fn rmap_suite_on_61_says_batching_is_absent() {
     let (out, dir) = in_vm(
-        &["--kernel", "debian:6.1"],
+        &["--kernel", DEBIAN_61],
         &[
             "run",
             "--suite",
@@ -981,13 +1057,7 @@ fn ab_gate_61_against_612() {
     let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = run(foliobench()
-        .args([
-            "ab",
-            "--baseline",
-            "debian:6.1",
-            "--candidate",
-            "debian:6.12",
-        ])
+        .args(["ab", "--baseline", DEBIAN_61, "--candidate", DEBIAN_612])
         .args(["--suite", "memmap,rmap", "--geometry", "devdax:4K:mem"])
         .args(["--geometry", "devdax:2M:mem", "--folio-size", "4K,2M"])
         .args(["--size", "32M", "--repeat", "4", "--timeout", "15m"])

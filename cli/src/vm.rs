@@ -776,7 +776,7 @@ mod tests {
                 package: Some("linux-image-6.12.117+deb12-amd64=6.12.117-1"),
             },
         );
-        assert!(s.contains("cd /work/x && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg FOLIOBENCH_KERNEL_CONFIG=/c/config-6.12 FOLIOBENCH_KERNEL_PACKAGE=linux-image-6.12.117+deb12-amd64=6.12.117-1 /work/target/foliobench doctor --out 'a b.json'; echo $? > /tmp/st/exit"), "{s}");
+        assert!(s.contains("cd /work/x && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg FOLIOBENCH_KERNEL_CONFIG=/c/config-6.12 FOLIOBENCH_KERNEL_PACKAGE='linux-image-6.12.117+deb12-amd64=6.12.117-1' /work/target/foliobench doctor --out 'a b.json'; echo $? > /tmp/st/exit"), "{s}");
         assert!(s.starts_with("modprobe -qa nd_e820"));
         assert!(s.contains(&format!("; echo {MARKER}; cd ")));
     }
