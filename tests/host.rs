@@ -633,6 +633,19 @@ fn odirect_driver_cleans_up_its_block_device() {
     }
 }
 
+/// The smallest rmap run there is: it saves the THP controls before anything else.
+fn smallest_rmap_run() -> std::process::Output {
+    run(foliobench().args([
+        "run",
+        "--suite",
+        "rmap",
+        "--size",
+        "2M",
+        "--folio-size",
+        "4K",
+    ]))
+}
+
 fn thp_controls() -> String {
     let mut v: Vec<String> = std::fs::read_dir("/sys/kernel/mm/transparent_hugepage")
         .map(|d| {
@@ -719,15 +732,7 @@ fn rmap_suite_on_the_host() {
     let state = std::path::Path::new("/var/lib/foliobench/thp-state.json");
     std::fs::create_dir_all(state.parent().unwrap()).unwrap();
     std::fs::write(state, r#"{"pid": 1, "controls": []}"#).unwrap();
-    let out = run(foliobench().args([
-        "run",
-        "--suite",
-        "rmap",
-        "--size",
-        "2M",
-        "--folio-size",
-        "4K",
-    ]));
+    let out = smallest_rmap_run();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("run `foliobench restore` first"));
     let out = run(foliobench().arg("restore"));
@@ -942,15 +947,7 @@ fn restore_waits_for_the_run_that_saved_the_thp_controls() {
     )
     .unwrap();
     // A run starting now is told who holds them.
-    let out = run(foliobench().args([
-        "run",
-        "--suite",
-        "rmap",
-        "--size",
-        "2M",
-        "--folio-size",
-        "4K",
-    ]));
+    let out = smallest_rmap_run();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!(

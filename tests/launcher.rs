@@ -104,40 +104,17 @@ impl Fake {
     }
 }
 
+/// `foliobench vm --accel tcg` with a stand-in that oopses `oops` times first (or lets the
+/// guest die once started); returns the output and how many boots there were.
 fn launch(oops: u32, die_running: bool, guest: &[&str]) -> (Output, u32) {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let vng = bin.join("vng");
-    std::fs::write(&vng, FAKE_VNG).unwrap();
-    std::fs::set_permissions(&vng, std::fs::Permissions::from_mode(0o755)).unwrap();
-    // Any file with the x86 boot header passes as a bzImage.
-    let mut image = vec![0u8; 0x1000];
-    image[0x202..0x206].copy_from_slice(b"HdrS");
-    let image_path = dir.path().join("bzImage");
-    std::fs::write(&image_path, image).unwrap();
-
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut cmd = foliobench();
-    cmd.env("PATH", path)
-        .env("FAKE_VNG_STATE", dir.path())
-        .env("FAKE_VNG_OOPS", oops.to_string())
-        .env("FOLIOBENCH_ACCEL_CACHE", dir.path().join("accel.json"))
-        .current_dir(dir.path())
-        .args(["vm", "--accel", "tcg", "--kernel"])
-        .arg(&image_path)
-        .arg("--");
+    let f = Fake::new();
+    let oops = oops.to_string();
+    let mut env = vec![("FAKE_VNG_OOPS", oops.as_str())];
     if die_running {
-        cmd.env("FAKE_VNG_DIE_RUNNING", "1");
+        env.push(("FAKE_VNG_DIE_RUNNING", "1"));
     }
-    cmd.args(guest);
-    let out = run(&mut cmd);
-    let boots = std::fs::read_to_string(dir.path().join("boots")).unwrap_or_default();
-    (out, boots.trim().parse().unwrap_or(0))
+    let out = f.vm(&env, &["--accel", "tcg"], guest);
+    (out, f.accels().len() as u32)
 }
 
 fn stderr(o: &Output) -> String {

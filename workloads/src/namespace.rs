@@ -439,6 +439,26 @@ pub(crate) fn foliobench_alive(pid: u32) -> bool {
         && !matches!(state, None | Some("Z") | Some("X"))
 }
 
+/// Waits up to `wait` for the foliobench run `pid`, which saved `what` and restores it
+/// itself on its way out, to be gone; refuses if it is still running then.
+pub(crate) fn wait_for_exit(pid: u32, wait: Duration, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + wait;
+    let mut said = false;
+    while foliobench_alive(pid) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "pid {pid} (foliobench) is still running and will restore {what} itself; stop it first"
+            ));
+        }
+        if !said {
+            eprintln!("foliobench: waiting for pid {pid} (the run that saved {what}) to exit");
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
 /// `foliobench restore`: puts back a namespace a killed run left reconfigured. Waits up to
 /// `wait` for that run to finish exiting.
 pub fn restore_saved(wait: Duration) -> Result<Option<Namespace>, NamespaceError> {
@@ -453,29 +473,14 @@ pub fn restore_saved(wait: Duration) -> Result<Option<Namespace>, NamespaceError
         ))
     })?;
     let deadline = Instant::now() + wait;
-    let mut said = false;
+    wait_for_exit(state.pid, wait, &state.original.dev).map_err(Refused)?;
+    // The run is gone; its lock goes with its last file descriptor.
     let _lock = loop {
-        let alive = foliobench_alive(state.pid);
-        if !alive {
-            match Lock::take() {
-                Ok(l) => break l,
-                Err(e) if Instant::now() > deadline => return Err(e),
-                Err(_) => {}
-            }
-        } else if Instant::now() > deadline {
-            return Err(Refused(format!(
-                "pid {} (foliobench) is still running and will restore {} itself; stop it first",
-                state.pid, state.original.dev
-            )));
+        match Lock::take() {
+            Ok(l) => break l,
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }
-        if !said {
-            eprintln!(
-                "foliobench: waiting for pid {} (the run that saved the state) to exit",
-                state.pid
-            );
-            said = true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
     };
     ndctl(&restore_args(&state.original))?;
     let _ = fs::remove_file(state_path());

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::namespace::{foliobench_alive, STATE_DIR};
+use crate::namespace::{foliobench_alive, wait_for_exit, STATE_DIR};
 use crate::system::{parse_hugepages_dir, selected};
 
 pub const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
@@ -185,24 +185,7 @@ pub fn restore_saved(wait: Duration) -> Result<Option<usize>, String> {
     };
     let saved: SavedControls =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state_path().display()))?;
-    let deadline = Instant::now() + wait;
-    let mut said = false;
-    while foliobench_alive(saved.pid) {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "pid {} (foliobench) is still running and will restore the THP size controls itself; stop it first",
-                saved.pid
-            ));
-        }
-        if !said {
-            eprintln!(
-                "foliobench: waiting for pid {} (the run that saved the THP size controls) to exit",
-                saved.pid
-            );
-            said = true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_for_exit(saved.pid, wait, "the THP size controls")?;
     // It may have restored them on its way out.
     if !state_path().exists() {
         return Ok(None);
