@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pin::Outcome;
+use crate::outcome::Outcome;
 use crate::results::Results;
 use crate::stats::{mann_whitney_p, median, min_p, range_pct};
 
@@ -90,7 +90,7 @@ pub fn metrics(r: &Results) -> Vec<Metric> {
     for m in &r.memmap {
         let g = m.geometry.to_string();
         let s = &m.samples;
-        let f = |get: &dyn Fn(&crate::results::MemmapSample) -> Option<f64>| -> Vec<f64> {
+        let f = |get: &dyn Fn(&crate::memmap::MemmapSample) -> Option<f64>| -> Vec<f64> {
             s.iter().filter_map(get).collect()
         };
         c.add(

@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pin::{Outcome, PinDriver};
-use crate::results::{median_u64, render_checks, Check};
+use crate::check::{render_checks, Check};
+use crate::outcome::Outcome;
+use crate::pin::PinDriver;
+use crate::stats::median_u64;
 use crate::trace::ProbeStats;
 
 /// `VM_FAULT_NOPAGE`: the fault installed the mapping itself.
@@ -206,7 +208,7 @@ impl FsdaxResult {
 
     /// Median fault-in time per GiB, ns.
     pub fn fault_ns_per_gib(&self, size: u64) -> Option<f64> {
-        let m = median_u64(self.fault_ns.clone())?;
+        let m = median_u64(&self.fault_ns)?;
         (size > 0).then(|| m as f64 * (1u64 << 30) as f64 / size as f64)
     }
 }
@@ -425,7 +427,7 @@ impl FsdaxSuite {
                     continue;
                 }
             }
-            let med = median_u64(r.fault_ns.clone());
+            let med = median_u64(&r.fault_ns);
             let range = match (r.fault_ns.iter().min(), r.fault_ns.iter().max(), med) {
                 (Some(a), Some(b), Some(m)) if m > 0 => {
                     format!("{:.0}", (b - a) as f64 * 100.0 / m as f64)

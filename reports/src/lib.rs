@@ -2,11 +2,14 @@
 //! It never touches the kernel.
 
 pub mod chart;
+pub mod check;
 pub mod compare;
 pub mod doctor;
 pub mod facts;
 pub mod fsdax;
 pub mod geometry;
+pub mod memmap;
+pub mod outcome;
 pub mod pin;
 pub mod report;
 pub mod results;

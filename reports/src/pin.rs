@@ -7,8 +7,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::{render_checks, Check};
 use crate::geometry::{Geometry, GeometryError, Map};
-use crate::results::{median_u64, render_checks, Check};
+use crate::outcome::Outcome;
+use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, ProbeStats};
 
 /// The memory pinned: a ZONE_DEVICE geometry, or anonymous memory as the baseline.
@@ -159,22 +161,6 @@ impl fmt::Display for PinDriver {
     }
 }
 
-/// What became of one (memory, driver) cell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum Outcome {
-    Measured,
-    /// The kernel refused the pin: a result (e.g. long-term pins of fsdax: EOPNOTSUPP).
-    Refused {
-        errno: String,
-        detail: String,
-    },
-    /// Not run here, and why (driver or memory unavailable).
-    Skipped {
-        reason: String,
-    },
-}
-
 /// One timed round: the whole mapping pinned and unpinned once.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PinSample {
@@ -273,18 +259,22 @@ pub const PIN_PROBES: &[&str] = &[
 
 impl PinResult {
     pub fn pin_median(&self) -> Option<u64> {
-        median_u64(self.samples.iter().map(|s| s.pin_ns).collect())
+        median_u64(&self.samples.iter().map(|s| s.pin_ns).collect::<Vec<_>>())
     }
 
     pub fn unpin_median(&self) -> Option<u64> {
-        median_u64(self.samples.iter().filter_map(|s| s.unpin_ns).collect())
+        median_u64(
+            &self
+                .samples
+                .iter()
+                .filter_map(|s| s.unpin_ns)
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// (max - min) / median of the pin times, in percent.
     pub fn pin_range_pct(&self) -> Option<f64> {
-        let v: Vec<u64> = self.samples.iter().map(|s| s.pin_ns).collect();
-        let (min, max, med) = (v.iter().min()?, v.iter().max()?, self.pin_median()?);
-        (med > 0).then(|| (max - min) as f64 * 100.0 / med as f64)
+        range_pct_u64(&self.samples.iter().map(|s| s.pin_ns).collect::<Vec<_>>())
     }
 
     /// Kernel time in the named functions in the traced round, if any of them was traced.

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use crate::chart::{Chart, Series};
 use crate::compare::{Comparison, Verdict};
 use crate::geometry::PAGE_SIZE;
-use crate::pin::{Outcome, PinDriver};
+use crate::outcome::Outcome;
+use crate::pin::PinDriver;
 use crate::results::Results;
 use crate::stats::median;
 
@@ -29,7 +30,7 @@ pub fn charts(r: &Results) -> Vec<Chart> {
     let mut out = Vec::new();
     if !r.memmap.is_empty() {
         let cats: Vec<String> = r.memmap.iter().map(|m| m.geometry.to_string()).collect();
-        let per = |f: &dyn Fn(&crate::results::MemmapSample) -> Option<f64>| -> Vec<Vec<f64>> {
+        let per = |f: &dyn Fn(&crate::memmap::MemmapSample) -> Option<f64>| -> Vec<Vec<f64>> {
             r.memmap
                 .iter()
                 .map(|m| m.samples.iter().filter_map(f).collect())

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pin::Outcome;
-use crate::results::{median_u64, render_checks, Check};
+use crate::check::{render_checks, Check};
+use crate::outcome::Outcome;
+use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, ProbeStats};
 
 /// An rmap operation (seed 003's microbenchmarks).
@@ -99,16 +100,11 @@ pub struct RmapResult {
 
 impl RmapResult {
     pub fn median(&self) -> Option<u64> {
-        median_u64(self.samples.clone())
+        median_u64(&self.samples)
     }
 
     pub fn range_pct(&self) -> Option<f64> {
-        let (min, max, med) = (
-            self.samples.iter().min()?,
-            self.samples.iter().max()?,
-            self.median()?,
-        );
-        (med > 0).then(|| (max - min) as f64 * 100.0 / med as f64)
+        range_pct_u64(&self.samples)
     }
 
     pub fn probe(&self, id: &str) -> Option<&ProbeStats> {

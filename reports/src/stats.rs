@@ -19,6 +19,19 @@ pub fn median(v: &[f64]) -> Option<f64> {
     })
 }
 
+/// Median of integer samples: the same definition as `median`, rounded to the nearest
+/// integer (an even count's two middle values are averaged, as `compare` does).
+pub fn median_u64(v: &[u64]) -> Option<u64> {
+    let f: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+    median(&f).map(|m| m.round() as u64)
+}
+
+/// `range_pct` of integer samples.
+pub fn range_pct_u64(v: &[u64]) -> Option<f64> {
+    let f: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+    range_pct(&f)
+}
+
 /// (max - min) / |median|, in percent: mmtests' and our tables' spread.
 pub fn range_pct(v: &[f64]) -> Option<f64> {
     let m = median(v)?;
@@ -149,6 +162,12 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median(&[]), None);
         assert_eq!(range_pct(&[9.0, 10.0, 11.0]), Some(20.0));
+        // One definition for integers and reals: the middle two averaged.
+        assert_eq!(median_u64(&[5, 1, 3]), Some(3));
+        assert_eq!(median_u64(&[4, 1, 3, 2]), Some(3));
+        assert_eq!(median_u64(&[4, 1, 2, 2]), Some(2));
+        assert_eq!(median_u64(&[]), None);
+        assert_eq!(range_pct_u64(&[9, 10, 11]), Some(20.0));
     }
 
     /// R: wilcox.test(c(1,2,3,4,5), c(6,7,8,9,10))$p.value = 0.007937 (2/252).

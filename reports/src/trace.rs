@@ -259,19 +259,10 @@ pub struct Variant {
     pub samples_ns: Vec<u64>,
 }
 
-/// Median of raw samples (the mean of the middle two for an even count).
-pub fn median(samples: &[u64]) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut v = samples.to_vec();
-    v.sort_unstable();
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2] as f64
-    } else {
-        (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0
-    })
+/// Median of raw samples, ns (stats' one definition).
+fn median(samples: &[u64]) -> Option<f64> {
+    let v: Vec<f64> = samples.iter().map(|&x| x as f64).collect();
+    crate::stats::median(&v)
 }
 
 impl Overhead {

@@ -4,7 +4,7 @@
 use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
 use foliobench_reports::geometry::{Geometry, Map};
-use foliobench_reports::results::MemmapSample;
+use foliobench_reports::memmap::MemmapSample;
 use foliobench_reports::trace::ProbeStats;
 
 use crate::namespace::{NamespaceError, Provisioner};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 use foliobench_ebpf::catalog::Resolution;
 use foliobench_reports::geometry::{model, Geometry};
-use foliobench_reports::results::{checks, MemmapResult};
+use foliobench_reports::memmap::{checks, MemmapResult};
 use foliobench_workloads::memmap;
 use foliobench_workloads::namespace::Provisioner;
 

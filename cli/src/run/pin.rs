@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use foliobench_ebpf::catalog::Resolution;
+use foliobench_reports::check::Check;
 use foliobench_reports::geometry::Geometry;
-use foliobench_reports::pin::{
-    order_checks, Outcome, PinDriver, PinMemory, PinResult, PinSuite, Prepared,
-};
-use foliobench_reports::results::Check;
+use foliobench_reports::outcome::Outcome;
+use foliobench_reports::pin::{order_checks, PinDriver, PinMemory, PinResult, PinSuite, Prepared};
 use foliobench_workloads::blockdev::SourceDevice;
 use foliobench_workloads::fsdax::{DaxFs, FsKind};
 use foliobench_workloads::namespace::Provisioner;
