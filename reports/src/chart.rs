@@ -13,6 +13,26 @@ pub struct Series {
     pub samples: Vec<Vec<f64>>,
 }
 
+impl Series {
+    /// Bars at the medians of the samples, with the samples drawn as dots.
+    pub fn of_samples(name: impl Into<String>, samples: Vec<Vec<f64>>) -> Series {
+        Series {
+            name: name.into(),
+            values: samples.iter().map(|s| crate::stats::median(s)).collect(),
+            samples,
+        }
+    }
+
+    /// Bars only.
+    pub fn of_values(name: impl Into<String>, values: Vec<Option<f64>>) -> Series {
+        Series {
+            name: name.into(),
+            values,
+            samples: vec![],
+        }
+    }
+}
+
 pub struct Chart {
     pub title: String,
     pub y_label: String,

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
+use crate::metric::{ms, once, Better::*, Kind::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
 use crate::pin::PinDriver;
 use crate::stats::median_u64;
@@ -349,6 +351,127 @@ pub struct FsdaxSuite {
     pub method: String,
     pub results: Vec<FsdaxResult>,
     pub checks: Vec<Check>,
+}
+
+impl FsdaxSuite {
+    /// The fsdax suite's charts: fault-in time per GiB, and PMD against PTE faults.
+    pub fn charts(&self) -> Vec<Chart> {
+        let f = self;
+        let mut out = Vec::new();
+        let rows: Vec<_> = f
+            .results
+            .iter()
+            .filter(|x| x.outcome == Outcome::Measured)
+            .collect();
+        let cats: Vec<String> = rows.iter().map(|x| format!("{} -o dax", x.fs)).collect();
+        let per_gib = (1u64 << 30) as f64 / f.size.max(1) as f64;
+        let samples: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|x| {
+                x.fault_ns
+                    .iter()
+                    .map(|&n| n as f64 / 1e6 * per_gib)
+                    .collect()
+            })
+            .collect();
+        out.push(Chart {
+            title: format!(
+                "fsdax read fault-in time per GiB ({} MiB file; median and samples)",
+                f.size >> 20
+            ),
+            y_label: "ms per GiB".into(),
+            log_y: false,
+            categories: cats.clone(),
+            series: vec![Series::of_samples("fault-in", samples)],
+        });
+        let count = |name: &str, get: &dyn Fn(&FsdaxResult) -> Option<u64>| {
+            Series::of_values(
+                name,
+                rows.iter().map(|x| get(x).map(|v| v as f64)).collect(),
+            )
+        };
+        out.push(Chart {
+            title: "fsdax faults of one fault-in: PMD mappings against PTE faults".into(),
+            y_label: "faults (log)".into(),
+            log_y: true,
+            categories: cats,
+            series: vec![
+                count("PMD mapped", &|x| x.pmd_mapped()),
+                count("PMD fell back", &|x| x.pmd_fallbacks()),
+                count("PTE faults", &|x| x.pte_faults()),
+                count("PTE faults, mapping 4K off 2M", &|x| {
+                    x.misaligned().pte_faults()
+                }),
+            ],
+        });
+        out
+    }
+}
+
+impl Metrics for FsdaxSuite {
+    type Row = FsdaxResult;
+    const SUITE: &'static str = "fsdax";
+    const METRICS: &'static [MetricSpec<Self, FsdaxResult>] = &[
+        MetricSpec {
+            name: "fault_in_per_gib",
+            unit: "ms",
+            better: Lower,
+            kind: Time,
+            samples: |s, r| {
+                let per_gib = (1u64 << 30) as f64 / s.size.max(1) as f64;
+                r.fault_ns.iter().map(|&x| ms(x) * per_gib).collect()
+            },
+        },
+        MetricSpec {
+            name: "pmd_mapped",
+            unit: "faults",
+            better: Higher,
+            kind: Count,
+            samples: |_, r| once(r.pmd_mapped()),
+        },
+        MetricSpec {
+            name: "pmd_fallbacks",
+            unit: "faults",
+            better: Lower,
+            kind: Count,
+            samples: |_, r| once(r.pmd_fallbacks()),
+        },
+        MetricSpec {
+            name: "pte_faults",
+            unit: "faults",
+            better: Lower,
+            kind: Count,
+            samples: |_, r| once(r.pte_faults()),
+        },
+    ];
+
+    fn subjects(&self) -> Vec<(String, &FsdaxResult)> {
+        self.results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Measured)
+            .map(|r| (r.fs.clone(), r))
+            .collect()
+    }
+}
+
+impl Metrics for PfnmapResult {
+    type Row = PfnmapResult;
+    const SUITE: &'static str = "pfnmap";
+    const METRICS: &'static [MetricSpec<Self, PfnmapResult>] = &[MetricSpec {
+        name: "struct_pages",
+        unit: "pages",
+        better: Lower,
+        kind: Count,
+        samples: |_, r| once(r.struct_pages()),
+    }];
+
+    fn subjects(&self) -> Vec<(String, &PfnmapResult)> {
+        if self.outcome == Outcome::Measured {
+            vec![("pci_bar".into(), self)]
+        } else {
+            vec![]
+        }
+    }
 }
 
 /// What the fault counts say about each filesystem's mapping.

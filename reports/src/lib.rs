@@ -9,6 +9,7 @@ pub mod facts;
 pub mod fsdax;
 pub mod geometry;
 pub mod memmap;
+pub mod metric;
 pub mod outcome;
 pub mod pin;
 pub mod report;

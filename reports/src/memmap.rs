@@ -5,9 +5,11 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chart::{Chart, Series};
 use crate::check::{equal, Check};
 use crate::geometry::{Geometry, Map, ModelRow, PAGE_SIZE};
-use crate::stats::median_u64;
+use crate::metric::{ms, Better::*, Kind::*, MetricSpec, Metrics};
+use crate::stats::{median, median_u64};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemmapResult {
@@ -104,7 +106,132 @@ pub fn checks(model: &ModelRow, samples: &[MemmapSample], nr_memmap_pages: bool)
     v
 }
 
-fn mib(bytes: f64) -> String {
+impl MemmapResult {
+    /// One value per sample, where the sample has it.
+    fn each(&self, f: impl Fn(&MemmapSample) -> Option<f64>) -> Vec<f64> {
+        self.samples.iter().filter_map(f).collect()
+    }
+}
+
+impl Metrics for [MemmapResult] {
+    type Row = MemmapResult;
+    const SUITE: &'static str = "memmap";
+    const METRICS: &'static [MetricSpec<Self, MemmapResult>] = &[
+        MetricSpec {
+            name: "memmap_init",
+            unit: "ms",
+            better: Lower,
+            kind: Time,
+            samples: |_, r| r.each(|x| x.memmap_init_ns.map(ms)),
+        },
+        MetricSpec {
+            name: "create_namespace",
+            unit: "ms",
+            better: Lower,
+            kind: Time,
+            samples: |_, r| r.each(|x| Some(ms(x.create_ns))),
+        },
+        MetricSpec {
+            name: "vmemmap_ram_pages",
+            unit: "pages",
+            better: Lower,
+            kind: Count,
+            samples: |_, r| r.each(|x| x.probe_ram_vmemmap_pages.map(|v| v as f64)),
+        },
+        MetricSpec {
+            name: "nr_memmap_pages_delta",
+            unit: "pages",
+            better: Lower,
+            kind: Count,
+            samples: |_, r| r.each(|x| x.nr_memmap_pages_delta.map(|v| v as f64)),
+        },
+        MetricSpec {
+            name: "struct_pages_initialised",
+            unit: "pages",
+            better: Lower,
+            kind: Count,
+            samples: |_, r| r.each(|x| x.init_struct_pages.map(|v| v as f64)),
+        },
+        MetricSpec {
+            name: "usable",
+            unit: "MiB",
+            better: Higher,
+            kind: Count,
+            samples: |_, r| r.each(|x| x.usable_size.map(|v| (v >> 20) as f64)),
+        },
+        MetricSpec {
+            name: "memfree_drop",
+            unit: "KiB",
+            better: Lower,
+            kind: Time,
+            samples: |_, r| r.each(|x| Some((-x.memfree_delta_kb) as f64)),
+        },
+    ];
+
+    fn subjects(&self) -> Vec<(String, &MemmapResult)> {
+        self.iter().map(|m| (m.geometry.to_string(), m)).collect()
+    }
+}
+
+/// The memmap suite's charts: struct page memory per geometry, and init time.
+pub fn charts(results: &[MemmapResult]) -> Vec<Chart> {
+    if results.is_empty() {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    let cats: Vec<String> = results.iter().map(|m| m.geometry.to_string()).collect();
+    let per = |f: &dyn Fn(&MemmapSample) -> Option<f64>| -> Vec<Vec<f64>> {
+        results
+            .iter()
+            .map(|m| m.samples.iter().filter_map(f).collect())
+            .collect()
+    };
+    let medians = |name: &str, samples: Vec<Vec<f64>>| {
+        Series::of_values(name, samples.iter().map(|s| median(s)).collect())
+    };
+    // pfnmap is the floor: no struct pages, so the model's 0 is drawn as its value.
+    out.push(Chart {
+        title: "struct page (vmemmap) memory in RAM per geometry".into(),
+        y_label: "MiB".into(),
+        log_y: false,
+        categories: cats.clone(),
+        series: vec![
+            Series::of_values(
+                "model",
+                results
+                    .iter()
+                    .map(|m| Some(mib(m.model.ram_pages)))
+                    .collect(),
+            ),
+            medians(
+                "measured: vmemmap allocations from RAM (probe)",
+                per(&|s| s.probe_ram_vmemmap_pages.map(mib)),
+            ),
+            medians(
+                "nr_memmap_pages delta (RAM and device)",
+                per(&|s| s.nr_memmap_pages_delta.map(|d| mib(d.max(0) as u64))),
+            ),
+        ],
+    });
+    out.push(Chart {
+        title: "memmap_init_zone_device time per geometry (median and samples)".into(),
+        y_label: "ms (log)".into(),
+        log_y: true,
+        categories: cats,
+        series: vec![Series::of_samples(
+            "memmap_init_zone_device",
+            per(&|s| s.memmap_init_ns.map(|n| n as f64 / 1e6)),
+        )],
+    });
+    out
+}
+
+/// Pages as MiB.
+fn mib(pages: u64) -> f64 {
+    (pages * PAGE_SIZE) as f64 / (1 << 20) as f64
+}
+
+fn mib_of(bytes: f64) -> String {
     format!("{:.1}", bytes / (1 << 20) as f64)
 }
 
@@ -148,7 +275,7 @@ pub fn render_text(results: &[MemmapResult], o: &mut String) {
                 _ => "-".into(),
             },
             med(s, |x| Some(x.create_ns)).map_or("-".into(), |n| format!("{:.0}", n as f64 / 1e6)),
-            memfree.map_or("-".into(), |k| format!("-{}M", mib(k as f64 * 1024.0))),
+            memfree.map_or("-".into(), |k| format!("-{}M", mib_of(k as f64 * 1024.0))),
             med(s, |x| x.usable_size).map_or("-".into(), |u| format!("{}M", u >> 20)),
             // Device capacity not offered to the user: info block, alignment, and with
             // --map=dev the struct pages themselves.

@@ -7,8 +7,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
 use crate::geometry::{Geometry, GeometryError, Map};
+use crate::metric::{ms as ms_f64, Better::*, Kind::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
 use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, ProbeStats};
@@ -256,6 +258,134 @@ pub const PIN_PROBES: &[&str] = &[
     "pin_user_pages_fast",
     "get_user_pages_fast",
 ];
+
+impl PinSuite {
+    /// The pin suite's charts: pin and unpin time per driver, and grabs per page.
+    pub fn charts(&self) -> Vec<Chart> {
+        let p = self;
+        let mut out = Vec::new();
+        let drivers: Vec<PinDriver> = PinDriver::ALL
+            .into_iter()
+            .filter(|d| {
+                p.results
+                    .iter()
+                    .any(|x| x.driver == *d && x.outcome == Outcome::Measured)
+            })
+            .collect();
+        let mut memories: Vec<String> = Vec::new();
+        for x in &p.results {
+            let m = x.memory.to_string();
+            if !memories.contains(&m) {
+                memories.push(m);
+            }
+        }
+        let cell = |m: &str, d: PinDriver| {
+            p.results.iter().find(|x| {
+                x.driver == d && x.memory.to_string() == m && x.outcome == Outcome::Measured
+            })
+        };
+        for d in &drivers {
+            let pin: Vec<Vec<f64>> = memories
+                .iter()
+                .map(|m| {
+                    cell(m, *d).map_or(vec![], |x| {
+                        x.samples.iter().map(|s| s.pin_ns as f64 / 1e6).collect()
+                    })
+                })
+                .collect();
+            let unpin: Vec<Vec<f64>> = memories
+                .iter()
+                .map(|m| {
+                    cell(m, *d).map_or(vec![], |x| {
+                        x.samples
+                            .iter()
+                            .filter_map(|s| s.unpin_ns.map(|n| n as f64 / 1e6))
+                            .collect()
+                    })
+                })
+                .collect();
+            out.push(Chart {
+                title: format!(
+                    "{} pin and unpin time per memory ({} MiB; median and samples)",
+                    d.name(),
+                    p.size >> 20
+                ),
+                y_label: "ms (log)".into(),
+                log_y: true,
+                categories: memories.clone(),
+                series: vec![
+                    Series::of_samples("pin", pin),
+                    Series::of_samples("unpin", unpin),
+                ],
+            });
+        }
+        out.push(Chart {
+            title: "refcount grabs (try_grab_folio*) per pinned page".into(),
+            y_label: "calls per page (log)".into(),
+            log_y: true,
+            categories: memories.clone(),
+            series: drivers
+                .iter()
+                .map(|d| Series {
+                    name: d.name().into(),
+                    values: memories
+                        .iter()
+                        .map(|m| cell(m, *d)?.grabs.as_ref()?.per_page())
+                        .collect(),
+                    samples: vec![],
+                })
+                .collect(),
+        });
+        out
+    }
+}
+
+impl Metrics for PinSuite {
+    type Row = PinResult;
+    const SUITE: &'static str = "pin";
+    const METRICS: &'static [MetricSpec<Self, PinResult>] = &[
+        MetricSpec {
+            name: "pin",
+            unit: "ms",
+            better: Lower,
+            kind: Time,
+            samples: |_, r| r.samples.iter().map(|x| ms_f64(x.pin_ns)).collect(),
+        },
+        MetricSpec {
+            name: "unpin",
+            unit: "ms",
+            better: Lower,
+            kind: Time,
+            samples: |_, r| {
+                r.samples
+                    .iter()
+                    .filter_map(|x| x.unpin_ns.map(ms_f64))
+                    .collect()
+            },
+        },
+        MetricSpec {
+            name: "grabs_per_page",
+            unit: "calls/page",
+            better: Lower,
+            kind: Count,
+            samples: |_, r| {
+                r.grabs
+                    .as_ref()
+                    .and_then(|g| g.per_page())
+                    .into_iter()
+                    .collect()
+            },
+        },
+    ];
+
+    fn subjects(&self) -> Vec<(String, &PinResult)> {
+        self.results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Measured)
+            .map(|r| (format!("{} {}", r.memory, r.driver.name()), r))
+            .collect()
+    }
+}
 
 impl PinResult {
     pub fn pin_median(&self) -> Option<u64> {

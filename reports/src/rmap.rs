@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
+use crate::metric::{ms, Better::*, Kind::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
 use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, ProbeStats};
@@ -96,6 +98,148 @@ pub struct RmapResult {
     pub samples: Vec<u64>,
     /// The rmap probes during the operation in a separate traced round.
     pub probes: Vec<ProbeStats>,
+}
+
+impl RmapSuite {
+    /// The rmap suite's charts: time per operation and folio size, and batch sizes.
+    pub fn charts(&self) -> Vec<Chart> {
+        let rm = self;
+        let mut out = Vec::new();
+        let mut folios: Vec<(String, u64)> = Vec::new();
+        for x in &rm.results {
+            let k = (x.memory.clone(), x.folio_kb);
+            if !folios.contains(&k) {
+                folios.push(k);
+            }
+        }
+        let cats: Vec<String> = folios
+            .iter()
+            .map(|(m, kb)| {
+                if m == ANON {
+                    format!("{kb}K")
+                } else {
+                    m.clone()
+                }
+            })
+            .collect();
+        let mut ops = Vec::new();
+        for x in &rm.results {
+            if !ops.contains(&x.op) {
+                ops.push(x.op);
+            }
+        }
+        let row = |op, (m, kb): &(String, u64)| {
+            rm.results.iter().find(|x| {
+                x.op == op && &x.memory == m && x.folio_kb == *kb && x.outcome == Outcome::Measured
+            })
+        };
+        out.push(Chart {
+            title: format!(
+                "rmap operation time per folio size ({} MiB; median and samples)",
+                rm.size >> 20
+            ),
+            y_label: "ms (log)".into(),
+            log_y: true,
+            categories: cats.clone(),
+            series: ops
+                .iter()
+                .map(|op| {
+                    let samples: Vec<Vec<f64>> = folios
+                        .iter()
+                        .map(|f| {
+                            row(*op, f).map_or(vec![], |x| {
+                                x.samples.iter().map(|&n| n as f64 / 1e6).collect()
+                            })
+                        })
+                        .collect();
+                    Series::of_samples(op.name(), samples)
+                })
+                .collect(),
+        });
+        // Batch-size histograms: calls per nr_pages value, one series per folio size.
+        for op in &ops {
+            let Some(probe) = op.batch_probe() else {
+                continue;
+            };
+            let hists: Vec<(&str, &[(u64, u64)])> = folios
+                .iter()
+                .zip(&cats)
+                .filter_map(|(f, c)| {
+                    let p = row(*op, f)?.probe(probe)?;
+                    (!p.arg_values.is_empty()).then_some((c.as_str(), p.arg_values.as_slice()))
+                })
+                .collect();
+            if hists.is_empty() {
+                continue;
+            }
+            let mut values: Vec<u64> = hists
+                .iter()
+                .flat_map(|(_, h)| h.iter().map(|(v, _)| *v))
+                .collect();
+            values.sort_unstable();
+            values.dedup();
+            out.push(Chart {
+                title: format!("{} batch sizes: {probe} calls per nr_pages", op.name()),
+                y_label: "calls (log)".into(),
+                log_y: true,
+                categories: values.iter().map(|v| format!("nr_pages {v}")).collect(),
+                series: hists
+                    .iter()
+                    .map(|(c, h)| Series {
+                        name: format!("folio {c}"),
+                        values: values
+                            .iter()
+                            .map(|v| h.iter().find(|(x, _)| x == v).map(|(_, n)| *n as f64))
+                            .collect(),
+                        samples: vec![],
+                    })
+                    .collect(),
+            });
+        }
+        out
+    }
+}
+
+impl Metrics for RmapSuite {
+    type Row = RmapResult;
+    const SUITE: &'static str = "rmap";
+    const METRICS: &'static [MetricSpec<Self, RmapResult>] = &[
+        MetricSpec {
+            name: "time",
+            unit: "ms",
+            better: Lower,
+            kind: Time,
+            samples: |_, r| r.samples.iter().map(|&x| ms(x)).collect(),
+        },
+        // The rmap functions of the traced round (not the syscall tracepoints traced beside
+        // them): per-page calls on 6.1, batches on 6.5+; the same quantity on both, so the
+        // API change shows as a count.
+        MetricSpec {
+            name: "rmap_calls",
+            unit: "calls",
+            better: Lower,
+            kind: Count,
+            samples: |_, r| {
+                let rmap: Vec<_> = r
+                    .probes
+                    .iter()
+                    .filter(|p| !p.function.starts_with("syscalls:"))
+                    .collect();
+                if rmap.is_empty() {
+                    return vec![];
+                }
+                vec![rmap.iter().map(|p| p.calls).sum::<u64>() as f64]
+            },
+        },
+    ];
+
+    fn subjects(&self) -> Vec<(String, &RmapResult)> {
+        self.results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Measured)
+            .map(|r| (format!("{} {} {}K", r.op.name(), r.memory, r.folio_kb), r))
+            .collect()
+    }
 }
 
 impl RmapResult {
