@@ -10,7 +10,8 @@ use foliobench_reports::compare::compare;
 use crate::compare::{load, shares_metrics, verdict, Format, GateArgs};
 use crate::exit::{env, usage, Code};
 use crate::output::write_atomic;
-use crate::vm::VmArgs;
+use crate::run::SweepArgs;
+use crate::vm::{VmArgs, VmOpts};
 
 #[derive(Debug, clap::Args)]
 pub struct AbArgs {
@@ -20,44 +21,18 @@ pub struct AbArgs {
     /// The kernel with the change.
     #[arg(long)]
     pub candidate: String,
-    /// Suites to run on both (as `run --suite`). The default leaves out pin, whose 1 GiB
-    /// rounds on every geometry take most of an hour per kernel under TCG: add it with
-    /// `--suite memmap,pin,rmap --size 1G`.
-    #[arg(long, value_delimiter = ',', default_value = "memmap,rmap")]
-    pub suite: Vec<String>,
-    /// As `run --geometry`.
-    #[arg(long = "geometry", value_name = "G")]
-    pub geometries: Vec<String>,
-    /// As `run --repeat`: at least 4 for a timing difference to be significant at 0.05.
-    #[arg(long, default_value_t = 5)]
-    pub repeat: usize,
-    /// As `run --size` (pin and rmap); 256M by default, as in the main job's rmap suite.
-    #[arg(long, default_value = "256M")]
-    pub size: String,
-    /// As `run --folio-size`.
-    #[arg(long = "folio-size", value_delimiter = ',', value_name = "S")]
-    pub folio_sizes: Vec<String>,
-    /// As `run --driver`.
-    #[arg(long = "driver", value_delimiter = ',', value_name = "D")]
-    pub drivers: Vec<String>,
+    /// What to run on both kernels, as `run`'s options.
+    #[command(flatten)]
+    pub sweep: SweepArgs,
     /// Where baseline.json, candidate.json, compare.<format> and report.html go.
     #[arg(long, default_value = "results/ab", value_name = "DIR")]
     pub out_dir: PathBuf,
-    /// Test VM: emulated pmem, RAM, CPUs and the time limit of each run (as `vm`).
-    #[arg(long, default_value = "2G")]
-    pub pmem: String,
-    #[arg(long, default_value = "4G")]
-    pub memory: String,
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
+    /// The test VM of each run, as `vm`'s options.
+    #[command(flatten)]
+    pub machine: VmOpts,
+    /// The time limit of each run.
     #[arg(long, default_value = "60m")]
     pub timeout: String,
-    /// As `vm --accel`: both kernels run under the same accelerator.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub accel: crate::accel::AccelChoice,
-    /// As `vm --boot-deadline`.
-    #[arg(long, value_name = "DURATION")]
-    pub boot_deadline: Option<String>,
     #[command(flatten)]
     pub gate: GateArgs,
 }
@@ -73,26 +48,10 @@ fn extension(f: Format) -> &'static str {
 }
 
 /// The arguments of `foliobench run` inside the guest, writing `out`.
-fn run_args(a: &AbArgs, out: &Path) -> Vec<String> {
-    let mut v = vec![
-        "run".to_string(),
-        "--suite".into(),
-        a.suite.join(","),
-        "--repeat".into(),
-        a.repeat.to_string(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    for g in &a.geometries {
-        v.extend(["--geometry".into(), g.clone()]);
-    }
-    v.extend(["--size".into(), a.size.clone()]);
-    if !a.folio_sizes.is_empty() {
-        v.extend(["--folio-size".into(), a.folio_sizes.join(",")]);
-    }
-    if !a.drivers.is_empty() {
-        v.extend(["--driver".into(), a.drivers.join(",")]);
-    }
+fn run_args(sweep: &SweepArgs, out: &Path) -> Vec<String> {
+    let mut v = vec!["run".to_string()];
+    v.extend(sweep.to_args());
+    v.extend(["--out".into(), out.display().to_string()]);
     v
 }
 
@@ -117,17 +76,17 @@ fn with_stdout_on_stderr<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     r
 }
 
-pub fn run(a: AbArgs) -> Result<Code> {
+pub fn run(mut a: AbArgs) -> Result<Code> {
     a.gate.check()?;
-    if a.repeat == 0 {
-        return Err(usage(
-            "--repeat must be at least 1 (4 or more for significance)",
-        ));
+    // ab's defaults: memmap and rmap at 256M (pin on request: its 1 GiB rounds on every
+    // geometry take most of an hour per kernel under TCG).
+    if a.sweep.suite.is_empty() {
+        a.sweep.suite = vec!["memmap".into(), "rmap".into()];
     }
+    a.sweep.size.get_or_insert_with(|| "256M".into());
     // What can be checked here is checked before the first VM boots: a typo should not
     // cost a boot.
-    crate::run::suites(&a.suite)?;
-    crate::units::parse_size("--size", &a.size)?;
+    a.sweep.check()?;
     for k in [&a.baseline, &a.candidate] {
         crate::kernel::KernelSpec::parse(k)?;
     }
@@ -145,23 +104,19 @@ pub fn run(a: AbArgs) -> Result<Code> {
         let _ = std::fs::remove_file(&out);
         eprintln!(
             "foliobench ab: {side} {kernel}: run --suite {}",
-            a.suite.join(",")
+            a.sweep.suite.join(",")
         );
         // The guest's tables go to stderr: stdout carries only the comparison, so that
         // `ab --format ktap | ...` is KTAP and nothing else.
         let code = with_stdout_on_stderr(|| {
             crate::vm::run(VmArgs {
                 kernel: kernel.clone(),
-                pmem: a.pmem.clone(),
-                memory: a.memory.clone(),
-                cpus: a.cpus,
+                machine: a.machine.clone(),
                 timeout: a.timeout.clone(),
-                accel: a.accel,
-                boot_deadline: a.boot_deadline.clone(),
                 share: vec![dir.clone()],
                 boot_log: false,
                 dry_run: false,
-                args: run_args(&a, &out),
+                args: run_args(&a.sweep, &out),
             })
         })?;
         if code != Code::Ok {

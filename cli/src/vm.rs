@@ -44,11 +44,9 @@ const BOOT_ATTEMPTS: u32 = 3;
 const PFNMAP_DEVICE: &str =
     "-object memory-backend-ram,id=foliobench-pfnmap,size=2M -device ivshmem-plain,memdev=foliobench-pfnmap";
 
-#[derive(Debug, clap::Args)]
-pub struct VmArgs {
-    /// debian:6.12, debian:6.1, debian:<version>, a bzImage, or a kernel build tree.
-    #[arg(long, default_value = "debian:6.12")]
-    pub kernel: String,
+/// The test VM's shape and accelerator: shared by `vm` and `ab`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VmOpts {
     /// Emulated pmem (memmap=SIZE!4G); 0 for none.
     #[arg(long, default_value = "2G")]
     pub pmem: String,
@@ -57,9 +55,6 @@ pub struct VmArgs {
     pub memory: String,
     #[arg(long, default_value_t = 2)]
     pub cpus: u32,
-    /// Kill the VM after this long (e.g. 90s, 20m).
-    #[arg(long, default_value = "30m")]
-    pub timeout: String,
     /// KVM, software emulation (TCG), or auto: KVM once a guest has been seen to boot
     /// with it on this host boot, else TCG.
     #[arg(long, value_enum, default_value = "auto")]
@@ -68,6 +63,18 @@ pub struct VmArgs {
     /// (default 1m under KVM, 3m under TCG).
     #[arg(long, value_name = "DURATION")]
     pub boot_deadline: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VmArgs {
+    /// debian:6.12, debian:6.1, debian:<version>, a bzImage, or a kernel build tree.
+    #[arg(long, default_value = "debian:6.12")]
+    pub kernel: String,
+    #[command(flatten)]
+    pub machine: VmOpts,
+    /// Kill the VM after this long (e.g. 90s, 20m).
+    #[arg(long, default_value = "30m")]
+    pub timeout: String,
     /// More host directories the guest may write (the current directory always is).
     #[arg(long = "share", value_name = "DIR")]
     pub share: Vec<PathBuf>,
@@ -305,9 +312,10 @@ fn shared_dirs(
 
 pub fn run(a: VmArgs) -> Result<Code> {
     let spec = KernelSpec::parse(&a.kernel)?;
+    let m = &a.machine;
     let layout = Layout::new(
-        parse_size("--pmem", &a.pmem)?,
-        parse_size("--memory", &a.memory)?,
+        parse_size("--pmem", &m.pmem)?,
+        parse_size("--memory", &m.memory)?,
     )?;
     let timeout = humantime::parse_duration(&a.timeout).map_err(|e| {
         usage(format!(
@@ -315,7 +323,7 @@ pub fn run(a: VmArgs) -> Result<Code> {
             a.timeout
         ))
     })?;
-    let boot_deadline = a
+    let boot_deadline = m
         .boot_deadline
         .as_deref()
         .map(|d| {
@@ -323,7 +331,7 @@ pub fn run(a: VmArgs) -> Result<Code> {
                 .map_err(|e| usage(format!("--boot-deadline '{d}': {e}; write e.g. 90s or 3m")))
         })
         .transpose()?;
-    if a.cpus == 0 {
+    if m.cpus == 0 {
         return Err(usage("--cpus must be at least 1"));
     }
     let cwd = std::env::current_dir()?;
@@ -348,7 +356,7 @@ pub fn run(a: VmArgs) -> Result<Code> {
         "busybox",
         "Debian's busybox-static (virtme-ng builds its initramfs with it)",
     )?;
-    let plan = accel::plan(a.accel)?;
+    let plan = accel::plan(m.accel)?;
     let kernel = kernel::prepare(&spec)?;
 
     let state = tempfile::Builder::new()
@@ -379,7 +387,7 @@ pub fn run(a: VmArgs) -> Result<Code> {
         }
         cmd.arg("--memory")
             .arg(format!("{}M", layout.qemu_memory() / MIB));
-        cmd.arg("--cpus").arg(a.cpus.to_string());
+        cmd.arg("--cpus").arg(m.cpus.to_string());
         if let Some(m) = layout.memmap() {
             cmd.arg("--append").arg(m);
         }
@@ -415,7 +423,7 @@ pub fn run(a: VmArgs) -> Result<Code> {
             kernel.release.as_deref().unwrap_or("release unknown"),
             fmt_size(layout.memory),
             fmt_size(layout.pmem),
-            a.cpus,
+            m.cpus,
             match accel {
                 Accel::Kvm => "KVM",
                 Accel::Tcg => "software emulation (TCG)",

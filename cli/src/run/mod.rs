@@ -23,23 +23,28 @@ mod rmap;
 
 pub const SUITES: &[&str] = &["memmap", "pin", "rmap", "fsdax"];
 
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// The suites to run, comma-separated or repeated: memmap, pin, rmap, fsdax.
-    #[arg(long, value_delimiter = ',', required = true)]
+/// What a sweep measures: shared by `run` and `ab` (which passes it on to `run` in the
+/// guest).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepArgs {
+    /// The suites to run, comma-separated or repeated: memmap, pin, rmap, fsdax (run:
+    /// required; ab: memmap,rmap by default, pin's 1 GiB rounds on every geometry taking
+    /// most of an hour per kernel under TCG).
+    #[arg(long, value_delimiter = ',')]
     pub suite: Vec<String>,
     /// What to measure; default: all. memmap: devdax:4K|2M|1G:mem|dev, fsdax:mem|dev,
     /// pfnmap. pin: the same (but pfnmap) and anon:4K, anon:thp.
     #[arg(long = "geometry", value_name = "G")]
     pub geometries: Vec<String>,
-    /// Samples per geometry (memmap) or timed rounds per memory and driver (pin).
+    /// Samples per geometry (memmap) or timed rounds per memory and driver (pin); at
+    /// least 4 for a timing difference to be significant at 0.05.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
     /// pin: bytes pinned per round (a multiple of every geometry's alignment: 1G for
     /// devdax:1G); rmap: bytes of anonymous memory per round (whole PMD folios); fsdax:
-    /// the file mapped on each filesystem (whole 2M pieces).
-    #[arg(long, default_value = "1G")]
-    pub size: String,
+    /// the file mapped on each filesystem (whole 2M pieces). Default: run 1G, ab 256M.
+    #[arg(long)]
+    pub size: Option<String>,
     /// rmap: folio sizes (4K, each mTHP size the kernel offers, the PMD size); default all.
     #[arg(long = "folio-size", value_delimiter = ',', value_name = "S")]
     pub folio_sizes: Vec<String>,
@@ -47,6 +52,57 @@ pub struct RunArgs {
     /// all (those this kernel lacks are reported as skipped).
     #[arg(long = "driver", value_delimiter = ',', value_name = "D")]
     pub drivers: Vec<String>,
+}
+
+impl SweepArgs {
+    /// The same options as `run` arguments (for the guest).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "--suite".to_string(),
+            self.suite.join(","),
+            "--repeat".into(),
+            self.repeat.to_string(),
+        ];
+        for g in &self.geometries {
+            v.extend(["--geometry".into(), g.clone()]);
+        }
+        if let Some(s) = &self.size {
+            v.extend(["--size".into(), s.clone()]);
+        }
+        if !self.folio_sizes.is_empty() {
+            v.extend(["--folio-size".into(), self.folio_sizes.join(",")]);
+        }
+        if !self.drivers.is_empty() {
+            v.extend(["--driver".into(), self.drivers.join(",")]);
+        }
+        v
+    }
+
+    /// What can be checked without a kernel: suites, size, repeat.
+    pub fn check(&self) -> Result<()> {
+        if self.suite.is_empty() {
+            return Err(usage(format!(
+                "--suite is required: one or more of {}",
+                SUITES.join(", ")
+            )));
+        }
+        suites(&self.suite)?;
+        if let Some(s) = &self.size {
+            parse_size("--size", s)?;
+        }
+        if self.repeat == 0 {
+            return Err(usage(
+                "--repeat must be at least 1 (4 or more for significance)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
     /// The namespace foliobench may reconfigure (its data is destroyed; its configuration
     /// is restored). Inside `foliobench vm` the emulated pmem is granted by default.
     #[arg(long)]
@@ -122,10 +178,18 @@ fn split_geometries(
     Ok((geometries, memories))
 }
 
-pub fn run(a: RunArgs) -> Result<Code> {
+pub fn run(args: RunArgs) -> Result<Code> {
     // First: Ctrl-C while the kernel is being probed (seconds under emulation) must also end
     // cleanly, not kill the process half-way.
     let interrupted = crate::exit::interrupt_flag()?;
+    args.sweep.check()?;
+    let RunArgs {
+        sweep: a,
+        namespace: granted,
+        output,
+    } = args;
+    let size_text = a.size.clone().unwrap_or_else(|| "1G".into());
+    let size = parse_size("--size", &size_text)?;
     let suites = suites(&a.suite)?;
     let (do_memmap, do_pin, do_rmap, do_fsdax) = (
         suites.contains(&"memmap"),
@@ -134,7 +198,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
         suites.contains(&"fsdax"),
     );
     let fsdax_size = if do_fsdax {
-        Some(fsdax::check_size(parse_size("--size", &a.size)?)?)
+        Some(fsdax::check_size(size)?)
     } else {
         None
     };
@@ -142,13 +206,10 @@ pub fn run(a: RunArgs) -> Result<Code> {
         return Err(usage("--folio-size is for the rmap suite (--suite rmap)"));
     }
     let rmap_plan = if do_rmap {
-        Some(rmap::plan(&a.folio_sizes, parse_size("--size", &a.size)?)?)
+        Some(rmap::plan(&a.folio_sizes, size)?)
     } else {
         None
     };
-    if a.repeat == 0 {
-        return Err(usage("--repeat must be at least 1"));
-    }
     let (geometries, memories) = split_geometries(&a.geometries, do_memmap, do_pin)?;
 
     // A namespace is needed for the memmap suite and for dax memories. With the default
@@ -160,19 +221,14 @@ pub fn run(a: RunArgs) -> Result<Code> {
         (do_pin && !a.geometries.is_empty()) || rmap_plan.as_ref().is_some_and(|p| p.fsdax_named);
     if do_pin && !a.geometries.is_empty() {
         // Memories named on the command line are checked before anything else is.
-        pin::plan(
-            memories.clone(),
-            &a.drivers,
-            parse_size("--size", &a.size)?,
-            true,
-        )?;
+        pin::plan(memories.clone(), &a.drivers, size, true)?;
     }
     let mut no_namespace = None;
     let target: Option<Target> = if do_memmap || do_fsdax || wants_dax {
-        match namespace::choose(a.namespace.as_deref()) {
+        match namespace::choose(granted.as_deref()) {
             Ok(t) => Some(t),
             Err(NamespaceError::Refused(why))
-                if !do_memmap && !do_fsdax && !named_dax && a.namespace.is_none() =>
+                if !do_memmap && !do_fsdax && !named_dax && granted.is_none() =>
             {
                 no_namespace = Some(why);
                 None
@@ -183,39 +239,38 @@ pub fn run(a: RunArgs) -> Result<Code> {
         None
     };
     let pin_plan = if do_pin {
-        let size = parse_size("--size", &a.size)?;
         Some(pin::plan(memories, &a.drivers, size, target.is_some())?)
     } else {
         None
     };
     if let Some(t) = &target {
-        let size = t.region.size;
+        let region = t.region.size;
         for g in geometries.iter().filter(|g| **g != Geometry::Pfnmap) {
-            if size < g.align() || size % g.align() != 0 {
+            if region < g.align() || region % g.align() != 0 {
                 return Err(usage(format!(
                     "{g} needs a namespace whose size is a multiple of its alignment; {} is {} MiB",
                     t.namespace.dev,
-                    size >> 20
+                    region >> 20
                 )));
             }
         }
-        if let Some(f) = fsdax_size.filter(|f| *f >= size) {
+        if let Some(f) = fsdax_size.filter(|f| *f >= region) {
             return Err(usage(format!(
                 "--size {}: the fsdax suite makes a file of --size bytes on {}, which has {} MiB \
                  (and a filesystem needs some of it): choose a smaller --size",
                 fmt_size(f),
                 t.namespace.dev,
-                size >> 20
+                region >> 20
             )));
         }
         if let Some(p) = &pin_plan {
-            if p.wants_dax() && p.size >= size {
+            if p.wants_dax() && p.size >= region {
                 return Err(usage(format!(
                     "--size {}: the pin suite maps --size bytes of {}, which has {} MiB (and a dax \
                      device offers less than its namespace): choose a smaller --size",
-                    a.size,
+                    size_text,
                     t.namespace.dev,
-                    size >> 20
+                    region >> 20
                 )));
             }
         }
@@ -460,7 +515,7 @@ pub fn run(a: RunArgs) -> Result<Code> {
         fsdax: fsdax_results,
         pfnmap: pfnmap_result,
     };
-    a.output.emit(&report, || report.render_text())?;
+    output.emit(&report, || report.render_text())?;
     Ok(Code::Ok)
 }
 
