@@ -265,7 +265,7 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use foliobench_ebpf::catalog::Group;
+    use foliobench_ebpf::catalog::{Group, TargetKind};
 
     fn res(
         probe: &str,
@@ -276,6 +276,11 @@ mod tests {
         Resolution {
             probe: probe.into(),
             group: Group::Pin,
+            kind: if mechanism == Flavour::Tracepoint {
+                TargetKind::Syscall
+            } else {
+                TargetKind::Function
+            },
             function: Some(function.into()),
             mechanism: Some(mechanism),
             present: true,

@@ -1,7 +1,7 @@
 //! The probe catalog: which kernel functions foliobench traces, under which names on which
 //! kernels, and how each resolves on the running kernel (fentry, kprobe, or not at all, and why).
 
-pub use foliobench_reports::facts::{Flavour, FlavourSupport, Group, Resolution};
+pub use foliobench_reports::facts::{Flavour, FlavourSupport, Group, Resolution, TargetKind};
 
 use crate::btf::{BtfHome, KernelBtf};
 use crate::symbols::{FilterFunctions, Kallsyms};
@@ -354,6 +354,11 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
     let r = Resolution {
         probe: probe.id.to_string(),
         group: probe.group,
+        kind: match probe.target {
+            Target::Function { .. } => TargetKind::Function,
+            Target::Syscall(_) => TargetKind::Syscall,
+            Target::Event { .. } => TargetKind::Event,
+        },
         function: None,
         mechanism: None,
         present: false,

@@ -12,8 +12,8 @@ use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, TracepointCategory};
 
-use foliobench_reports::facts::{Flavour, Resolution};
-use foliobench_reports::trace::{NotTraced, ProbeStats};
+use foliobench_reports::facts::{Flavour, Resolution, TargetKind};
+use foliobench_reports::trace::{since_all, NotTraced, ProbeStats};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/funcs.skel.rs"));
@@ -33,6 +33,76 @@ pub enum Filter {
     All,
     /// These processes and every process they fork from now on.
     Tgids(Vec<u32>),
+}
+
+impl Filter {
+    /// This process and the children it forks.
+    pub fn this_process() -> Filter {
+        Filter::Tgids(vec![std::process::id()])
+    }
+}
+
+/// What one traced round gave: the probes' counts in each marked span of the work.
+pub struct Traced<K> {
+    pub spans: Vec<(K, Vec<ProbeStats>)>,
+    /// Probes that resolved but could not be loaded or attached, with the kernel's reason.
+    pub failed: Vec<NotTraced>,
+    /// Probes attached; 0 when nothing could be (the work then ran untraced).
+    pub attached: usize,
+}
+
+/// Whether any of `probes` can be traced here at all.
+pub fn any_traceable(probes: &[Resolution]) -> bool {
+    probes.iter().any(|r| r.mechanism.is_some())
+}
+
+/// One traced round: `probes` are loaded and attached once, `work` runs, and calls its
+/// hook with `(key, true)` before and `(key, false)` after each part it wants measured;
+/// what the probes counted in between is that span's. Timings are never taken here: a
+/// traced round is for counts, its timed twin runs with nothing attached.
+pub fn around<K, T>(
+    probes: &[Resolution],
+    filter: &Filter,
+    work: impl FnOnce(&mut dyn FnMut(K, bool)) -> T,
+) -> Result<(T, Traced<K>)> {
+    let mut storage = ProbeStorage::default();
+    let tracer = Tracer::start(&mut storage, probes, filter)?;
+    let mut spans = Vec::new();
+    let mut before: Vec<ProbeStats> = Vec::new();
+    let out = work(&mut |key: K, start: bool| {
+        let now = tracer.read();
+        if start {
+            before = now;
+        } else {
+            spans.push((key, since_all(&now, &before)));
+        }
+    });
+    let attached = tracer.attached();
+    let failed = std::mem::take(&mut { tracer }.failed);
+    Ok((
+        out,
+        Traced {
+            spans,
+            failed,
+            attached,
+        },
+    ))
+}
+
+/// `around` with the whole of `work` as the one span.
+pub fn whole<T>(
+    probes: &[Resolution],
+    filter: &Filter,
+    work: impl FnOnce() -> T,
+) -> Result<(T, Vec<ProbeStats>, Traced<()>)> {
+    let (out, mut t) = around(probes, filter, |hook| {
+        hook((), true);
+        let out = work();
+        hook((), false);
+        out
+    })?;
+    let stats = t.spans.pop().map(|(_, s)| s).unwrap_or_default();
+    Ok((out, stats, t))
 }
 
 struct Instance<'obj> {
@@ -131,7 +201,7 @@ impl<'obj> Instance<'obj> {
         p.kprobe_entry.set_autoload(mechanism == Flavour::Kprobe);
         p.kretprobe_exit.set_autoload(mechanism == Flavour::Kprobe);
         // A syscall pair (enter/exit: a latency), or one event (counted, with a field).
-        let pair = function.starts_with("syscalls:sys_enter_");
+        let pair = res.kind == TargetKind::Syscall;
         p.tp_entry
             .set_autoload(mechanism == Flavour::Tracepoint && pair);
         p.tp_exit

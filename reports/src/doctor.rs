@@ -409,6 +409,7 @@ mod tests {
             functions: vec![Resolution {
                 probe: "folio_add_anon_rmap_ptes".into(),
                 group: Group::Rmap,
+                kind: Default::default(),
                 function: Some("folio_add_anon_rmap_ptes".into()),
                 mechanism: None,
                 present: true,

@@ -154,11 +154,27 @@ pub enum Group {
     Fault,
 }
 
+/// What a probe attaches to, as the tracer must know it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// A kernel function (entry and return).
+    #[default]
+    Function,
+    /// A syscall's enter/exit tracepoint pair: the whole syscall's latency.
+    Syscall,
+    /// One tracepoint, counted, with a field of its record.
+    Event,
+}
+
 /// How one probe resolved.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resolution {
     pub probe: String,
     pub group: Group,
+    /// Function, syscall tracepoint pair, or one tracepoint.
+    #[serde(default)]
+    pub kind: TargetKind,
     /// The kernel name found (which may be an older alias, or a compiler clone).
     pub function: Option<String>,
     /// The mechanism that will be used, or `None` when it cannot be traced here.
@@ -175,8 +191,8 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    /// A tracepoint (`category:name`: a syscall pair or one event) rather than a function.
+    /// A tracepoint (a syscall pair or one event) rather than a function.
     pub fn is_tracepoint(&self) -> bool {
-        self.function.as_deref().is_some_and(|f| f.contains(':'))
+        self.kind != TargetKind::Function
     }
 }

@@ -220,11 +220,7 @@ impl Metrics for RmapSuite {
             better: Lower,
             kind: Count,
             samples: |_, r| {
-                let rmap: Vec<_> = r
-                    .probes
-                    .iter()
-                    .filter(|p| !p.function.starts_with("syscalls:"))
-                    .collect();
+                let rmap: Vec<_> = r.probes.iter().filter(|p| !p.is_syscall()).collect();
                 if rmap.is_empty() {
                     return vec![];
                 }
@@ -388,11 +384,7 @@ impl RmapSuite {
             let batches = r
                 .probes
                 .iter()
-                .filter(|p| {
-                    p.calls > 0
-                        && p.group == crate::facts::Group::Rmap
-                        && !p.function.starts_with("syscalls:")
-                })
+                .filter(|p| p.calls > 0 && p.group == crate::facts::Group::Rmap && !p.is_syscall())
                 .map(|p| {
                     if p.arg_values.is_empty() {
                         format!("{} {} calls", p.function, p.calls)

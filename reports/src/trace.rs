@@ -33,7 +33,23 @@ pub struct ProbeStats {
     pub arg_values_dropped: u64,
 }
 
+/// Every probe's counts between two reads of the same probes.
+pub fn since_all(now: &[ProbeStats], before: &[ProbeStats]) -> Vec<ProbeStats> {
+    now.iter()
+        .map(|n| match before.iter().find(|b| b.probe == n.probe) {
+            Some(b) => n.since(b),
+            None => n.clone(),
+        })
+        .collect()
+}
+
 impl ProbeStats {
+    /// A syscall's enter/exit tracepoint pair (results files carry the tracepoint's name,
+    /// `syscalls:sys_enter_<name>`, not the catalog's kind).
+    pub fn is_syscall(&self) -> bool {
+        self.function.starts_with("syscalls:")
+    }
+
     pub fn avg_ns(&self) -> Option<u64> {
         (self.returns > 0).then(|| self.total_ns / self.returns)
     }

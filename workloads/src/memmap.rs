@@ -2,7 +2,7 @@
 //! disabled (a known state: no memremap), with the memmap and vmemmap probes attached.
 
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
+use foliobench_ebpf::tracer::{self, Filter};
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::memmap::MemmapSample;
 use foliobench_reports::trace::ProbeStats;
@@ -24,12 +24,9 @@ pub fn measure(
     let vm_before = vmstat("nr_memmap_pages");
     let free_before = meminfo_kb("MemFree").unwrap_or(0);
     // System-wide: the driver may probe from a kworker, not from ndctl's own context.
-    let mut storage = ProbeStorage::default();
-    let tracer = Tracer::start(&mut storage, probes, &Filter::All)
+    let (applied, stats, _) = tracer::whole(probes, &Filter::All, || prov.apply(g))
         .map_err(|e| NamespaceError::Failed(format!("starting probes: {e:#}")))?;
-    let applied = prov.apply(g)?;
-    let stats = tracer.read();
-    drop(tracer);
+    let applied = applied?;
     let vm_after = vmstat("nr_memmap_pages");
     let free_after = meminfo_kb("MemFree").unwrap_or(0);
 

@@ -6,7 +6,7 @@
 use std::fs::File;
 
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
+use foliobench_ebpf::tracer::{self, any_traceable, Filter};
 use foliobench_reports::facts::Group;
 use foliobench_reports::pin::{GrabFunction, Grabs, PinSample};
 use foliobench_reports::trace::ProbeStats;
@@ -110,29 +110,21 @@ fn traced(
     probes: &[Resolution],
     not_traced: &mut Vec<String>,
 ) -> Result<Option<(u64, Vec<ProbeStats>)>, PinError> {
-    if probes.iter().all(|p| p.mechanism.is_none()) {
+    if !any_traceable(probes) {
         return Ok(None);
     }
-    let mut storage = ProbeStorage::default();
-    let tracer = match Tracer::start(
-        &mut storage,
-        probes,
-        &Filter::Tgids(vec![std::process::id()]),
-    ) {
-        Ok(t) => t,
+    let (round, stats, t) = match tracer::whole(probes, &Filter::this_process(), || d.round(m)) {
+        Ok(x) => x,
         Err(e) => {
             not_traced.push(format!("probes: {e:#}"));
             return Ok(None);
         }
     };
-    for f in &tracer.failed {
+    for f in &t.failed {
         not_traced.push(format!("{}: {}", f.probe, f.reason));
     }
-    if tracer.attached() == 0 {
-        return Ok(None);
-    }
-    let t = d.round(m)?;
-    Ok(Some((t.pages, tracer.read())))
+    let round = round?;
+    Ok((t.attached > 0).then_some((round.pages, stats)))
 }
 
 fn per_function(stats: &[ProbeStats], prefix: &str) -> Vec<GrabFunction> {

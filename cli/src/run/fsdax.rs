@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
+use foliobench_ebpf::tracer::{self, any_traceable, Filter};
 use foliobench_reports::fsdax::{fault_checks, FsdaxResult, FsdaxSuite, PfnmapResult, PinTry};
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
@@ -219,19 +219,11 @@ fn measure(
 /// The fault tracepoints' counts (for this process) around `work`; empty when they cannot
 /// be traced here.
 fn count_faults(probes: &[Resolution], work: &mut dyn FnMut()) -> Result<Vec<ProbeStats>> {
-    if probes.iter().all(|p| p.mechanism.is_none()) {
+    if !any_traceable(probes) {
         work();
         return Ok(vec![]);
     }
-    let mut storage = ProbeStorage::default();
-    let tracer = Tracer::start(
-        &mut storage,
-        probes,
-        &Filter::Tgids(vec![std::process::id()]),
-    )?;
-    let before = tracer.read();
-    work();
-    Ok(super::rmap::since(&tracer.read(), &before))
+    Ok(tracer::whole(probes, &Filter::this_process(), work)?.1)
 }
 
 /// The PFN-map row: the safest PCI memory BAR mapped read-only (never accessed), what the

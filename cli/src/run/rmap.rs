@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
+use foliobench_ebpf::tracer::{self, any_traceable, Filter};
 use foliobench_reports::check::Check;
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
@@ -303,26 +303,12 @@ fn traced(
     probes: &[Resolution],
     round: &mut dyn FnMut(&mut OpHook) -> Result<()>,
 ) -> Result<HashMap<RmapOp, Vec<ProbeStats>>> {
-    let mut out = HashMap::new();
-    if probes.iter().all(|p| p.mechanism.is_none()) {
-        return Ok(out);
+    if !any_traceable(probes) {
+        return Ok(HashMap::new());
     }
-    let mut storage = ProbeStorage::default();
-    let tracer = Tracer::start(
-        &mut storage,
-        probes,
-        &Filter::Tgids(vec![std::process::id()]),
-    )?;
-    let mut before: Vec<ProbeStats> = Vec::new();
-    round(&mut |op: RmapOp, start: bool| {
-        let now = tracer.read();
-        if start {
-            before = now;
-        } else {
-            out.insert(op, since(&now, &before));
-        }
-    })?;
-    Ok(out)
+    let (done, t) = tracer::around(probes, &Filter::this_process(), |hook| round(hook))?;
+    done?;
+    Ok(t.spans.into_iter().collect())
 }
 
 type FileRows = HashMap<RmapOp, (Vec<u64>, Vec<ProbeStats>)>;
@@ -373,14 +359,4 @@ fn measure_fsdax(
     drop(file);
     drop(fs);
     Ok(out)
-}
-
-/// Every probe's counts between two reads.
-pub(crate) fn since(now: &[ProbeStats], before: &[ProbeStats]) -> Vec<ProbeStats> {
-    now.iter()
-        .map(|n| match before.iter().find(|b| b.probe == n.probe) {
-            Some(b) => n.since(b),
-            None => n.clone(),
-        })
-        .collect()
 }
