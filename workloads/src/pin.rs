@@ -340,72 +340,58 @@ impl FixedBuffers {
     }
 }
 
-/// Reads the block device `dev` (opened with O_DIRECT) into the whole mapping, in reads of
-/// at most `chunk` bytes. Each read pins its destination and unpins it at completion.
-pub fn odirect_read(dev: &File, m: &Mapping, chunk: usize) -> Result<PinTiming, PinError> {
+/// Which way an O_DIRECT transfer goes, and so how the mapping is pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The block device into the mapping: its pages are pinned FOLL_PIN | FOLL_WRITE.
+    Read,
+    /// The mapping to the block device: pinned without FOLL_WRITE (a read-only mapping
+    /// can be pinned this way).
+    Write,
+}
+
+/// Transfers the whole mapping from or to the block device `dev` (opened O_DIRECT), in
+/// transfers of at most `chunk` bytes. Each one pins its part of the mapping and unpins it
+/// at completion.
+pub fn odirect(
+    dev: &File,
+    m: &Mapping,
+    chunk: usize,
+    dir: Direction,
+) -> Result<PinTiming, PinError> {
     let t = Instant::now();
     let mut off = 0usize;
     while off < m.len {
         let n = chunk.min(m.len - off);
-        // SAFETY: [ptr+off, ptr+off+n) lies inside the mapping, which is writable.
-        let got = unsafe {
-            libc::pread(
-                dev.as_raw_fd(),
-                m.ptr.add(off).cast(),
-                n,
-                off as libc::off_t,
-            )
+        let (fd, buf, at) = (dev.as_raw_fd(), m.ptr.wrapping_add(off), off as libc::off_t);
+        // SAFETY: [ptr+off, ptr+off+n) lies inside the mapping, writable for a read.
+        let done = unsafe {
+            match dir {
+                Direction::Read => libc::pread(fd, buf.cast(), n, at),
+                Direction::Write => libc::pwrite(fd, buf.cast(), n, at),
+            }
         };
-        if got < 0 {
+        if done < 0 {
             return Err(PinError::Refused {
-                what: "O_DIRECT read (FOLL_PIN)",
+                what: match dir {
+                    Direction::Read => "O_DIRECT read (FOLL_PIN)",
+                    Direction::Write => "O_DIRECT write (FOLL_PIN, no FOLL_WRITE)",
+                },
                 err: io::Error::last_os_error(),
             });
         }
-        if got == 0 {
+        if done == 0 {
             return Err(PinError::Failed(format!(
-                "O_DIRECT read: the block device ended at {off} bytes, before the mapping's {}",
+                "O_DIRECT {}: the block device ended at {off} bytes, before the mapping's {}",
+                if dir == Direction::Read {
+                    "read"
+                } else {
+                    "write"
+                },
                 m.len
             )));
         }
-        off += got as usize;
-    }
-    Ok(PinTiming {
-        pin: t.elapsed(),
-        unpin: None,
-        pages: m.pages(),
-    })
-}
-
-/// Writes the whole mapping to the block device `dev` (opened O_DIRECT for writing), in
-/// writes of at most `chunk` bytes: the mapping is the source, so it is pinned without
-/// FOLL_WRITE (a read-only mapping can be pinned this way).
-pub fn odirect_write(dev: &File, m: &Mapping, chunk: usize) -> Result<PinTiming, PinError> {
-    let t = Instant::now();
-    let mut off = 0usize;
-    while off < m.len {
-        let n = chunk.min(m.len - off);
-        // SAFETY: [ptr+off, ptr+off+n) lies inside the mapping; the kernel only reads it.
-        let put = unsafe {
-            libc::pwrite(
-                dev.as_raw_fd(),
-                m.ptr.add(off).cast(),
-                n,
-                off as libc::off_t,
-            )
-        };
-        if put < 0 {
-            return Err(PinError::Refused {
-                what: "O_DIRECT write (FOLL_PIN, no FOLL_WRITE)",
-                err: io::Error::last_os_error(),
-            });
-        }
-        if put == 0 {
-            return Err(PinError::Failed(format!(
-                "O_DIRECT write: the block device ended at {off} bytes"
-            )));
-        }
-        off += put as usize;
+        off += done as usize;
     }
     Ok(PinTiming {
         pin: t.elapsed(),

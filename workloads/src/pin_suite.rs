@@ -12,8 +12,8 @@ use foliobench_reports::pin::{GrabFunction, Grabs, PinSample};
 use foliobench_reports::trace::ProbeStats;
 
 use crate::pin::{
-    gup_test, gup_test_with, odirect_read, odirect_write, FixedBuffers, GupTestCmd, Mapping,
-    PinError, PinTiming, IO_URING_MAX_BUFFER,
+    gup_test, gup_test_with, odirect, Direction, FixedBuffers, GupTestCmd, Mapping, PinError,
+    PinTiming, IO_URING_MAX_BUFFER,
 };
 
 /// Pages per GUP call for gup_test, as the selftest's `-n 512` in the kernel's README.
@@ -33,7 +33,7 @@ impl Driver<'_> {
     pub fn round(&self, m: &Mapping) -> Result<PinTiming, PinError> {
         match self {
             Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
-            Driver::Odirect(dev) => odirect_read(dev, m, IO_URING_MAX_BUFFER),
+            Driver::Odirect(dev) => odirect(dev, m, IO_URING_MAX_BUFFER, Direction::Read),
             Driver::GupTest(dev, cmd) => gup_test(dev, *cmd, m, GUP_TEST_PAGES_PER_CALL),
         }
     }
@@ -49,7 +49,7 @@ impl Driver<'_> {
         match self {
             Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
             Driver::Odirect(_) => match odirect_out {
-                Some(out) => odirect_write(out, m, IO_URING_MAX_BUFFER),
+                Some(out) => odirect(out, m, IO_URING_MAX_BUFFER, Direction::Write),
                 None => Err(PinError::Failed(
                     "no block device opened for O_DIRECT writes".into(),
                 )),
