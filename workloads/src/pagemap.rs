@@ -149,37 +149,46 @@ pub fn pfn_facts(pfns: &[Option<u64>]) -> Result<PageFacts, String> {
     Ok(summarise(pfns, &flags, &counts))
 }
 
-/// The smaps block of the mapping starting at `addr`.
-pub fn smaps_facts(smaps: &str, addr: u64) -> Option<SmapsFacts> {
+/// The `Key: value` lines of the smaps block of the mapping starting at `addr` (written
+/// here: the procfs crate parses VmFlags into bits and cannot give back the kernel's
+/// two-letter names, which the results keep as the kernel printed them).
+pub fn smaps_fields(smaps: &str, addr: u64) -> Option<Vec<(&str, &str)>> {
     let start = format!("{addr:x}-");
     let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
     lines.next()?;
-    let mut f = SmapsFacts::default();
-    for l in lines {
-        let Some((key, val)) = l.split_once(':') else {
-            break;
-        };
-        if key.contains(' ') || key.contains('-') {
-            break; // the next mapping's header
-        }
-        let kb = || {
-            val.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .unwrap_or(0)
-        };
-        match key {
-            "Rss" => f.rss_kb = kb(),
-            "FilePmdMapped" => f.file_pmd_mapped_kb = kb(),
-            "VmFlags" => {
-                f.vm_flags = val.trim().to_string();
-                break;
-            }
-            _ => {}
-        }
-    }
-    Some(f)
+    Some(
+        lines
+            .map_while(|l| {
+                let (key, val) = l.split_once(':')?;
+                // The next mapping's header line (`7f..-7f.. rw-p ...`) ends this block.
+                (!key.contains(' ') && !key.contains('-')).then_some((key, val.trim()))
+            })
+            .collect(),
+    )
+}
+
+/// A `NNN kB` smaps value in bytes.
+pub fn smaps_bytes(fields: &[(&str, &str)], key: &str) -> Option<u64> {
+    let v = fields.iter().find(|(k, _)| *k == key)?.1;
+    v.trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
+/// What the smaps block of the mapping starting at `addr` says of it.
+pub fn smaps_facts(smaps: &str, addr: u64) -> Option<SmapsFacts> {
+    let f = smaps_fields(smaps, addr)?;
+    let kb = |k: &str| smaps_bytes(&f, k).unwrap_or(0) / 1024;
+    Some(SmapsFacts {
+        rss_kb: kb("Rss"),
+        file_pmd_mapped_kb: kb("FilePmdMapped"),
+        vm_flags: f
+            .iter()
+            .find(|(k, _)| *k == "VmFlags")
+            .map_or(String::new(), |(_, v)| v.to_string()),
+    })
 }
 
 /// This process's smaps facts for the mapping at `addr`.

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::pagemap::{smaps_bytes, smaps_fields};
+
 pub const PAGE: usize = 4096;
 /// io_uring refuses a fixed buffer longer than 1 GiB (`io_buffer_validate`).
 pub const IO_URING_MAX_BUFFER: usize = 1 << 30;
@@ -278,19 +280,7 @@ impl Drop for Mapping {
 
 /// `AnonHugePages` of the mapping starting at `addr` in a /proc/PID/smaps text.
 pub fn smaps_anon_huge_bytes(smaps: &str, addr: u64) -> Option<u64> {
-    let start = format!("{addr:x}-");
-    let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
-    lines.next()?;
-    lines
-        // The next mapping's header line ends this one's fields.
-        .take_while(|l| {
-            l.split_whitespace()
-                .next()
-                .is_some_and(|f| f.ends_with(':'))
-        })
-        .find_map(|l| l.strip_prefix("AnonHugePages:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
+    smaps_bytes(&smaps_fields(smaps, addr)?, "AnonHugePages")
 }
 
 /// One pin and one unpin of a whole mapping, timed from user space or by the kernel.
