@@ -128,7 +128,7 @@ pub fn gather() -> Doctor {
         modules,
         devdax,
         fsdax,
-        thp: system::thp(),
+        thp: foliobench_workloads::thp::facts(),
         io_uring: system::io_uring(),
         gup_test: system::gup_test(),
         struct_page,

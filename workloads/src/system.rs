@@ -6,7 +6,7 @@ use std::path::Path;
 
 pub use foliobench_reports::facts::{Availability, Cpu, ModuleState, Thp, ThpSize};
 
-fn read_trim(p: impl AsRef<Path>) -> Option<String> {
+pub(crate) fn read_trim(p: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(p).ok().map(|s| s.trim().to_string())
 }
 
@@ -94,36 +94,6 @@ pub fn ensure_mounted(fstype: &str, target: &str) -> Result<bool, String> {
             std::io::Error::last_os_error()
         ))
     }
-}
-
-const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
-
-/// `None` when the kernel has no THP at all.
-pub fn thp() -> Option<Thp> {
-    let dir = Path::new(THP_DIR);
-    if !dir.exists() {
-        return None;
-    }
-    let mut sizes: Vec<ThpSize> = fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let kb = parse_hugepages_dir(&name)?;
-                    let enabled = read_trim(e.path().join("enabled")).and_then(|s| selected(&s));
-                    Some(ThpSize { kb, enabled })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    sizes.sort_by_key(|s| s.kb);
-    Some(Thp {
-        enabled: read_trim(dir.join("enabled")).and_then(|s| selected(&s)),
-        pmd_size_kb: read_trim(dir.join("hpage_pmd_size"))
-            .and_then(|s| s.parse::<u64>().ok())
-            .map(|b| b / 1024),
-        sizes,
-    })
 }
 
 /// `hugepages-64kB` -> 64.

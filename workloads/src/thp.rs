@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::namespace::{foliobench_alive, wait_for_exit, STATE_DIR};
-use crate::system::{parse_hugepages_dir, selected};
+use crate::system::{parse_hugepages_dir, read_trim, selected, Thp, ThpSize};
 
 pub const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
 
@@ -25,31 +25,50 @@ fn size_dir(kb: u64) -> PathBuf {
     Path::new(THP_DIR).join(format!("hugepages-{kb}kB"))
 }
 
-/// The anonymous folio sizes (kB) this kernel lets user space choose, ascending. Sizes
-/// without an `enabled` control (order 1: 8 kB) are not offered for anonymous memory.
-pub fn offered_sizes() -> Vec<u64> {
-    let mut v: Vec<u64> = fs::read_dir(THP_DIR)
+/// The THP controls: the global mode, the PMD size and every size with its mode; `None`
+/// when the kernel has no THP at all.
+pub fn facts() -> Option<Thp> {
+    let dir = Path::new(THP_DIR);
+    if !dir.exists() {
+        return None;
+    }
+    let mut sizes: Vec<ThpSize> = fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .filter_map(|e| {
-                    let kb = parse_hugepages_dir(&e.file_name().to_string_lossy())?;
-                    e.path().join("enabled").exists().then_some(kb)
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let kb = parse_hugepages_dir(&name)?;
+                    let enabled = read_trim(e.path().join("enabled")).and_then(|s| selected(&s));
+                    Some(ThpSize { kb, enabled })
                 })
                 .collect()
         })
         .unwrap_or_default();
-    v.sort_unstable();
-    v
+    sizes.sort_by_key(|s| s.kb);
+    Some(Thp {
+        enabled: read_trim(dir.join("enabled")).and_then(|s| selected(&s)),
+        pmd_size_kb: read_trim(dir.join("hpage_pmd_size"))
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(|b| b / 1024),
+        sizes,
+    })
+}
+
+/// The anonymous folio sizes (kB) this kernel lets user space choose, ascending. Sizes
+/// without an `enabled` control (order 1: 8 kB) are not offered for anonymous memory.
+pub fn offered_sizes() -> Vec<u64> {
+    facts().map_or_else(Vec::new, |t| {
+        t.sizes
+            .iter()
+            .filter(|s| s.enabled.is_some())
+            .map(|s| s.kb)
+            .collect()
+    })
 }
 
 /// The PMD size in kB (2048 on x86-64), if the kernel has THP.
 pub fn pmd_kb() -> Option<u64> {
-    fs::read_to_string(Path::new(THP_DIR).join("hpage_pmd_size"))
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|b| b / 1024)
+    facts()?.pmd_size_kb
 }
 
 /// One of the per-size counters (`stats/anon_fault_alloc`, `stats/anon_fault_fallback`),
