@@ -103,7 +103,7 @@ fn debian_612_supports_what_the_sweep_needs() {
         "fentry",
         "module BTF of device_dax"
     );
-    // Inlined on 6.12 (DESIGN.md): reported, not crashed on.
+    // Inlined on 6.12 (seen in the test VM): reported, not crashed on.
     let dup = probe(&d, "folio_try_dup_anon_rmap_ptes");
     assert!(
         dup["mechanism"].is_null() && dup["reason"].as_str().unwrap().contains("inlined"),
@@ -218,7 +218,7 @@ fn gup_test_driver_on_the_guptest_kernel() {
             }
         }
     }
-    // GUP-fast on devdax grabs one reference per base page on 6.12 (seen; DESIGN.md);
+    // GUP-fast on devdax grabs one reference per base page on 6.12 (seen in the test VM);
     // on anonymous THP, one per PMD-mapped folio.
     assert_eq!(
         grabs_per_page(pin_row(&r, "devdax:2M:mem", "gup_test:pin_fast")),
@@ -765,7 +765,7 @@ fn memmap_suite_on_612() {
     // The pfnmap row is measured too, not only modelled: a BAR with no struct page.
     assert_eq!(r["pfnmap"]["status"], "measured", "{}", r["pfnmap"]);
     assert_eq!(r["pfnmap"]["nr_memmap_pages_delta"], 0);
-    // The work memmap_init_zone_device does falls with the compound order (seed 001).
+    // The work memmap_init_zone_device does falls with the compound order (compound_nr_pages()).
     let init = |g: &str| median_field(memmap_result(&r, g), "init_struct_pages");
     assert!(
         init("devdax:4K:mem") > init("devdax:2M:mem")
@@ -980,7 +980,7 @@ fn rmap_suite_on_612() {
         assert_eq!(row["samples"].as_array().unwrap().len(), 1);
     }
     // The file case: faulting a file on ext4 -o dax in. On 6.12 fsdax pages are devmap
-    // PTEs outside the rmap (seed 002's refcounting series changes that later), so the file
+    // PTEs outside the rmap (the ZONE_DEVICE refcounting series, 6.15, changes that), so the file
     // rmap function, traced here (the fork's child calls it), is not called.
     let fault = rm["results"]
         .as_array()

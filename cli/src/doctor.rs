@@ -193,7 +193,8 @@ fn dax_availability(
 }
 
 /// Whether `vmemmap_can_optimize()` can hold: power-of-two struct page and, since 6.4,
-/// the arch opt-in CONFIG_ARCH_WANT_OPTIMIZE_DAX_VMEMMAP (seed 001). Before 6.4 the
+/// the arch opt-in CONFIG_ARCH_WANT_OPTIMIZE_DAX_VMEMMAP ("mm/vmemmap/devdax: fix kernel crash when
+/// probing devdax devices", 2023). Before 6.4 the
 /// optimization was not arch-gated.
 pub(crate) fn struct_page(
     size: Option<u64>,

@@ -1,5 +1,5 @@
 //! Exit codes and the error type that carries one. kselftest's conventions where they
-//! exist (4 = skipped), DESIGN.md's for the rest.
+//! exist (4 = skipped), the project's own for the rest (README, Exit codes).
 
 use std::fmt;
 

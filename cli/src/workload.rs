@@ -2,7 +2,8 @@
 //! tracing it (`foliobench trace -- foliobench workload ...`) or timing it by hand.
 
 use anyhow::Result;
-use foliobench_workloads::pin::{FixedBuffers, Mapping, IO_URING_MAX_BUFFER};
+use foliobench_workloads::mapping::Mapping;
+use foliobench_workloads::pin::{FixedBuffers, IO_URING_MAX_BUFFER};
 
 use crate::exit::{env, usage, Code};
 use crate::units::{fmt_size, parse_size};

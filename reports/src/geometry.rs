@@ -1,6 +1,7 @@
 //! ZONE_DEVICE geometries and the struct page (vmemmap) model.
 //!
-//! The model (DESIGN.md, seeds 000 and 001): a range of N base pages needs
+//! The model ("mm, sparse-vmemmap: Introduce compound pagemaps", 2021, and the devdax
+//! vmemmap fix of 2023): a range of N base pages needs
 //! N * sizeof(struct page) / PAGE_SIZE vmemmap pages. A compound page of order k needs
 //! 2^k * sizeof(struct page) / PAGE_SIZE of them, of which 2 remain when
 //! `vmemmap_can_optimize()` holds (arch opt-in, power-of-two struct page, compound
@@ -320,7 +321,7 @@ mod tests {
         }
     }
 
-    /// DESIGN.md's figures for 2 GiB on 6.12 (seen with nr_memmap_pages): 8192 / 2048 / 4.
+    /// The figures seen for 2 GiB on Debian's 6.12 in the test VM (seen with nr_memmap_pages): 8192 / 2048 / 4.
     #[test]
     fn model_matches_the_design_figures() {
         assert_eq!(

@@ -12,7 +12,7 @@ use crate::outcome::Outcome;
 use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, ProbeStats};
 
-/// An rmap operation (seed 003's microbenchmarks).
+/// An rmap operation (the rmap interface overhaul's microbenchmarks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RmapOp {

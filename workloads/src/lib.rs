@@ -5,6 +5,7 @@ pub mod blockdev;
 pub mod command;
 pub mod fsdax;
 pub mod kconfig;
+pub mod mapping;
 pub mod memmap;
 pub mod namespace;
 pub mod pagemap;

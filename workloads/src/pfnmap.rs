@@ -1,4 +1,4 @@
-//! Device memory with no struct page, mapped the way seed 004's drivers map it: a PCI
+//! Device memory with no struct page, mapped the way the drivers of the VM_MIXEDMAP/pte_special work (2008) map it: a PCI
 //! memory BAR through sysfs (`/sys/bus/pci/devices/*/resourceN`), which the kernel maps
 //! with `io_remap_pfn_range` (VM_IO | VM_PFNMAP, every PTE filled at mmap time).
 //!
@@ -11,7 +11,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use crate::pin::Mapping;
+use crate::mapping::Mapping;
 
 const IORESOURCE_MEM: u64 = 0x200;
 const IORESOURCE_PREFETCH: u64 = 0x2000;

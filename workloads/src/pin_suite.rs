@@ -11,9 +11,10 @@ use foliobench_reports::facts::Group;
 use foliobench_reports::pin::{GrabFunction, Grabs, PinSample};
 use foliobench_reports::trace::ProbeStats;
 
+use crate::mapping::{Mapping, WorkloadError};
 use crate::pin::{
-    gup_test, gup_test_with, odirect, Direction, FixedBuffers, GupTestCmd, Mapping, PinError,
-    PinTiming, IO_URING_MAX_BUFFER,
+    gup_test, gup_test_with, odirect, Direction, FixedBuffers, GupTestCmd, PinTiming,
+    IO_URING_MAX_BUFFER,
 };
 
 /// Pages per GUP call for gup_test, as the selftest's `-n 512` in the kernel's README.
@@ -30,7 +31,7 @@ pub enum Driver<'a> {
 
 impl Driver<'_> {
     /// Pins and unpins the whole mapping once.
-    pub fn round(&self, m: &Mapping) -> Result<PinTiming, PinError> {
+    pub fn round(&self, m: &Mapping) -> Result<PinTiming, WorkloadError> {
         match self {
             Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
             Driver::Odirect(dev) => odirect(dev, m, IO_URING_MAX_BUFFER, Direction::Read),
@@ -45,12 +46,12 @@ impl Driver<'_> {
         &self,
         m: &Mapping,
         odirect_out: Option<&File>,
-    ) -> Result<PinTiming, PinError> {
+    ) -> Result<PinTiming, WorkloadError> {
         match self {
             Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
             Driver::Odirect(_) => match odirect_out {
                 Some(out) => odirect(out, m, IO_URING_MAX_BUFFER, Direction::Write),
-                None => Err(PinError::Failed(
+                None => Err(WorkloadError::Failed(
                     "no block device opened for O_DIRECT writes".into(),
                 )),
             },
@@ -81,7 +82,7 @@ pub fn measure(
     repeat: usize,
     latency: &[Resolution],
     grab: &[Resolution],
-) -> Result<Measured, PinError> {
+) -> Result<Measured, WorkloadError> {
     let mut out = Measured::default();
     let warm = d.round(m)?;
     out.warmup_rounds = 1;
@@ -109,7 +110,7 @@ fn traced(
     d: &Driver,
     probes: &[Resolution],
     not_traced: &mut Vec<String>,
-) -> Result<Option<(u64, Vec<ProbeStats>)>, PinError> {
+) -> Result<Option<(u64, Vec<ProbeStats>)>, WorkloadError> {
     if !any_traceable(probes) {
         return Ok(None);
     }

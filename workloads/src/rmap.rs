@@ -1,5 +1,5 @@
 //! rmap workloads on anonymous memory, as in the rmap interface overhaul's microbenchmarks
-//! (seed 003): PTE-remap of PMD-mapped THPs, fork, munmap, MADV_DONTNEED per PTE, and COW of
+//! ("mm/rmap: interface overhaul", 2023): PTE-remap of PMD-mapped THPs, fork, munmap, MADV_DONTNEED per PTE, and COW of
 //! one byte per folio. Each returns the wall time of the operation itself; the set-up around
 //! it (mapping, faulting in, children) is not timed.
 
@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use foliobench_reports::rmap::{FolioCheck, RmapOp};
 
-use crate::pin::{Mapping, PinError, PAGE};
+use crate::mapping::{Mapping, WorkloadError, PAGE};
 use crate::thp;
 
-fn errno(what: &str) -> PinError {
-    PinError::Failed(format!("{what}: {}", std::io::Error::last_os_error()))
+fn errno(what: &str) -> WorkloadError {
+    WorkloadError::Failed(format!("{what}: {}", std::io::Error::last_os_error()))
 }
 
 /// A child that shares the parent's memory until it is released; it never returns into Rust
@@ -24,7 +24,7 @@ struct Child {
 
 impl Child {
     /// Forks a child that waits for its release (exit_at_once: exits immediately).
-    fn fork(exit_at_once: bool) -> Result<(Child, Duration), PinError> {
+    fn fork(exit_at_once: bool) -> Result<(Child, Duration), WorkloadError> {
         let mut fds = [0; 2];
         // SAFETY: a fresh pipe into a two-int array.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -70,7 +70,7 @@ impl Child {
     }
 
     /// Lets the child exit and reaps it.
-    fn finish(self) -> Result<(), PinError> {
+    fn finish(self) -> Result<(), WorkloadError> {
         // SAFETY: closing our pipe end and waiting for our own child.
         unsafe {
             libc::close(self.release);
@@ -98,7 +98,7 @@ impl Drop for Child {
 /// PTE-maps every PMD-mapped THP of `m`: mprotect of its first base page read-only splits
 /// the PMD; mprotect back lets the VMAs merge again, so later operations see one VMA of
 /// PTE-mapped folios.
-pub fn pte_remap(m: &Mapping, pmd: usize) -> Result<Duration, PinError> {
+pub fn pte_remap(m: &Mapping, pmd: usize) -> Result<Duration, WorkloadError> {
     let t = Instant::now();
     for off in (0..m.len()).step_by(pmd) {
         let page = (m.addr() as usize + off) as *mut libc::c_void;
@@ -113,22 +113,22 @@ pub fn pte_remap(m: &Mapping, pmd: usize) -> Result<Duration, PinError> {
 }
 
 /// Times fork() in the parent; the child exits at once and is reaped (untimed).
-pub fn fork() -> Result<Duration, PinError> {
+pub fn fork() -> Result<Duration, WorkloadError> {
     let (child, took) = Child::fork(true)?;
     child.finish()?;
     Ok(took)
 }
 
 /// Times the munmap of the whole mapping.
-pub fn munmap(m: Mapping) -> Result<Duration, PinError> {
+pub fn munmap(m: Mapping) -> Result<Duration, WorkloadError> {
     let t = Instant::now();
     m.unmap()
-        .map_err(|e| PinError::Failed(format!("munmap: {e}")))?;
+        .map_err(|e| WorkloadError::Failed(format!("munmap: {e}")))?;
     Ok(t.elapsed())
 }
 
 /// Times MADV_DONTNEED of every base page, one call each.
-pub fn dontneed_per_pte(m: &Mapping) -> Result<Duration, PinError> {
+pub fn dontneed_per_pte(m: &Mapping) -> Result<Duration, WorkloadError> {
     let t = Instant::now();
     for off in (0..m.len()).step_by(PAGE) {
         // SAFETY: one page inside our own mapping; its contents are ours to drop.
@@ -147,7 +147,7 @@ pub fn dontneed_per_pte(m: &Mapping) -> Result<Duration, PinError> {
 }
 
 /// With a child sharing the memory, times writing one byte per folio (COW faults).
-pub fn cow(m: &Mapping, folio: usize) -> Result<Duration, PinError> {
+pub fn cow(m: &Mapping, folio: usize) -> Result<Duration, WorkloadError> {
     let (child, _) = Child::fork(false)?;
     let took = m.write_each(folio);
     child.finish()?;
@@ -156,7 +156,11 @@ pub fn cow(m: &Mapping, folio: usize) -> Result<Duration, PinError> {
 
 /// Maps `size` bytes of anonymous memory meant to be made of `folio_kb` folios (the size
 /// controls set by the caller), faults it in, and checks what the kernel allocated.
-pub fn prepare(size: usize, folio_kb: u64, pmd_kb: u64) -> Result<(Mapping, FolioCheck), PinError> {
+pub fn prepare(
+    size: usize,
+    folio_kb: u64,
+    pmd_kb: u64,
+) -> Result<(Mapping, FolioCheck), WorkloadError> {
     let folio = folio_kb as usize * 1024;
     let large = folio_kb > 4;
     let alloc_before = thp::stat(folio_kb, "anon_fault_alloc");
@@ -232,7 +236,7 @@ pub fn run_group(
     folio_kb: u64,
     pmd_kb: u64,
     hook: &mut dyn FnMut(RmapOp, bool),
-) -> Result<(Vec<(RmapOp, Duration)>, FolioCheck), PinError> {
+) -> Result<(Vec<(RmapOp, Duration)>, FolioCheck), WorkloadError> {
     let (m, check) = prepare(size, folio_kb, pmd_kb)?;
     let pmd = pmd_kb as usize * 1024;
     let is_pmd = folio_kb == pmd_kb;

@@ -15,8 +15,9 @@ use foliobench_reports::outcome::Outcome;
 use foliobench_reports::pin::PinDriver;
 use foliobench_reports::trace::ProbeStats;
 use foliobench_workloads::fsdax::{DaxFs, FsKind};
+use foliobench_workloads::mapping::{Mapping, WorkloadError, PAGE};
 use foliobench_workloads::namespace::Provisioner;
-use foliobench_workloads::pin::{Mapping, PinError, PinTiming, PAGE};
+use foliobench_workloads::pin::PinTiming;
 use foliobench_workloads::{pagemap, pfnmap, system};
 
 use super::pin::Drivers;
@@ -43,7 +44,7 @@ pub fn check_size(size: u64) -> Result<u64> {
     Ok(size)
 }
 
-fn outcome_of(e: &PinError) -> Outcome {
+fn outcome_of(e: &WorkloadError) -> Outcome {
     match e.refusal() {
         Some(errno) => Outcome::Refused {
             errno,

@@ -12,8 +12,9 @@ use foliobench_reports::outcome::Outcome;
 use foliobench_reports::pin::{order_checks, PinDriver, PinMemory, PinResult, PinSuite, Prepared};
 use foliobench_workloads::blockdev::SourceDevice;
 use foliobench_workloads::fsdax::{DaxFs, FsKind};
+use foliobench_workloads::mapping::{Mapping, WorkloadError, PAGE};
 use foliobench_workloads::namespace::Provisioner;
-use foliobench_workloads::pin::{FixedBuffers, GupTestCmd, Mapping, PinError, PAGE};
+use foliobench_workloads::pin::{FixedBuffers, GupTestCmd};
 use foliobench_workloads::pin_suite::{self, Driver};
 use foliobench_workloads::system;
 
@@ -388,7 +389,7 @@ pub fn suite(
                         }
                     }
                 }
-                Err(e @ PinError::Refused { .. }) => {
+                Err(e @ WorkloadError::Refused { .. }) => {
                     r.outcome = Outcome::Refused {
                         errno: e.refusal().unwrap_or_default(),
                         detail: e.to_string(),

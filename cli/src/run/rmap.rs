@@ -13,8 +13,8 @@ use foliobench_reports::outcome::Outcome;
 use foliobench_reports::rmap::{batch_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON};
 use foliobench_reports::trace::ProbeStats;
 use foliobench_workloads::fsdax::{DaxFs, FsKind};
+use foliobench_workloads::mapping::Mapping;
 use foliobench_workloads::namespace::Provisioner;
-use foliobench_workloads::pin::Mapping;
 use foliobench_workloads::rmap::{run_group, GROUPS};
 use foliobench_workloads::thp::{self, FolioSizes};
 
