@@ -1,10 +1,8 @@
 //! Sizes as kernel people write them (2G, 512M, 4096K, plain bytes), binary units.
 
-use crate::exit::usage;
+pub use foliobench_reports::units::{fmt_size, GIB, KIB, MIB};
 
-pub const KIB: u64 = 1024;
-pub const MIB: u64 = KIB * 1024;
-pub const GIB: u64 = MIB * 1024;
+use crate::exit::usage;
 
 pub fn parse_size(what: &str, s: &str) -> anyhow::Result<u64> {
     let t = s.trim();
@@ -34,16 +32,6 @@ pub fn parse_size(what: &str, s: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| usage(format!("{what}: '{s}' is too large")))
 }
 
-/// 2147483648 -> "2G"; exact units only, else bytes in MiB with decimals.
-pub fn fmt_size(b: u64) -> String {
-    for (u, m) in [("T", GIB * 1024), ("G", GIB), ("M", MIB), ("K", KIB)] {
-        if b >= m && b % m == 0 {
-            return format!("{}{u}", b / m);
-        }
-    }
-    format!("{b}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,8 +43,6 @@ mod tests {
         assert_eq!(parse_size("x", "512M").unwrap(), 512 * MIB);
         assert_eq!(parse_size("x", "512mib").unwrap(), 512 * MIB);
         assert_eq!(parse_size("x", "4096").unwrap(), 4096);
-        assert_eq!(fmt_size(2 * GIB), "2G");
-        assert_eq!(fmt_size(1536 * MIB), "1536M");
     }
 
     #[test]

@@ -17,3 +17,4 @@ pub mod results;
 pub mod rmap;
 pub mod stats;
 pub mod trace;
+pub mod units;

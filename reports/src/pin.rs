@@ -693,6 +693,25 @@ impl PinSuite {
     }
 }
 
+/// References taken (the grab probes' `refs` summed) against the pages the driver pinned:
+/// the probe layer and the driver must agree on how much was pinned.
+pub fn refs_checks(results: &[PinResult]) -> Vec<Check> {
+    results
+        .iter()
+        .filter_map(|r| {
+            let g = r.grabs.as_ref()?;
+            (g.calls > 0).then(|| Check {
+                what: format!(
+                    "{} {}: references taken vs pages pinned",
+                    r.memory, r.driver
+                ),
+                agrees: g.refs == g.pages,
+                detail: format!("{} refs in {} grabs for {} pages", g.refs, g.calls, g.pages),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,18 @@ impl RmapOp {
     }
 }
 
+/// One check per folio size: whether the kernel's counters say it was obtained.
+pub fn folio_checks(folios: &[FolioCheck]) -> Vec<Check> {
+    folios
+        .iter()
+        .map(|f| Check {
+            what: format!("folio {}K obtained", f.folio_kb),
+            agrees: f.verified,
+            detail: f.detail.clone(),
+        })
+        .collect()
+}
+
 /// The folio size asked for, and what the kernel's counters say was obtained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FolioCheck {

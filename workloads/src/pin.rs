@@ -223,6 +223,51 @@ pub fn gup_test_with(
     })
 }
 
+/// Pages per GUP call for gup_test, as the selftest's `-n 512` in the kernel's README.
+pub const GUP_TEST_PAGES_PER_CALL: u32 = 512;
+
+/// A pin driver with what it needs open.
+pub enum Driver<'a> {
+    IoUring(&'a FixedBuffers),
+    /// The O_DIRECT source device, opened with O_DIRECT.
+    Odirect(&'a File),
+    /// /sys/kernel/debug/gup_test, and the benchmark.
+    GupTest(&'a File, GupTestCmd),
+}
+
+impl Driver<'_> {
+    /// Pins and unpins the whole mapping once.
+    pub fn round(&self, m: &Mapping) -> Result<PinTiming, WorkloadError> {
+        match self {
+            Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
+            Driver::Odirect(dev) => odirect(dev, m, IO_URING_MAX_BUFFER, Direction::Read),
+            Driver::GupTest(dev, cmd) => gup_test(dev, *cmd, m, GUP_TEST_PAGES_PER_CALL),
+        }
+    }
+
+    /// Pins and unpins a read-only mapping once, each driver as far as it can without
+    /// FOLL_WRITE: io_uring always asks for it; O_DIRECT writes *from* the mapping to
+    /// `odirect_out` (opened for writing); gup_test without FOLL_WRITE.
+    pub fn round_read_only(
+        &self,
+        m: &Mapping,
+        odirect_out: Option<&File>,
+    ) -> Result<PinTiming, WorkloadError> {
+        match self {
+            Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
+            Driver::Odirect(_) => match odirect_out {
+                Some(out) => odirect(out, m, IO_URING_MAX_BUFFER, Direction::Write),
+                None => Err(WorkloadError::Failed(
+                    "no block device opened for O_DIRECT writes".into(),
+                )),
+            },
+            Driver::GupTest(dev, cmd) => {
+                gup_test_with(dev, *cmd, m, GUP_TEST_PAGES_PER_CALL, false)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
-//! `foliobench run --suite memmap,pin`: the measurement suites, one results file. This
-//! module checks the arguments, takes the namespace (if a suite needs one), runs the
-//! suites and restores the namespace; each suite's loop is in its own module.
+//! `foliobench run --suite memmap,pin,rmap,fsdax`: the measurement suites, one results file.
+//! This module checks the arguments into each suite's plan (its submodules), takes the
+//! namespace (if a suite needs one), runs the suites' loops (`workloads::suites`) and
+//! restores the namespace.
 
 use anyhow::Result;
 use foliobench_ebpf::catalog::{self, Flavour, Resolution};
@@ -10,6 +11,7 @@ use foliobench_reports::pin::PinMemory;
 use foliobench_reports::results::{Context, Machine, Results, RESULTS_SCHEMA_VERSION};
 use foliobench_workloads::kconfig::KernelConfig;
 use foliobench_workloads::namespace::{self, NamespaceError, Provisioner, Target};
+use foliobench_workloads::suites::{self, SuiteCtx, SuiteError};
 use foliobench_workloads::system;
 
 use crate::exit::{env, usage, Code};
@@ -17,7 +19,6 @@ use crate::output::OutputArgs;
 use crate::units::{fmt_size, parse_size};
 
 mod fsdax;
-mod memmap;
 mod pin;
 mod rmap;
 
@@ -109,6 +110,14 @@ pub struct RunArgs {
     pub namespace: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// A suite's error as foliobench's: refused is the user's to fix (exit 2), else exit 3.
+fn suite_err(e: SuiteError) -> anyhow::Error {
+    match e {
+        SuiteError::Refused(m) => usage(m),
+        SuiteError::Failed(m) => env(m),
+    }
 }
 
 pub(crate) fn ns_err(e: NamespaceError) -> anyhow::Error {
@@ -355,7 +364,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
             plan.push(format!("pin: {}", p.describe(a.repeat)));
         }
         if rmap_plan.as_ref().is_some_and(|p| p.fsdax) {
-            plan.push(format!("rmap: a file on {}", rmap::FSDAX));
+            plan.push(format!("rmap: a file on {}", suites::rmap::FSDAX));
         }
         if let Some(f) = fsdax_size {
             plan.push(format!(
@@ -393,48 +402,40 @@ pub fn run(args: RunArgs) -> Result<Code> {
         .transpose()
         .map_err(ns_err)?;
 
+    let ctx = SuiteCtx {
+        prov: prov.as_ref(),
+        no_namespace: no_namespace.as_deref(),
+        repeat: a.repeat,
+        interrupted: &interrupted,
+    };
     let memmap_results = match (&prov, do_memmap) {
-        (Some(p), true) => memmap::suite(
-            p,
-            &geometries,
-            a.repeat,
-            p.target.region.size,
-            struct_page,
-            sp.optimization.available,
-            nr_memmap,
-            &memmap_probes,
-            &interrupted,
-        )?,
+        (Some(p), true) => {
+            let plan = suites::memmap::Plan {
+                geometries: geometries.clone(),
+                struct_page,
+                optimization: sp.optimization.available,
+                nr_memmap,
+            };
+            suites::memmap::run(&plan, p, &ctx, &memmap_probes).map_err(suite_err)?
+        }
         _ => vec![],
     };
     let pin_results = match pin_plan {
-        Some(plan) => Some(pin::suite(
-            &plan,
-            prov.as_ref(),
-            no_namespace.as_deref(),
-            a.repeat,
-            &pin_latency,
-            &pin_grab,
-            &mut notes,
-            &interrupted,
-        )?),
+        Some(plan) => Some(
+            suites::pin::run(&plan, &ctx, &pin_latency, &pin_grab, &mut notes)
+                .map_err(suite_err)?,
+        ),
         None => None,
     };
     let rmap_results = match rmap_plan {
-        Some(plan) => Some(rmap::suite(
-            &plan,
-            a.repeat,
-            &rmap_probes,
-            prov.as_ref(),
-            &interrupted,
-        )?),
+        Some(plan) => Some(suites::rmap::run(&plan, &ctx, &rmap_probes).map_err(suite_err)?),
         None => None,
     };
     // The drivers the fsdax suite and the PFN-map row pin with (a source device for
     // O_DIRECT at least as large as what they map).
     let fsdax_drivers = if do_fsdax || do_pfnmap {
         let size = fsdax_size.unwrap_or(0).max(2 << 20);
-        Some(pin::Drivers::open(
+        Some(suites::pin::Drivers::open(
             &pin::plan(vec![], &a.drivers, size, false)?,
             &mut notes,
         ))
@@ -442,20 +443,15 @@ pub fn run(args: RunArgs) -> Result<Code> {
         None
     };
     let fsdax_results = match (&prov, fsdax_size, &fsdax_drivers) {
-        (Some(p), Some(size), Some(d)) => Some(fsdax::suite(
-            p,
-            size,
-            a.repeat,
-            &fault_probes,
-            d,
-            &interrupted,
-        )?),
+        (Some(p), Some(size), Some(d)) => {
+            Some(suites::fsdax::run(p, size, &ctx, &fault_probes, d).map_err(suite_err)?)
+        }
         _ => None,
     };
     let pfnmap_result = match (&fsdax_drivers, do_pfnmap) {
         (Some(d), true) => {
             eprintln!("foliobench: pfnmap: a PCI memory BAR, read-only");
-            Some(fsdax::pfnmap_row(d))
+            Some(suites::fsdax::pfnmap_row(d))
         }
         _ => None,
     };

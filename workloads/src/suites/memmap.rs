@@ -1,14 +1,71 @@
-//! The memmap suite's measurement: one namespace creation per sample, from the namespace
-//! disabled (a known state: no memremap), with the memmap and vmemmap probes attached.
+//! The memmap suite: struct page cost and memmap init time per geometry, from vmstat, the
+//! probes, MemFree and the model side by side. One sample is one namespace creation from the
+//! namespace disabled (a known state).
 
 use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, Filter};
-use foliobench_reports::geometry::{Geometry, Map};
-use foliobench_reports::memmap::MemmapSample;
+use foliobench_reports::geometry::{model, Geometry, Map};
+use foliobench_reports::memmap::{checks, MemmapResult, MemmapSample};
 use foliobench_reports::trace::ProbeStats;
 
+use super::{Result, SuiteCtx};
 use crate::namespace::{NamespaceError, Provisioner};
 use crate::system::{meminfo_kb, vmstat};
+
+/// What the memmap suite measures, and what its model needs of the kernel.
+pub struct Plan {
+    pub geometries: Vec<Geometry>,
+    /// sizeof(struct page), from BTF.
+    pub struct_page: u64,
+    /// The kernel side of vmemmap_can_optimize().
+    pub optimization: bool,
+    /// Whether /proc/vmstat has nr_memmap_pages (6.11+).
+    pub nr_memmap: bool,
+}
+
+/// Measures every geometry `ctx.repeat` times on the provisioned namespace, each sample one
+/// creation from the namespace disabled.
+pub fn run(
+    plan: &Plan,
+    prov: &Provisioner,
+    ctx: &SuiteCtx,
+    probes: &[Resolution],
+) -> Result<Vec<MemmapResult>> {
+    let (repeat, size) = (ctx.repeat, prov.target.region.size);
+    let mut results = Vec::new();
+    for &g in &plan.geometries {
+        let m = model(g, size, plan.struct_page, plan.optimization);
+        let mut r = MemmapResult {
+            geometry: g,
+            model: m,
+            samples: vec![],
+            checks: vec![],
+            error: None,
+        };
+        if g == Geometry::Pfnmap {
+            r.error = Some("modelled only: no struct pages to create (a real PFN map is measured by the fsdax/pfnmap suite)".into());
+            results.push(r);
+            continue;
+        }
+        for i in 0..repeat {
+            eprintln!("foliobench: memmap {g} sample {}/{repeat}", i + 1);
+            let sample = measure(prov, g, probes);
+            // A signal may also have killed ndctl itself (same process group): that is an
+            // interruption, not a result.
+            ctx.check_interrupted("namespace restored, no results written")?;
+            match sample {
+                Ok(s) => r.samples.push(s),
+                Err(e) => {
+                    r.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        r.checks = checks(&r.model, &r.samples, plan.nr_memmap);
+        results.push(r);
+    }
+    Ok(results)
+}
 
 fn stat<'a>(stats: &'a [ProbeStats], id: &str) -> Option<&'a ProbeStats> {
     stats.iter().find(|s| s.probe == id)

@@ -1,0 +1,278 @@
+//! The fsdax suite: a file on ext4 and on xfs mounted `-o dax` on the granted namespace
+//! (fsdax, struct pages in RAM): PMD against PTE faults (the `fs_dax` tracepoints with their
+//! result), the read fault-in time, what pagemap/kpageflags/kpagecount and smaps say of the
+//! mapped pages, and which pin kinds the kernel allows. Also the PFN-map row: a PCI BAR
+//! mapped read-only, its struct pages, and the pins refused.
+
+use foliobench_ebpf::catalog::Resolution;
+use foliobench_ebpf::tracer::{self, any_traceable, Filter};
+use foliobench_reports::fsdax::{fault_checks, FsdaxResult, FsdaxSuite, PfnmapResult, PinTry};
+use foliobench_reports::geometry::{Geometry, Map};
+use foliobench_reports::outcome::Outcome;
+use foliobench_reports::pin::PinDriver;
+use foliobench_reports::trace::ProbeStats;
+use foliobench_reports::units::fmt_size;
+
+use super::pin::Drivers;
+use super::{failed, Result, SuiteCtx};
+use crate::fsdax::{DaxFs, FsKind};
+use crate::mapping::{Mapping, WorkloadError, PAGE};
+use crate::namespace::Provisioner;
+use crate::pin::PinTiming;
+use crate::{pagemap, pfnmap, system};
+
+/// A PMD's worth of bytes: the file is made and mapped in whole PMDs.
+pub const PMD: u64 = 2 << 20;
+
+pub const METHOD: &str = "the file is written once per 4 KiB page (allocation), then each \
+    round maps it afresh (2 MiB-aligned, MAP_SHARED) and reads one byte per 4 KiB page: an \
+    untimed warm-up, the timed rounds, then a traced round whose mapping is also inspected \
+    (pagemap, kpageflags, kpagecount, smaps) and pinned once by each driver";
+
+fn outcome_of(e: &WorkloadError) -> Outcome {
+    match e.refusal() {
+        Some(errno) => Outcome::Refused {
+            errno,
+            detail: e.to_string(),
+        },
+        None => Outcome::Skipped {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Each driver once on `m` (`read_only`: without FOLL_WRITE where the driver can).
+fn try_pins(m: &Mapping, drivers: &Drivers, read_only: bool) -> Vec<PinTry> {
+    let writer = if read_only {
+        drivers.odirect_writer().ok()
+    } else {
+        None
+    };
+    PinDriver::ALL
+        .iter()
+        .map(|&d| {
+            let r: Result<PinTiming, Outcome> = match drivers.get(d) {
+                Err(reason) => Err(Outcome::Skipped { reason }),
+                Ok(driver) => if read_only {
+                    driver.round_read_only(m, writer.as_ref())
+                } else {
+                    driver.round(m)
+                }
+                .map_err(|e| outcome_of(&e)),
+            };
+            match r {
+                Ok(t) => PinTry {
+                    driver: d,
+                    outcome: Outcome::Measured,
+                    pin_ns: Some(t.pin.as_nanos() as u64),
+                },
+                Err(outcome) => PinTry {
+                    driver: d,
+                    outcome,
+                    pin_ns: None,
+                },
+            }
+        })
+        .collect()
+}
+
+fn skipped(kind: FsKind, reason: String) -> FsdaxResult {
+    FsdaxResult {
+        fs: kind.name().into(),
+        outcome: Outcome::Skipped { reason },
+        setup: kind.describe(),
+        mapping_aligned: false,
+        first_write_ns: 0,
+        fault_ns: vec![],
+        faults: vec![],
+        misaligned_faults: vec![],
+        pages: None,
+        smaps: None,
+        pins: vec![],
+    }
+}
+
+/// A `size` file on each filesystem in turn, on the namespace made fsdax afresh for each.
+pub fn run(
+    prov: &Provisioner,
+    size: u64,
+    ctx: &SuiteCtx,
+    probes: &[Resolution],
+    drivers: &Drivers,
+) -> Result<FsdaxSuite> {
+    let repeat = ctx.repeat;
+    let mut results = Vec::new();
+    for kind in FsKind::ALL {
+        ctx.check_interrupted("namespace restored, no results written")?;
+        eprintln!("foliobench: fsdax: {} -o dax", kind.name());
+        results.push(measure(prov, kind, size, repeat, probes, drivers)?);
+    }
+    let checks = fault_checks(&results, size);
+    Ok(FsdaxSuite {
+        size,
+        repeat,
+        method: METHOD.into(),
+        results,
+        checks,
+    })
+}
+
+fn measure(
+    prov: &Provisioner,
+    kind: FsKind,
+    size: u64,
+    repeat: usize,
+    probes: &[Resolution],
+    drivers: &Drivers,
+) -> Result<FsdaxResult> {
+    // The namespace is made afresh for each filesystem: nothing of the other one is left.
+    let applied = prov.apply(Geometry::Fsdax { map: Map::Mem })?;
+    if let Some(u) = applied.usable_size().filter(|u| *u <= size) {
+        return Ok(skipped(
+            kind,
+            format!(
+                "the namespace offers {} MiB, not more than --size {}",
+                u >> 20,
+                fmt_size(size)
+            ),
+        ));
+    }
+    let dev = applied
+        .block_device()
+        .ok_or_else(|| failed("ndctl reported no block device"))?;
+    let fs = match DaxFs::create(std::path::Path::new(&dev), kind) {
+        Ok(fs) => fs,
+        Err(e) => return Ok(skipped(kind, e)),
+    };
+    let file = fs.file(size).map_err(failed)?;
+    let map_at = |offset: usize| -> Result<Mapping> {
+        let f = file.try_clone()?;
+        Ok(Mapping::shared_aligned(
+            f,
+            size as usize,
+            PMD as usize,
+            offset,
+        )?)
+    };
+    let map = || map_at(0);
+    let first = map()?;
+    let aligned = first.addr() % PMD == 0;
+    let first_write = first.write_each(PAGE);
+    drop(first);
+    map()?.read_each(PAGE); // warm-up
+    let mut fault_ns = Vec::with_capacity(repeat);
+    for _ in 0..repeat {
+        let m = map()?;
+        fault_ns.push(m.read_each(PAGE).as_nanos() as u64);
+    }
+
+    // The traced round: the same fault-in with the fault tracepoints, then the mapping as
+    // the kernel reports it, then the pins.
+    let m = map()?;
+    let faults = count_faults(probes, &mut || {
+        m.read_each(PAGE);
+    })?;
+    let pages = pagemap::page_facts(m.addr(), size);
+    let smaps = pagemap::own_smaps(m.addr());
+    let pins = try_pins(&m, drivers, false);
+    drop(m);
+    let m = map_at(PAGE)?;
+    let misaligned_faults = count_faults(probes, &mut || {
+        m.read_each(PAGE);
+    })?;
+    drop(m);
+    drop(file);
+    drop(fs);
+    let mut r = FsdaxResult {
+        fs: kind.name().into(),
+        outcome: Outcome::Measured,
+        setup: kind.describe(),
+        mapping_aligned: aligned,
+        first_write_ns: first_write.as_nanos() as u64,
+        fault_ns,
+        faults,
+        misaligned_faults,
+        pages: pages.as_ref().ok().cloned(),
+        smaps,
+        pins,
+    };
+    if let Err(e) = pages {
+        r.setup.push_str(&format!("; page facts not read: {e}"));
+    }
+    Ok(r)
+}
+
+/// The fault tracepoints' counts (for this process) around `work`; empty when they cannot
+/// be traced here.
+fn count_faults(probes: &[Resolution], work: &mut dyn FnMut()) -> Result<Vec<ProbeStats>> {
+    if !any_traceable(probes) {
+        work();
+        return Ok(vec![]);
+    }
+    Ok(tracer::whole(probes, &Filter::this_process(), work)?.1)
+}
+
+/// The PFN-map row: the safest PCI memory BAR mapped read-only (never accessed), what the
+/// kernel reports for its pfns, nr_memmap_pages around it, and each pin tried once.
+pub fn pfnmap_row(drivers: &Drivers) -> PfnmapResult {
+    let before = system::vmstat("nr_memmap_pages");
+    let mut row = PfnmapResult {
+        outcome: Outcome::Skipped {
+            reason: String::new(),
+        },
+        resource: String::new(),
+        device: String::new(),
+        bytes: 0,
+        prefetchable: false,
+        iomem: vec![],
+        pagemap_present: None,
+        pages: None,
+        smaps: None,
+        nr_memmap_pages_delta: None,
+        pins: vec![],
+        tried: vec![],
+    };
+    let bars = pfnmap::bars();
+    if bars.is_empty() {
+        row.outcome = Outcome::Skipped {
+            reason: "no PCI memory BAR on this machine (/sys/bus/pci/devices/*/resource)".into(),
+        };
+        return row;
+    }
+    let (bar, m, tried) = match pfnmap::map_first(&bars) {
+        Ok(x) => x,
+        Err(tried) => {
+            row.outcome = Outcome::Skipped {
+                reason: format!("no PCI memory BAR could be mapped: {}", tried.join("; ")),
+            };
+            row.tried = tried;
+            return row;
+        }
+    };
+    row.tried = tried;
+    row.resource = pfnmap::short_name(&bar.resource);
+    row.device = bar.device.clone();
+    row.prefetchable = bar.prefetchable;
+    row.bytes = m.len() as u64;
+    let iomem = std::fs::read_to_string("/proc/iomem").unwrap_or_default();
+    row.iomem = pagemap::iomem_owners(&iomem, bar.start, bar.start + row.bytes - 1);
+    row.pagemap_present = pagemap::pfns(m.addr(), row.bytes)
+        .ok()
+        .map(|v| v.iter().flatten().count() as u64);
+    // pagemap hides VM_PFNMAP pfns, so the BAR's own physical pages are looked up.
+    let pfns: Vec<Option<u64>> = (bar.start / 4096..(bar.start + row.bytes) / 4096)
+        .map(Some)
+        .collect();
+    match pagemap::pfn_facts(&pfns) {
+        Ok(p) => row.pages = Some(p),
+        Err(e) => row.tried.push(format!("page facts not read: {e}")),
+    }
+    row.smaps = pagemap::own_smaps(m.addr());
+    row.pins = try_pins(&m, drivers, true);
+    drop(m);
+    row.nr_memmap_pages_delta = before
+        .zip(system::vmstat("nr_memmap_pages"))
+        .map(|(b, a)| a - b);
+    row.outcome = Outcome::Measured;
+    row
+}

@@ -1,0 +1,82 @@
+//! The suites' loops: each drives the kernel for one suite from a plan (what to measure,
+//! which `cli` builds from the arguments) and one `SuiteCtx`, and returns that suite's part
+//! of the results (`reports::<suite>`). Timed rounds run with nothing attached; counts come
+//! from separate traced rounds.
+
+pub mod fsdax;
+pub mod memmap;
+pub mod pin;
+pub mod rmap;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::mapping::WorkloadError;
+use crate::namespace::{NamespaceError, Provisioner};
+
+/// What every suite's loop is given besides its plan and its probes.
+pub struct SuiteCtx<'a> {
+    /// The namespace foliobench may reconfigure, if one was granted.
+    pub prov: Option<&'a Provisioner>,
+    /// Why none was, when none was: said in the rows it leaves unmeasured.
+    pub no_namespace: Option<&'a str>,
+    /// Timed rounds (or samples) per measurement.
+    pub repeat: usize,
+    /// Set by SIGINT/SIGTERM: a suite stops at the next safe point.
+    pub interrupted: &'a AtomicBool,
+}
+
+impl SuiteCtx<'_> {
+    /// An error to end the suite with if the run was interrupted.
+    pub fn check_interrupted(&self, what_was_done: &str) -> Result<()> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Err(SuiteError::Failed(format!("interrupted: {what_was_done}")));
+        }
+        Ok(())
+    }
+}
+
+/// Why a suite stopped: something the user can change (`Refused`), or the machine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T, E = SuiteError> = std::result::Result<T, E>;
+
+pub(crate) fn failed(msg: impl Into<String>) -> SuiteError {
+    SuiteError::Failed(msg.into())
+}
+
+pub(crate) fn refused(msg: impl Into<String>) -> SuiteError {
+    SuiteError::Refused(msg.into())
+}
+
+impl From<NamespaceError> for SuiteError {
+    fn from(e: NamespaceError) -> Self {
+        match e {
+            NamespaceError::Refused(m) => SuiteError::Refused(m),
+            NamespaceError::Failed(m) => SuiteError::Failed(m),
+        }
+    }
+}
+
+impl From<WorkloadError> for SuiteError {
+    fn from(e: WorkloadError) -> Self {
+        SuiteError::Failed(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for SuiteError {
+    fn from(e: std::io::Error) -> Self {
+        SuiteError::Failed(e.to_string())
+    }
+}
+
+impl From<anyhow::Error> for SuiteError {
+    fn from(e: anyhow::Error) -> Self {
+        SuiteError::Failed(format!("{e:#}"))
+    }
+}

@@ -1,0 +1,504 @@
+//! The pin suite: pin and unpin time, kernel pin latencies and refcount grabs per pinned
+//! page, per memory (devdax geometries, fsdax, anonymous) and pin driver. Each cell: one
+//! untimed warm-up round, the timed rounds with nothing attached, then one traced round
+//! for the pin functions' latencies and another for the refcount grabs (apart, so that the
+//! per-page grab probes do not inflate the latencies; neither touches the timings).
+
+use std::fs::{File, OpenOptions};
+
+use foliobench_ebpf::catalog::Resolution;
+use foliobench_ebpf::tracer::{self, any_traceable, Filter};
+use foliobench_reports::facts::Group;
+use foliobench_reports::geometry::Geometry;
+use foliobench_reports::outcome::Outcome;
+use foliobench_reports::pin::{
+    order_checks, refs_checks, GrabFunction, Grabs, PinDriver, PinMemory, PinResult, PinSample,
+    PinSuite, Prepared,
+};
+use foliobench_reports::trace::ProbeStats;
+use foliobench_reports::units::fmt_size;
+
+use super::{Result, SuiteCtx};
+use crate::blockdev::SourceDevice;
+use crate::fsdax::{DaxFs, FsKind};
+use crate::mapping::{Mapping, WorkloadError, PAGE};
+use crate::namespace::Provisioner;
+use crate::pin::{Driver, FixedBuffers, GupTestCmd};
+use crate::system;
+
+pub const WARMUP: &str = "each mapping is written once per 4 KiB page before anything is timed \
+    (faults it in; the host backs never-used emulated pmem on first touch), then each driver \
+    runs one untimed pin+unpin round";
+
+/// What the pin suite will measure.
+pub struct Plan {
+    pub memories: Vec<PinMemory>,
+    pub drivers: Vec<PinDriver>,
+    pub size: u64,
+}
+
+impl Plan {
+    pub fn wants_dax(&self) -> bool {
+        self.memories.iter().any(|m| m.geometry().is_some())
+    }
+
+    pub fn describe(&self, repeat: usize) -> String {
+        format!(
+            "{} x {} ({} per round, {repeat} timed rounds each)",
+            self.memories
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.drivers
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            fmt_size(self.size)
+        )
+    }
+}
+
+/// The O_DIRECT source, opened. Fields drop in order: the descriptor is closed before the
+/// device is removed (an open block device would keep null_blk from unloading).
+pub struct OdirectSource {
+    file: File,
+    device: SourceDevice,
+}
+
+/// The drivers' resources, set up once for the run; each is the open file or why not.
+pub struct Drivers {
+    io_uring: Result<FixedBuffers, String>,
+    odirect: Result<OdirectSource, String>,
+    gup_test: Result<File, String>,
+}
+
+impl Drivers {
+    /// The O_DIRECT device opened for writing (the pin of a read-only source), or why not.
+    pub fn odirect_writer(&self) -> Result<File, String> {
+        self.odirect
+            .as_ref()
+            .map_err(String::clone)
+            .and_then(|o| o.device.open_write())
+    }
+
+    pub fn open(plan: &Plan, notes: &mut Vec<String>) -> Drivers {
+        let wants = |d: PinDriver| plan.drivers.contains(&d);
+        let io_uring = if wants(PinDriver::IoUring) {
+            let a = system::io_uring();
+            if a.available {
+                FixedBuffers::new().map_err(|e| e.to_string())
+            } else {
+                Err(a.reason)
+            }
+        } else {
+            Err("not selected".into())
+        };
+        let odirect = if wants(PinDriver::Odirect) {
+            SourceDevice::create(plan.size).and_then(|device| {
+                Ok(OdirectSource {
+                    file: device.open()?,
+                    device,
+                })
+            })
+        } else {
+            Err("not selected".into())
+        };
+        let gup_test = if plan
+            .drivers
+            .iter()
+            .any(|d| d.name().starts_with("gup_test"))
+        {
+            if let Ok(true) = system::ensure_mounted("debugfs", "/sys/kernel/debug") {
+                notes.push("mounted debugfs at /sys/kernel/debug for gup_test".into());
+            }
+            let a = system::gup_test();
+            if a.available {
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(system::GUP_TEST)
+                    .map_err(|e| format!("opening {}: {e}", system::GUP_TEST))
+            } else {
+                Err(a.reason)
+            }
+        } else {
+            Err("not selected".into())
+        };
+        Drivers {
+            io_uring,
+            odirect,
+            gup_test,
+        }
+    }
+
+    pub fn get(&self, d: PinDriver) -> Result<Driver<'_>, String> {
+        let cmd = |c| {
+            self.gup_test
+                .as_ref()
+                .map(|f| Driver::GupTest(f, c))
+                .map_err(String::clone)
+        };
+        match d {
+            PinDriver::IoUring => self
+                .io_uring
+                .as_ref()
+                .map(Driver::IoUring)
+                .map_err(String::clone),
+            PinDriver::Odirect => self
+                .odirect
+                .as_ref()
+                .map(|o| Driver::Odirect(&o.file))
+                .map_err(String::clone),
+            PinDriver::GupTestPinFast => cmd(GupTestCmd::PinFast),
+            PinDriver::GupTestPinLongterm => cmd(GupTestCmd::PinLongterm),
+            PinDriver::GupTestGupFast => cmd(GupTestCmd::GupFast),
+        }
+    }
+}
+
+/// A memory mapped for pinning, with what keeps it alive (dropped in reverse: the mapping,
+/// then the dax filesystem it may live on).
+struct Ready {
+    mapping: Mapping,
+    _fs: Option<DaxFs>,
+    info: Prepared,
+}
+
+/// Configures the namespace as `g` (if dax) and maps `size` bytes of it.
+fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready, String> {
+    let len = size as usize;
+    let (mapping, fs, usable, mapped) = match m {
+        PinMemory::Anon { thp } => (
+            Mapping::anonymous(len, thp).map_err(|e| e.to_string())?,
+            None,
+            None,
+            format!(
+                "anonymous memory, {}",
+                if thp {
+                    "MADV_HUGEPAGE"
+                } else {
+                    "MADV_NOHUGEPAGE"
+                }
+            ),
+        ),
+        PinMemory::Dax(g) => {
+            let prov = prov.ok_or("no namespace")?;
+            let applied = prov.apply(g).map_err(|e| e.to_string())?;
+            let usable = applied.usable_size();
+            if let Some(u) = usable.filter(|u| *u < size) {
+                return Err(format!(
+                    "the device offers {} MiB, less than --size {}",
+                    u >> 20,
+                    fmt_size(size)
+                ));
+            }
+            match g {
+                Geometry::Devdax { .. } => {
+                    let path = applied.dax_device().ok_or("ndctl reported no dax device")?;
+                    let f = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| format!("opening {path}: {e}"))?;
+                    let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
+                    (mapping, None, usable, format!("{path} (MAP_SHARED)"))
+                }
+                Geometry::Fsdax { .. } => {
+                    let dev = applied
+                        .block_device()
+                        .ok_or("ndctl reported no block device")?;
+                    let fs = DaxFs::create(std::path::Path::new(&dev), FsKind::Ext4)?;
+                    let f = fs.file(size)?;
+                    let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
+                    let what = format!("a file on ext4 -o dax on {dev} (MAP_SHARED)");
+                    (mapping, Some(fs), usable, what)
+                }
+                Geometry::Pfnmap => return Err("pfnmap has no struct pages to pin".into()),
+            }
+        }
+    };
+    let touch = mapping.touch();
+    let thp_bytes = match m {
+        PinMemory::Anon { .. } => mapping.thp_bytes(),
+        PinMemory::Dax(_) => None,
+    };
+    Ok(Ready {
+        mapping,
+        _fs: fs,
+        info: Prepared {
+            memory: m,
+            touch_ns: Some(touch.as_nanos() as u64),
+            usable_size: usable,
+            thp_bytes,
+            mapped,
+        },
+    })
+}
+
+fn row(m: PinMemory, d: PinDriver, size: u64, outcome: Outcome) -> PinResult {
+    PinResult {
+        memory: m,
+        driver: d,
+        outcome,
+        bytes: size,
+        pages: size / PAGE as u64,
+        warmup_rounds: 0,
+        samples: vec![],
+        kernel: vec![],
+        grabs: None,
+    }
+}
+
+/// Runs the pin suite: every memory, prepared once, then every driver on it. `latency` and
+/// `grab` are the probes of its two traced rounds.
+pub fn run(
+    plan: &Plan,
+    ctx: &SuiteCtx,
+    latency: &[Resolution],
+    grab: &[Resolution],
+    notes: &mut Vec<String>,
+) -> Result<PinSuite> {
+    let (prov, no_namespace, repeat) = (ctx.prov, ctx.no_namespace, ctx.repeat);
+    let drivers = Drivers::open(plan, notes);
+    let mut suite = PinSuite {
+        size: plan.size,
+        repeat,
+        warmup: WARMUP.into(),
+        odirect_device: drivers
+            .odirect
+            .as_ref()
+            .ok()
+            .map(|o| o.device.description.clone()),
+        ..Default::default()
+    };
+    let mut not_traced: Vec<String> = Vec::new();
+    let skip_all = |suite: &mut PinSuite, m: PinMemory, reason: &str| {
+        for &d in &plan.drivers {
+            suite.results.push(row(
+                m,
+                d,
+                plan.size,
+                Outcome::Skipped {
+                    reason: reason.to_string(),
+                },
+            ));
+        }
+    };
+    for &m in &plan.memories {
+        if m.geometry().is_some() && prov.is_none() {
+            skip_all(
+                &mut suite,
+                m,
+                &format!(
+                    "no namespace granted{}",
+                    if no_namespace.is_some() {
+                        " (see the note)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            continue;
+        }
+        eprintln!("foliobench: pin: preparing {m}");
+        let prepared = match prepare(m, plan.size, prov) {
+            Ok(p) => p,
+            Err(why) => {
+                skip_all(&mut suite, m, &format!("could not map {m}: {why}"));
+                continue;
+            }
+        };
+        for &d in &plan.drivers {
+            let driver = match drivers.get(d) {
+                Ok(x) => x,
+                Err(why) => {
+                    suite
+                        .results
+                        .push(row(m, d, plan.size, Outcome::Skipped { reason: why }));
+                    continue;
+                }
+            };
+            eprintln!("foliobench: pin: {m} {d}");
+            let mut r = row(m, d, plan.size, Outcome::Measured);
+            match measure(&prepared.mapping, &driver, repeat, latency, grab) {
+                Ok(x) => {
+                    r.warmup_rounds = x.warmup_rounds;
+                    r.pages = x.pages;
+                    r.samples = x.samples;
+                    r.kernel = x.kernel;
+                    r.grabs = x.grabs;
+                    for n in x.not_traced {
+                        if !not_traced.contains(&n) {
+                            not_traced.push(n);
+                        }
+                    }
+                }
+                Err(e @ WorkloadError::Refused { .. }) => {
+                    r.outcome = Outcome::Refused {
+                        errno: e.refusal().unwrap_or_default(),
+                        detail: e.to_string(),
+                    };
+                }
+                Err(e) => {
+                    r.outcome = Outcome::Skipped {
+                        reason: format!("failed: {e}"),
+                    }
+                }
+            }
+            suite.results.push(r);
+            ctx.check_interrupted("namespace restored, no results written")?;
+        }
+        suite.prepared.push(prepared.info);
+    }
+    notes.extend(
+        not_traced
+            .into_iter()
+            .map(|n| format!("pin probe not traced: {n}")),
+    );
+    suite.checks = order_checks(&suite.results);
+    suite.checks.extend(refs_checks(&suite.results));
+    Ok(suite)
+}
+
+/// What one cell gave.
+#[derive(Debug, Default)]
+pub struct Measured {
+    pub warmup_rounds: u32,
+    pub pages: u64,
+    pub samples: Vec<PinSample>,
+    pub kernel: Vec<ProbeStats>,
+    pub grabs: Option<Grabs>,
+    /// Probes that could not be loaded or attached, with the kernel's reason.
+    pub not_traced: Vec<String>,
+}
+
+/// Runs `d` on `m`: warm-up, `repeat` timed rounds, then the traced rounds with `latency`
+/// and `grab` probes. A kernel refusal in the warm-up round is returned as the error.
+pub fn measure(
+    m: &Mapping,
+    d: &Driver,
+    repeat: usize,
+    latency: &[Resolution],
+    grab: &[Resolution],
+) -> Result<Measured, WorkloadError> {
+    let mut out = Measured::default();
+    let warm = d.round(m)?;
+    out.warmup_rounds = 1;
+    out.pages = warm.pages;
+    for _ in 0..repeat {
+        let t = d.round(m)?;
+        out.samples.push(PinSample {
+            pin_ns: t.pin.as_nanos() as u64,
+            unpin_ns: t.unpin.map(|u| u.as_nanos() as u64),
+        });
+    }
+    if let Some(stats) = traced(m, d, latency, &mut out.not_traced)? {
+        out.kernel = stats.1;
+    }
+    if let Some((pages, stats)) = traced(m, d, grab, &mut out.not_traced)? {
+        out.grabs = grabs(pages, &stats);
+    }
+    Ok(out)
+}
+
+/// One round with `probes` attached to this process (pins, and with null_blk's inline
+/// completion also the unpins, run in it). `None` when nothing could be attached.
+fn traced(
+    m: &Mapping,
+    d: &Driver,
+    probes: &[Resolution],
+    not_traced: &mut Vec<String>,
+) -> Result<Option<(u64, Vec<ProbeStats>)>, WorkloadError> {
+    if !any_traceable(probes) {
+        return Ok(None);
+    }
+    let (round, stats, t) = match tracer::whole(probes, &Filter::this_process(), || d.round(m)) {
+        Ok(x) => x,
+        Err(e) => {
+            not_traced.push(format!("probes: {e:#}"));
+            return Ok(None);
+        }
+    };
+    for f in &t.failed {
+        not_traced.push(format!("{}: {}", f.probe, f.reason));
+    }
+    let round = round?;
+    Ok((t.attached > 0).then_some((round.pages, stats)))
+}
+
+fn per_function(stats: &[ProbeStats], prefix: &str) -> Vec<GrabFunction> {
+    stats
+        .iter()
+        .filter(|s| s.group == Group::Grab && s.probe.starts_with(prefix))
+        .map(|s| GrabFunction {
+            function: s.function.clone(),
+            calls: s.calls,
+            refs: s.arg_sum,
+            refs_values: s.arg_values.clone(),
+        })
+        .collect()
+}
+
+/// The grab probes' calls and `refs` summed over the round, and the per-folio releases.
+pub fn grabs(pages: u64, stats: &[ProbeStats]) -> Option<Grabs> {
+    let by_function = per_function(stats, "try_grab");
+    if by_function.is_empty() {
+        return None;
+    }
+    Some(Grabs {
+        pages,
+        calls: by_function.iter().map(|f| f.calls).sum(),
+        refs: by_function.iter().map(|f| f.refs).sum(),
+        by_function,
+        releases: per_function(stats, "unpin_user_"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foliobench_reports::facts::Flavour;
+
+    fn stat(probe: &str, group: Group, calls: u64, values: Vec<(u64, u64)>) -> ProbeStats {
+        ProbeStats {
+            probe: probe.into(),
+            group,
+            function: probe.into(),
+            mechanism: Flavour::Fentry,
+            calls,
+            returns: calls,
+            total_ns: 0,
+            latency_log2: vec![],
+            arg_name: Some("refs".into()),
+            arg_log2: vec![],
+            arg_sum: values.iter().map(|(v, n)| v * n).sum(),
+            arg_values: values,
+            arg_values_dropped: 0,
+        }
+    }
+
+    /// Seen on 6.12, 2M devdax, long-term pin of 1 GiB: the slow path grabs 1 then 511.
+    #[test]
+    fn grabs_sum_the_grab_functions_only() {
+        let s = vec![
+            stat(
+                "try_grab_folio",
+                Group::Grab,
+                1024,
+                vec![(1, 512), (511, 512)],
+            ),
+            stat("try_grab_folio_fast", Group::Grab, 0, vec![]),
+            stat("pin_user_pages_fast", Group::Pin, 1, vec![(262144, 1)]),
+            stat("unpin_user_folio", Group::Grab, 512, vec![(512, 512)]),
+        ];
+        let g = grabs(262144, &s).unwrap();
+        assert_eq!((g.calls, g.refs), (1024, 262144));
+        assert_eq!(g.per_page(), Some(1024.0 / 262144.0));
+        assert_eq!(g.by_function.len(), 2);
+        assert_eq!(g.release_calls(), 512);
+        assert_eq!(g.releases[0].refs, 262144);
+        assert!(grabs(1, &s[2..]).is_none());
+    }
+}

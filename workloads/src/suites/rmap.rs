@@ -1,0 +1,288 @@
+//! The rmap suite: rmap batching on anonymous memory per folio size (and on a file on
+//! fsdax) — wall time per operation, and the `nr_pages` batches the kernel's rmap functions
+//! received in a separate traced round.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use foliobench_ebpf::catalog::Resolution;
+use foliobench_ebpf::tracer::{self, any_traceable, Filter};
+use foliobench_reports::geometry::{Geometry, Map};
+use foliobench_reports::outcome::Outcome;
+use foliobench_reports::rmap::{
+    batch_checks, folio_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
+};
+use foliobench_reports::trace::ProbeStats;
+
+use super::{failed, refused, Result, SuiteCtx};
+use crate::fsdax::{DaxFs, FsKind};
+use crate::mapping::Mapping;
+use crate::namespace::Provisioner;
+use crate::rmap::{run_group, GROUPS};
+use crate::thp::FolioSizes;
+
+pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<N>kB/enabled = \
+    madvise, the others never; restored afterwards) and the memory is MADV_HUGEPAGE (4K: \
+    MADV_NOHUGEPAGE); each round maps and faults in fresh memory for pte_remap+fork+munmap, for \
+    cow and for dontneed_per_pte (PMD folios are PTE-remapped first, untimed, as in the \
+    thread's benchmarks); one untimed warm-up round, the timed rounds untraced, then one traced \
+    round whose probe counts are taken just around each operation";
+
+pub struct Plan {
+    pub folio_kbs: Vec<u64>,
+    pub size: u64,
+    pub pmd_kb: u64,
+    /// The file-backed case: a file on ext4 -o dax on the namespace (`--folio-size fsdax`).
+    pub fsdax: bool,
+    /// Whether fsdax was asked for by name (then a missing namespace is an error).
+    pub fsdax_named: bool,
+}
+
+/// The file-backed case's name in --folio-size and in the results.
+pub const FSDAX: &str = "fsdax:mem";
+
+fn skipped(op: RmapOp, folio_kb: u64, reason: String) -> RmapResult {
+    RmapResult {
+        op,
+        memory: ANON.into(),
+        folio_kb,
+        outcome: Outcome::Skipped { reason },
+        samples: vec![],
+        probes: vec![],
+    }
+}
+
+/// Runs every operation on every folio size, then the file case.
+pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSuite> {
+    let (repeat, prov, interrupted) = (ctx.repeat, ctx.prov, ctx.interrupted);
+    let batched = probes.iter().any(|p| {
+        p.probe == "folio_add_anon_rmap_ptes"
+            && p.function.as_deref() == Some("folio_add_anon_rmap_ptes")
+    });
+    let mut suite = RmapSuite {
+        size: plan.size,
+        repeat,
+        method: METHOD.into(),
+        batched_api: batched,
+        rmap_functions: probes
+            .iter()
+            .filter(|p| !p.probe.starts_with("sys_"))
+            .map(|p| match (&p.function, p.mechanism) {
+                (Some(f), Some(m)) => format!("{f} ({})", m.name()),
+                (Some(f), None) => format!("{f} (not traceable: {})", p.reason),
+                (None, _) => format!("{}: {}", p.probe, p.reason),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut sizes = FolioSizes::begin().map_err(refused)?;
+    for &kb in &plan.folio_kbs {
+        let ops: Vec<RmapOp> = RmapOp::ALL
+            .into_iter()
+            .filter(|op| *op != RmapOp::PteRemap || kb == plan.pmd_kb)
+            .collect();
+        if let Err(e) = sizes.choose((kb > 4).then_some(kb)) {
+            for &op in &ops {
+                suite.results.push(skipped(
+                    op,
+                    kb,
+                    format!("cannot choose the folio size: {e}"),
+                ));
+            }
+            continue;
+        }
+        eprintln!("foliobench: rmap: folio {kb}K");
+        match measure(plan, kb, &ops, repeat, probes, interrupted) {
+            Ok((rows, check)) => {
+                suite.results.extend(rows);
+                suite.folios.push(check);
+            }
+            Err(e) => {
+                for &op in &ops {
+                    suite
+                        .results
+                        .push(skipped(op, kb, format!("failed: {e:#}")));
+                }
+            }
+        }
+        ctx.check_interrupted("THP size controls restored, no results written")?;
+    }
+    sizes.restore().map_err(failed)?;
+    if plan.fsdax {
+        eprintln!("foliobench: rmap: {FSDAX} file");
+        let file_ops = [RmapOp::Fault, RmapOp::Munmap];
+        let file_row = |op, outcome, samples, probes| RmapResult {
+            op,
+            memory: FSDAX.into(),
+            folio_kb: 4,
+            outcome,
+            samples,
+            probes,
+        };
+        match prov {
+            None => {
+                for op in file_ops {
+                    suite.results.push(file_row(
+                        op,
+                        Outcome::Skipped {
+                            reason: "no namespace granted (see the note)".into(),
+                        },
+                        vec![],
+                        vec![],
+                    ));
+                }
+            }
+            Some(p) => match measure_fsdax(p, plan.size, repeat, probes) {
+                Ok(mut rows) => {
+                    for op in file_ops {
+                        let (samples, probes) = rows.remove(&op).unwrap_or_default();
+                        suite
+                            .results
+                            .push(file_row(op, Outcome::Measured, samples, probes));
+                    }
+                }
+                Err(e) => {
+                    for op in file_ops {
+                        suite.results.push(file_row(
+                            op,
+                            Outcome::Skipped {
+                                reason: format!("failed: {e:#}"),
+                            },
+                            vec![],
+                            vec![],
+                        ));
+                    }
+                }
+            },
+        }
+    }
+    suite.checks = batch_checks(&suite.results, batched, plan.size);
+    suite.checks.extend(folio_checks(&suite.folios));
+    Ok(suite)
+}
+
+type Rows = (Vec<RmapResult>, FolioCheck);
+
+fn measure(
+    plan: &Plan,
+    kb: u64,
+    ops: &[RmapOp],
+    repeat: usize,
+    probes: &[Resolution],
+    interrupted: &AtomicBool,
+) -> Result<Rows> {
+    let size = plan.size as usize;
+    let mut noop = |_: RmapOp, _: bool| {};
+    let mut check = None;
+    // Warm-up: also where the folio size obtained is checked.
+    for g in GROUPS {
+        let (_, c) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
+        check.get_or_insert(c);
+    }
+    let mut samples: HashMap<RmapOp, Vec<u64>> = HashMap::new();
+    for _ in 0..repeat {
+        for g in GROUPS {
+            let (times, _) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
+            for (op, t) in times {
+                samples.entry(op).or_default().push(t.as_nanos() as u64);
+            }
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let traced = traced_round(plan, kb, ops, probes)?;
+    let rows = ops
+        .iter()
+        .map(|&op| RmapResult {
+            op,
+            memory: ANON.into(),
+            folio_kb: kb,
+            outcome: Outcome::Measured,
+            samples: samples.remove(&op).unwrap_or_default(),
+            probes: traced.get(&op).cloned().unwrap_or_default(),
+        })
+        .collect();
+    Ok((rows, check.expect("three groups ran")))
+}
+
+/// One round with the rmap probes loaded once, read just before and after each operation.
+fn traced_round(
+    plan: &Plan,
+    kb: u64,
+    ops: &[RmapOp],
+    probes: &[Resolution],
+) -> Result<HashMap<RmapOp, Vec<ProbeStats>>> {
+    traced(probes, &mut |hook| {
+        for g in GROUPS {
+            run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, hook)?;
+        }
+        Ok(())
+    })
+}
+
+/// Called just before (`true`) and after (`false`) each operation.
+type OpHook<'a> = dyn FnMut(RmapOp, bool) + 'a;
+
+/// Runs `round` with the probes attached to this process and the children it forks (their
+/// exit zaps the shared folios); its hook, called around each operation, records the
+/// probes' counts during that operation. Empty when nothing can be traced.
+fn traced(
+    probes: &[Resolution],
+    round: &mut dyn FnMut(&mut OpHook) -> Result<()>,
+) -> Result<HashMap<RmapOp, Vec<ProbeStats>>> {
+    if !any_traceable(probes) {
+        return Ok(HashMap::new());
+    }
+    let (done, t) = tracer::around(probes, &Filter::this_process(), |hook| round(hook))?;
+    done?;
+    Ok(t.spans.into_iter().collect())
+}
+
+type FileRows = HashMap<RmapOp, (Vec<u64>, Vec<ProbeStats>)>;
+
+/// The file-backed case: the namespace as fsdax, ext4 -o dax on it, one file mapped shared;
+/// each round faults it in and unmaps it. Warm-up, timed rounds, then a traced round.
+fn measure_fsdax(
+    prov: &Provisioner,
+    size: u64,
+    repeat: usize,
+    probes: &[Resolution],
+) -> Result<FileRows> {
+    let applied = prov.apply(Geometry::Fsdax { map: Map::Mem })?;
+    let dev = applied
+        .block_device()
+        .ok_or_else(|| failed("ndctl reported no block device"))?;
+    let fs = DaxFs::create(std::path::Path::new(&dev), FsKind::Ext4).map_err(failed)?;
+    let file = fs.file(size).map_err(failed)?;
+    let round = |hook: &mut dyn FnMut(RmapOp, bool)| -> Result<Vec<(RmapOp, u64)>> {
+        let f = file.try_clone()?;
+        let m = Mapping::shared(f, size as usize)?;
+        hook(RmapOp::Fault, true);
+        let fault = m.touch();
+        hook(RmapOp::Fault, false);
+        hook(RmapOp::Munmap, true);
+        let t = std::time::Instant::now();
+        m.unmap().map_err(|e| failed(format!("munmap: {e}")))?;
+        let unmap = t.elapsed();
+        hook(RmapOp::Munmap, false);
+        Ok(vec![
+            (RmapOp::Fault, fault.as_nanos() as u64),
+            (RmapOp::Munmap, unmap.as_nanos() as u64),
+        ])
+    };
+    let mut out: FileRows = HashMap::new();
+    round(&mut |_, _| {})?;
+    for _ in 0..repeat {
+        for (op, ns) in round(&mut |_, _| {})? {
+            out.entry(op).or_default().0.push(ns);
+        }
+    }
+    let deltas = traced(probes, &mut |hook| round(hook).map(|_| ()))?;
+    for (op, d) in deltas {
+        out.entry(op).or_default().1 = d;
+    }
+    drop(file);
+    drop(fs);
+    Ok(out)
+}
