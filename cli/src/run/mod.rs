@@ -187,57 +187,65 @@ fn split_geometries(
     Ok((geometries, memories))
 }
 
-pub fn run(args: RunArgs) -> Result<Code> {
-    // First: Ctrl-C while the kernel is being probed (seconds under emulation) must also end
-    // cleanly, not kill the process half-way.
-    let interrupted = crate::exit::interrupt_flag()?;
-    args.sweep.check()?;
-    let RunArgs {
-        sweep: a,
-        namespace: granted,
-        output,
-    } = args;
+/// What a run will do, checked before anything is changed.
+struct RunPlan {
+    suites: Vec<&'static str>,
+    repeat: usize,
+    /// The memmap suite's geometries (empty: no memmap suite).
+    memmap: Vec<Geometry>,
+    pin: Option<suites::pin::Plan>,
+    rmap: Option<suites::rmap::Plan>,
+    /// The fsdax suite's file size.
+    fsdax: Option<u64>,
+    /// The PFN-map row (with the fsdax suite, or memmap's pfnmap geometry).
+    pfnmap: bool,
+    /// The pin drivers asked for (the fsdax suite and the PFN-map row pin with them too).
+    drivers: Vec<String>,
+    /// The namespace to reconfigure, if a suite needs one and one is granted.
+    target: Option<Target>,
+    /// Why there is none, when the pin suite goes on without (its dax rows skipped).
+    no_namespace: Option<String>,
+}
+
+impl RunPlan {
+    fn has(&self, suite: &str) -> bool {
+        self.suites.contains(&suite)
+    }
+}
+
+/// Checks the arguments into every suite's plan and takes the namespace (if one is needed).
+fn plan(a: &SweepArgs, granted: Option<&str>) -> Result<RunPlan> {
     let size_text = a.size.clone().unwrap_or_else(|| "1G".into());
     let size = parse_size("--size", &size_text)?;
     let suites = suites(&a.suite)?;
-    let (do_memmap, do_pin, do_rmap, do_fsdax) = (
-        suites.contains(&"memmap"),
-        suites.contains(&"pin"),
-        suites.contains(&"rmap"),
-        suites.contains(&"fsdax"),
-    );
-    let fsdax_size = if do_fsdax {
-        Some(fsdax::check_size(size)?)
-    } else {
-        None
-    };
-    if !do_rmap && !a.folio_sizes.is_empty() {
+    let has = |s: &str| suites.contains(&s);
+    let (do_memmap, do_pin) = (has("memmap"), has("pin"));
+    let fsdax = has("fsdax").then(|| fsdax::check_size(size)).transpose()?;
+    if !has("rmap") && !a.folio_sizes.is_empty() {
         return Err(usage("--folio-size is for the rmap suite (--suite rmap)"));
     }
-    let rmap_plan = if do_rmap {
-        Some(rmap::plan(&a.folio_sizes, size)?)
-    } else {
-        None
-    };
+    let rmap = has("rmap")
+        .then(|| rmap::plan(&a.folio_sizes, size))
+        .transpose()?;
     let (geometries, memories) = split_geometries(&a.geometries, do_memmap, do_pin)?;
 
     // A namespace is needed for the memmap suite and for dax memories. With the default
     // sweep and none granted (e.g. on the host), the pin suite still measures anonymous
     // memory and reports the dax rows as skipped.
     let wants_dax = (do_pin && memories.iter().any(|m| m.geometry().is_some()))
-        || rmap_plan.as_ref().is_some_and(|p| p.fsdax);
+        || rmap.as_ref().is_some_and(|p| p.fsdax);
     let named_dax =
-        (do_pin && !a.geometries.is_empty()) || rmap_plan.as_ref().is_some_and(|p| p.fsdax_named);
+        (do_pin && !a.geometries.is_empty()) || rmap.as_ref().is_some_and(|p| p.fsdax_named);
     if do_pin && !a.geometries.is_empty() {
         // Memories named on the command line are checked before anything else is.
         pin::plan(memories.clone(), &a.drivers, size, true)?;
     }
     let mut no_namespace = None;
-    let target: Option<Target> = if do_memmap || do_fsdax || wants_dax {
-        match namespace::choose(granted.as_deref()) {
+    let target: Option<Target> = if do_memmap || fsdax.is_some() || wants_dax {
+        match namespace::choose(granted) {
             Ok(t) => Some(t),
             Err(NamespaceError::Refused(why))
-                if !do_memmap && !do_fsdax && !named_dax && granted.is_none() =>
+                if !do_memmap && fsdax.is_none() && !named_dax && granted.is_none() =>
             {
                 no_namespace = Some(why);
                 None
@@ -247,44 +255,82 @@ pub fn run(args: RunArgs) -> Result<Code> {
     } else {
         None
     };
-    let pin_plan = if do_pin {
-        Some(pin::plan(memories, &a.drivers, size, target.is_some())?)
-    } else {
-        None
+    let pin = do_pin
+        .then(|| pin::plan(memories, &a.drivers, size, target.is_some()))
+        .transpose()?;
+    let plan = RunPlan {
+        pfnmap: fsdax.is_some() || (do_memmap && geometries.contains(&Geometry::Pfnmap)),
+        memmap: if do_memmap { geometries } else { vec![] },
+        suites,
+        repeat: a.repeat,
+        pin,
+        rmap,
+        fsdax,
+        drivers: a.drivers.clone(),
+        target,
+        no_namespace,
     };
-    if let Some(t) = &target {
-        let region = t.region.size;
-        for g in geometries.iter().filter(|g| **g != Geometry::Pfnmap) {
-            if region < g.align() || region % g.align() != 0 {
-                return Err(usage(format!(
-                    "{g} needs a namespace whose size is a multiple of its alignment; {} is {} MiB",
-                    t.namespace.dev,
-                    region >> 20
-                )));
-            }
-        }
-        if let Some(f) = fsdax_size.filter(|f| *f >= region) {
+    check_fits(&plan, &size_text)?;
+    Ok(plan)
+}
+
+/// Every geometry, file and mapping of the plan fits the namespace taken.
+fn check_fits(plan: &RunPlan, size_text: &str) -> Result<()> {
+    let Some(t) = &plan.target else {
+        return Ok(());
+    };
+    let region = t.region.size;
+    for g in plan.memmap.iter().filter(|g| **g != Geometry::Pfnmap) {
+        if region < g.align() || region % g.align() != 0 {
             return Err(usage(format!(
-                "--size {}: the fsdax suite makes a file of --size bytes on {}, which has {} MiB \
-                 (and a filesystem needs some of it): choose a smaller --size",
-                fmt_size(f),
+                "{g} needs a namespace whose size is a multiple of its alignment; {} is {} MiB",
                 t.namespace.dev,
                 region >> 20
             )));
         }
-        if let Some(p) = &pin_plan {
-            if p.wants_dax() && p.size >= region {
-                return Err(usage(format!(
-                    "--size {}: the pin suite maps --size bytes of {}, which has {} MiB (and a dax \
-                     device offers less than its namespace): choose a smaller --size",
-                    size_text,
-                    t.namespace.dev,
-                    region >> 20
-                )));
-            }
-        }
     }
+    if let Some(f) = plan.fsdax.filter(|f| *f >= region) {
+        return Err(usage(format!(
+            "--size {}: the fsdax suite makes a file of --size bytes on {}, which has {} MiB \
+             (and a filesystem needs some of it): choose a smaller --size",
+            fmt_size(f),
+            t.namespace.dev,
+            region >> 20
+        )));
+    }
+    if plan
+        .pin
+        .as_ref()
+        .is_some_and(|p| p.wants_dax() && p.size >= region)
+    {
+        return Err(usage(format!(
+            "--size {size_text}: the pin suite maps --size bytes of {}, which has {} MiB (and a \
+             dax device offers less than its namespace): choose a smaller --size",
+            t.namespace.dev,
+            region >> 20
+        )));
+    }
+    Ok(())
+}
 
+/// What the run needs of the kernel: the model's inputs and every suite's probes.
+struct KernelSide {
+    release: String,
+    struct_page: u64,
+    optimization: bool,
+    nr_memmap: bool,
+    memmap: Vec<Resolution>,
+    fault: Vec<Resolution>,
+    rmap: Vec<Resolution>,
+    pin_latency: Vec<Resolution>,
+    pin_grab: Vec<Resolution>,
+    /// The probes that will be attached, for the results' context.
+    used: Vec<Resolution>,
+}
+
+/// Reads the kernel's facts (BTF, config, vmstat) and resolves the probes of the suites
+/// planned; what cannot be used goes to the notes.
+fn kernel_side(plan: &RunPlan, notes: &mut Vec<String>) -> KernelSide {
     let release = system::kernel_release();
     let facts = KernelFacts::probe();
     let struct_page_size = facts.btf.as_ref().ok().and_then(|b| b.struct_size("page"));
@@ -293,101 +339,210 @@ pub fn run(args: RunArgs) -> Result<Code> {
         KernelConfig::find(&release).as_ref(),
         &release,
     );
-    let mut notes = Vec::new();
     let struct_page = struct_page_size.unwrap_or_else(|| {
         notes.push("sizeof(struct page) not in BTF: the model assumes 64".into());
         64
     });
     notes.push(format!("vmemmap optimization: {}", sp.optimization.reason));
     let nr_memmap = system::vmstat("nr_memmap_pages").is_some();
+    if plan.has("memmap") && !nr_memmap {
+        notes.push("this kernel has no /proc/vmstat nr_memmap_pages (added in 6.11): vmstat figures are absent".into());
+    }
     let mut used: Vec<Resolution> = Vec::new();
     let mut untraceable: Vec<String> = Vec::new();
-    let memmap_probes = if do_memmap {
-        if !nr_memmap {
-            notes.push("this kernel has no /proc/vmstat nr_memmap_pages (added in 6.11): vmstat figures are absent".into());
+    let mut resolve_if = |on: bool, groups: &[&str]| {
+        if on {
+            resolve(&facts, groups, notes, &mut used, &mut untraceable)
+        } else {
+            vec![]
         }
-        resolve(
-            &facts,
-            &["memmap", "vmemmap"],
-            &mut notes,
-            &mut used,
-            &mut untraceable,
-        )
-    } else {
-        vec![]
     };
-    let fault_probes = if do_fsdax {
-        resolve(&facts, &["fault"], &mut notes, &mut used, &mut untraceable)
-    } else {
-        vec![]
-    };
-    let rmap_probes = if do_rmap {
-        resolve(&facts, &["rmap"], &mut notes, &mut used, &mut untraceable)
-    } else {
-        vec![]
-    };
-    let (pin_latency, pin_grab) = if do_pin {
-        (
-            resolve(&facts, &["pin"], &mut notes, &mut used, &mut untraceable),
-            resolve(&facts, &["grab"], &mut notes, &mut used, &mut untraceable),
-        )
-    } else {
-        (vec![], vec![])
-    };
+    let memmap = resolve_if(plan.has("memmap"), &["memmap", "vmemmap"]);
+    let fault = resolve_if(plan.has("fsdax"), &["fault"]);
+    let rmap = resolve_if(plan.has("rmap"), &["rmap"]);
+    let pin_latency = resolve_if(plan.has("pin"), &["pin"]);
+    let pin_grab = resolve_if(plan.has("pin"), &["grab"]);
     if !untraceable.is_empty() {
         notes.push(format!(
             "probes not used, {NO_TRACING}: {}",
             untraceable.join(", ")
         ));
     }
-    if let Some(why) = &no_namespace {
+    KernelSide {
+        release,
+        struct_page,
+        optimization: sp.optimization.available,
+        nr_memmap,
+        memmap,
+        fault,
+        rmap,
+        pin_latency,
+        pin_grab,
+        used,
+    }
+}
+
+/// Says what will be reconfigured and measured, before anything is.
+fn announce(plan: &RunPlan) {
+    let Some(t) = &plan.target else {
+        if let Some(p) = &plan.pin {
+            eprintln!("foliobench: plan: pin: {}", p.describe(plan.repeat));
+        }
+        return;
+    };
+    let orig = &t.namespace;
+    let mut parts: Vec<String> = Vec::new();
+    if plan.has("memmap") {
+        parts.push(format!(
+            "memmap: {} ({} samples each)",
+            plan.memmap
+                .iter()
+                .filter(|g| **g != Geometry::Pfnmap)
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            plan.repeat
+        ));
+    }
+    if let Some(p) = &plan.pin {
+        parts.push(format!("pin: {}", p.describe(plan.repeat)));
+    }
+    if plan.rmap.as_ref().is_some_and(|p| p.fsdax) {
+        parts.push(format!("rmap: a file on {}", suites::rmap::FSDAX));
+    }
+    if let Some(f) = plan.fsdax {
+        parts.push(format!(
+            "fsdax: a {} file on ext4 and on xfs -o dax",
+            fmt_size(f)
+        ));
+    }
+    if plan.pfnmap {
+        parts.push("pfnmap: a PCI memory BAR mapped read-only, never accessed".into());
+    }
+    eprintln!(
+        "foliobench: plan: reconfigure {} ({}, {} MiB, now {}; {}) for {}, then restore it to {}",
+        orig.dev,
+        t.region.dev,
+        t.region.size >> 20,
+        mode_map(orig),
+        t.grant,
+        parts.join("; "),
+        mode_map(orig),
+    );
+}
+
+/// Every suite's part of the results.
+#[derive(Default)]
+struct SuiteResults {
+    memmap: Vec<foliobench_reports::memmap::MemmapResult>,
+    pin: Option<foliobench_reports::pin::PinSuite>,
+    rmap: Option<foliobench_reports::rmap::RmapSuite>,
+    fsdax: Option<foliobench_reports::fsdax::FsdaxSuite>,
+    pfnmap: Option<foliobench_reports::fsdax::PfnmapResult>,
+}
+
+/// Runs the suites' loops in order.
+fn execute(
+    plan: &RunPlan,
+    k: &KernelSide,
+    ctx: &SuiteCtx,
+    notes: &mut Vec<String>,
+) -> Result<SuiteResults> {
+    let mut out = SuiteResults::default();
+    if let (Some(p), true) = (ctx.prov, plan.has("memmap")) {
+        let memmap = suites::memmap::Plan {
+            geometries: plan.memmap.clone(),
+            struct_page: k.struct_page,
+            optimization: k.optimization,
+            nr_memmap: k.nr_memmap,
+        };
+        out.memmap = suites::memmap::run(&memmap, p, ctx, &k.memmap).map_err(suite_err)?;
+    }
+    if let Some(pin) = &plan.pin {
+        out.pin = Some(
+            suites::pin::run(pin, ctx, &k.pin_latency, &k.pin_grab, notes).map_err(suite_err)?,
+        );
+    }
+    if let Some(rmap) = &plan.rmap {
+        out.rmap = Some(suites::rmap::run(rmap, ctx, &k.rmap).map_err(suite_err)?);
+    }
+    if plan.fsdax.is_some() || plan.pfnmap {
+        // The drivers the fsdax suite and the PFN-map row pin with (a source device for
+        // O_DIRECT at least as large as what they map).
+        let size = plan.fsdax.unwrap_or(0).max(2 << 20);
+        let drivers =
+            suites::pin::Drivers::open(&pin::plan(vec![], &plan.drivers, size, false)?, notes);
+        if let (Some(p), Some(size)) = (ctx.prov, plan.fsdax) {
+            out.fsdax =
+                Some(suites::fsdax::run(p, size, ctx, &k.fault, &drivers).map_err(suite_err)?);
+        }
+        if plan.pfnmap {
+            eprintln!("foliobench: pfnmap: a PCI memory BAR, read-only");
+            out.pfnmap = Some(suites::fsdax::pfnmap_row(&drivers));
+        }
+    }
+    Ok(out)
+}
+
+/// What the results say about where they came from.
+fn context(
+    plan: &RunPlan,
+    k: &KernelSide,
+    started: u64,
+    restored: Option<String>,
+    notes: Vec<String>,
+) -> Context {
+    let (cpu, cpu_model) = system::cpu_kind();
+    Context {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        kernel_release: k.release.clone(),
+        kernel_cmdline: system::kernel_cmdline(),
+        cpu,
+        cpu_model,
+        machine: Some(Machine {
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_kb: system::meminfo_kb("MemTotal").unwrap_or(0).max(0) as u64,
+            accelerator: system::vm_accelerator(),
+            kernel_package: system::kernel_package(),
+        }),
+        started,
+        struct_page: k.struct_page,
+        vmemmap_optimization: k.optimization,
+        nr_memmap_pages: k.nr_memmap,
+        namespace: plan.target.as_ref().map(|t| t.namespace.dev.clone()),
+        namespace_size: plan.target.as_ref().map(|t| t.region.size),
+        restored,
+        probes: k
+            .used
+            .iter()
+            .filter_map(|p| {
+                Some(format!(
+                    "{} ({} on {})",
+                    p.probe,
+                    p.mechanism.map(Flavour::name)?,
+                    p.function.as_deref()?
+                ))
+            })
+            .collect(),
+        notes,
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<Code> {
+    // First: Ctrl-C while the kernel is being probed (seconds under emulation) must also end
+    // cleanly, not kill the process half-way.
+    let interrupted = crate::exit::interrupt_flag()?;
+    args.sweep.check()?;
+    let plan = plan(&args.sweep, args.namespace.as_deref())?;
+    let mut notes = Vec::new();
+    let kernel = kernel_side(&plan, &mut notes);
+    if let Some(why) = &plan.no_namespace {
         notes.push(format!("dax memories not measured: {why}"));
     }
-
-    let do_pfnmap = do_fsdax || (do_memmap && geometries.contains(&Geometry::Pfnmap));
-    if let Some(t) = &target {
-        let orig = &t.namespace;
-        let mut plan: Vec<String> = Vec::new();
-        if do_memmap {
-            plan.push(format!(
-                "memmap: {} ({} samples each)",
-                geometries
-                    .iter()
-                    .filter(|g| **g != Geometry::Pfnmap)
-                    .map(|g| g.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                a.repeat
-            ));
-        }
-        if let Some(p) = &pin_plan {
-            plan.push(format!("pin: {}", p.describe(a.repeat)));
-        }
-        if rmap_plan.as_ref().is_some_and(|p| p.fsdax) {
-            plan.push(format!("rmap: a file on {}", suites::rmap::FSDAX));
-        }
-        if let Some(f) = fsdax_size {
-            plan.push(format!(
-                "fsdax: a {} file on ext4 and on xfs -o dax",
-                fmt_size(f)
-            ));
-        }
-        if do_pfnmap {
-            plan.push("pfnmap: a PCI memory BAR mapped read-only, never accessed".into());
-        }
-        eprintln!(
-            "foliobench: plan: reconfigure {} ({}, {} MiB, now {}; {}) for {}, then restore it to {}",
-            orig.dev,
-            t.region.dev,
-            t.region.size >> 20,
-            mode_map(orig),
-            t.grant,
-            plan.join("; "),
-            mode_map(orig),
-        );
-    } else if let Some(p) = &pin_plan {
-        eprintln!("foliobench: plan: pin: {}", p.describe(a.repeat));
-    }
+    announce(&plan);
     if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(env(
             "interrupted before anything was changed: no results written",
@@ -396,66 +551,20 @@ pub fn run(args: RunArgs) -> Result<Code> {
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut prov = target
+    let mut prov = plan
+        .target
         .clone()
         .map(Provisioner::begin)
         .transpose()
         .map_err(ns_err)?;
-
     let ctx = SuiteCtx {
         prov: prov.as_ref(),
-        no_namespace: no_namespace.as_deref(),
-        repeat: a.repeat,
+        no_namespace: plan.no_namespace.as_deref(),
+        repeat: plan.repeat,
         interrupted: &interrupted,
     };
-    let memmap_results = match (&prov, do_memmap) {
-        (Some(p), true) => {
-            let plan = suites::memmap::Plan {
-                geometries: geometries.clone(),
-                struct_page,
-                optimization: sp.optimization.available,
-                nr_memmap,
-            };
-            suites::memmap::run(&plan, p, &ctx, &memmap_probes).map_err(suite_err)?
-        }
-        _ => vec![],
-    };
-    let pin_results = match pin_plan {
-        Some(plan) => Some(
-            suites::pin::run(&plan, &ctx, &pin_latency, &pin_grab, &mut notes)
-                .map_err(suite_err)?,
-        ),
-        None => None,
-    };
-    let rmap_results = match rmap_plan {
-        Some(plan) => Some(suites::rmap::run(&plan, &ctx, &rmap_probes).map_err(suite_err)?),
-        None => None,
-    };
-    // The drivers the fsdax suite and the PFN-map row pin with (a source device for
-    // O_DIRECT at least as large as what they map).
-    let fsdax_drivers = if do_fsdax || do_pfnmap {
-        let size = fsdax_size.unwrap_or(0).max(2 << 20);
-        Some(suites::pin::Drivers::open(
-            &pin::plan(vec![], &a.drivers, size, false)?,
-            &mut notes,
-        ))
-    } else {
-        None
-    };
-    let fsdax_results = match (&prov, fsdax_size, &fsdax_drivers) {
-        (Some(p), Some(size), Some(d)) => {
-            Some(suites::fsdax::run(p, size, &ctx, &fault_probes, d).map_err(suite_err)?)
-        }
-        _ => None,
-    };
-    let pfnmap_result = match (&fsdax_drivers, do_pfnmap) {
-        (Some(d), true) => {
-            eprintln!("foliobench: pfnmap: a PCI memory BAR, read-only");
-            Some(suites::fsdax::pfnmap_row(d))
-        }
-        _ => None,
-    };
-    drop(fsdax_drivers);
+    // On an error the provisioner's drop restores the namespace.
+    let results = execute(&plan, &kernel, &ctx, &mut notes)?;
     let restored = match prov.as_mut() {
         Some(p) => {
             p.restore().map_err(ns_err)?;
@@ -465,53 +574,17 @@ pub fn run(args: RunArgs) -> Result<Code> {
         }
         None => None,
     };
-
-    let (cpu, cpu_model) = system::cpu_kind();
     let report = Results {
         schema_version: RESULTS_SCHEMA_VERSION,
-        context: Context {
-            tool_version: env!("CARGO_PKG_VERSION").into(),
-            kernel_release: release,
-            kernel_cmdline: system::kernel_cmdline(),
-            cpu,
-            cpu_model,
-            machine: Some(Machine {
-                hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|h| h.trim().to_string())
-                    .unwrap_or_default(),
-                cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-                memory_kb: system::meminfo_kb("MemTotal").unwrap_or(0).max(0) as u64,
-                accelerator: system::vm_accelerator(),
-                kernel_package: system::kernel_package(),
-            }),
-            started,
-            struct_page,
-            vmemmap_optimization: sp.optimization.available,
-            nr_memmap_pages: nr_memmap,
-            namespace: target.as_ref().map(|t| t.namespace.dev.clone()),
-            namespace_size: target.as_ref().map(|t| t.region.size),
-            restored,
-            probes: used
-                .iter()
-                .filter_map(|p| {
-                    Some(format!(
-                        "{} ({} on {})",
-                        p.probe,
-                        p.mechanism.map(Flavour::name)?,
-                        p.function.as_deref()?
-                    ))
-                })
-                .collect(),
-            notes,
-        },
-        suites: suites.iter().map(|s| s.to_string()).collect(),
-        memmap: memmap_results,
-        pin: pin_results,
-        rmap: rmap_results,
-        fsdax: fsdax_results,
-        pfnmap: pfnmap_result,
+        context: context(&plan, &kernel, started, restored, notes),
+        suites: plan.suites.iter().map(|s| s.to_string()).collect(),
+        memmap: results.memmap,
+        pin: results.pin,
+        rmap: results.rmap,
+        fsdax: results.fsdax,
+        pfnmap: results.pfnmap,
     };
-    output.emit(&report, || report.render_text())?;
+    args.output.emit(&report, || report.render_text())?;
     Ok(Code::Ok)
 }
 
