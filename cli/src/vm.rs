@@ -310,26 +310,47 @@ fn shared_dirs(
     Ok(out)
 }
 
-pub fn run(a: VmArgs) -> Result<Code> {
+/// Everything a boot needs, checked before the first one.
+struct Launch {
+    vng: PathBuf,
+    kernel: kernel::BootKernel,
+    layout: Layout,
+    cpus: u32,
+    args: Vec<String>,
+    cwd: PathBuf,
+    exe: PathBuf,
+    /// The directories the guest may write (the state directory first).
+    shared: Vec<PathBuf>,
+    /// Where the guest writes its exit status; removed with it.
+    state: tempfile::TempDir,
+    boot_log: bool,
+    timeout: Duration,
+    timeout_text: String,
+    /// `--boot-deadline`, when given (else the accelerator's).
+    boot_deadline: Option<Duration>,
+    /// How the first boot is made (KVM or TCG) and whether KVM may fall back.
+    accel: accel::Plan,
+}
+
+fn parse_duration(flag: &str, text: &str, example: &str) -> Result<Duration> {
+    humantime::parse_duration(text)
+        .map_err(|e| usage(format!("{flag} '{text}': {e}; write e.g. {example}")))
+}
+
+/// Checks the arguments, the guest command and the host; prepares the kernel. `None`:
+/// the guest command was `--help` or `--version`, answered here.
+fn launch(a: &VmArgs) -> Result<Option<Launch>> {
     let spec = KernelSpec::parse(&a.kernel)?;
     let m = &a.machine;
     let layout = Layout::new(
         parse_size("--pmem", &m.pmem)?,
         parse_size("--memory", &m.memory)?,
     )?;
-    let timeout = humantime::parse_duration(&a.timeout).map_err(|e| {
-        usage(format!(
-            "--timeout '{}': {e}; write e.g. 90s or 20m",
-            a.timeout
-        ))
-    })?;
+    let timeout = parse_duration("--timeout", &a.timeout, "90s or 20m")?;
     let boot_deadline = m
         .boot_deadline
         .as_deref()
-        .map(|d| {
-            humantime::parse_duration(d)
-                .map_err(|e| usage(format!("--boot-deadline '{d}': {e}; write e.g. 90s or 3m")))
-        })
+        .map(|d| parse_duration("--boot-deadline", d, "90s or 3m"))
         .transpose()?;
     if m.cpus == 0 {
         return Err(usage("--cpus must be at least 1"));
@@ -344,7 +365,7 @@ pub fn run(a: VmArgs) -> Result<Code> {
         GuestCommand::Writes(w) => w,
         GuestCommand::Answered(text) => {
             print!("{text}");
-            return Ok(Code::Ok);
+            return Ok(None);
         }
     };
     let available = foliobench_workloads::system::meminfo_kb("MemAvailable")
@@ -356,24 +377,43 @@ pub fn run(a: VmArgs) -> Result<Code> {
         "busybox",
         "Debian's busybox-static (virtme-ng builds its initramfs with it)",
     )?;
-    let plan = accel::plan(m.accel)?;
+    // Before the kernel is fetched: `--accel kvm` without KVM is an error at once.
+    let accel = accel::plan(m.accel)?;
     let kernel = kernel::prepare(&spec)?;
-
     let state = tempfile::Builder::new()
         .prefix("foliobench-vm-")
         .tempdir()?;
-    let exe = std::env::current_exe()?;
     let shared = shared_dirs(state.path(), &cwd, &a.share, &writes)?;
-    let command = |accel: Accel| {
+    Ok(Some(Launch {
+        vng,
+        kernel,
+        layout,
+        cpus: m.cpus,
+        args,
+        cwd,
+        exe: std::env::current_exe()?,
+        shared,
+        state,
+        boot_log: a.boot_log,
+        timeout,
+        timeout_text: a.timeout.clone(),
+        boot_deadline,
+        accel,
+    }))
+}
+
+impl Launch {
+    /// The vng command that boots the guest under `accel` and runs the guest command.
+    fn command(&self, accel: Accel) -> Command {
         let guest = GuestEnv {
-            config: kernel.config.as_deref(),
+            config: self.kernel.config.as_deref(),
             accel,
-            package: kernel.package.as_deref(),
+            package: self.kernel.package.as_deref(),
         };
-        let script = guest_script(&exe, &args, &cwd, state.path(), &guest);
-        let mut cmd = Command::new(&vng);
+        let script = guest_script(&self.exe, &self.args, &self.cwd, self.state.path(), &guest);
+        let mut cmd = Command::new(&self.vng);
         // vng runs its sibling scripts (virtme-run) through PATH: a venv's bin must be on it.
-        if let Some(bin) = vng.parent() {
+        if let Some(bin) = self.vng.parent() {
             let path = std::env::var_os("PATH").unwrap_or_default();
             let paths = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
             if let Ok(joined) = std::env::join_paths(paths) {
@@ -381,17 +421,20 @@ pub fn run(a: VmArgs) -> Result<Code> {
             }
         }
         // 9p straight away: vng otherwise tries virtiofsd for every share first.
-        cmd.arg("-v").arg("--force-9p").arg("-r").arg(&kernel.run);
+        cmd.arg("-v")
+            .arg("--force-9p")
+            .arg("-r")
+            .arg(&self.kernel.run);
         if accel == Accel::Tcg {
             cmd.arg("--disable-kvm");
         }
         cmd.arg("--memory")
-            .arg(format!("{}M", layout.qemu_memory() / MIB));
-        cmd.arg("--cpus").arg(m.cpus.to_string());
-        if let Some(m) = layout.memmap() {
+            .arg(format!("{}M", self.layout.qemu_memory() / MIB));
+        cmd.arg("--cpus").arg(self.cpus.to_string());
+        if let Some(m) = self.layout.memmap() {
             cmd.arg("--append").arg(m);
         }
-        for d in &shared {
+        for d in &self.shared {
             cmd.arg("--rwdir").arg(d);
         }
         // A small device with a memory BAR and no guest driver: what the PFN-map row maps
@@ -400,10 +443,102 @@ pub fn run(a: VmArgs) -> Result<Code> {
         cmd.arg(format!("--qemu-opts={PFNMAP_DEVICE}"));
         cmd.arg("--").arg(&script);
         cmd
-    };
+    }
 
+    fn say_boot(&self, accel: Accel, why: &str) {
+        eprintln!(
+            "foliobench: booting {} [{}] with {} RAM + {} pmem, {} CPUs, {} ({why})",
+            self.kernel.label,
+            self.kernel.release.as_deref().unwrap_or("release unknown"),
+            fmt_size(self.layout.memory),
+            fmt_size(self.layout.pmem),
+            self.cpus,
+            match accel {
+                Accel::Kvm => "KVM",
+                Accel::Tcg => "software emulation (TCG)",
+            }
+        )
+    }
+
+    /// Boots until the guest command has run: under KVM while it is proven (falling back to
+    /// TCG when `plan` allows), again after an oops at boot (up to BOOT_ATTEMPTS).
+    fn boot_until_ran(&self, interrupted: &AtomicBool) -> Result<()> {
+        let plan = &self.accel;
+        let deadline = Instant::now() + self.timeout;
+        let mut accel = plan.accel;
+        self.say_boot(accel, &plan.why);
+        let mut oopses = 0;
+        loop {
+            let life = self.boot_deadline.unwrap_or_else(|| accel.boot_deadline());
+            let waits = Waits {
+                deadline,
+                timeout: &self.timeout_text,
+                life,
+                interrupted,
+            };
+            let exit_file = self.state.path().join("exit");
+            match boot(&mut self.command(accel), self.boot_log, &waits, &exit_file)? {
+                Boot::Ran => {
+                    if accel == Accel::Kvm && plan.fallback {
+                        accel::remember(Accel::Kvm, "a guest reached its start marker under KVM");
+                    }
+                    return Ok(());
+                }
+                Boot::NoLife { kvm_error, tail } => {
+                    let reason = kvm_error.unwrap_or_else(|| {
+                        format!(
+                            "no sign of life (guest-start marker) within {}",
+                            humantime::format_duration(life)
+                        )
+                    });
+                    if accel == Accel::Kvm && plan.fallback {
+                        accel::remember(Accel::Tcg, &reason);
+                        accel = Accel::Tcg;
+                        self.say_boot(accel, &format!("KVM cannot run this guest: {reason}"));
+                        continue;
+                    }
+                    let hint = match accel {
+                        Accel::Kvm => " (try --accel tcg)",
+                        Accel::Tcg => " (a slow or loaded machine: raise --boot-deadline)",
+                    };
+                    return Err(env(format!(
+                        "the guest did not start under {}: {reason}; QEMU was stopped{hint}. Last console lines:\n{}",
+                        accel.name(),
+                        last_lines(&tail)
+                    )));
+                }
+                Boot::DiedBooting { oops, tail } if oopses + 1 < BOOT_ATTEMPTS => {
+                    oopses += 1;
+                    eprintln!(
+                        "foliobench: the VM died while booting, before the guest command ran ({}); \
+                         booting again (attempt {} of {BOOT_ATTEMPTS})",
+                        oops.as_deref().unwrap_or_else(|| tail.last().map_or("no output", |s| s.as_str())),
+                        oopses + 1
+                    );
+                }
+                Boot::DiedBooting { tail, .. } => {
+                    return Err(env(format!(
+                        "the VM failed to boot {BOOT_ATTEMPTS} times, before the guest command started; last boot output:\n{}",
+                        tail.join("\n")
+                    )))
+                }
+                Boot::DiedRunning => {
+                    return Err(env(
+                        "the guest command started but the VM ended without an exit status \
+                         (the kernel crashed or the command was killed); rerun with --boot-log",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+pub fn run(a: VmArgs) -> Result<Code> {
+    let Some(l) = launch(&a)? else {
+        return Ok(Code::Ok);
+    };
     if a.dry_run {
-        let cmd = command(plan.accel);
+        let cmd = l.command(l.accel.accel);
         let words: Vec<String> = std::iter::once(cmd.get_program())
             .chain(cmd.get_args())
             .map(|s| {
@@ -415,89 +550,9 @@ pub fn run(a: VmArgs) -> Result<Code> {
         println!("{}", words.join(" "));
         return Ok(Code::Ok);
     }
-
-    let say_boot = |accel: Accel, why: &str| {
-        eprintln!(
-            "foliobench: booting {} [{}] with {} RAM + {} pmem, {} CPUs, {} ({why})",
-            kernel.label,
-            kernel.release.as_deref().unwrap_or("release unknown"),
-            fmt_size(layout.memory),
-            fmt_size(layout.pmem),
-            m.cpus,
-            match accel {
-                Accel::Kvm => "KVM",
-                Accel::Tcg => "software emulation (TCG)",
-            }
-        )
-    };
     let interrupted = crate::exit::interrupt_flag()?;
-    let deadline = Instant::now() + timeout;
-    let mut accel = plan.accel;
-    say_boot(accel, &plan.why);
-    let mut oopses = 0;
-    loop {
-        let life = boot_deadline.unwrap_or_else(|| accel.boot_deadline());
-        let waits = Waits {
-            deadline,
-            timeout: &a.timeout,
-            life,
-            interrupted: &interrupted,
-        };
-        let exit_file = state.path().join("exit");
-        match boot(&mut command(accel), a.boot_log, &waits, &exit_file)? {
-            Boot::Ran => {
-                if accel == Accel::Kvm && plan.fallback {
-                    accel::remember(Accel::Kvm, "a guest reached its start marker under KVM");
-                }
-                break;
-            }
-            Boot::NoLife { kvm_error, tail } => {
-                let reason = kvm_error.unwrap_or_else(|| {
-                    format!(
-                        "no sign of life (guest-start marker) within {}",
-                        humantime::format_duration(life)
-                    )
-                });
-                if accel == Accel::Kvm && plan.fallback {
-                    accel::remember(Accel::Tcg, &reason);
-                    accel = Accel::Tcg;
-                    say_boot(accel, &format!("KVM cannot run this guest: {reason}"));
-                    continue;
-                }
-                let hint = match accel {
-                    Accel::Kvm => " (try --accel tcg)",
-                    Accel::Tcg => " (a slow or loaded machine: raise --boot-deadline)",
-                };
-                return Err(env(format!(
-                    "the guest did not start under {}: {reason}; QEMU was stopped{hint}. Last console lines:\n{}",
-                    accel.name(),
-                    last_lines(&tail)
-                )));
-            }
-            Boot::DiedBooting { oops, tail } if oopses + 1 < BOOT_ATTEMPTS => {
-                oopses += 1;
-                eprintln!(
-                    "foliobench: the VM died while booting, before the guest command ran ({}); \
-                     booting again (attempt {} of {BOOT_ATTEMPTS})",
-                    oops.as_deref().unwrap_or_else(|| tail.last().map_or("no output", |s| s.as_str())),
-                    oopses + 1
-                );
-            }
-            Boot::DiedBooting { tail, .. } => {
-                return Err(env(format!(
-                    "the VM failed to boot {BOOT_ATTEMPTS} times, before the guest command started; last boot output:\n{}",
-                    tail.join("\n")
-                )))
-            }
-            Boot::DiedRunning => {
-                return Err(env(
-                    "the guest command started but the VM ended without an exit status \
-                     (the kernel crashed or the command was killed); rerun with --boot-log",
-                ))
-            }
-        }
-    }
-    let s = std::fs::read_to_string(state.path().join("exit"))
+    l.boot_until_ran(&interrupted)?;
+    let s = std::fs::read_to_string(l.state.path().join("exit"))
         .context("reading the guest's exit status")?;
     let code: i32 = s
         .trim()
