@@ -505,34 +505,7 @@ impl PinSuite {
     }
 
     pub fn render_text(&self, o: &mut String) {
-        let _ = writeln!(
-            o,
-            "pin suite: {} MiB per round, {} timed rounds per row; warm-up: {}",
-            self.size >> 20,
-            self.repeat,
-            self.warmup
-        );
-        if let Some(d) = &self.odirect_device {
-            let _ = writeln!(o, "O_DIRECT source: {d}");
-        }
-        for p in &self.prepared {
-            let _ = writeln!(
-                o,
-                "  {:<14} {}{}{}{}",
-                p.memory.to_string(),
-                p.mapped,
-                p.touch_ns
-                    .map_or(String::new(), |t| format!(", first touch {} ms", ms(t))),
-                p.usable_size.map_or(String::new(), |u| format!(
-                    ", device offers {} MiB",
-                    u >> 20
-                )),
-                p.thp_bytes.map_or(String::new(), |b| format!(
-                    ", AnonHugePages {} MiB",
-                    b >> 20
-                )),
-            );
-        }
+        self.render_prepared(o);
         let _ = writeln!(
             o,
             "{:<14} {:<21} {:>2} {:>8} {:>10} {:>7} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10}",
@@ -550,21 +523,7 @@ impl PinSuite {
             "rel/page"
         );
         let mut shown_skipped: Vec<PinMemory> = Vec::new();
-        // A driver skipped for one reason on every memory takes one line, after the table.
-        let skipped_drivers: Vec<(PinDriver, &str)> = PinDriver::ALL
-            .iter()
-            .filter_map(|&d| {
-                let rows: Vec<&PinResult> = self.results.iter().filter(|x| x.driver == d).collect();
-                match rows.first().map(|r| &r.outcome) {
-                    Some(first @ Outcome::Skipped { reason })
-                        if rows.len() > 1 && rows.iter().all(|x| &x.outcome == first) =>
-                    {
-                        Some((d, reason.as_str()))
-                    }
-                    _ => None,
-                }
-            })
-            .collect();
+        let skipped_drivers = self.skipped_drivers();
         for r in &self.results {
             if skipped_drivers.iter().any(|(d, _)| *d == r.driver) {
                 continue;
@@ -610,37 +569,7 @@ impl PinSuite {
                     continue;
                 }
             }
-            let pin = r.pin_median();
-            let dash = || "-".to_string();
-            let _ = writeln!(
-                o,
-                "{:<14} {:<21} {:>2} {:>8} {:>10} {:>7} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10}",
-                r.memory.to_string(),
-                r.driver.name(),
-                r.samples.len(),
-                r.pages,
-                pin.map_or_else(dash, ms),
-                r.pin_range_pct().map_or_else(dash, |p| format!("{p:.0}%")),
-                pin.filter(|_| r.pages > 0)
-                    .map_or_else(dash, |p| format!("{:.0}", p as f64 / r.pages as f64)),
-                match (pin, self.base(r.driver)) {
-                    (Some(p), Some(b)) if b > 0 => format!("{:.3}", p as f64 / b as f64),
-                    _ => dash(),
-                },
-                r.unpin_median().map_or_else(dash, ms),
-                r.kernel_ns(PIN_PROBES).map_or_else(dash, ms),
-                r.grabs
-                    .as_ref()
-                    .and_then(Grabs::per_page)
-                    .map_or_else(dash, |g| format!("{g:.6}")),
-                r.grabs
-                    .as_ref()
-                    .filter(|g| g.pages > 0 && !g.releases.is_empty())
-                    .map_or_else(dash, |g| format!(
-                        "{:.6}",
-                        g.release_calls() as f64 / g.pages as f64
-                    )),
-            );
+            self.render_row(r, o);
         }
         for (d, reason) in &skipped_drivers {
             let _ = writeln!(
@@ -658,6 +587,97 @@ impl PinSuite {
             PinDriver::IoUring.timing(),
             PinDriver::Odirect.timing()
         );
+        self.render_grabs(o);
+        render_checks(o, "pin checks, on medians", &self.checks);
+    }
+
+    /// The run's set-up: its size and rounds, the O_DIRECT source, each memory as mapped.
+    fn render_prepared(&self, o: &mut String) {
+        let _ = writeln!(
+            o,
+            "pin suite: {} MiB per round, {} timed rounds per row; warm-up: {}",
+            self.size >> 20,
+            self.repeat,
+            self.warmup
+        );
+        if let Some(d) = &self.odirect_device {
+            let _ = writeln!(o, "O_DIRECT source: {d}");
+        }
+        for p in &self.prepared {
+            let _ = writeln!(
+                o,
+                "  {:<14} {}{}{}{}",
+                p.memory.to_string(),
+                p.mapped,
+                p.touch_ns
+                    .map_or(String::new(), |t| format!(", first touch {} ms", ms(t))),
+                p.usable_size.map_or(String::new(), |u| format!(
+                    ", device offers {} MiB",
+                    u >> 20
+                )),
+                p.thp_bytes.map_or(String::new(), |b| format!(
+                    ", AnonHugePages {} MiB",
+                    b >> 20
+                )),
+            );
+        }
+    }
+
+    /// A driver skipped for one reason on every memory takes one line, after the table.
+    fn skipped_drivers(&self) -> Vec<(PinDriver, &str)> {
+        PinDriver::ALL
+            .iter()
+            .filter_map(|&d| {
+                let rows: Vec<&PinResult> = self.results.iter().filter(|x| x.driver == d).collect();
+                match rows.first().map(|r| &r.outcome) {
+                    Some(first @ Outcome::Skipped { reason })
+                        if rows.len() > 1 && rows.iter().all(|x| &x.outcome == first) =>
+                    {
+                        Some((d, reason.as_str()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// One measured row of the table.
+    fn render_row(&self, r: &PinResult, o: &mut String) {
+        let pin = r.pin_median();
+        let dash = || "-".to_string();
+        let _ = writeln!(
+            o,
+            "{:<14} {:<21} {:>2} {:>8} {:>10} {:>7} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10}",
+            r.memory.to_string(),
+            r.driver.name(),
+            r.samples.len(),
+            r.pages,
+            pin.map_or_else(dash, ms),
+            r.pin_range_pct().map_or_else(dash, |p| format!("{p:.0}%")),
+            pin.filter(|_| r.pages > 0)
+                .map_or_else(dash, |p| format!("{:.0}", p as f64 / r.pages as f64)),
+            match (pin, self.base(r.driver)) {
+                (Some(p), Some(b)) if b > 0 => format!("{:.3}", p as f64 / b as f64),
+                _ => dash(),
+            },
+            r.unpin_median().map_or_else(dash, ms),
+            r.kernel_ns(PIN_PROBES).map_or_else(dash, ms),
+            r.grabs
+                .as_ref()
+                .and_then(Grabs::per_page)
+                .map_or_else(dash, |g| format!("{g:.6}")),
+            r.grabs
+                .as_ref()
+                .filter(|g| g.pages > 0 && !g.releases.is_empty())
+                .map_or_else(dash, |g| format!(
+                    "{:.6}",
+                    g.release_calls() as f64 / g.pages as f64
+                )),
+        );
+    }
+
+    /// Each measured row's grab and release functions, and each refusal's detail.
+    fn render_grabs(&self, o: &mut String) {
         for r in &self.results {
             let who = format!("{:<14} {:<21}", r.memory.to_string(), r.driver.name());
             match &r.outcome {
@@ -689,7 +709,6 @@ impl PinSuite {
                 Outcome::Skipped { .. } => {}
             }
         }
-        render_checks(o, "pin checks, on medians", &self.checks);
     }
 }
 
