@@ -1,5 +1,6 @@
 //! foliobench: struct page cost, memmap init, pinning and rmap batching, measured on a
-//! live kernel. This crate parses arguments and dispatches; the work is in the others.
+//! live kernel. This crate parses arguments into plans and dispatches; the work is in the
+//! others (workloads::suites runs the suites, reports renders their results).
 
 use std::process::ExitCode;
 

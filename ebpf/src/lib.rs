@@ -1,5 +1,7 @@
-//! foliobench's BPF side: the probe catalog, BTF queries, and the capability probe that
-//! finds out which BPF program types this kernel really loads, attaches and runs.
+//! foliobench's BPF side: the probe catalog and its resolution on the running kernel, BTF
+//! queries, the capability probe that finds out which BPF program types this kernel really
+//! loads, attaches and runs, and the tracer (one funclatency-style object per probe;
+//! `tracer::around` for a traced round).
 
 pub mod btf;
 pub mod capability;

@@ -1,5 +1,7 @@
-//! foliobench's results schema, and everything that turns results into output.
-//! It never touches the kernel.
+//! foliobench's results schema, and everything that turns results into output. Each suite's
+//! module (memmap, pin, rmap, fsdax) holds its schema, checks, metric table and charts; the
+//! leaf modules (check, metric, outcome, stats, units) serve them all. It never touches the
+//! kernel.
 
 pub mod chart;
 pub mod check;

@@ -1,5 +1,6 @@
-//! foliobench's side that drives the kernel: machine facts, pmem namespaces, workloads.
-//! Nothing here formats output; it returns values that `reports` renders.
+//! foliobench's side that drives the kernel: machine facts, pmem namespaces, mappings, pin
+//! drivers and rmap operations, and in `suites` each suite's loop (plan in, its part of the
+//! results out). Nothing here formats output; it returns values that `reports` renders.
 
 pub mod blockdev;
 pub mod command;
