@@ -198,7 +198,15 @@ impl Doctor {
     /// The terminal form: one line per fact, `yes`/`no`/`?` first, then the reason.
     pub fn render_text(&self) -> String {
         let mut o = String::new();
-        let mark = |b: bool| if b { "yes" } else { "no " };
+        self.render_kernel(&mut o);
+        self.render_bpf(&mut o);
+        self.render_zone_device(&mut o);
+        self.render_memory(&mut o);
+        let _ = writeln!(o, "\n{}", self.summary_line());
+        o
+    }
+
+    fn render_kernel(&self, o: &mut String) {
         let _ = writeln!(
             o,
             "kernel      {} ({:?} CPU: {})",
@@ -222,6 +230,9 @@ impl Doctor {
         for a in &self.actions {
             let _ = writeln!(o, "did         {a}");
         }
+    }
+
+    fn render_bpf(&self, o: &mut String) {
         let _ = writeln!(o, "\nBPF");
         let _ = writeln!(
             o,
@@ -254,6 +265,9 @@ impl Doctor {
                 r.reason
             );
         }
+    }
+
+    fn render_zone_device(&self, o: &mut String) {
         let _ = writeln!(o, "\nZONE_DEVICE");
         match &self.pmem.error {
             Some(e) => {
@@ -317,6 +331,9 @@ impl Doctor {
             mark(self.nr_memmap_pages.available),
             self.nr_memmap_pages.reason
         );
+    }
+
+    fn render_memory(&self, o: &mut String) {
         let _ = writeln!(o, "\nMemory and pinning");
         match &self.thp {
             Some(t) => {
@@ -354,8 +371,15 @@ impl Doctor {
             mark(self.gup_test.available),
             self.gup_test.reason
         );
-        let _ = writeln!(o, "\n{}", self.summary_line());
-        o
+    }
+}
+
+/// A fact's first column.
+fn mark(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no "
     }
 }
 
