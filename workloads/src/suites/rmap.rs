@@ -54,14 +54,13 @@ fn skipped(op: RmapOp, folio_kb: u64, reason: String) -> RmapResult {
 
 /// Runs every operation on every folio size, then the file case.
 pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSuite> {
-    let (repeat, prov, interrupted) = (ctx.repeat, ctx.prov, ctx.interrupted);
     let batched = probes.iter().any(|p| {
         p.probe == "folio_add_anon_rmap_ptes"
             && p.function.as_deref() == Some("folio_add_anon_rmap_ptes")
     });
     let mut suite = RmapSuite {
         size: plan.size,
-        repeat,
+        repeat: ctx.repeat,
         method: METHOD.into(),
         batched_api: batched,
         rmap_functions: probes
@@ -75,6 +74,23 @@ pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSui
             .collect(),
         ..Default::default()
     };
+    run_anonymous(plan, ctx, probes, &mut suite)?;
+    if plan.fsdax {
+        eprintln!("foliobench: rmap: {FSDAX} file");
+        suite.results.extend(file_case(plan, ctx, probes));
+    }
+    suite.checks = batch_checks(&suite.results, batched, plan.size);
+    suite.checks.extend(folio_checks(&suite.folios));
+    Ok(suite)
+}
+
+/// Every folio size in turn, the only one the THP controls allow (restored afterwards).
+fn run_anonymous(
+    plan: &Plan,
+    ctx: &SuiteCtx,
+    probes: &[Resolution],
+    suite: &mut RmapSuite,
+) -> Result<()> {
     let mut sizes = FolioSizes::begin().map_err(refused)?;
     for &kb in &plan.folio_kbs {
         let ops: Vec<RmapOp> = RmapOp::ALL
@@ -92,7 +108,7 @@ pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSui
             continue;
         }
         eprintln!("foliobench: rmap: folio {kb}K");
-        match measure(plan, kb, &ops, repeat, probes, interrupted) {
+        match measure(plan, kb, &ops, ctx.repeat, probes, ctx.interrupted) {
             Ok((rows, check)) => {
                 suite.results.extend(rows);
                 suite.folios.push(check);
@@ -107,58 +123,43 @@ pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSui
         }
         ctx.check_interrupted("THP size controls restored, no results written")?;
     }
-    sizes.restore().map_err(failed)?;
-    if plan.fsdax {
-        eprintln!("foliobench: rmap: {FSDAX} file");
-        let file_ops = [RmapOp::Fault, RmapOp::Munmap];
-        let file_row = |op, outcome, samples, probes| RmapResult {
-            op,
-            memory: FSDAX.into(),
-            folio_kb: 4,
-            outcome,
-            samples,
-            probes,
-        };
-        match prov {
-            None => {
-                for op in file_ops {
-                    suite.results.push(file_row(
-                        op,
-                        Outcome::Skipped {
-                            reason: "no namespace granted (see the note)".into(),
-                        },
-                        vec![],
-                        vec![],
-                    ));
-                }
-            }
-            Some(p) => match measure_fsdax(p, plan.size, repeat, probes) {
-                Ok(mut rows) => {
-                    for op in file_ops {
-                        let (samples, probes) = rows.remove(&op).unwrap_or_default();
-                        suite
-                            .results
-                            .push(file_row(op, Outcome::Measured, samples, probes));
-                    }
-                }
-                Err(e) => {
-                    for op in file_ops {
-                        suite.results.push(file_row(
-                            op,
-                            Outcome::Skipped {
-                                reason: format!("failed: {e:#}"),
-                            },
-                            vec![],
-                            vec![],
-                        ));
-                    }
-                }
-            },
-        }
+    sizes.restore().map_err(failed)
+}
+
+/// The file case's rows: measured, or skipped with the reason.
+fn file_case(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Vec<RmapResult> {
+    let row = |op, outcome, (samples, probes)| RmapResult {
+        op,
+        memory: FSDAX.into(),
+        folio_kb: 4,
+        outcome,
+        samples,
+        probes,
+    };
+    let ops = [RmapOp::Fault, RmapOp::Munmap];
+    let skip = |reason: String| -> Vec<RmapResult> {
+        ops.iter()
+            .map(|&op| {
+                row(
+                    op,
+                    Outcome::Skipped {
+                        reason: reason.clone(),
+                    },
+                    Default::default(),
+                )
+            })
+            .collect()
+    };
+    let Some(p) = ctx.prov else {
+        return skip("no namespace granted (see the note)".into());
+    };
+    match measure_fsdax(p, plan.size, ctx.repeat, probes) {
+        Ok(mut rows) => ops
+            .iter()
+            .map(|&op| row(op, Outcome::Measured, rows.remove(&op).unwrap_or_default()))
+            .collect(),
+        Err(e) => skip(format!("failed: {e:#}")),
     }
-    suite.checks = batch_checks(&suite.results, batched, plan.size);
-    suite.checks.extend(folio_checks(&suite.folios));
-    Ok(suite)
 }
 
 type Rows = (Vec<RmapResult>, FolioCheck);
