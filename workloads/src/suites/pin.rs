@@ -321,32 +321,13 @@ pub fn run(
                 }
             };
             eprintln!("foliobench: pin: {m} {d}");
-            let mut r = row(m, d, plan.size, Outcome::Measured);
-            match measure(&prepared.mapping, &driver, repeat, latency, grab) {
-                Ok(x) => {
-                    r.warmup_rounds = x.warmup_rounds;
-                    r.pages = x.pages;
-                    r.samples = x.samples;
-                    r.kernel = x.kernel;
-                    r.grabs = x.grabs;
-                    for n in x.not_traced {
-                        if !not_traced.contains(&n) {
-                            not_traced.push(n);
-                        }
-                    }
-                }
-                Err(e @ WorkloadError::Refused { .. }) => {
-                    r.outcome = Outcome::Refused {
-                        errno: e.refusal().unwrap_or_default(),
-                        detail: e.to_string(),
-                    };
-                }
-                Err(e) => {
-                    r.outcome = Outcome::Skipped {
-                        reason: format!("failed: {e}"),
-                    }
-                }
-            }
+            let r = cell(
+                row(m, d, plan.size, Outcome::Measured),
+                &prepared.mapping,
+                &driver,
+                (repeat, latency, grab),
+                &mut not_traced,
+            );
             suite.results.push(r);
             ctx.check_interrupted("namespace restored, no results written")?;
         }
@@ -360,6 +341,42 @@ pub fn run(
     suite.checks = order_checks(&suite.results);
     suite.checks.extend(refs_checks(&suite.results));
     Ok(suite)
+}
+
+/// One (memory, driver) cell measured into its row; a kernel refusal is the row's outcome.
+fn cell(
+    mut r: PinResult,
+    m: &Mapping,
+    d: &Driver,
+    (repeat, latency, grab): (usize, &[Resolution], &[Resolution]),
+    not_traced: &mut Vec<String>,
+) -> PinResult {
+    match measure(m, d, repeat, latency, grab) {
+        Ok(x) => {
+            r.warmup_rounds = x.warmup_rounds;
+            r.pages = x.pages;
+            r.samples = x.samples;
+            r.kernel = x.kernel;
+            r.grabs = x.grabs;
+            for n in x.not_traced {
+                if !not_traced.contains(&n) {
+                    not_traced.push(n);
+                }
+            }
+        }
+        Err(e @ WorkloadError::Refused { .. }) => {
+            r.outcome = Outcome::Refused {
+                errno: e.refusal().unwrap_or_default(),
+                detail: e.to_string(),
+            };
+        }
+        Err(e) => {
+            r.outcome = Outcome::Skipped {
+                reason: format!("failed: {e}"),
+            }
+        }
+    }
+    r
 }
 
 /// What one cell gave.
