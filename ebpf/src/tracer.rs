@@ -226,55 +226,12 @@ impl<'obj> Instance<'obj> {
             .load()
             .map_err(|e| anyhow::anyhow!("load refused: {}", crate::capability::describe(&e)))?;
 
-        let attach = |what: &str, r: libbpf_rs::Result<Link>| {
-            r.map_err(|e| {
-                anyhow::anyhow!(
-                    "attaching {what} refused: {}",
-                    crate::capability::describe(&e)
-                )
-            })
-        };
-        let progs = &skel.progs;
-        let mut links = match mechanism {
-            Flavour::Fentry => vec![
-                attach("fentry", progs.fentry_entry.attach())?,
-                attach("fexit", progs.fexit_exit.attach())?,
-            ],
-            Flavour::Kprobe => vec![
-                attach("kprobe", progs.kprobe_entry.attach_kprobe(false, &function))?,
-                attach(
-                    "kretprobe",
-                    progs.kretprobe_exit.attach_kprobe(true, &function),
-                )?,
-            ],
-            Flavour::Tracepoint => {
-                let (cat, enter) = function
-                    .split_once(':')
-                    .with_context(|| format!("tracepoint '{function}' is not category:name"))?;
-                if !pair {
-                    let cat = TracepointCategory::Custom(cat.into());
-                    vec![attach(enter, progs.tp_event.attach_tracepoint(cat, enter))?]
-                } else {
-                    let exit = enter.replacen("sys_enter_", "sys_exit_", 1);
-                    vec![
-                        attach(
-                            enter,
-                            progs
-                                .tp_entry
-                                .attach_tracepoint(TracepointCategory::Custom(cat.into()), enter),
-                        )?,
-                        attach(
-                            &exit,
-                            progs
-                                .tp_exit
-                                .attach_tracepoint(TracepointCategory::Custom(cat.into()), &exit),
-                        )?,
-                    ]
-                }
-            }
-        };
+        let mut links = attach(&skel, res, mechanism, &function)?;
         if filtering && filter_owner.is_none() {
-            links.push(attach("sched_process_fork", progs.follow_fork.attach())?);
+            links.push(attach_one(
+                "sched_process_fork",
+                skel.progs.follow_fork.attach(),
+            )?);
         }
         Ok(Instance {
             res: res.clone(),
@@ -334,4 +291,63 @@ impl<'obj> Instance<'obj> {
             arg_values_dropped: dropped,
         }
     }
+}
+
+/// Attaches the loaded program pair (or single event) of `mechanism` to `function`.
+fn attach(
+    skel: &FuncsSkel<'_>,
+    res: &Resolution,
+    mechanism: Flavour,
+    function: &str,
+) -> Result<Vec<Link>> {
+    let attach = attach_one;
+    let progs = &skel.progs;
+    let pair = res.kind == TargetKind::Syscall;
+    Ok(match mechanism {
+        Flavour::Fentry => vec![
+            attach("fentry", progs.fentry_entry.attach())?,
+            attach("fexit", progs.fexit_exit.attach())?,
+        ],
+        Flavour::Kprobe => vec![
+            attach("kprobe", progs.kprobe_entry.attach_kprobe(false, function))?,
+            attach(
+                "kretprobe",
+                progs.kretprobe_exit.attach_kprobe(true, function),
+            )?,
+        ],
+        Flavour::Tracepoint => {
+            let (cat, enter) = function
+                .split_once(':')
+                .with_context(|| format!("tracepoint '{function}' is not category:name"))?;
+            if !pair {
+                let cat = TracepointCategory::Custom(cat.into());
+                vec![attach(enter, progs.tp_event.attach_tracepoint(cat, enter))?]
+            } else {
+                let exit = enter.replacen("sys_enter_", "sys_exit_", 1);
+                vec![
+                    attach(
+                        enter,
+                        progs
+                            .tp_entry
+                            .attach_tracepoint(TracepointCategory::Custom(cat.into()), enter),
+                    )?,
+                    attach(
+                        &exit,
+                        progs
+                            .tp_exit
+                            .attach_tracepoint(TracepointCategory::Custom(cat.into()), &exit),
+                    )?,
+                ]
+            }
+        }
+    })
+}
+
+fn attach_one(what: &str, r: libbpf_rs::Result<Link>) -> Result<Link> {
+    r.map_err(|e| {
+        anyhow::anyhow!(
+            "attaching {what} refused: {}",
+            crate::capability::describe(&e)
+        )
+    })
 }
