@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
-use crate::metric::{ms, once, Better::*, Kind::*, MetricSpec, Metrics};
+use crate::metric::{measured, ms, once, Better::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
 use crate::pin::PinDriver;
 use crate::stats::median_u64;
@@ -412,58 +412,29 @@ impl Metrics for FsdaxSuite {
     type Row = FsdaxResult;
     const SUITE: &'static str = "fsdax";
     const METRICS: &'static [MetricSpec<Self, FsdaxResult>] = &[
-        MetricSpec {
-            name: "fault_in_per_gib",
-            unit: "ms",
-            better: Lower,
-            kind: Time,
-            samples: |s, r| {
-                let per_gib = (1u64 << 30) as f64 / s.size.max(1) as f64;
-                r.fault_ns.iter().map(|&x| ms(x) * per_gib).collect()
-            },
-        },
-        MetricSpec {
-            name: "pmd_mapped",
-            unit: "faults",
-            better: Higher,
-            kind: Count,
-            samples: |_, r| once(r.pmd_mapped()),
-        },
-        MetricSpec {
-            name: "pmd_fallbacks",
-            unit: "faults",
-            better: Lower,
-            kind: Count,
-            samples: |_, r| once(r.pmd_fallbacks()),
-        },
-        MetricSpec {
-            name: "pte_faults",
-            unit: "faults",
-            better: Lower,
-            kind: Count,
-            samples: |_, r| once(r.pte_faults()),
-        },
+        MetricSpec::time("fault_in_per_gib", |s, r| {
+            let per_gib = (1u64 << 30) as f64 / s.size.max(1) as f64;
+            r.fault_ns.iter().map(|&x| ms(x) * per_gib).collect()
+        }),
+        MetricSpec::count("pmd_mapped", "faults", Higher, |_, r| once(r.pmd_mapped())),
+        MetricSpec::count("pmd_fallbacks", "faults", Lower, |_, r| {
+            once(r.pmd_fallbacks())
+        }),
+        MetricSpec::count("pte_faults", "faults", Lower, |_, r| once(r.pte_faults())),
     ];
 
     fn subjects(&self) -> Vec<(String, &FsdaxResult)> {
-        self.results
-            .iter()
-            .filter(|r| r.outcome == Outcome::Measured)
-            .map(|r| (r.fs.clone(), r))
-            .collect()
+        measured(&self.results, |r| &r.outcome, |r| r.fs.clone())
     }
 }
 
 impl Metrics for PfnmapResult {
     type Row = PfnmapResult;
     const SUITE: &'static str = "pfnmap";
-    const METRICS: &'static [MetricSpec<Self, PfnmapResult>] = &[MetricSpec {
-        name: "struct_pages",
-        unit: "pages",
-        better: Lower,
-        kind: Count,
-        samples: |_, r| once(r.struct_pages()),
-    }];
+    const METRICS: &'static [MetricSpec<Self, PfnmapResult>] =
+        &[MetricSpec::count("struct_pages", "pages", Lower, |_, r| {
+            once(r.struct_pages())
+        })];
 
     fn subjects(&self) -> Vec<(String, &PfnmapResult)> {
         if self.outcome == Outcome::Measured {

@@ -117,55 +117,23 @@ impl Metrics for [MemmapResult] {
     type Row = MemmapResult;
     const SUITE: &'static str = "memmap";
     const METRICS: &'static [MetricSpec<Self, MemmapResult>] = &[
-        MetricSpec {
-            name: "memmap_init",
-            unit: "ms",
-            better: Lower,
-            kind: Time,
-            samples: |_, r| r.each(|x| x.memmap_init_ns.map(ms)),
-        },
-        MetricSpec {
-            name: "create_namespace",
-            unit: "ms",
-            better: Lower,
-            kind: Time,
-            samples: |_, r| r.each(|x| Some(ms(x.create_ns))),
-        },
-        MetricSpec {
-            name: "vmemmap_ram_pages",
-            unit: "pages",
-            better: Lower,
-            kind: Count,
-            samples: |_, r| r.each(|x| x.probe_ram_vmemmap_pages.map(|v| v as f64)),
-        },
-        MetricSpec {
-            name: "nr_memmap_pages_delta",
-            unit: "pages",
-            better: Lower,
-            kind: Count,
-            samples: |_, r| r.each(|x| x.nr_memmap_pages_delta.map(|v| v as f64)),
-        },
-        MetricSpec {
-            name: "struct_pages_initialised",
-            unit: "pages",
-            better: Lower,
-            kind: Count,
-            samples: |_, r| r.each(|x| x.init_struct_pages.map(|v| v as f64)),
-        },
-        MetricSpec {
-            name: "usable",
-            unit: "MiB",
-            better: Higher,
-            kind: Count,
-            samples: |_, r| r.each(|x| x.usable_size.map(|v| (v >> 20) as f64)),
-        },
-        MetricSpec {
-            name: "memfree_drop",
-            unit: "KiB",
-            better: Lower,
-            kind: Time,
-            samples: |_, r| r.each(|x| Some((-x.memfree_delta_kb) as f64)),
-        },
+        MetricSpec::time("memmap_init", |_, r| r.each(|x| x.memmap_init_ns.map(ms))),
+        MetricSpec::time("create_namespace", |_, r| r.each(|x| Some(ms(x.create_ns)))),
+        MetricSpec::count("vmemmap_ram_pages", "pages", Lower, |_, r| {
+            r.each(|x| x.probe_ram_vmemmap_pages.map(|v| v as f64))
+        }),
+        MetricSpec::count("nr_memmap_pages_delta", "pages", Lower, |_, r| {
+            r.each(|x| x.nr_memmap_pages_delta.map(|v| v as f64))
+        }),
+        MetricSpec::count("struct_pages_initialised", "pages", Lower, |_, r| {
+            r.each(|x| x.init_struct_pages.map(|v| v as f64))
+        }),
+        MetricSpec::count("usable", "MiB", Higher, |_, r| {
+            r.each(|x| x.usable_size.map(|v| (v >> 20) as f64))
+        }),
+        MetricSpec::new("memfree_drop", "KiB", Lower, Time, |_, r| {
+            r.each(|x| Some((-x.memfree_delta_kb) as f64))
+        }),
     ];
 
     fn subjects(&self) -> Vec<(String, &MemmapResult)> {

@@ -51,6 +51,51 @@ pub struct MetricSpec<S: ?Sized, R> {
     pub samples: fn(&S, &R) -> Vec<f64>,
 }
 
+impl<S: ?Sized, R> MetricSpec<S, R> {
+    pub const fn new(
+        name: &'static str,
+        unit: &'static str,
+        better: Better,
+        kind: Kind,
+        samples: fn(&S, &R) -> Vec<f64>,
+    ) -> Self {
+        MetricSpec {
+            name,
+            unit,
+            better,
+            kind,
+            samples,
+        }
+    }
+
+    /// A timing in ms, lower is better.
+    pub const fn time(name: &'static str, samples: fn(&S, &R) -> Vec<f64>) -> Self {
+        Self::new(name, "ms", Better::Lower, Kind::Time, samples)
+    }
+
+    /// A count the kernel determines.
+    pub const fn count(
+        name: &'static str,
+        unit: &'static str,
+        better: Better,
+        samples: fn(&S, &R) -> Vec<f64>,
+    ) -> Self {
+        Self::new(name, unit, better, Kind::Count, samples)
+    }
+}
+
+/// The measured rows of a suite under their subjects.
+pub fn measured<R>(
+    rows: &[R],
+    outcome: impl Fn(&R) -> &crate::outcome::Outcome,
+    subject: impl Fn(&R) -> String,
+) -> Vec<(String, &R)> {
+    rows.iter()
+        .filter(|r| *outcome(r) == crate::outcome::Outcome::Measured)
+        .map(|r| (subject(r), r))
+        .collect()
+}
+
 /// A suite's side of `compare`.
 pub trait Metrics: 'static {
     type Row: 'static;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
 use crate::geometry::{Geometry, GeometryError, Map};
-use crate::metric::{ms as ms_f64, Better::*, Kind::*, MetricSpec, Metrics};
+use crate::metric::{measured, ms as ms_f64, Better::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
 use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, ProbeStats};
@@ -344,46 +344,30 @@ impl Metrics for PinSuite {
     type Row = PinResult;
     const SUITE: &'static str = "pin";
     const METRICS: &'static [MetricSpec<Self, PinResult>] = &[
-        MetricSpec {
-            name: "pin",
-            unit: "ms",
-            better: Lower,
-            kind: Time,
-            samples: |_, r| r.samples.iter().map(|x| ms_f64(x.pin_ns)).collect(),
-        },
-        MetricSpec {
-            name: "unpin",
-            unit: "ms",
-            better: Lower,
-            kind: Time,
-            samples: |_, r| {
-                r.samples
-                    .iter()
-                    .filter_map(|x| x.unpin_ns.map(ms_f64))
-                    .collect()
-            },
-        },
-        MetricSpec {
-            name: "grabs_per_page",
-            unit: "calls/page",
-            better: Lower,
-            kind: Count,
-            samples: |_, r| {
-                r.grabs
-                    .as_ref()
-                    .and_then(|g| g.per_page())
-                    .into_iter()
-                    .collect()
-            },
-        },
+        MetricSpec::time("pin", |_, r| {
+            r.samples.iter().map(|x| ms_f64(x.pin_ns)).collect()
+        }),
+        MetricSpec::time("unpin", |_, r| {
+            r.samples
+                .iter()
+                .filter_map(|x| x.unpin_ns.map(ms_f64))
+                .collect()
+        }),
+        MetricSpec::count("grabs_per_page", "calls/page", Lower, |_, r| {
+            r.grabs
+                .as_ref()
+                .and_then(|g| g.per_page())
+                .into_iter()
+                .collect()
+        }),
     ];
 
     fn subjects(&self) -> Vec<(String, &PinResult)> {
-        self.results
-            .iter()
-            .filter(|r| r.outcome == Outcome::Measured)
-            .map(|r| (format!("{} {}", r.memory, r.driver.name()), r))
-            .collect()
+        measured(
+            &self.results,
+            |r| &r.outcome,
+            |r| format!("{} {}", r.memory, r.driver.name()),
+        )
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
-use crate::metric::{ms, Better::*, Kind::*, MetricSpec, Metrics};
+use crate::metric::{measured, ms, Better::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
 use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, ProbeStats};
@@ -216,37 +216,25 @@ impl Metrics for RmapSuite {
     type Row = RmapResult;
     const SUITE: &'static str = "rmap";
     const METRICS: &'static [MetricSpec<Self, RmapResult>] = &[
-        MetricSpec {
-            name: "time",
-            unit: "ms",
-            better: Lower,
-            kind: Time,
-            samples: |_, r| r.samples.iter().map(|&x| ms(x)).collect(),
-        },
+        MetricSpec::time("time", |_, r| r.samples.iter().map(|&x| ms(x)).collect()),
         // The rmap functions of the traced round (not the syscall tracepoints traced beside
         // them): per-page calls on 6.1, batches on 6.5+; the same quantity on both, so the
         // API change shows as a count.
-        MetricSpec {
-            name: "rmap_calls",
-            unit: "calls",
-            better: Lower,
-            kind: Count,
-            samples: |_, r| {
-                let rmap: Vec<_> = r.probes.iter().filter(|p| !p.is_syscall()).collect();
-                if rmap.is_empty() {
-                    return vec![];
-                }
-                vec![rmap.iter().map(|p| p.calls).sum::<u64>() as f64]
-            },
-        },
+        MetricSpec::count("rmap_calls", "calls", Lower, |_, r| {
+            let rmap: Vec<_> = r.probes.iter().filter(|p| !p.is_syscall()).collect();
+            if rmap.is_empty() {
+                return vec![];
+            }
+            vec![rmap.iter().map(|p| p.calls).sum::<u64>() as f64]
+        }),
     ];
 
     fn subjects(&self) -> Vec<(String, &RmapResult)> {
-        self.results
-            .iter()
-            .filter(|r| r.outcome == Outcome::Measured)
-            .map(|r| (format!("{} {} {}K", r.op.name(), r.memory, r.folio_kb), r))
-            .collect()
+        measured(
+            &self.results,
+            |r| &r.outcome,
+            |r| format!("{} {} {}K", r.op.name(), r.memory, r.folio_kb),
+        )
     }
 }
 
