@@ -76,6 +76,48 @@ fn with_stdout_on_stderr<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     r
 }
 
+/// One side's sweep in the test VM; returns its results file.
+fn run_side(a: &AbArgs, dir: &Path, side: &str, kernel: &str) -> Result<PathBuf> {
+    let out = dir.join(format!("{side}.json"));
+    // A file from an earlier run must not pass for this one's.
+    let _ = std::fs::remove_file(&out);
+    eprintln!(
+        "foliobench ab: {side} {kernel}: run --suite {}",
+        a.sweep.suite.join(",")
+    );
+    // The guest's tables go to stderr: stdout carries only the comparison, so that
+    // `ab --format ktap | ...` is KTAP and nothing else.
+    let code = with_stdout_on_stderr(|| {
+        crate::vm::run(VmArgs {
+            kernel: kernel.to_string(),
+            machine: a.machine.clone(),
+            timeout: a.timeout.clone(),
+            share: vec![dir.to_path_buf()],
+            boot_log: false,
+            dry_run: false,
+            args: run_args(&a.sweep, &out),
+        })
+    })?;
+    if code != Code::Ok {
+        let why = format!(
+            "the {side} run on {kernel} ended with exit {} (see its output above); nothing compared",
+            code as u8
+        );
+        return Err(if code == Code::Usage {
+            usage(why)
+        } else {
+            env(why)
+        });
+    }
+    if !out.exists() {
+        return Err(env(format!(
+            "the {side} run on {kernel} wrote no {}",
+            out.display()
+        )));
+    }
+    Ok(out)
+}
+
 pub fn run(mut a: AbArgs) -> Result<Code> {
     a.gate.check()?;
     // ab's defaults: memmap and rmap at 256M (pin on request: its 1 GiB rounds on every
@@ -99,44 +141,7 @@ pub fn run(mut a: AbArgs) -> Result<Code> {
     let dir = a.out_dir.canonicalize()?;
     let mut files = Vec::new();
     for (side, kernel) in [("baseline", &a.baseline), ("candidate", &a.candidate)] {
-        let out = dir.join(format!("{side}.json"));
-        // A file from an earlier run must not pass for this one's.
-        let _ = std::fs::remove_file(&out);
-        eprintln!(
-            "foliobench ab: {side} {kernel}: run --suite {}",
-            a.sweep.suite.join(",")
-        );
-        // The guest's tables go to stderr: stdout carries only the comparison, so that
-        // `ab --format ktap | ...` is KTAP and nothing else.
-        let code = with_stdout_on_stderr(|| {
-            crate::vm::run(VmArgs {
-                kernel: kernel.clone(),
-                machine: a.machine.clone(),
-                timeout: a.timeout.clone(),
-                share: vec![dir.clone()],
-                boot_log: false,
-                dry_run: false,
-                args: run_args(&a.sweep, &out),
-            })
-        })?;
-        if code != Code::Ok {
-            let why = format!(
-                "the {side} run on {kernel} ended with exit {} (see its output above); nothing compared",
-                code as u8
-            );
-            return Err(if code == Code::Usage {
-                usage(why)
-            } else {
-                env(why)
-            });
-        }
-        if !out.exists() {
-            return Err(env(format!(
-                "the {side} run on {kernel} wrote no {}",
-                out.display()
-            )));
-        }
-        files.push(out);
+        files.push(run_side(&a, &dir, side, kernel)?);
     }
     let (b, c) = (load(&files[0])?, load(&files[1])?);
     let cmp = compare(
