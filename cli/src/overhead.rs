@@ -148,6 +148,45 @@ fn timed(prefix: &[String], command: &[String]) -> Result<u64> {
         .with_context(|| format!("timeit wrote '{ns}'"))
 }
 
+/// The default workload: io_uring registrations of anonymous memory, a known call count.
+fn default_command() -> Result<Vec<String>> {
+    let exe = std::env::current_exe()?.to_string_lossy().into_owned();
+    let args = [
+        "workload",
+        "io-uring-pin",
+        "--size",
+        "256K",
+        "--buffers",
+        "8",
+        "--repeat",
+        "200",
+    ]
+    .iter()
+    .map(|s| s.to_string());
+    Ok(std::iter::once(exe).chain(args).collect())
+}
+
+/// `bpftrace -q -e PROGRAM` attaching the same functions the same way, if bpftrace is here.
+fn bpftrace_prefix(traceable: &[Resolution], notes: &mut Vec<String>) -> Option<Vec<String>> {
+    let (prog, skipped) = bpftrace_program(traceable);
+    let Some(b) = foliobench_workloads::command::which("bpftrace") else {
+        notes.push("bpftrace is not installed: no bpftrace comparison".into());
+        return None;
+    };
+    if !skipped.is_empty() {
+        notes.push(format!(
+            "not in the bpftrace program (no BTF name for kfunc): {}",
+            skipped.join(", ")
+        ));
+    }
+    Some(vec![
+        b.to_string_lossy().into_owned(),
+        "-q".into(),
+        "-e".into(),
+        prog,
+    ])
+}
+
 pub fn run(a: OverheadArgs) -> Result<Code> {
     if a.repeat == 0 {
         return Err(usage("--repeat must be at least 1"));
@@ -160,20 +199,7 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
     let selected =
         catalog::select(&names).map_err(|bad| usage(format!("unknown probe '{bad}'")))?;
     let command = if a.command.is_empty() {
-        let exe = std::env::current_exe()?.to_string_lossy().into_owned();
-        let args = [
-            "workload",
-            "io-uring-pin",
-            "--size",
-            "256K",
-            "--buffers",
-            "8",
-            "--repeat",
-            "200",
-        ]
-        .iter()
-        .map(|s| s.to_string());
-        std::iter::once(exe).chain(args).collect()
+        default_command()?
     } else {
         a.command.clone()
     };
@@ -191,22 +217,7 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
         .into());
     }
     let mut notes = facts.refusals();
-    let (prog, skipped) = bpftrace_program(&traceable);
-    let bpftrace =
-        foliobench_workloads::command::which("bpftrace").map(|p| p.to_string_lossy().into_owned());
-    let mut bpftrace_prefix = None;
-    match &bpftrace {
-        None => notes.push("bpftrace is not installed: no bpftrace comparison".into()),
-        Some(b) => {
-            if !skipped.is_empty() {
-                notes.push(format!(
-                    "not in the bpftrace program (no BTF name for kfunc): {}",
-                    skipped.join(", ")
-                ));
-            }
-            bpftrace_prefix = Some(vec![b.clone(), "-q".into(), "-e".into(), prog]);
-        }
-    }
+    let mut bpftrace_prefix = bpftrace_prefix(&traceable, &mut notes);
 
     let mut variants = vec![
         Variant {
