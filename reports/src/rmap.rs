@@ -170,46 +170,55 @@ impl RmapSuite {
         });
         // Batch-size histograms: calls per nr_pages value, one series per folio size.
         for op in &ops {
-            let Some(probe) = op.batch_probe() else {
-                continue;
-            };
-            let hists: Vec<(&str, &[(u64, u64)])> = folios
+            let hists: Vec<(&str, &RmapResult)> = folios
                 .iter()
                 .zip(&cats)
-                .filter_map(|(f, c)| {
-                    let p = row(*op, f)?.probe(probe)?;
-                    (!p.arg_values.is_empty()).then_some((c.as_str(), p.arg_values.as_slice()))
-                })
+                .filter_map(|(f, c)| Some((c.as_str(), row(*op, f)?)))
                 .collect();
-            if hists.is_empty() {
-                continue;
-            }
-            let mut values: Vec<u64> = hists
-                .iter()
-                .flat_map(|(_, h)| h.iter().map(|(v, _)| *v))
-                .collect();
-            values.sort_unstable();
-            values.dedup();
-            out.push(Chart {
-                title: format!("{} batch sizes: {probe} calls per nr_pages", op.name()),
-                y_label: "calls (log)".into(),
-                log_y: true,
-                categories: values.iter().map(|v| format!("nr_pages {v}")).collect(),
-                series: hists
-                    .iter()
-                    .map(|(c, h)| Series {
-                        name: format!("folio {c}"),
-                        values: values
-                            .iter()
-                            .map(|v| h.iter().find(|(x, _)| x == v).map(|(_, n)| *n as f64))
-                            .collect(),
-                        samples: vec![],
-                    })
-                    .collect(),
-            });
+            out.extend(batch_chart(*op, &hists));
         }
         out
     }
+}
+
+/// One operation's batch sizes: its batch probe's calls per nr_pages value, a series per
+/// folio size (`rows`: the measured row of each, under its category name).
+fn batch_chart(op: RmapOp, rows: &[(&str, &RmapResult)]) -> Option<Chart> {
+    let probe = op.batch_probe()?;
+    let hists: Vec<(&str, &[(u64, u64)])> = rows
+        .iter()
+        .filter_map(|(c, r)| {
+            let p = r.probe(probe)?;
+            (!p.arg_values.is_empty()).then_some((*c, p.arg_values.as_slice()))
+        })
+        .collect();
+    if hists.is_empty() {
+        return None;
+    }
+    let mut values: Vec<u64> = hists
+        .iter()
+        .flat_map(|(_, h)| h.iter().map(|(v, _)| *v))
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    Some(Chart {
+        title: format!("{} batch sizes: {probe} calls per nr_pages", op.name()),
+        y_label: "calls (log)".into(),
+        log_y: true,
+        categories: values.iter().map(|v| format!("nr_pages {v}")).collect(),
+        series: hists
+            .iter()
+            .map(|(c, h)| {
+                Series::of_values(
+                    format!("folio {c}"),
+                    values
+                        .iter()
+                        .map(|v| h.iter().find(|(x, _)| x == v).map(|(_, n)| *n as f64))
+                        .collect(),
+                )
+            })
+            .collect(),
+    })
 }
 
 impl Metrics for RmapSuite {
