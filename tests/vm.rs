@@ -326,7 +326,18 @@ fn pin_suite_on_612() {
 #[test]
 fn guest_exit_status_is_returned() {
     let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run(foliobench().args(["vm", "--", "doctor", "--no-such-flag"]));
+    // A namespace that does not exist: a usage error the guest finds (exit 2).
+    let out = run(foliobench().args([
+        "vm",
+        "--kernel",
+        DEBIAN_612,
+        "--",
+        "run",
+        "--suite",
+        "memmap",
+        "--namespace",
+        "namespace9.9",
+    ]));
     assert_eq!(
         out.status.code(),
         Some(2),
