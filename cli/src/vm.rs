@@ -467,7 +467,7 @@ impl Launch {
         let deadline = Instant::now() + self.timeout;
         let mut accel = plan.accel;
         self.say_boot(accel, &plan.why);
-        let mut oopses = 0;
+        let mut failed_boots = 0;
         loop {
             let life = self.boot_deadline.unwrap_or_else(|| accel.boot_deadline());
             let waits = Waits {
@@ -484,7 +484,12 @@ impl Launch {
                     }
                     return Ok(());
                 }
-                Boot::NoLife { kvm_error, tail } => {
+                Boot::NoLife {
+                    kvm_error,
+                    oops,
+                    tail,
+                } => {
+                    let silent = kvm_error.is_none();
                     let reason = kvm_error.unwrap_or_else(|| {
                         format!(
                             "no sign of life (guest-start marker) within {}",
@@ -497,23 +502,37 @@ impl Launch {
                         self.say_boot(accel, &format!("KVM cannot run this guest: {reason}"));
                         continue;
                     }
+                    // A guest that hung before its command started (seen under TCG: a
+                    // warning at the first instant of boot, then nothing) is booted again,
+                    // as an oops at boot is; nothing ran in it.
+                    if silent && failed_boots + 1 < BOOT_ATTEMPTS {
+                        failed_boots += 1;
+                        eprintln!(
+                            "foliobench: {reason} ({}); QEMU stopped, booting again (attempt {} of {BOOT_ATTEMPTS})",
+                            oops.as_deref()
+                                .unwrap_or_else(|| tail.last().map_or("no output", |s| s.as_str())),
+                            failed_boots + 1
+                        );
+                        continue;
+                    }
                     let hint = match accel {
                         Accel::Kvm => " (try --accel tcg)",
                         Accel::Tcg => " (a slow or loaded machine: raise --boot-deadline)",
                     };
                     return Err(env(format!(
-                        "the guest did not start under {}: {reason}; QEMU was stopped{hint}. Last console lines:\n{}",
+                        "the guest did not start under {}: {reason}; QEMU was stopped{hint}.{} Last console lines:\n{}",
                         accel.name(),
+                        oops.map_or(String::new(), |o| format!(" First sign of trouble: {o}.")),
                         last_lines(&tail)
                     )));
                 }
-                Boot::DiedBooting { oops, tail } if oopses + 1 < BOOT_ATTEMPTS => {
-                    oopses += 1;
+                Boot::DiedBooting { oops, tail } if failed_boots + 1 < BOOT_ATTEMPTS => {
+                    failed_boots += 1;
                     eprintln!(
                         "foliobench: the VM died while booting, before the guest command ran ({}); \
                          booting again (attempt {} of {BOOT_ATTEMPTS})",
                         oops.as_deref().unwrap_or_else(|| tail.last().map_or("no output", |s| s.as_str())),
-                        oopses + 1
+                        failed_boots + 1
                     );
                 }
                 Boot::DiedBooting { tail, .. } => {
@@ -594,6 +613,8 @@ enum Boot {
     /// cannot run it; QEMU was stopped. Nothing ran in the guest.
     NoLife {
         kvm_error: Option<String>,
+        /// The first line that says the kernel is in trouble, if one came.
+        oops: Option<String>,
         tail: Vec<String>,
     },
     /// The VM died before the guest command started (kernel oops while booting): nothing
@@ -689,6 +710,7 @@ fn boot(cmd: &mut Command, boot_log: bool, w: &Waits<'_>, exit_file: &Path) -> R
         Some(Err(kvm_error)) => {
             return Ok(Boot::NoLife {
                 kvm_error,
+                oops: console.oops.lock().ok().and_then(|o| o.clone()),
                 tail: tail(),
             })
         }
@@ -702,6 +724,7 @@ fn boot(cmd: &mut Command, boot_log: bool, w: &Waits<'_>, exit_file: &Path) -> R
         // QEMU gave up on KVM and exited by itself.
         (false, _) if kvm_error.is_some() => Boot::NoLife {
             kvm_error,
+            oops: None,
             tail: tail(),
         },
         (false, _) => Boot::DiedBooting {
@@ -764,7 +787,7 @@ impl Console {
                     o.get_or_insert_with(|| line.trim().to_string());
                 }
             };
-            if ["Oops:", "BUG:", "Kernel panic"]
+            if ["Oops:", "BUG:", "Kernel panic", "WARNING:"]
                 .iter()
                 .any(|k| line.contains(k))
             {
