@@ -310,6 +310,15 @@ fn shared_dirs(
     Ok(out)
 }
 
+/// How the guest command reaches the guest.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// On the vng command line (for --dry-run, to be read).
+    Inline,
+    /// In a file in the shared state directory, run with `sh FILE`.
+    File,
+}
+
 /// Everything a boot needs, checked before the first one.
 struct Launch {
     vng: PathBuf,
@@ -404,13 +413,25 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
 
 impl Launch {
     /// The vng command that boots the guest under `accel` and runs the guest command.
-    fn command(&self, accel: Accel) -> Command {
+    fn command(&self, accel: Accel, how: Pass) -> Result<Command> {
         let guest = GuestEnv {
             config: self.kernel.config.as_deref(),
             accel,
             package: self.kernel.package.as_deref(),
         };
         let script = guest_script(&self.exe, &self.args, &self.cwd, self.state.path(), &guest);
+        // vng hands the guest its command on the kernel command line, which holds 2048
+        // bytes on x86: a longer one overflows at boot (a fortify WARNING in start_kernel,
+        // then a hang). So the script goes in a file in the shared state directory.
+        let script = match how {
+            Pass::Inline => script,
+            Pass::File => {
+                let file = self.state.path().join("guest.sh");
+                std::fs::write(&file, format!("{script}\n"))
+                    .with_context(|| format!("writing {}", file.display()))?;
+                format!("sh {}", shlex::try_quote(&file.to_string_lossy())?)
+            }
+        };
         let mut cmd = Command::new(&self.vng);
         // vng runs its sibling scripts (virtme-run) through PATH: a venv's bin must be on it.
         if let Some(bin) = self.vng.parent() {
@@ -442,7 +463,7 @@ impl Launch {
         // One word with '=': argparse takes a separate value starting with '-' for an option.
         cmd.arg(format!("--qemu-opts={PFNMAP_DEVICE}"));
         cmd.arg("--").arg(&script);
-        cmd
+        Ok(cmd)
     }
 
     fn say_boot(&self, accel: Accel, why: &str) {
@@ -477,7 +498,8 @@ impl Launch {
                 interrupted,
             };
             let exit_file = self.state.path().join("exit");
-            match boot(&mut self.command(accel), self.boot_log, &waits, &exit_file)? {
+            let mut cmd = self.command(accel, Pass::File)?;
+            match boot(&mut cmd, self.boot_log, &waits, &exit_file)? {
                 Boot::Ran => {
                     if accel == Accel::Kvm && plan.fallback {
                         accel::remember(Accel::Kvm, "a guest reached its start marker under KVM");
@@ -557,7 +579,8 @@ pub fn run(a: VmArgs) -> Result<Code> {
         return Ok(Code::Ok);
     };
     if a.dry_run {
-        let cmd = l.command(l.accel.accel);
+        // Shown with the guest command inline (its file goes with the state directory).
+        let cmd = l.command(l.accel.accel, Pass::Inline)?;
         let words: Vec<String> = std::iter::once(cmd.get_program())
             .chain(cmd.get_args())
             .map(|s| {
