@@ -192,29 +192,41 @@ pub fn module_listed(listing: &str, name: &str) -> bool {
 
 /// A /proc/vmstat counter, if this kernel has it (e.g. `nr_memmap_pages`, added in 6.11).
 pub fn vmstat(key: &str) -> Option<i64> {
-    fs::read_to_string("/proc/vmstat")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == key).then(|| v.trim().parse().ok()).flatten()
-        })
+    procfs::vmstat().ok()?.get(key).copied()
 }
 
-/// A /proc/meminfo field in kB (MemFree, MemAvailable, ...).
+/// A /proc/meminfo field in kB, by its name there (MemTotal, MemFree, MemAvailable).
 pub fn meminfo_kb(key: &str) -> Option<i64> {
-    fs::read_to_string("/proc/meminfo")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let rest = l.strip_prefix(key)?.strip_prefix(':')?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
+    use procfs::Current;
+    let m = procfs::Meminfo::current().ok()?;
+    let bytes = match key {
+        "MemTotal" => Some(m.mem_total),
+        "MemFree" => Some(m.mem_free),
+        "MemAvailable" => m.mem_available,
+        _ => None,
+    }?;
+    i64::try_from(bytes / 1024).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// procfs reads the same figures as the files say (MemTotal does not change).
+    #[test]
+    fn meminfo_and_vmstat_by_name() {
+        let text = fs::read_to_string("/proc/meminfo").unwrap();
+        let total: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        assert_eq!(meminfo_kb("MemTotal"), Some(total));
+        assert!(meminfo_kb("MemFree").is_some_and(|f| f > 0 && f <= total));
+        assert_eq!(meminfo_kb("NoSuchField"), None);
+        assert!(vmstat("nr_free_pages").is_some_and(|n| n > 0));
+        assert_eq!(vmstat("no_such_counter"), None);
+    }
 
     #[test]
     fn selector_parsing() {
