@@ -87,17 +87,16 @@ impl Chart {
                 .any(|s| s.values.iter().flatten().any(|&v| self.y(v).is_some()))
     }
 
-    /// The chart as an SVG document; an error only if plotters fails to draw.
-    pub fn svg(&self) -> Result<String, String> {
-        // A series with nothing to draw (a kernel without that counter) gets no legend.
-        let drawable = |s: &&Series| s.values.iter().flatten().any(|&v| self.y(v).is_some());
-        let kept: Vec<&Series> = self.series.iter().filter(drawable).collect();
-        let mut buf = String::new();
+    /// Wide enough for every category's name and bars side by side.
+    fn width(&self) -> u32 {
         let n = self.categories.len().max(1);
-        // Wide enough for every category's name and bars side by side.
         let longest = self.categories.iter().map(|c| c.len()).max().unwrap_or(4);
         let per = (longest * 7 + 16).max(22 * self.series.len().max(2));
-        let width = (260 + n * per).clamp(640, 2400) as u32;
+        (260 + n * per).clamp(640, 2400) as u32
+    }
+
+    /// The y axis: every drawn value and sample with headroom (in log10 units when log).
+    fn y_range(&self, kept: &[&Series]) -> (f64, f64) {
         let ys: Vec<f64> = kept
             .iter()
             .flat_map(|s| s.values.iter().flatten().chain(s.samples.iter().flatten()))
@@ -108,13 +107,24 @@ impl Chart {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
                 (a.min(y), b.max(y))
             });
-        let (y0, y1) = if ys.is_empty() {
+        if ys.is_empty() {
             (0.0, 1.0)
         } else if self.log_y {
             (lo.floor() - 0.0, (hi + 0.3).ceil().max(lo.floor() + 1.0))
         } else {
             (0.0f64.min(lo), if hi > 0.0 { hi * 1.12 } else { 1.0 })
-        };
+        }
+    }
+
+    /// The chart as an SVG document; an error only if plotters fails to draw.
+    pub fn svg(&self) -> Result<String, String> {
+        // A series with nothing to draw (a kernel without that counter) gets no legend.
+        let drawable = |s: &&Series| s.values.iter().flatten().any(|&v| self.y(v).is_some());
+        let kept: Vec<&Series> = self.series.iter().filter(drawable).collect();
+        let mut buf = String::new();
+        let n = self.categories.len().max(1);
+        let width = self.width();
+        let (y0, y1) = self.y_range(&kept);
         let e = |e: String| e;
         {
             let root = SVGBackend::with_string(&mut buf, (width, 380)).into_drawing_area();

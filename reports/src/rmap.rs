@@ -389,41 +389,46 @@ impl RmapSuite {
                     continue;
                 }
             }
-            let med = r.median();
-            let batches = r
-                .probes
-                .iter()
-                .filter(|p| p.calls > 0 && p.group == crate::facts::Group::Rmap && !p.is_syscall())
-                .map(|p| {
-                    if p.arg_values.is_empty() {
-                        format!("{} {} calls", p.function, p.calls)
-                    } else {
-                        format!("{} {}", p.function, frequent_values(&p.arg_values))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            let _ = writeln!(
-                o,
-                "{:<17} {folio:>7} {:>2} {:>10} {:>7} {:>7}  {}",
-                r.op.name(),
-                r.samples.len(),
-                med.map_or("-".into(), |m| format!("{:.2}", m as f64 / 1e6)),
-                r.range_pct().map_or("-".into(), |p| format!("{p:.0}%")),
-                match (med, self.base(r.op)) {
-                    (Some(m), Some(b)) if b > 0 && r.memory == ANON => {
-                        format!("{:.3}", m as f64 / b as f64)
-                    }
-                    _ => "-".into(),
-                },
-                match (batches.is_empty(), r.probes.is_empty()) {
-                    (false, _) => batches,
-                    (true, false) => "no rmap calls".to_string(),
-                    (true, true) => "- (not traced)".to_string(),
-                }
-            );
+            self.render_row(r, &folio, o);
         }
         render_checks(o, "rmap checks", &self.checks);
+    }
+
+    /// One measured operation: its timing and the rmap batches of its traced round.
+    fn render_row(&self, r: &RmapResult, folio: &str, o: &mut String) {
+        let med = r.median();
+        let batches = r
+            .probes
+            .iter()
+            .filter(|p| p.calls > 0 && p.group == crate::facts::Group::Rmap && !p.is_syscall())
+            .map(|p| {
+                if p.arg_values.is_empty() {
+                    format!("{} {} calls", p.function, p.calls)
+                } else {
+                    format!("{} {}", p.function, frequent_values(&p.arg_values))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let _ = writeln!(
+            o,
+            "{:<17} {folio:>7} {:>2} {:>10} {:>7} {:>7}  {}",
+            r.op.name(),
+            r.samples.len(),
+            med.map_or("-".into(), |m| format!("{:.2}", m as f64 / 1e6)),
+            r.range_pct().map_or("-".into(), |p| format!("{p:.0}%")),
+            match (med, self.base(r.op)) {
+                (Some(m), Some(b)) if b > 0 && r.memory == ANON => {
+                    format!("{:.3}", m as f64 / b as f64)
+                }
+                _ => "-".into(),
+            },
+            match (batches.is_empty(), r.probes.is_empty()) {
+                (false, _) => batches,
+                (true, false) => "no rmap calls".to_string(),
+                (true, true) => "- (not traced)".to_string(),
+            }
+        );
     }
 }
 
