@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use foliobench_ebpf::catalog::{self, Flavour, Resolution};
+use foliobench_ebpf::catalog::{self, Flavour, Probe, Resolution};
 use foliobench_ebpf::kernel::KernelFacts;
 use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
 use foliobench_reports::trace::{Overhead, Variant, TRACE_SCHEMA_VERSION};
@@ -191,62 +191,21 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
     if a.repeat == 0 {
         return Err(usage("--repeat must be at least 1"));
     }
-    let names = if a.probes.is_empty() {
-        vec!["pin".to_string()]
-    } else {
-        a.probes.clone()
-    };
-    let selected =
-        catalog::select(&names).map_err(|bad| usage(format!("unknown probe '{bad}'")))?;
-    let command = if a.command.is_empty() {
-        default_command()?
-    } else {
-        a.command.clone()
-    };
+    let selected = selected_probes(&a.probes)?;
+    let command = command_to_time(&a)?;
     let facts = KernelFacts::probe();
-    let resolutions = facts.resolve(&selected);
-    let traceable: Vec<Resolution> = resolutions
-        .into_iter()
-        .filter(|r| r.mechanism.is_some())
-        .collect();
-    if traceable.is_empty() {
-        return Err(Fail {
-            code: Code::Skipped,
-            msg: "none of the selected probes can be traced here (see foliobench doctor)".into(),
-        }
-        .into());
-    }
+    let traceable = traceable_probes(&facts, &selected)?;
     let mut notes = facts.refusals();
     let mut bpftrace_prefix = bpftrace_prefix(&traceable, &mut notes);
 
-    let mut variants = vec![
-        Variant {
-            name: "untraced".into(),
-            samples_ns: vec![],
-        },
-        Variant {
-            name: "foliobench".into(),
-            samples_ns: vec![],
-        },
-    ];
-    if bpftrace_prefix.is_some() {
-        variants.push(Variant {
-            name: "bpftrace".into(),
-            samples_ns: vec![],
-        });
-    }
+    let mut variants = empty_variants(bpftrace_prefix.is_some());
     // Warm up once (page cache, first-touch costs), then interleave the variants.
     timed(&[], &command)?;
     for _ in 0..a.repeat {
         variants[0].samples_ns.push(timed(&[], &command)?);
-        {
-            let mut storage = ProbeStorage::default();
-            let tracer = Tracer::start(&mut storage, &traceable, &Filter::All)?;
-            if tracer.attached() == 0 {
-                return Err(env(format!("no probe attached: {:?}", tracer.failed)));
-            }
-            variants[1].samples_ns.push(timed(&[], &command)?);
-        }
+        variants[1]
+            .samples_ns
+            .push(timed_under_probes(&traceable, &command)?);
         if let Some(prefix) = &bpftrace_prefix {
             match timed(prefix, &command) {
                 Ok(ns) => variants[2].samples_ns.push(ns),
@@ -271,6 +230,72 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
     };
     a.output.emit(&o, || o.render_text())?;
     Ok(Code::Ok)
+}
+
+/// The catalog probes named by `--probe`; the pin group when none is named.
+fn selected_probes(probes: &[String]) -> Result<Vec<&'static Probe>> {
+    let names = if probes.is_empty() {
+        vec!["pin".to_string()]
+    } else {
+        probes.to_vec()
+    };
+    catalog::select(&names).map_err(|bad| usage(format!("unknown probe '{bad}'")))
+}
+
+fn command_to_time(a: &OverheadArgs) -> Result<Vec<String>> {
+    if a.command.is_empty() {
+        default_command()
+    } else {
+        Ok(a.command.clone())
+    }
+}
+
+/// The selected probes this kernel can attach; skips the run when there are none.
+fn traceable_probes(facts: &KernelFacts, selected: &[&Probe]) -> Result<Vec<Resolution>> {
+    let traceable: Vec<Resolution> = facts
+        .resolve(selected)
+        .into_iter()
+        .filter(|r| r.mechanism.is_some())
+        .collect();
+    if traceable.is_empty() {
+        return Err(Fail {
+            code: Code::Skipped,
+            msg: "none of the selected probes can be traced here (see foliobench doctor)".into(),
+        }
+        .into());
+    }
+    Ok(traceable)
+}
+
+/// untraced, foliobench and (when bpftrace is here) bpftrace, in that order, no samples yet.
+fn empty_variants(with_bpftrace: bool) -> Vec<Variant> {
+    let mut variants = vec![
+        Variant {
+            name: "untraced".into(),
+            samples_ns: vec![],
+        },
+        Variant {
+            name: "foliobench".into(),
+            samples_ns: vec![],
+        },
+    ];
+    if with_bpftrace {
+        variants.push(Variant {
+            name: "bpftrace".into(),
+            samples_ns: vec![],
+        });
+    }
+    variants
+}
+
+/// One timed run with foliobench's probes attached system-wide, detached again after.
+fn timed_under_probes(traceable: &[Resolution], command: &[String]) -> Result<u64> {
+    let mut storage = ProbeStorage::default();
+    let tracer = Tracer::start(&mut storage, traceable, &Filter::All)?;
+    if tracer.attached() == 0 {
+        return Err(env(format!("no probe attached: {:?}", tracer.failed)));
+    }
+    timed(&[], command)
 }
 
 #[cfg(test)]
