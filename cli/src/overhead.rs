@@ -67,7 +67,7 @@ pub fn timeit(a: TimeitArgs) -> Result<Code> {
 }
 
 /// The bpftrace equivalent of the attached probes: start time per thread, log2 latency
-/// histogram on return, and the argument's histogram, with the same mechanism.
+/// histogram on return, and the argument's histogram, with the same flavour.
 pub fn bpftrace_program(probes: &[Resolution]) -> (String, Vec<String>) {
     let mut prog = String::new();
     let mut skipped = Vec::new();
@@ -75,7 +75,7 @@ pub fn bpftrace_program(probes: &[Resolution]) -> (String, Vec<String>) {
         let Some(f) = r.function.as_deref() else {
             continue;
         };
-        let (enter, exit, arg) = match r.mechanism {
+        let (enter, exit, arg) = match r.flavour {
             // bpftrace's kfunc needs BTF under that name; clones (foo.constprop.0) have none.
             Some(Flavour::Fentry) if !f.contains('.') => (
                 format!("kfunc:{f}"),
@@ -223,7 +223,7 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
         command,
         probes: traceable
             .iter()
-            .map(|r| format!("{} ({})", r.probe, r.mechanism.map_or("-", Flavour::name)))
+            .map(|r| format!("{} ({})", r.probe, r.flavour.map_or("-", Flavour::name)))
             .collect(),
         variants,
         notes,
@@ -255,7 +255,7 @@ fn traceable_probes(facts: &KernelFacts, selected: &[&Probe]) -> Result<Vec<Reso
     let traceable: Vec<Resolution> = facts
         .resolve(selected)
         .into_iter()
-        .filter(|r| r.mechanism.is_some())
+        .filter(|r| r.flavour.is_some())
         .collect();
     if traceable.is_empty() {
         return Err(Fail {
@@ -306,19 +306,19 @@ mod tests {
     fn res(
         probe: &str,
         function: &str,
-        mechanism: Flavour,
+        flavour: Flavour,
         arg: Option<(usize, &str)>,
     ) -> Resolution {
         Resolution {
             probe: probe.into(),
             group: Group::Pin,
-            kind: if mechanism == Flavour::Tracepoint {
+            kind: if flavour == Flavour::Tracepoint {
                 TargetKind::Syscall
             } else {
                 TargetKind::Function
             },
             function: Some(function.into()),
-            mechanism: Some(mechanism),
+            flavour: Some(flavour),
             present: true,
             btf: true,
             arg_index: arg.map(|a| a.0),

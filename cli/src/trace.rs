@@ -53,7 +53,7 @@ pub fn run(a: TraceArgs) -> Result<Code> {
         probes: vec![],
         not_traced: resolutions
             .iter()
-            .filter(|r| r.mechanism.is_none())
+            .filter(|r| r.flavour.is_none())
             .map(NotTraced::from_resolution)
             .collect(),
         notes: facts.refusals(),

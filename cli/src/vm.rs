@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::accel::{self, Accel, AccelChoice};
+use crate::boot_kernel::{self, KernelSpec};
 use crate::exit::{env, usage, Code, Fail};
-use crate::kernel::{self, KernelSpec};
 use crate::units::{fmt_size, parse_size, GIB, MIB};
 
 /// Where the emulated pmem starts in guest physical memory: above the 4 GiB boundary,
@@ -322,7 +322,7 @@ enum Pass {
 /// Everything a boot needs, checked before the first one.
 struct Launch {
     vng: PathBuf,
-    kernel: kernel::BootKernel,
+    kernel: boot_kernel::BootKernel,
     layout: Layout,
     cpus: u32,
     args: Vec<String>,
@@ -388,7 +388,7 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
     )?;
     // Before the kernel is fetched: `--accel kvm` without KVM is an error at once.
     let accel = accel::plan(m.accel)?;
-    let kernel = kernel::prepare(&spec)?;
+    let kernel = boot_kernel::prepare(&spec)?;
     let state = tempfile::Builder::new()
         .prefix("foliobench-vm-")
         .tempdir()?;

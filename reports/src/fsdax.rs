@@ -607,7 +607,7 @@ mod tests {
             probe: id.into(),
             group: Group::Fault,
             function: format!("fs_dax:{id}"),
-            mechanism: Flavour::Tracepoint,
+            flavour: Flavour::Tracepoint,
             calls,
             returns: 0,
             total_ns: 0,

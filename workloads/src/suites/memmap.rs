@@ -9,7 +9,7 @@ use foliobench_reports::memmap::{checks, MemmapResult, MemmapSample};
 use foliobench_reports::trace::ProbeStats;
 
 use super::{Result, SuiteCtx};
-use crate::namespace::{NamespaceError, Provisioner};
+use crate::namespace::{Provisioner, RunError};
 use crate::system::{meminfo_kb, vmstat};
 
 /// What the memmap suite measures, and what its model needs of the kernel.
@@ -76,13 +76,13 @@ pub fn measure(
     prov: &Provisioner,
     g: Geometry,
     probes: &[Resolution],
-) -> Result<MemmapSample, NamespaceError> {
+) -> Result<MemmapSample, RunError> {
     prov.disable()?;
     let vm_before = vmstat("nr_memmap_pages");
     let free_before = meminfo_kb("MemFree").unwrap_or(0);
     // System-wide: the driver may probe from a kworker, not from ndctl's own context.
     let (applied, stats, _) = tracer::whole(probes, &Filter::All, || prov.apply(g))
-        .map_err(|e| NamespaceError::Failed(format!("starting probes: {e:#}")))?;
+        .map_err(|e| RunError::Failed(format!("starting probes: {e:#}")))?;
     let applied = applied?;
     let vm_after = vmstat("nr_memmap_pages");
     let free_after = meminfo_kb("MemFree").unwrap_or(0);

@@ -514,7 +514,7 @@ mod tests {
             probe: probe.into(),
             group,
             function: probe.into(),
-            mechanism: Flavour::Fentry,
+            flavour: Flavour::Fentry,
             calls,
             returns: calls,
             total_ns: 0,
