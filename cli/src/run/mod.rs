@@ -19,6 +19,7 @@ use crate::output::OutputArgs;
 use crate::units::{fmt_size, parse_size};
 
 mod fsdax;
+mod memmap;
 mod pin;
 mod rmap;
 
@@ -274,15 +275,7 @@ fn check_fits(plan: &RunPlan, size_text: &str) -> Result<()> {
         return Ok(());
     };
     let region = t.region.size;
-    for g in plan.memmap.iter().filter(|g| **g != Geometry::Pfnmap) {
-        if region < g.align() || region % g.align() != 0 {
-            return Err(usage(format!(
-                "{g} needs a namespace whose size is a multiple of its alignment; {} is {} MiB",
-                t.namespace.dev,
-                region >> 20
-            )));
-        }
-    }
+    memmap::check_fits(&plan.memmap, t)?;
     if let Some(f) = plan.fsdax.filter(|f| *f >= region) {
         return Err(usage(format!(
             "--size {}: the fsdax suite makes a file of --size bytes on {}, which has {} MiB \
@@ -444,12 +437,7 @@ fn execute(
 ) -> Result<SuiteResults> {
     let mut out = SuiteResults::default();
     if let (Some(p), true) = (ctx.prov, plan.has("memmap")) {
-        let memmap = suites::memmap::Plan {
-            geometries: plan.memmap.clone(),
-            struct_page: k.struct_page,
-            optimization: k.optimization,
-            nr_memmap: k.nr_memmap,
-        };
+        let memmap = memmap::plan(&plan.memmap, k.struct_page, k.optimization, k.nr_memmap);
         out.memmap = suites::memmap::run(&memmap, p, ctx, &k.memmap).map_err(run_err)?;
     }
     if let Some(pin) = &plan.pin {
