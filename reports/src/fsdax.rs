@@ -252,23 +252,23 @@ impl PfnmapResult {
             return v;
         }
         if let Some(p) = &self.pages {
-            v.push(Check {
-                what: "pfnmap: no struct page behind the mapping".into(),
-                agrees: p.present > 0 && p.with_struct_page() == 0,
-                detail: format!(
+            v.push(Check::new(
+                "pfnmap: no struct page behind the mapping",
+                p.present > 0 && p.with_struct_page() == 0,
+                format!(
                     "{} of the BAR's {} pfns have a struct page (kpageflags); /proc/iomem: {}",
                     p.with_struct_page(),
                     p.present,
                     self.iomem.join(" > ")
                 ),
-            });
+            ));
         }
         if let Some(d) = self.nr_memmap_pages_delta {
-            v.push(Check {
-                what: "pfnmap: mapping and pinning allocate no struct page memory".into(),
-                agrees: d == 0,
-                detail: format!("nr_memmap_pages changed by {d}"),
-            });
+            v.push(Check::new(
+                "pfnmap: mapping and pinning allocate no struct page memory",
+                d == 0,
+                format!("nr_memmap_pages changed by {d}"),
+            ));
         }
         let pinned: Vec<&str> = self
             .pins
@@ -277,19 +277,19 @@ impl PfnmapResult {
             .map(|p| p.driver.name())
             .collect();
         if !self.pins.is_empty() {
-            v.push(Check {
-                what: "pfnmap: every pin is refused (no struct page, no refcount)".into(),
-                agrees: pinned.is_empty()
+            v.push(Check::new(
+                "pfnmap: every pin is refused (no struct page, no refcount)",
+                pinned.is_empty()
                     && self
                         .pins
                         .iter()
                         .any(|p| matches!(p.outcome, Outcome::Refused { .. })),
-                detail: if pinned.is_empty() {
+                if pinned.is_empty() {
                     pins_text(&self.pins)
                 } else {
                     format!("pinned by {}", pinned.join(", "))
                 },
-            });
+            ));
         }
         v
     }
@@ -456,29 +456,25 @@ pub fn fault_checks(results: &[FsdaxResult], size: u64) -> Vec<Check> {
         {
             // The mapping's last 2 MiB piece is short of a PMD, so at most pmds - 1 PMD
             // faults can be tried, and every one must fall back.
-            v.push(Check {
-                what: format!("{}: a mapping 4K off 2M alignment is mapped by PTEs", r.fs),
-                agrees: pmd == fell && pte == size / 4096 && mis.pmd_mapped() == Some(0),
-                detail: format!(
+            v.push(Check::new(
+                format!("{}: a mapping 4K off 2M alignment is mapped by PTEs", r.fs),
+                pmd == fell && pte == size / 4096 && mis.pmd_mapped() == Some(0),
+                format!(
                     "{pmd} PMD faults, {fell} fell back; {pte} PTE faults for {} pages",
                     size / 4096
                 ),
-            });
+            ));
         }
         let (Some(pmd), Some(pte)) = (r.pmd_faults(), r.pte_faults()) else {
             continue;
         };
         let mapped = r.pmd_mapped();
         let fallbacks = r.pmd_fallbacks();
-        v.push(Check {
-            what: format!("{}: the file is mapped by PMDs", r.fs),
-            agrees: mapped == Some(pmds) && pte == 0,
-            detail: format!(
+        v.push(Check::new(format!("{}: the file is mapped by PMDs", r.fs), mapped == Some(pmds) && pte == 0, format!(
                 "{} of {pmds} 2M pieces PMD-mapped ({pmd} PMD faults, {} fell back), {pte} PTE faults",
                 mapped.map_or("?".into(), |m| m.to_string()),
                 fallbacks.map_or("?".into(), |f| f.to_string()),
-            ),
-        });
+            )));
     }
     v
 }

@@ -442,29 +442,27 @@ pub fn order_checks(results: &[PinResult]) -> Vec<Check> {
                         ": one grab per base page at every order (this path grabs per page, not per folio)",
                     );
                 }
-                out.push(Check {
-                    what: format!(
-                        "{driver} devdax:*:{m}: grabs per pinned page fall with the order"
-                    ),
-                    agrees: falls,
+                out.push(Check::new(
+                    format!("{driver} devdax:*:{m}: grabs per pinned page fall with the order"),
+                    falls,
                     detail,
-                });
+                ));
             }
             let times: Vec<(&str, u64)> = rows
                 .iter()
                 .filter_map(|(n, r)| Some((*n, r.pin_median()?)))
                 .collect();
             let base = times[0].1.max(1) as f64;
-            out.push(Check {
-                what: format!("{driver} devdax:*:{m}: pin time falls with the order"),
-                agrees: times.windows(2).all(|w| w[1].1 < w[0].1),
-                detail: times
+            out.push(Check::new(
+                format!("{driver} devdax:*:{m}: pin time falls with the order"),
+                times.windows(2).all(|w| w[1].1 < w[0].1),
+                times
                     .iter()
                     .map(|(n, t)| format!("{n} {:.3}", *t as f64 / base))
                     .collect::<Vec<_>>()
                     .join(" -> ")
                     + " (median pin time relative to 4K)",
-            });
+            ));
         }
     }
     out
@@ -703,13 +701,15 @@ pub fn refs_checks(results: &[PinResult]) -> Vec<Check> {
         .iter()
         .filter_map(|r| {
             let g = r.grabs.as_ref()?;
-            (g.calls > 0).then(|| Check {
-                what: format!(
-                    "{} {}: references taken vs pages pinned",
-                    r.memory, r.driver
-                ),
-                agrees: g.refs == g.pages,
-                detail: format!("{} refs in {} grabs for {} pages", g.refs, g.calls, g.pages),
+            (g.calls > 0).then(|| {
+                Check::new(
+                    format!(
+                        "{} {}: references taken vs pages pinned",
+                        r.memory, r.driver
+                    ),
+                    g.refs == g.pages,
+                    format!("{} refs in {} grabs for {} pages", g.refs, g.calls, g.pages),
+                )
             })
         })
         .collect()

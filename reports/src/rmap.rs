@@ -69,10 +69,12 @@ impl RmapOp {
 pub fn folio_checks(folios: &[FolioCheck]) -> Vec<Check> {
     folios
         .iter()
-        .map(|f| Check {
-            what: format!("folio {}K obtained", f.folio_kb),
-            agrees: f.verified,
-            detail: f.detail.clone(),
+        .map(|f| {
+            Check::new(
+                format!("folio {}K obtained", f.folio_kb),
+                f.verified,
+                f.detail.clone(),
+            )
         })
         .collect()
 }
@@ -299,23 +301,22 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec
         match r.probe(id) {
             Some(p) if p.arg_name.is_some() && p.calls > 0 => {
                 let whole = p.value_count(pages);
-                v.push(Check {
+                v.push(Check::new(
                     what,
-                    agrees: whole >= folios,
-                    detail: format!(
+                    whole >= folios,
+                    format!(
                         "{whole} calls with nr_pages {pages} for the mapping's {folios} folios; {} other calls",
                         p.calls - whole
                     ),
-                });
+                ));
             }
-            Some(p) if !batched_api => v.push(Check {
+            Some(p) if !batched_api => v.push(Check::skipped(
                 what,
-                agrees: true,
-                detail: format!(
+                format!(
                     "not applicable: this kernel has no batched rmap API ({}, per page: {} calls in this operation)",
                     p.function, p.calls
                 ),
-            }),
+            )),
             _ => {}
         }
     }
