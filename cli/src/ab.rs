@@ -130,7 +130,7 @@ pub fn run(mut a: AbArgs) -> Result<Code> {
     // cost a boot.
     a.sweep.check()?;
     for k in [&a.baseline, &a.candidate] {
-        crate::kernel::KernelSpec::parse(k)?;
+        crate::boot_kernel::KernelSpec::parse(k)?;
     }
     std::fs::create_dir_all(&a.out_dir).map_err(|e| {
         usage(format!(

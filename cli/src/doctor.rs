@@ -44,68 +44,21 @@ pub fn run(a: DoctorArgs) -> Result<Code> {
 
 pub fn gather() -> Doctor {
     let release = system::kernel_release();
-    let mut actions = Vec::new();
-    // ftrace's function list and gup_test live on these; mounting them changes nothing else.
-    for (fs, path) in [
-        ("tracefs", "/sys/kernel/tracing"),
-        ("debugfs", "/sys/kernel/debug"),
-    ] {
-        match system::ensure_mounted(fs, path) {
-            Ok(true) => actions.push(format!("mounted {fs} at {path}")),
-            Ok(false) => {}
-            Err(e) => actions.push(format!("could not mount {fs}: {e}")),
-        }
-    }
+    let actions = mount_trace_filesystems();
     let config = KernelConfig::find(&release);
     let (cpu, cpu_model) = system::cpu_kind();
 
     let facts = KernelFacts::probe();
-    let btf_fact = match &facts.btf {
-        Ok(_) => avail(true, "/sys/kernel/btf/vmlinux parsed"),
-        Err(e) => avail(false, e.clone()),
-    };
+    let btf_fact = btf_availability(&facts);
     let functions = facts.resolve(&CATALOG.iter().collect::<Vec<_>>());
 
     let pmem = pmem::list();
-    let modules: Vec<Module> = MODULES
-        .iter()
-        .map(|m| Module {
-            name: m.to_string(),
-            state: system::module_state(m, &release),
-        })
-        .collect();
-    let state = |name: &str| {
-        modules
-            .iter()
-            .find(|m| m.name == name)
-            .map(|m| m.state)
-            .unwrap_or(ModuleState::Absent)
-    };
-    let devdax = dax_availability(
-        "devdax",
-        "DEV_DAX",
-        "device_dax",
-        state("device_dax"),
-        &pmem,
-        config.as_ref(),
-    );
-    let fsdax = dax_availability(
-        "fsdax",
-        "FS_DAX",
-        "nd_pmem",
-        state("nd_pmem"),
-        &pmem,
-        config.as_ref(),
-    );
+    let modules = module_states(&release);
+    let (devdax, fsdax) = namespace_modes(&modules, &pmem, config.as_ref());
 
     let struct_page_size = facts.btf.as_ref().ok().and_then(|b| b.struct_size("page"));
     let struct_page = struct_page(struct_page_size, config.as_ref(), &release);
-
-    let nr_memmap_pages = if system::vmstat("nr_memmap_pages").is_some() {
-        avail(true, "/proc/vmstat has nr_memmap_pages")
-    } else {
-        avail(false, "/proc/vmstat has no nr_memmap_pages (added in 6.11)")
-    };
+    let nr_memmap_pages = memmap_pages_availability();
 
     let mut d = Doctor {
         schema_version: DOCTOR_SCHEMA_VERSION,
@@ -137,6 +90,75 @@ pub fn gather() -> Doctor {
     };
     d.summarize();
     d
+}
+
+/// Mounts tracefs and debugfs where they are missing; says what was done (or failed).
+fn mount_trace_filesystems() -> Vec<String> {
+    let mut actions = Vec::new();
+    // ftrace's function list and gup_test live on these; mounting them changes nothing else.
+    for (fs, path) in [
+        ("tracefs", "/sys/kernel/tracing"),
+        ("debugfs", "/sys/kernel/debug"),
+    ] {
+        match system::ensure_mounted(fs, path) {
+            Ok(true) => actions.push(format!("mounted {fs} at {path}")),
+            Ok(false) => {}
+            Err(e) => actions.push(format!("could not mount {fs}: {e}")),
+        }
+    }
+    actions
+}
+
+fn btf_availability(facts: &KernelFacts) -> Availability {
+    match &facts.btf {
+        Ok(_) => avail(true, "/sys/kernel/btf/vmlinux parsed"),
+        Err(e) => avail(false, e.clone()),
+    }
+}
+
+/// Whether each of the pmem and DAX modules is loaded, loadable or absent.
+fn module_states(release: &str) -> Vec<Module> {
+    MODULES
+        .iter()
+        .map(|m| Module {
+            name: m.to_string(),
+            state: system::module_state(m, release),
+        })
+        .collect()
+}
+
+/// Whether devdax and fsdax namespaces can be made here, in that order.
+fn namespace_modes(
+    modules: &[Module],
+    pmem: &PmemListing,
+    config: Option<&KernelConfig>,
+) -> (Availability, Availability) {
+    let state = |name: &str| {
+        modules
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.state)
+            .unwrap_or(ModuleState::Absent)
+    };
+    let devdax = dax_availability(
+        "devdax",
+        "DEV_DAX",
+        "device_dax",
+        state("device_dax"),
+        pmem,
+        config,
+    );
+    let fsdax = dax_availability("fsdax", "FS_DAX", "nd_pmem", state("nd_pmem"), pmem, config);
+    (devdax, fsdax)
+}
+
+/// Whether the kernel accounts the memory map's own pages in /proc/vmstat.
+fn memmap_pages_availability() -> Availability {
+    if system::vmstat("nr_memmap_pages").is_some() {
+        avail(true, "/proc/vmstat has nr_memmap_pages")
+    } else {
+        avail(false, "/proc/vmstat has no nr_memmap_pages (added in 6.11)")
+    }
 }
 
 /// Can namespaces be made into this mode here: config, driver, and a region to use.

@@ -8,10 +8,10 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod ab;
 mod accel;
+mod boot_kernel;
 mod compare;
 mod doctor;
 mod exit;
-mod kernel;
 mod model;
 mod output;
 mod overhead;

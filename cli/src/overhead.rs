@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use foliobench_ebpf::catalog::{self, Flavour, Resolution};
+use foliobench_ebpf::catalog::{self, Flavour, Probe, Resolution};
 use foliobench_ebpf::kernel::KernelFacts;
 use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
 use foliobench_reports::trace::{Overhead, Variant, TRACE_SCHEMA_VERSION};
@@ -67,7 +67,7 @@ pub fn timeit(a: TimeitArgs) -> Result<Code> {
 }
 
 /// The bpftrace equivalent of the attached probes: start time per thread, log2 latency
-/// histogram on return, and the argument's histogram, with the same mechanism.
+/// histogram on return, and the argument's histogram, with the same flavour.
 pub fn bpftrace_program(probes: &[Resolution]) -> (String, Vec<String>) {
     let mut prog = String::new();
     let mut skipped = Vec::new();
@@ -75,7 +75,7 @@ pub fn bpftrace_program(probes: &[Resolution]) -> (String, Vec<String>) {
         let Some(f) = r.function.as_deref() else {
             continue;
         };
-        let (enter, exit, arg) = match r.mechanism {
+        let (enter, exit, arg) = match r.flavour {
             // bpftrace's kfunc needs BTF under that name; clones (foo.constprop.0) have none.
             Some(Flavour::Fentry) if !f.contains('.') => (
                 format!("kfunc:{f}"),
@@ -191,62 +191,21 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
     if a.repeat == 0 {
         return Err(usage("--repeat must be at least 1"));
     }
-    let names = if a.probes.is_empty() {
-        vec!["pin".to_string()]
-    } else {
-        a.probes.clone()
-    };
-    let selected =
-        catalog::select(&names).map_err(|bad| usage(format!("unknown probe '{bad}'")))?;
-    let command = if a.command.is_empty() {
-        default_command()?
-    } else {
-        a.command.clone()
-    };
+    let selected = selected_probes(&a.probes)?;
+    let command = command_to_time(&a)?;
     let facts = KernelFacts::probe();
-    let resolutions = facts.resolve(&selected);
-    let traceable: Vec<Resolution> = resolutions
-        .into_iter()
-        .filter(|r| r.mechanism.is_some())
-        .collect();
-    if traceable.is_empty() {
-        return Err(Fail {
-            code: Code::Skipped,
-            msg: "none of the selected probes can be traced here (see foliobench doctor)".into(),
-        }
-        .into());
-    }
+    let traceable = traceable_probes(&facts, &selected)?;
     let mut notes = facts.refusals();
     let mut bpftrace_prefix = bpftrace_prefix(&traceable, &mut notes);
 
-    let mut variants = vec![
-        Variant {
-            name: "untraced".into(),
-            samples_ns: vec![],
-        },
-        Variant {
-            name: "foliobench".into(),
-            samples_ns: vec![],
-        },
-    ];
-    if bpftrace_prefix.is_some() {
-        variants.push(Variant {
-            name: "bpftrace".into(),
-            samples_ns: vec![],
-        });
-    }
+    let mut variants = empty_variants(bpftrace_prefix.is_some());
     // Warm up once (page cache, first-touch costs), then interleave the variants.
     timed(&[], &command)?;
     for _ in 0..a.repeat {
         variants[0].samples_ns.push(timed(&[], &command)?);
-        {
-            let mut storage = ProbeStorage::default();
-            let tracer = Tracer::start(&mut storage, &traceable, &Filter::All)?;
-            if tracer.attached() == 0 {
-                return Err(env(format!("no probe attached: {:?}", tracer.failed)));
-            }
-            variants[1].samples_ns.push(timed(&[], &command)?);
-        }
+        variants[1]
+            .samples_ns
+            .push(timed_under_probes(&traceable, &command)?);
         if let Some(prefix) = &bpftrace_prefix {
             match timed(prefix, &command) {
                 Ok(ns) => variants[2].samples_ns.push(ns),
@@ -264,13 +223,79 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
         command,
         probes: traceable
             .iter()
-            .map(|r| format!("{} ({})", r.probe, r.mechanism.map_or("-", Flavour::name)))
+            .map(|r| format!("{} ({})", r.probe, r.flavour.map_or("-", Flavour::name)))
             .collect(),
         variants,
         notes,
     };
     a.output.emit(&o, || o.render_text())?;
     Ok(Code::Ok)
+}
+
+/// The catalog probes named by `--probe`; the pin group when none is named.
+fn selected_probes(probes: &[String]) -> Result<Vec<&'static Probe>> {
+    let names = if probes.is_empty() {
+        vec!["pin".to_string()]
+    } else {
+        probes.to_vec()
+    };
+    catalog::select(&names).map_err(|bad| usage(format!("unknown probe '{bad}'")))
+}
+
+fn command_to_time(a: &OverheadArgs) -> Result<Vec<String>> {
+    if a.command.is_empty() {
+        default_command()
+    } else {
+        Ok(a.command.clone())
+    }
+}
+
+/// The selected probes this kernel can attach; skips the run when there are none.
+fn traceable_probes(facts: &KernelFacts, selected: &[&Probe]) -> Result<Vec<Resolution>> {
+    let traceable: Vec<Resolution> = facts
+        .resolve(selected)
+        .into_iter()
+        .filter(|r| r.flavour.is_some())
+        .collect();
+    if traceable.is_empty() {
+        return Err(Fail {
+            code: Code::Skipped,
+            msg: "none of the selected probes can be traced here (see foliobench doctor)".into(),
+        }
+        .into());
+    }
+    Ok(traceable)
+}
+
+/// untraced, foliobench and (when bpftrace is here) bpftrace, in that order, no samples yet.
+fn empty_variants(with_bpftrace: bool) -> Vec<Variant> {
+    let mut variants = vec![
+        Variant {
+            name: "untraced".into(),
+            samples_ns: vec![],
+        },
+        Variant {
+            name: "foliobench".into(),
+            samples_ns: vec![],
+        },
+    ];
+    if with_bpftrace {
+        variants.push(Variant {
+            name: "bpftrace".into(),
+            samples_ns: vec![],
+        });
+    }
+    variants
+}
+
+/// One timed run with foliobench's probes attached system-wide, detached again after.
+fn timed_under_probes(traceable: &[Resolution], command: &[String]) -> Result<u64> {
+    let mut storage = ProbeStorage::default();
+    let tracer = Tracer::start(&mut storage, traceable, &Filter::All)?;
+    if tracer.attached() == 0 {
+        return Err(env(format!("no probe attached: {:?}", tracer.failed)));
+    }
+    timed(&[], command)
 }
 
 #[cfg(test)]
@@ -281,19 +306,19 @@ mod tests {
     fn res(
         probe: &str,
         function: &str,
-        mechanism: Flavour,
+        flavour: Flavour,
         arg: Option<(usize, &str)>,
     ) -> Resolution {
         Resolution {
             probe: probe.into(),
             group: Group::Pin,
-            kind: if mechanism == Flavour::Tracepoint {
+            kind: if flavour == Flavour::Tracepoint {
                 TargetKind::Syscall
             } else {
                 TargetKind::Function
             },
             function: Some(function.into()),
-            mechanism: Some(mechanism),
+            flavour: Some(flavour),
             present: true,
             btf: true,
             arg_index: arg.map(|a| a.0),

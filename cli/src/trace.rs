@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use foliobench_ebpf::catalog::{self, group_name, CATALOG};
+use foliobench_ebpf::catalog::{self, group_name, Probe, CATALOG};
 use foliobench_ebpf::kernel::KernelFacts;
 use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
 use foliobench_reports::trace::{NotTraced, TraceReport, TRACE_SCHEMA_VERSION};
@@ -39,25 +39,8 @@ fn probe_names() -> String {
 }
 
 pub fn run(a: TraceArgs) -> Result<Code> {
-    let duration = match (&a.duration, a.command.is_empty()) {
-        (Some(_), false) => return Err(usage("give either --duration or -- COMMAND, not both")),
-        (None, true) => {
-            return Err(usage(
-                "give --duration D (system-wide) or -- COMMAND (that command and its children)",
-            ))
-        }
-        (Some(d), true) => Some(
-            humantime::parse_duration(d)
-                .map_err(|e| usage(format!("--duration '{d}': {e}; write e.g. 10s")))?,
-        ),
-        (None, false) => None,
-    };
-    let selected = if a.probes.is_empty() {
-        CATALOG.iter().collect()
-    } else {
-        catalog::select(&a.probes)
-            .map_err(|bad| usage(format!("unknown probe '{bad}'; {}", probe_names())))?
-    };
+    let duration = system_wide_duration(&a)?;
+    let selected = selected_probes(&a.probes)?;
 
     let facts = KernelFacts::probe();
     let resolutions = facts.resolve(&selected);
@@ -70,7 +53,7 @@ pub fn run(a: TraceArgs) -> Result<Code> {
         probes: vec![],
         not_traced: resolutions
             .iter()
-            .filter(|r| r.mechanism.is_none())
+            .filter(|r| r.flavour.is_none())
             .map(NotTraced::from_resolution)
             .collect(),
         notes: facts.refusals(),
@@ -99,9 +82,51 @@ pub fn run(a: TraceArgs) -> Result<Code> {
         .into());
     }
 
+    trace_until_done(child.as_mut(), duration, &mut report)?;
+    report.probes = tracer.read();
+
+    a.output.emit(&report, || report.render_text())?;
+    Ok(Code::Ok)
+}
+
+/// `Some(duration)` to trace the whole system that long, `None` to trace the command;
+/// exactly one of the two must be given.
+fn system_wide_duration(a: &TraceArgs) -> Result<Option<Duration>> {
+    Ok(match (&a.duration, a.command.is_empty()) {
+        (Some(_), false) => return Err(usage("give either --duration or -- COMMAND, not both")),
+        (None, true) => {
+            return Err(usage(
+                "give --duration D (system-wide) or -- COMMAND (that command and its children)",
+            ))
+        }
+        (Some(d), true) => Some(
+            humantime::parse_duration(d)
+                .map_err(|e| usage(format!("--duration '{d}': {e}; write e.g. 10s")))?,
+        ),
+        (None, false) => None,
+    })
+}
+
+/// The catalog probes named by `--probe` (ids or groups); every probe when none is named.
+fn selected_probes(names: &[String]) -> Result<Vec<&'static Probe>> {
+    Ok(if names.is_empty() {
+        CATALOG.iter().collect()
+    } else {
+        catalog::select(names)
+            .map_err(|bad| usage(format!("unknown probe '{bad}'; {}", probe_names())))?
+    })
+}
+
+/// Lets the held command run and waits for it to end, or traces system-wide for
+/// `duration` (until Ctrl-C); records how long the probes were attached.
+fn trace_until_done(
+    child: Option<&mut GatedChild>,
+    duration: Option<Duration>,
+    report: &mut TraceReport,
+) -> Result<()> {
     let interrupted = crate::exit::interrupt_flag()?;
     let started = Instant::now();
-    match (&mut child, duration) {
+    match (child, duration) {
         (Some(c), _) => {
             c.release().map_err(|e| match e {
                 CommandError::Exec(..) | CommandError::NotFound(_) => usage(e.to_string()),
@@ -118,8 +143,5 @@ pub fn run(a: TraceArgs) -> Result<Code> {
         (None, None) => unreachable!("validated above"),
     }
     report.duration_ns = started.elapsed().as_nanos() as u64;
-    report.probes = tracer.read();
-
-    a.output.emit(&report, || report.render_text())?;
-    Ok(Code::Ok)
+    Ok(())
 }

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::accel::{self, Accel, AccelChoice};
+use crate::boot_kernel::{self, KernelSpec};
 use crate::exit::{env, usage, Code, Fail};
-use crate::kernel::{self, KernelSpec};
 use crate::units::{fmt_size, parse_size, GIB, MIB};
 
 /// Where the emulated pmem starts in guest physical memory: above the 4 GiB boundary,
@@ -322,7 +322,7 @@ enum Pass {
 /// Everything a boot needs, checked before the first one.
 struct Launch {
     vng: PathBuf,
-    kernel: kernel::BootKernel,
+    kernel: boot_kernel::BootKernel,
     layout: Layout,
     cpus: u32,
     args: Vec<String>,
@@ -388,7 +388,7 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
     )?;
     // Before the kernel is fetched: `--accel kvm` without KVM is an error at once.
     let accel = accel::plan(m.accel)?;
-    let kernel = kernel::prepare(&spec)?;
+    let kernel = boot_kernel::prepare(&spec)?;
     let state = tempfile::Builder::new()
         .prefix("foliobench-vm-")
         .tempdir()?;
@@ -486,11 +486,15 @@ impl Launch {
     fn boot_until_ran(&self, interrupted: &AtomicBool) -> Result<()> {
         let plan = &self.accel;
         let deadline = Instant::now() + self.timeout;
-        let mut accel = plan.accel;
-        self.say_boot(accel, &plan.why);
-        let mut failed_boots = 0;
+        let mut at = Attempt {
+            accel: plan.accel,
+            failed_boots: 0,
+        };
+        self.say_boot(at.accel, &plan.why);
         loop {
-            let life = self.boot_deadline.unwrap_or_else(|| accel.boot_deadline());
+            let life = self
+                .boot_deadline
+                .unwrap_or_else(|| at.accel.boot_deadline());
             let waits = Waits {
                 deadline,
                 timeout: &self.timeout_text,
@@ -498,71 +502,18 @@ impl Launch {
                 interrupted,
             };
             let exit_file = self.state.path().join("exit");
-            let mut cmd = self.command(accel, Pass::File)?;
+            let mut cmd = self.command(at.accel, Pass::File)?;
             match boot(&mut cmd, self.boot_log, &waits, &exit_file)? {
                 Boot::Ran => {
-                    if accel == Accel::Kvm && plan.fallback {
+                    if at.accel == Accel::Kvm && plan.fallback {
                         accel::remember(Accel::Kvm, "a guest reached its start marker under KVM");
                     }
                     return Ok(());
                 }
-                Boot::NoLife {
-                    kvm_error,
-                    oops,
-                    tail,
-                } => {
-                    let silent = kvm_error.is_none();
-                    let reason = kvm_error.unwrap_or_else(|| {
-                        format!(
-                            "no sign of life (guest-start marker) within {}",
-                            humantime::format_duration(life)
-                        )
-                    });
-                    if accel == Accel::Kvm && plan.fallback {
-                        accel::remember(Accel::Tcg, &reason);
-                        accel = Accel::Tcg;
-                        self.say_boot(accel, &format!("KVM cannot run this guest: {reason}"));
-                        continue;
-                    }
-                    // A guest that hung before its command started (seen under TCG: a
-                    // warning at the first instant of boot, then nothing) is booted again,
-                    // as an oops at boot is; nothing ran in it.
-                    if silent && failed_boots + 1 < BOOT_ATTEMPTS {
-                        failed_boots += 1;
-                        eprintln!(
-                            "foliobench: {reason} ({}); QEMU stopped, booting again (attempt {} of {BOOT_ATTEMPTS})",
-                            oops.as_deref()
-                                .unwrap_or_else(|| tail.last().map_or("no output", |s| s.as_str())),
-                            failed_boots + 1
-                        );
-                        continue;
-                    }
-                    let hint = match accel {
-                        Accel::Kvm => " (try --accel tcg)",
-                        Accel::Tcg => " (a slow or loaded machine: raise --boot-deadline)",
-                    };
-                    return Err(env(format!(
-                        "the guest did not start under {}: {reason}; QEMU was stopped{hint}.{} Last console lines:\n{}",
-                        accel.name(),
-                        oops.map_or(String::new(), |o| format!(" First sign of trouble: {o}.")),
-                        last_lines(&tail)
-                    )));
+                Boot::NoLife { kvm_error, output } => {
+                    self.retry_after_no_life(&mut at, life, kvm_error, output)?
                 }
-                Boot::DiedBooting { oops, tail } if failed_boots + 1 < BOOT_ATTEMPTS => {
-                    failed_boots += 1;
-                    eprintln!(
-                        "foliobench: the VM died while booting, before the guest command ran ({}); \
-                         booting again (attempt {} of {BOOT_ATTEMPTS})",
-                        oops.as_deref().unwrap_or_else(|| tail.last().map_or("no output", |s| s.as_str())),
-                        failed_boots + 1
-                    );
-                }
-                Boot::DiedBooting { tail, .. } => {
-                    return Err(env(format!(
-                        "the VM failed to boot {BOOT_ATTEMPTS} times, before the guest command started; last boot output:\n{}",
-                        tail.join("\n")
-                    )))
-                }
+                Boot::DiedBooting(output) => at.retry_after_boot_death(output)?,
                 Boot::DiedRunning => {
                     return Err(env(
                         "the guest command started but the VM ended without an exit status \
@@ -571,6 +522,80 @@ impl Launch {
                 }
             }
         }
+    }
+
+    /// After a guest that never reached its start: `Ok` to boot again (under TCG when KVM
+    /// may fall back, else once more while attempts remain), else why it is given up.
+    fn retry_after_no_life(
+        &self,
+        at: &mut Attempt,
+        life: Duration,
+        kvm_error: Option<String>,
+        output: BootOutput,
+    ) -> Result<()> {
+        let silent = kvm_error.is_none();
+        let reason = kvm_error.unwrap_or_else(|| {
+            format!(
+                "no sign of life (guest-start marker) within {}",
+                humantime::format_duration(life)
+            )
+        });
+        if at.accel == Accel::Kvm && self.accel.fallback {
+            accel::remember(Accel::Tcg, &reason);
+            at.accel = Accel::Tcg;
+            self.say_boot(at.accel, &format!("KVM cannot run this guest: {reason}"));
+            return Ok(());
+        }
+        // A guest that hung before its command started (seen under TCG: a warning at the
+        // first instant of boot, then nothing) is booted again, as an oops at boot is;
+        // nothing ran in it.
+        if silent && at.failed_boots + 1 < BOOT_ATTEMPTS {
+            at.failed_boots += 1;
+            eprintln!(
+                "foliobench: {reason} ({}); QEMU stopped, booting again (attempt {} of {BOOT_ATTEMPTS})",
+                output.first_sign(),
+                at.failed_boots + 1
+            );
+            return Ok(());
+        }
+        let hint = match at.accel {
+            Accel::Kvm => " (try --accel tcg)",
+            Accel::Tcg => " (a slow or loaded machine: raise --boot-deadline)",
+        };
+        Err(env(format!(
+            "the guest did not start under {}: {reason}; QEMU was stopped{hint}.{} Last console lines:\n{}",
+            at.accel.name(),
+            output.oops.map_or(String::new(), |o| format!(" First sign of trouble: {o}.")),
+            last_lines(&output.tail)
+        )))
+    }
+}
+
+/// Where `boot_until_ran` stands: the accelerator of the next boot, and how many boots
+/// failed before the guest command could start.
+struct Attempt {
+    accel: Accel,
+    failed_boots: u32,
+}
+
+impl Attempt {
+    /// After the VM died while booting: `Ok` to boot again while attempts remain (nothing
+    /// ran in the guest), else the error with the last boot's output.
+    fn retry_after_boot_death(&mut self, output: BootOutput) -> Result<()> {
+        if self.failed_boots + 1 < BOOT_ATTEMPTS {
+            self.failed_boots += 1;
+            eprintln!(
+                "foliobench: the VM died while booting, before the guest command ran ({}); \
+                 booting again (attempt {} of {BOOT_ATTEMPTS})",
+                output.first_sign(),
+                self.failed_boots + 1
+            );
+            return Ok(());
+        }
+        Err(env(format!(
+            "the VM failed to boot {BOOT_ATTEMPTS} times, before the guest command started; last boot output:\n{}",
+            output.tail.join("\n")
+        )))
     }
 }
 
@@ -636,18 +661,29 @@ enum Boot {
     /// cannot run it; QEMU was stopped. Nothing ran in the guest.
     NoLife {
         kvm_error: Option<String>,
-        /// The first line that says the kernel is in trouble, if one came.
-        oops: Option<String>,
-        tail: Vec<String>,
+        output: BootOutput,
     },
     /// The VM died before the guest command started (kernel oops while booting): nothing
     /// was done in the guest, so booting again is safe.
-    DiedBooting {
-        oops: Option<String>,
-        tail: Vec<String>,
-    },
+    DiedBooting(BootOutput),
     /// The guest command started but no exit status came back.
     DiedRunning,
+}
+
+/// What the console showed of a boot that went wrong.
+struct BootOutput {
+    /// The first line that says the kernel is in trouble, if one came.
+    oops: Option<String>,
+    tail: Vec<String>,
+}
+
+impl BootOutput {
+    /// The oops, else the last console line: what a retry message quotes.
+    fn first_sign(&self) -> &str {
+        self.oops
+            .as_deref()
+            .unwrap_or_else(|| self.tail.last().map_or("no output", |s| s.as_str()))
+    }
 }
 
 /// When to give up on a VM.
@@ -663,98 +699,122 @@ struct Waits<'a> {
 /// Boots once and waits, killing the VM's process group on the deadline, a signal, a
 /// guest that shows no sign of life in time, or QEMU saying KVM cannot run it.
 fn boot(cmd: &mut Command, boot_log: bool, w: &Waits<'_>, exit_file: &Path) -> Result<Boot> {
-    // Its own process group, so a timeout or Ctrl-C takes down vng and QEMU together.
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let started_at = Instant::now();
-    let mut child = cmd.spawn().context("starting vng")?;
-    let pgid = child.id() as i32;
-    let console = Arc::new(Console {
-        boot_log,
-        ..Default::default()
-    });
-    let pumps = [
-        Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("piped")),
-    ]
-    .map(|r| {
-        let c = Arc::clone(&console);
-        std::thread::spawn(move || c.forward(r))
-    });
-    let kill = |child: &mut std::process::Child| {
-        // SAFETY: signalling our own child's process group.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let _ = child.wait();
-    };
-    let outcome = loop {
-        if child.try_wait()?.is_some() {
-            break None;
-        }
-        let started = console.started.load(Ordering::Relaxed);
-        let kvm_error = console.kvm_error.lock().ok().and_then(|k| k.clone());
-        if !started && (kvm_error.is_some() || started_at.elapsed() > w.life) {
-            kill(&mut child);
-            break Some(Err(kvm_error));
-        }
-        let expired = Instant::now() > w.deadline;
-        if expired || w.interrupted.load(Ordering::Relaxed) {
-            kill(&mut child);
-            break Some(Ok(if expired {
-                Fail {
-                    code: Code::Timeout,
-                    msg: format!(
-                        "the test VM did not finish within {} and was killed",
-                        w.timeout
-                    ),
-                }
-            } else {
-                Fail {
-                    code: Code::Environment,
-                    msg: "interrupted: the test VM was killed".into(),
-                }
-            }));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    for p in pumps {
-        let _ = p.join();
-    }
-    let tail = || {
-        console
-            .tail
-            .lock()
-            .map(|t| t.iter().cloned().collect())
-            .unwrap_or_default()
-    };
-    match outcome {
-        Some(Ok(fail)) => return Err(fail.into()),
-        Some(Err(kvm_error)) => {
-            return Ok(Boot::NoLife {
-                kvm_error,
-                oops: console.oops.lock().ok().and_then(|o| o.clone()),
-                tail: tail(),
-            })
-        }
-        None => {}
-    }
-    let ran = console.started.load(Ordering::Relaxed);
-    let kvm_error = console.kvm_error.lock().ok().and_then(|k| k.clone());
-    Ok(match (ran, exit_file.exists()) {
-        (true, true) => Boot::Ran,
-        (true, false) => Boot::DiedRunning,
-        // QEMU gave up on KVM and exited by itself.
-        (false, _) if kvm_error.is_some() => Boot::NoLife {
+    let mut vm = RunningVm::start(cmd, boot_log)?;
+    let watch = vm.watch(w)?;
+    let console = vm.drain_console();
+    match watch {
+        Watch::Stopped(fail) => Err(fail.into()),
+        Watch::NoLife { kvm_error } => Ok(Boot::NoLife {
             kvm_error,
-            oops: None,
-            tail: tail(),
-        },
-        (false, _) => Boot::DiedBooting {
-            oops: console.oops.lock().ok().and_then(|o| o.clone()),
-            tail: tail(),
-        },
-    })
+            output: BootOutput {
+                oops: console.oops(),
+                tail: console.tail_lines(),
+            },
+        }),
+        Watch::Exited => Ok(console.how_boot_ended(exit_file)),
+    }
+}
+
+/// vng (with QEMU under it) in its own process group, its console read by two threads.
+struct RunningVm {
+    child: std::process::Child,
+    pgid: i32,
+    started_at: Instant,
+    console: Arc<Console>,
+    pumps: [std::thread::JoinHandle<()>; 2],
+}
+
+/// Why `RunningVm::watch` stopped watching.
+enum Watch {
+    /// vng exited by itself.
+    Exited,
+    /// No start marker within the guest's life deadline, or QEMU said KVM cannot run the
+    /// guest; the VM was killed.
+    NoLife { kvm_error: Option<String> },
+    /// The overall timeout or a signal; the VM was killed.
+    Stopped(Fail),
+}
+
+impl RunningVm {
+    /// Starts vng and the threads that forward its stdout and stderr.
+    fn start(cmd: &mut Command, boot_log: bool) -> Result<RunningVm> {
+        // Its own process group, so a timeout or Ctrl-C takes down vng and QEMU together.
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let started_at = Instant::now();
+        let mut child = cmd.spawn().context("starting vng")?;
+        let pgid = child.id() as i32;
+        let console = Arc::new(Console {
+            boot_log,
+            ..Default::default()
+        });
+        let pumps = [
+            Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("piped")),
+        ]
+        .map(|r| {
+            let c = Arc::clone(&console);
+            std::thread::spawn(move || c.forward(r))
+        });
+        Ok(RunningVm {
+            child,
+            pgid,
+            started_at,
+            console,
+            pumps,
+        })
+    }
+
+    /// Polls until vng exits, or kills it for one of the reasons in `w`.
+    fn watch(&mut self, w: &Waits<'_>) -> Result<Watch> {
+        loop {
+            if self.child.try_wait()?.is_some() {
+                return Ok(Watch::Exited);
+            }
+            let started = self.console.started.load(Ordering::Relaxed);
+            let kvm_error = self.console.kvm_error();
+            if !started && (kvm_error.is_some() || self.started_at.elapsed() > w.life) {
+                self.kill();
+                return Ok(Watch::NoLife { kvm_error });
+            }
+            let expired = Instant::now() > w.deadline;
+            if expired || w.interrupted.load(Ordering::Relaxed) {
+                self.kill();
+                return Ok(Watch::Stopped(if expired {
+                    Fail {
+                        code: Code::Timeout,
+                        msg: format!(
+                            "the test VM did not finish within {} and was killed",
+                            w.timeout
+                        ),
+                    }
+                } else {
+                    Fail {
+                        code: Code::Environment,
+                        msg: "interrupted: the test VM was killed".into(),
+                    }
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the whole process group (vng and QEMU) and reaps vng.
+    fn kill(&mut self) {
+        // SAFETY: signalling our own child's process group.
+        unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the console threads to read the last of the output.
+    fn drain_console(self) -> Arc<Console> {
+        for p in self.pumps {
+            let _ = p.join();
+        }
+        self.console
+    }
 }
 
 /// Guest exit codes map onto ours one to one; anything unknown is an environment error.
@@ -782,6 +842,44 @@ struct Console {
 }
 
 impl Console {
+    fn oops(&self) -> Option<String> {
+        self.oops.lock().ok().and_then(|o| o.clone())
+    }
+
+    fn kvm_error(&self) -> Option<String> {
+        self.kvm_error.lock().ok().and_then(|k| k.clone())
+    }
+
+    /// The last BOOT_TAIL lines of boot output.
+    fn tail_lines(&self) -> Vec<String> {
+        self.tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// How a boot ended whose vng exited by itself, from what its console showed.
+    fn how_boot_ended(&self, exit_file: &Path) -> Boot {
+        let ran = self.started.load(Ordering::Relaxed);
+        let kvm_error = self.kvm_error();
+        match (ran, exit_file.exists()) {
+            (true, true) => Boot::Ran,
+            (true, false) => Boot::DiedRunning,
+            // QEMU gave up on KVM and exited by itself.
+            (false, _) if kvm_error.is_some() => Boot::NoLife {
+                kvm_error,
+                output: BootOutput {
+                    oops: None,
+                    tail: self.tail_lines(),
+                },
+            },
+            (false, _) => Boot::DiedBooting(BootOutput {
+                oops: self.oops(),
+                tail: self.tail_lines(),
+            }),
+        }
+    }
+
     fn forward(&self, r: impl std::io::Read) {
         let mut r = BufReader::new(r);
         let mut buf = Vec::new();

@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 use anyhow::{Context, Result};
 pub use foliobench_reports::facts::{Flavour, FlavourSupport};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, OpenProgramMut, TracepointCategory};
+use libbpf_rs::{Link, OpenObject, OpenProgramMut, TracepointCategory};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/capability.skel.rs"));
@@ -29,23 +29,65 @@ pub fn probe_flavours() -> Result<Vec<FlavourSupport>> {
     Flavour::ALL.iter().map(|&f| probe_one(f)).collect()
 }
 
+/// Reads of /dev/null made to fire the attached program.
+const CALLS: u64 = 8;
+
 fn probe_one(flavour: Flavour) -> Result<FlavourSupport> {
+    let mut support = untried(flavour);
+    let mut storage = MaybeUninit::uninit();
+    let open = open_for(flavour, &mut storage)?;
+    let skel = match load(open, flavour) {
+        Ok(s) => s,
+        Err(reason) => {
+            support.reason = reason;
+            return Ok(support);
+        }
+    };
+    support.loads = true;
+
+    let _link = match attach(&skel, flavour) {
+        Ok(l) => l,
+        Err(e) => {
+            support.reason = format!("attach refused: {}{}", describe(&e), attach_hint(flavour));
+            return Ok(support);
+        }
+    };
+    support.attaches = true;
+
+    let seen = fire(&skel, flavour)?;
+    support.fires = seen >= CALLS;
+    support.reason = if support.fires {
+        format!("ran {seen} times for {CALLS} reads of /dev/null")
+    } else {
+        format!("attached but ran {seen} times for {CALLS} reads of /dev/null")
+    };
+    Ok(support)
+}
+
+/// The flavour's row before anything is tried: nothing works yet.
+fn untried(flavour: Flavour) -> FlavourSupport {
     let target = match flavour {
         Flavour::Tracepoint => TRACEPOINT,
         _ => FUNCTION,
     };
-    let mut support = FlavourSupport {
+    FlavourSupport {
         flavour,
         loads: false,
         attaches: false,
         fires: false,
         target: target.to_string(),
         reason: String::new(),
-    };
+    }
+}
 
-    let mut storage = MaybeUninit::uninit();
+/// Opens the capability object filtered to this process, with only `flavour`'s program
+/// set to load.
+fn open_for(
+    flavour: Flavour,
+    storage: &mut MaybeUninit<OpenObject>,
+) -> Result<OpenCapabilitySkel<'_>> {
     let mut open = CapabilitySkelBuilder::default()
-        .open(&mut storage)
+        .open(storage)
         .context("opening the capability BPF object")?;
     let rodata = open
         .maps
@@ -64,23 +106,24 @@ fn probe_one(flavour: Flavour) -> Result<FlavourSupport> {
     ] {
         prog.set_autoload(f == flavour);
     }
+    Ok(open)
+}
+
+/// Loads the opened object (for fentry, first pointing it at the function's BTF), or says
+/// why the kernel would not.
+fn load(mut open: OpenCapabilitySkel<'_>, flavour: Flavour) -> Result<CapabilitySkel<'_>, String> {
     if flavour == Flavour::Fentry {
         if let Err(e) = set_fentry_target(&mut open.progs.probe_fentry, FUNCTION) {
-            support.reason = format!("no BTF for {FUNCTION}: {e}");
-            return Ok(support);
+            return Err(format!("no BTF for {FUNCTION}: {e}"));
         }
     }
+    open.load()
+        .map_err(|e| format!("load refused: {}", describe(&e)))
+}
 
-    let skel = match open.load() {
-        Ok(s) => s,
-        Err(e) => {
-            support.reason = format!("load refused: {}", describe(&e));
-            return Ok(support);
-        }
-    };
-    support.loads = true;
-
-    let link: Result<Link, libbpf_rs::Error> = match flavour {
+/// Attaches `flavour`'s program to the read path.
+fn attach(skel: &CapabilitySkel<'_>, flavour: Flavour) -> Result<Link, libbpf_rs::Error> {
+    match flavour {
         Flavour::Fentry => skel.progs.probe_fentry.attach(),
         Flavour::Kprobe => skel.progs.probe_kprobe.attach_kprobe(false, FUNCTION),
         Flavour::Tracepoint => {
@@ -89,17 +132,11 @@ fn probe_one(flavour: Flavour) -> Result<FlavourSupport> {
                 .probe_tracepoint
                 .attach_tracepoint(TracepointCategory::Custom(cat.into()), name)
         }
-    };
-    let _link = match link {
-        Ok(l) => l,
-        Err(e) => {
-            support.reason = format!("attach refused: {}{}", describe(&e), attach_hint(flavour));
-            return Ok(support);
-        }
-    };
-    support.attaches = true;
+    }
+}
 
-    const CALLS: u64 = 8;
+/// Reads /dev/null `CALLS` times from this process; how many times `flavour`'s program ran.
+fn fire(skel: &CapabilitySkel<'_>, flavour: Flavour) -> Result<u64> {
     let mut devnull = std::fs::File::open("/dev/null").context("opening /dev/null")?;
     let mut buf = [0u8; 1];
     for _ in 0..CALLS {
@@ -110,14 +147,7 @@ fn probe_one(flavour: Flavour) -> Result<FlavourSupport> {
         .bss_data
         .as_deref()
         .context("capability object has no .bss")?;
-    let seen = bss.hits[flavour as usize];
-    support.fires = seen >= CALLS;
-    support.reason = if support.fires {
-        format!("ran {seen} times for {CALLS} reads of /dev/null")
-    } else {
-        format!("attached but ran {seen} times for {CALLS} reads of /dev/null")
-    };
-    Ok(support)
+    Ok(bss.hits[flavour as usize])
 }
 
 fn set_fentry_target(prog: &mut OpenProgramMut<'_>, func: &str) -> libbpf_rs::Result<()> {

@@ -360,7 +360,7 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
             Target::Event { .. } => TargetKind::Event,
         },
         function: None,
-        mechanism: None,
+        flavour: None,
         present: false,
         btf: false,
         arg_index: None,
@@ -395,7 +395,7 @@ fn resolve_event(mut r: Resolution, full: &str, field: &str, k: &dyn KernelView)
         r.reason = "tracepoint programs do not work here".into();
         return r;
     }
-    r.mechanism = Some(Flavour::Tracepoint);
+    r.flavour = Some(Flavour::Tracepoint);
     r.reason = format!("tracepoint {full}");
     match k.tracepoint_field(cat, name, field) {
         Some(off) => {
@@ -438,7 +438,7 @@ fn resolve_syscall(mut r: Resolution, name: &str, k: &dyn KernelView) -> Resolut
         _ => r.present = true,
     }
     if k.flavour_usable(Flavour::Tracepoint) {
-        r.mechanism = Some(Flavour::Tracepoint);
+        r.flavour = Some(Flavour::Tracepoint);
         r.reason = format!(
             "tracepoints syscalls:sys_enter_{name}/sys_exit_{name}: latency of the whole syscall"
         );
@@ -461,7 +461,7 @@ fn resolve_function(
             r.function = Some(clone.clone());
             r.present = true;
             if k.flavour_usable(Flavour::Kprobe) {
-                r.mechanism = Some(Flavour::Kprobe);
+                r.flavour = Some(Flavour::Kprobe);
                 r.reason = format!("only a compiler clone {clone} (no BTF): kprobe on the clone");
             } else {
                 r.reason = format!(
@@ -494,14 +494,14 @@ fn resolve_function(
         return r;
     }
     if r.btf && k.flavour_usable(Flavour::Fentry) {
-        r.mechanism = Some(Flavour::Fentry);
+        r.flavour = Some(Flavour::Fentry);
         let home = match btf {
             Some(BtfHome::Module(m)) => format!(" (BTF of module {m})"),
             _ => String::new(),
         };
         r.reason = format!("fentry/fexit on {name}{alias}{home}");
     } else if k.flavour_usable(Flavour::Kprobe) {
-        r.mechanism = Some(Flavour::Kprobe);
+        r.flavour = Some(Flavour::Kprobe);
         r.reason = if r.btf {
             format!("kprobe/kretprobe on {name}{alias}: fentry is not usable on this kernel")
         } else {
@@ -513,7 +513,7 @@ fn resolve_function(
             if r.btf { "" } else { " (no BTF)" }
         );
     }
-    if r.mechanism.is_some() && !arg.is_empty() {
+    if r.flavour.is_some() && !arg.is_empty() {
         match k.param_index(name, arg) {
             Some((i, n)) => {
                 r.reason.push_str(&format!("; records {n} (argument {i})"));
@@ -653,14 +653,14 @@ mod tests {
     #[test]
     fn fentry_preferred_when_btf_and_fentry_work() {
         let r = resolve(probe("memmap_init_zone_device"), &guest_612());
-        assert_eq!(r.mechanism, Some(Flavour::Fentry));
+        assert_eq!(r.flavour, Some(Flavour::Fentry));
         assert_eq!(r.function.as_deref(), Some("memmap_init_zone_device"));
     }
 
     #[test]
     fn inlined_function_reported_not_traced() {
         let r = resolve(probe("folio_try_dup_anon_rmap_ptes"), &guest_612());
-        assert_eq!(r.mechanism, None);
+        assert_eq!(r.flavour, None);
         assert!(!r.present);
         assert!(r.reason.contains("inlined"), "{}", r.reason);
     }
@@ -668,7 +668,7 @@ mod tests {
     #[test]
     fn constprop_clone_falls_back_to_kprobe() {
         let r = resolve(probe("__init_zone_device_page"), &guest_612());
-        assert_eq!(r.mechanism, Some(Flavour::Kprobe));
+        assert_eq!(r.flavour, Some(Flavour::Kprobe));
         assert_eq!(
             r.function.as_deref(),
             Some("__init_zone_device_page.constprop.0")
@@ -686,7 +686,7 @@ mod tests {
         };
         let r = resolve(probe("folio_add_anon_rmap_ptes"), &k);
         assert_eq!(r.function.as_deref(), Some("page_add_anon_rmap"));
-        assert_eq!(r.mechanism, Some(Flavour::Fentry));
+        assert_eq!(r.flavour, Some(Flavour::Fentry));
         assert!(r
             .reason
             .contains("this kernel's name for folio_add_anon_rmap_ptes"));
@@ -720,7 +720,7 @@ mod tests {
             flavours: vec![Flavour::Tracepoint],
         };
         let r = resolve(probe("sys_io_uring_register"), &host);
-        assert_eq!(r.mechanism, Some(Flavour::Tracepoint));
+        assert_eq!(r.flavour, Some(Flavour::Tracepoint));
         assert_eq!(
             r.function.as_deref(),
             Some("syscalls:sys_enter_io_uring_register")
@@ -729,10 +729,7 @@ mod tests {
             flavours: vec![],
             ..host
         };
-        assert_eq!(
-            resolve(probe("sys_io_uring_register"), &none).mechanism,
-            None
-        );
+        assert_eq!(resolve(probe("sys_io_uring_register"), &none).flavour, None);
     }
 
     #[test]
@@ -762,7 +759,7 @@ mod tests {
         };
         let r = resolve(probe("pin_user_pages"), &k);
         assert!(r.present && r.btf);
-        assert_eq!(r.mechanism, None);
+        assert_eq!(r.flavour, None);
         assert!(
             r.reason.contains("neither fentry nor kprobes"),
             "{}",
@@ -775,7 +772,7 @@ mod tests {
         let mut k = guest_612();
         k.ftrace = Some(HashSet::new());
         let r = resolve(probe("memmap_init_zone_device"), &k);
-        assert_eq!(r.mechanism, None);
+        assert_eq!(r.flavour, None);
         assert!(r.reason.contains("available_filter_functions"));
     }
 
@@ -791,7 +788,7 @@ mod tests {
         assert_eq!(format_field_offset(format, "flags"), Some(68));
         assert_eq!(format_field_offset(format, "resul"), None);
         let r = resolve(probe("dax_pmd_fault_done"), &guest_612());
-        assert_eq!(r.mechanism, Some(Flavour::Tracepoint));
+        assert_eq!(r.flavour, Some(Flavour::Tracepoint));
         assert_eq!(r.function.as_deref(), Some("fs_dax:dax_pmd_fault_done"));
         // The fake kernel has no format files: counted, no field.
         assert_eq!(r.arg_index, None);

@@ -53,7 +53,7 @@ pub struct Traced<K> {
 
 /// Whether any of `probes` can be traced here at all.
 pub fn any_traceable(probes: &[Resolution]) -> bool {
-    probes.iter().any(|r| r.mechanism.is_some())
+    probes.iter().any(|r| r.flavour.is_some())
 }
 
 /// One traced round: `probes` are loaded and attached once, `work` runs, and calls its
@@ -121,7 +121,7 @@ pub struct Tracer<'obj> {
 }
 
 impl<'obj> Tracer<'obj> {
-    /// Loads and attaches every probe with a mechanism; probes that fail are recorded in
+    /// Loads and attaches every probe with a flavour; probes that fail are recorded in
     /// `failed`, not fatal. Errors only when BPF cannot be used at all.
     pub fn start(
         storage: &'obj mut ProbeStorage,
@@ -129,7 +129,7 @@ impl<'obj> Tracer<'obj> {
         filter: &Filter,
     ) -> Result<Tracer<'obj>> {
         crate::quiet_libbpf();
-        let traceable: Vec<&Resolution> = probes.iter().filter(|r| r.mechanism.is_some()).collect();
+        let traceable: Vec<&Resolution> = probes.iter().filter(|r| r.flavour.is_some()).collect();
         storage.0 = traceable.iter().map(|_| MaybeUninit::uninit()).collect();
         let mut t = Tracer {
             instances: Vec::new(),
@@ -182,7 +182,7 @@ impl<'obj> Instance<'obj> {
         filtering: bool,
         filter_owner: Option<&FuncsSkel<'_>>,
     ) -> Result<Instance<'obj>> {
-        let mechanism = res.mechanism.context("no mechanism")?;
+        let flavour = res.flavour.context("no flavour")?;
         let function = res.function.clone().context("no function")?;
         let mut open = FuncsSkelBuilder::default()
             .open(slot)
@@ -196,22 +196,22 @@ impl<'obj> Instance<'obj> {
         rodata.arg_index = res.arg_index.map_or(-1, |i| i as i32);
 
         let p = &mut open.progs;
-        p.fentry_entry.set_autoload(mechanism == Flavour::Fentry);
-        p.fexit_exit.set_autoload(mechanism == Flavour::Fentry);
-        p.kprobe_entry.set_autoload(mechanism == Flavour::Kprobe);
-        p.kretprobe_exit.set_autoload(mechanism == Flavour::Kprobe);
+        p.fentry_entry.set_autoload(flavour == Flavour::Fentry);
+        p.fexit_exit.set_autoload(flavour == Flavour::Fentry);
+        p.kprobe_entry.set_autoload(flavour == Flavour::Kprobe);
+        p.kretprobe_exit.set_autoload(flavour == Flavour::Kprobe);
         // A syscall pair (enter/exit: a latency), or one event (counted, with a field).
         let pair = res.kind == TargetKind::Syscall;
         p.tp_entry
-            .set_autoload(mechanism == Flavour::Tracepoint && pair);
+            .set_autoload(flavour == Flavour::Tracepoint && pair);
         p.tp_exit
-            .set_autoload(mechanism == Flavour::Tracepoint && pair);
+            .set_autoload(flavour == Flavour::Tracepoint && pair);
         p.tp_event
-            .set_autoload(mechanism == Flavour::Tracepoint && !pair);
+            .set_autoload(flavour == Flavour::Tracepoint && !pair);
         // The first filtering instance follows forks into the shared map; the others reuse it.
         p.follow_fork
             .set_autoload(filtering && filter_owner.is_none());
-        if mechanism == Flavour::Fentry {
+        if flavour == Flavour::Fentry {
             p.fentry_entry
                 .set_attach_target(0, Some(function.clone()))?;
             p.fexit_exit.set_attach_target(0, Some(function.clone()))?;
@@ -226,7 +226,7 @@ impl<'obj> Instance<'obj> {
             .load()
             .map_err(|e| anyhow::anyhow!("load refused: {}", crate::capability::describe(&e)))?;
 
-        let mut links = attach(&skel, res, mechanism, &function)?;
+        let mut links = attach(&skel, res, flavour, &function)?;
         if filtering && filter_owner.is_none() {
             links.push(attach_one(
                 "sched_process_fork",
@@ -275,7 +275,7 @@ impl<'obj> Instance<'obj> {
             probe: self.res.probe.clone(),
             group: self.res.group,
             function: self.function.clone(),
-            mechanism: self.res.mechanism.expect("loaded probes have one"),
+            flavour: self.res.flavour.expect("loaded probes have one"),
             calls,
             returns,
             total_ns,
@@ -293,17 +293,17 @@ impl<'obj> Instance<'obj> {
     }
 }
 
-/// Attaches the loaded program pair (or single event) of `mechanism` to `function`.
+/// Attaches the loaded program pair (or single event) of `flavour` to `function`.
 fn attach(
     skel: &FuncsSkel<'_>,
     res: &Resolution,
-    mechanism: Flavour,
+    flavour: Flavour,
     function: &str,
 ) -> Result<Vec<Link>> {
     let attach = attach_one;
     let progs = &skel.progs;
     let pair = res.kind == TargetKind::Syscall;
-    Ok(match mechanism {
+    Ok(match flavour {
         Flavour::Fentry => vec![
             attach("fentry", progs.fentry_entry.attach())?,
             attach("fexit", progs.fexit_exit.attach())?,

@@ -3,6 +3,8 @@
 //! distribution is seen, not only its median). Every chart of the HTML report is one of
 //! these.
 
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 pub struct Series {
@@ -69,6 +71,32 @@ fn label(v: f64) -> String {
     }
 }
 
+/// The SVG drawing area and the bar chart plotted on it.
+type SvgArea<'b> = DrawingArea<SVGBackend<'b>, Shift>;
+type SvgChart<'b> = ChartContext<'b, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type DrawResult<T = ()> = Result<T, DrawingAreaErrorKind<std::io::Error>>;
+
+/// Where one series' bars stand: the kept series share 0.8 of each category's width,
+/// side by side in legend order.
+#[derive(Clone, Copy)]
+struct BarSlot {
+    /// The series' index among the kept ones.
+    series: usize,
+    /// One bar's share of a category's width.
+    width: f64,
+}
+
+impl BarSlot {
+    fn color(&self) -> RGBColor {
+        PALETTE[self.series % PALETTE.len()]
+    }
+
+    /// The left edge of the bar in category `i`.
+    fn left(&self, i: usize) -> f64 {
+        i as f64 - 0.4 + self.series as f64 * self.width
+    }
+}
+
 impl Chart {
     fn y(&self, v: f64) -> Option<f64> {
         if self.log_y {
@@ -122,99 +150,136 @@ impl Chart {
         let drawable = |s: &&Series| s.values.iter().flatten().any(|&v| self.y(v).is_some());
         let kept: Vec<&Series> = self.series.iter().filter(drawable).collect();
         let mut buf = String::new();
-        let n = self.categories.len().max(1);
-        let width = self.width();
-        let (y0, y1) = self.y_range(&kept);
-        let e = |e: String| e;
         {
-            let root = SVGBackend::with_string(&mut buf, (width, 380)).into_drawing_area();
-            root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(&self.title, ("sans-serif", 17))
-                .margin(12)
-                .x_label_area_size(34)
-                .y_label_area_size(64)
-                .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y0..y1)
-                .map_err(|x| e(x.to_string()))?;
-            let log = self.log_y;
-            let fmt_y = move |y: &f64| {
-                if log {
-                    label(10f64.powf(*y))
-                } else {
-                    label(*y)
-                }
-            };
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_labels(0)
-                .y_labels(if log {
-                    ((y1 - y0) as usize + 1).min(12)
-                } else {
-                    8
-                })
-                .y_label_formatter(&fmt_y)
-                .y_desc(self.y_label.as_str())
-                .draw()
-                .map_err(|x| e(x.to_string()))?;
-            let k = kept.len().max(1) as f64;
-            let w = 0.8 / k;
-            for (j, s) in kept.iter().enumerate() {
-                let color = PALETTE[j % PALETTE.len()];
-                let left = |i: usize| i as f64 - 0.4 + j as f64 * w;
-                let bars: Vec<_> = s
-                    .values
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| {
-                        let y = self.y((*v)?)?;
-                        Some(Rectangle::new(
-                            [(left(i), y0), (left(i) + w * 0.92, y)],
-                            color.mix(0.75).filled(),
-                        ))
-                    })
-                    .collect();
-                chart
-                    .draw_series(bars)
-                    .map_err(|x| e(x.to_string()))?
-                    .label(s.name.as_str())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                    });
-                let dots: Vec<_> = s
-                    .samples
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, v)| {
-                        let x = left(i) + w * 0.46;
-                        v.iter()
-                            .filter_map(|&v| self.y(v))
-                            .map(move |y| Circle::new((x, y), 2, BLACK.filled()))
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
-                chart.draw_series(dots).map_err(|x| e(x.to_string()))?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|x| e(x.to_string()))?;
-            // Category names under their bars, in backend pixels (plotters' tick labels
-            // would fall between categories).
-            let style = ("sans-serif", 12).into_font().color(&BLACK);
-            for (i, c) in self.categories.iter().enumerate() {
-                let (px, py) = chart.backend_coord(&(i as f64, y0));
-                let half = (c.len() as i32 * 6) / 2;
-                root.draw(&Text::new(c.clone(), (px - half, py + 8), style.clone()))
-                    .map_err(|x| e(x.to_string()))?;
-            }
-            root.present().map_err(|x| e(x.to_string()))?;
+            let root = SVGBackend::with_string(&mut buf, (self.width(), 380)).into_drawing_area();
+            self.draw(&root, &kept).map_err(|x| x.to_string())?;
         }
         Ok(buf)
     }
+
+    /// The whole chart on `root`: axes, each kept series' bars and sample dots, the
+    /// legend and the category names.
+    fn draw(&self, root: &SvgArea<'_>, kept: &[&Series]) -> DrawResult {
+        let (y0, y1) = self.y_range(kept);
+        root.fill(&WHITE)?;
+        let mut chart = self.draw_axes(root, y0, y1)?;
+        let k = kept.len().max(1) as f64;
+        let w = 0.8 / k;
+        for (j, s) in kept.iter().enumerate() {
+            let slot = BarSlot {
+                series: j,
+                width: w,
+            };
+            self.draw_bars(&mut chart, s, slot, y0)?;
+            self.draw_samples(&mut chart, s, slot)?;
+        }
+        draw_legend(&mut chart)?;
+        self.draw_category_names(root, &chart, y0)?;
+        root.present()
+    }
+
+    /// The caption, the plot area and the y axis with its labels (in values, also on a
+    /// log axis); the x axis has no ticks of its own.
+    fn draw_axes<'b>(&self, root: &SvgArea<'b>, y0: f64, y1: f64) -> DrawResult<SvgChart<'b>> {
+        let n = self.categories.len().max(1);
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(34)
+            .y_label_area_size(64)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y0..y1)?;
+        let log = self.log_y;
+        let fmt_y = move |y: &f64| {
+            if log {
+                label(10f64.powf(*y))
+            } else {
+                label(*y)
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_labels(if log {
+                ((y1 - y0) as usize + 1).min(12)
+            } else {
+                8
+            })
+            .y_label_formatter(&fmt_y)
+            .y_desc(self.y_label.as_str())
+            .draw()?;
+        Ok(chart)
+    }
+
+    /// One series' bars, one per category it has a value for, and its legend entry.
+    fn draw_bars(
+        &self,
+        chart: &mut SvgChart<'_>,
+        s: &Series,
+        slot: BarSlot,
+        y0: f64,
+    ) -> DrawResult {
+        let color = slot.color();
+        let w = slot.width;
+        let bars: Vec<_> = s
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                let y = self.y((*v)?)?;
+                Some(Rectangle::new(
+                    [(slot.left(i), y0), (slot.left(i) + w * 0.92, y)],
+                    color.mix(0.75).filled(),
+                ))
+            })
+            .collect();
+        chart
+            .draw_series(bars)?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        Ok(())
+    }
+
+    /// One series' raw samples as dots over the middle of its bars.
+    fn draw_samples(&self, chart: &mut SvgChart<'_>, s: &Series, slot: BarSlot) -> DrawResult {
+        let w = slot.width;
+        let dots: Vec<_> = s
+            .samples
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| {
+                let x = slot.left(i) + w * 0.46;
+                v.iter()
+                    .filter_map(|&v| self.y(v))
+                    .map(move |y| Circle::new((x, y), 2, BLACK.filled()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        chart.draw_series(dots)?;
+        Ok(())
+    }
+
+    /// Category names under their bars, in backend pixels (plotters' tick labels would
+    /// fall between categories).
+    fn draw_category_names(&self, root: &SvgArea<'_>, chart: &SvgChart<'_>, y0: f64) -> DrawResult {
+        let style = ("sans-serif", 12).into_font().color(&BLACK);
+        for (i, c) in self.categories.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(i as f64, y0));
+            let half = (c.len() as i32 * 6) / 2;
+            root.draw(&Text::new(c.clone(), (px - half, py + 8), style.clone()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The series names with their colours, in the upper right corner.
+fn draw_legend(chart: &mut SvgChart<'_>) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
 }
 
 #[cfg(test)]

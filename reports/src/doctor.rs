@@ -104,7 +104,7 @@ impl Doctor {
             .functions
             .iter()
             .filter(|r| r.group == group && !r.is_tracepoint())
-            .partition(|r| r.mechanism.is_some() && (!with_arg || r.arg_index.is_some()));
+            .partition(|r| r.flavour.is_some() && (!with_arg || r.arg_index.is_some()));
         (
             yes.iter().map(|r| r.probe.as_str()).collect(),
             no.iter().map(|r| r.probe.as_str()).collect(),
@@ -255,11 +255,11 @@ impl Doctor {
         }
         let _ = writeln!(o, "\nProbe catalog");
         for r in &self.functions {
-            let how = r.mechanism.map(Flavour::name).unwrap_or("-");
+            let how = r.flavour.map(Flavour::name).unwrap_or("-");
             let _ = writeln!(
                 o,
                 "  {} {:<30} {:<10} {}",
-                mark(r.mechanism.is_some()),
+                mark(r.flavour.is_some()),
                 r.probe,
                 how,
                 r.reason
@@ -435,7 +435,7 @@ mod tests {
                 group: Group::Rmap,
                 kind: Default::default(),
                 function: Some("folio_add_anon_rmap_ptes".into()),
-                mechanism: None,
+                flavour: None,
                 present: true,
                 btf: true,
                 arg_index: None,

@@ -22,6 +22,18 @@ pub struct Thp {
     pub sizes: Vec<ThpSize>,
 }
 
+impl Thp {
+    /// The anonymous folio sizes (kB) user space may choose, ascending: the sizes with an
+    /// `enabled` control.
+    pub fn offered_sizes(&self) -> Vec<u64> {
+        self.sizes
+            .iter()
+            .filter(|s| s.enabled.is_some())
+            .map(|s| s.kb)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ThpSize {
     pub kb: u64,
@@ -177,8 +189,10 @@ pub struct Resolution {
     pub kind: TargetKind,
     /// The kernel name found (which may be an older alias, or a compiler clone).
     pub function: Option<String>,
-    /// The mechanism that will be used, or `None` when it cannot be traced here.
-    pub mechanism: Option<Flavour>,
+    /// The flavour that will be used, or `None` when it cannot be traced here. Recorded
+    /// as `mechanism`, its name in results files.
+    #[serde(rename = "mechanism")]
+    pub flavour: Option<Flavour>,
     /// Present in the kernel image as a callable symbol.
     pub present: bool,
     pub btf: bool,

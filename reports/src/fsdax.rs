@@ -492,6 +492,20 @@ impl FsdaxSuite {
             self.repeat,
             self.method
         );
+        self.render_fault_table(o);
+        for r in self
+            .results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Measured)
+        {
+            r.render_mapping(o);
+        }
+        render_checks(o, "fsdax checks", &self.checks);
+    }
+
+    /// One line per filesystem: how its mapping was faulted in (PMD, fallback, PTE) and
+    /// how long that took; a skipped or refused one says why instead.
+    fn render_fault_table(&self, o: &mut String) {
         let _ = writeln!(
             o,
             "{:<6} {:>10} {:>9} {:>10} {:>10} {:>12} {:>12} {:>8} {:>7}",
@@ -507,73 +521,75 @@ impl FsdaxSuite {
         );
         for r in &self.results {
             match &r.outcome {
-                Outcome::Measured => {}
+                Outcome::Measured => self.render_fault_row(r, o),
                 Outcome::Skipped { reason } => {
                     let _ = writeln!(o, "{:<6} skipped: {reason}", r.fs);
-                    continue;
                 }
                 Outcome::Refused { errno, detail } => {
                     let _ = writeln!(o, "{:<6} refused ({errno}): {detail}", r.fs);
-                    continue;
                 }
             }
-            let med = median_u64(&r.fault_ns);
-            let range = match (r.fault_ns.iter().min(), r.fault_ns.iter().max(), med) {
-                (Some(a), Some(b), Some(m)) if m > 0 => {
-                    format!("{:.0}", (b - a) as f64 * 100.0 / m as f64)
-                }
-                _ => "-".into(),
-            };
+        }
+    }
+
+    /// One measured filesystem's line of the fault table.
+    fn render_fault_row(&self, r: &FsdaxResult, o: &mut String) {
+        let med = median_u64(&r.fault_ns);
+        let range = match (r.fault_ns.iter().min(), r.fault_ns.iter().max(), med) {
+            (Some(a), Some(b), Some(m)) if m > 0 => {
+                format!("{:.0}", (b - a) as f64 * 100.0 / m as f64)
+            }
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            o,
+            "{:<6} {:>10} {:>9} {:>10} {:>10} {:>12} {:>12} {:>8} {:>7}",
+            r.fs,
+            opt(r.pmd_mapped()),
+            opt(r.pmd_fallbacks()),
+            opt(r.pte_faults()),
+            med.map_or("-".into(), |m| format!("{:.3}", m as f64 / 1e6)),
+            r.fault_ns_per_gib(self.size)
+                .map_or("-".into(), |x| format!("{:.3}", x / 1e6)),
+            format!("{:.3}", r.first_write_ns as f64 / 1e6),
+            range,
+            if r.mapping_aligned { "2M" } else { "no" }
+        );
+    }
+}
+
+impl FsdaxResult {
+    /// What the kernel says of this filesystem's mapping: the faults of the misaligned
+    /// mapping, smaps, the pages' flags and refcounts, and which pins succeeded.
+    fn render_mapping(&self, o: &mut String) {
+        let _ = writeln!(o, "{} ({}):", self.fs, self.setup);
+        let mis = self.misaligned();
+        if let Some(pte) = mis.pte_faults() {
             let _ = writeln!(
                 o,
-                "{:<6} {:>10} {:>9} {:>10} {:>10} {:>12} {:>12} {:>8} {:>7}",
-                r.fs,
-                opt(r.pmd_mapped()),
-                opt(r.pmd_fallbacks()),
-                opt(r.pte_faults()),
-                med.map_or("-".into(), |m| format!("{:.3}", m as f64 / 1e6)),
-                r.fault_ns_per_gib(self.size)
-                    .map_or("-".into(), |x| format!("{:.3}", x / 1e6)),
-                format!("{:.3}", r.first_write_ns as f64 / 1e6),
-                range,
-                if r.mapping_aligned { "2M" } else { "no" }
+                "  mapped 4K off 2M alignment: {} PMD faults ({} fell back), {pte} PTE faults",
+                opt(mis.pmd_faults()),
+                opt(mis.pmd_fallbacks())
             );
         }
-        for r in self
-            .results
-            .iter()
-            .filter(|r| r.outcome == Outcome::Measured)
-        {
-            let _ = writeln!(o, "{} ({}):", r.fs, r.setup);
-            let mis = r.misaligned();
-            if let Some(pte) = mis.pte_faults() {
-                let _ = writeln!(
-                    o,
-                    "  mapped 4K off 2M alignment: {} PMD faults ({} fell back), {pte} PTE faults",
-                    opt(mis.pmd_faults()),
-                    opt(mis.pmd_fallbacks())
-                );
-            }
-            if let Some(s) = &r.smaps {
-                let _ = writeln!(
-                    o,
-                    "  smaps: Rss {} kB, FilePmdMapped {} kB, VmFlags: {}",
-                    s.rss_kb, s.file_pmd_mapped_kb, s.vm_flags
-                );
-            }
-            if let Some(p) = &r.pages {
-                let _ = writeln!(o, "  pages: {}", p.describe());
-                if p.present > 0 && p.with_struct_page() == 0 {
-                    let _ = writeln!(
-                        o,
-                        "  (this kernel's kpageflags/kpagecount do not expose ZONE_DEVICE pages: \
-                         NOPAGE for every pfn, so folio size and refcount are not visible here)"
-                    );
-                }
-            }
-            let _ = writeln!(o, "  pins: {}", pins_text(&r.pins));
+        if let Some(s) = &self.smaps {
+            let _ = writeln!(
+                o,
+                "  smaps: Rss {} kB, FilePmdMapped {} kB, VmFlags: {}",
+                s.rss_kb, s.file_pmd_mapped_kb, s.vm_flags
+            );
         }
-        render_checks(o, "fsdax checks", &self.checks);
+        if let Some(p) = &self.pages {
+            let _ = writeln!(o, "  pages: {}", p.describe());
+            if p.present > 0 && p.with_struct_page() == 0 {
+                let _ = writeln!(
+                    o,
+                    "  (this kernel's kpageflags/kpagecount do not expose ZONE_DEVICE pages: \
+                     NOPAGE for every pfn, so folio size and refcount are not visible here)"
+                );
+            }
+        }
+        let _ = writeln!(o, "  pins: {}", pins_text(&self.pins));
     }
 }
 
@@ -587,7 +603,7 @@ mod tests {
             probe: id.into(),
             group: Group::Fault,
             function: format!("fs_dax:{id}"),
-            mechanism: Flavour::Tracepoint,
+            flavour: Flavour::Tracepoint,
             calls,
             returns: 0,
             total_ns: 0,

@@ -488,6 +488,22 @@ impl PinSuite {
 
     pub fn render_text(&self, o: &mut String) {
         self.render_prepared(o);
+        self.render_table(o);
+        let _ = writeln!(
+            o,
+            "\npin = {}; odirect: {}; kpin: kernel time in pin_user_pages* in a \
+             separate traced round; grabs/rel: try_grab_folio* and unpin_user_folio/page calls \
+             per pinned page in another",
+            PinDriver::IoUring.timing(),
+            PinDriver::Odirect.timing()
+        );
+        self.render_grabs(o);
+        render_checks(o, "pin checks, on medians", &self.checks);
+    }
+
+    /// The table: a row per memory and driver, but one line for a memory every driver
+    /// skipped and one, after the rows, for a driver skipped on every memory.
+    fn render_table(&self, o: &mut String) {
         let _ = writeln!(
             o,
             "{:<14} {:<21} {:>2} {:>8} {:>10} {:>7} {:>8} {:>7} {:>10} {:>10} {:>10} {:>10}",
@@ -510,28 +526,20 @@ impl PinSuite {
             if skipped_drivers.iter().any(|(d, _)| *d == r.driver) {
                 continue;
             }
-            // A memory skipped for one reason by every driver takes one line.
-            let rows: Vec<&PinResult> = self
-                .results
-                .iter()
-                .filter(|x| x.memory == r.memory)
-                .collect();
-            if let Outcome::Skipped { reason } = &r.outcome {
-                if rows.len() > 1 && rows.iter().all(|x| x.outcome == r.outcome) {
-                    if !shown_skipped.contains(&r.memory) {
-                        shown_skipped.push(r.memory);
-                        let _ = writeln!(
-                            o,
-                            "{:<14} {:<21} skipped: {reason}",
-                            r.memory.to_string(),
-                            "(every driver)"
-                        );
-                    }
-                    continue;
+            if let Some(reason) = self.skipped_by_every_driver(r) {
+                if !shown_skipped.contains(&r.memory) {
+                    shown_skipped.push(r.memory);
+                    let _ = writeln!(
+                        o,
+                        "{:<14} {:<21} skipped: {reason}",
+                        r.memory.to_string(),
+                        "(every driver)"
+                    );
                 }
+                continue;
             }
             match &r.outcome {
-                Outcome::Measured => {}
+                Outcome::Measured => self.render_row(r, o),
                 Outcome::Refused { errno, .. } => {
                     let _ = writeln!(
                         o,
@@ -539,7 +547,6 @@ impl PinSuite {
                         r.memory.to_string(),
                         r.driver.name()
                     );
-                    continue;
                 }
                 Outcome::Skipped { reason } => {
                     let _ = writeln!(
@@ -548,10 +555,8 @@ impl PinSuite {
                         r.memory.to_string(),
                         r.driver.name()
                     );
-                    continue;
                 }
             }
-            self.render_row(r, o);
         }
         for (d, reason) in &skipped_drivers {
             let _ = writeln!(
@@ -561,16 +566,20 @@ impl PinSuite {
                 d.name()
             );
         }
-        let _ = writeln!(
-            o,
-            "\npin = {}; odirect: {}; kpin: kernel time in pin_user_pages* in a \
-             separate traced round; grabs/rel: try_grab_folio* and unpin_user_folio/page calls \
-             per pinned page in another",
-            PinDriver::IoUring.timing(),
-            PinDriver::Odirect.timing()
-        );
-        self.render_grabs(o);
-        render_checks(o, "pin checks, on medians", &self.checks);
+    }
+
+    /// Why `r`'s memory was skipped, where every driver (more than one) skipped it for
+    /// that same reason: such a memory takes one line.
+    fn skipped_by_every_driver<'r>(&self, r: &'r PinResult) -> Option<&'r str> {
+        let Outcome::Skipped { reason } = &r.outcome else {
+            return None;
+        };
+        let rows: Vec<&PinResult> = self
+            .results
+            .iter()
+            .filter(|x| x.memory == r.memory)
+            .collect();
+        (rows.len() > 1 && rows.iter().all(|x| x.outcome == r.outcome)).then_some(reason.as_str())
     }
 
     /// The run's set-up: its size and rounds, the O_DIRECT source, each memory as mapped.

@@ -59,7 +59,7 @@ pub struct Context {
     pub namespace_size: Option<u64>,
     /// The namespace as re-read after it was restored.
     pub restored: Option<String>,
-    /// Probe id, kernel function and mechanism of every probe used.
+    /// Probe id, kernel function and flavour of every probe used.
     pub probes: Vec<String>,
     pub notes: Vec<String>,
 }

@@ -443,7 +443,7 @@ mod tests {
             probe: "folio_remove_rmap_ptes".into(),
             group: Group::Rmap,
             function: function.into(),
-            mechanism: Flavour::Fentry,
+            flavour: Flavour::Fentry,
             calls: values.iter().map(|(_, n)| n).sum(),
             returns: 0,
             total_ns: 0,

@@ -16,7 +16,9 @@ pub struct ProbeStats {
     pub group: Group,
     /// The kernel function (or tracepoint) attached to.
     pub function: String,
-    pub mechanism: Flavour,
+    /// Recorded as `mechanism`, its name in results files.
+    #[serde(rename = "mechanism")]
+    pub flavour: Flavour,
     pub calls: u64,
     /// Calls whose return was seen (a call still running at read time is not).
     pub returns: u64,
@@ -228,7 +230,7 @@ impl TraceReport {
                 o,
                 "\n{} ({} on {}): calls {}, avg {}, total {}",
                 p.probe,
-                p.mechanism.name(),
+                p.flavour.name(),
                 p.function,
                 p.calls,
                 p.avg_ns().map_or("-".into(), fmt_ns),
@@ -261,7 +263,7 @@ pub struct Overhead {
     pub schema_version: u32,
     pub kernel_release: String,
     pub command: Vec<String>,
-    /// Probes attached in the traced runs (id and mechanism).
+    /// Probes attached in the traced runs (id and flavour).
     pub probes: Vec<String>,
     pub variants: Vec<Variant>,
     pub notes: Vec<String>,
@@ -336,7 +338,7 @@ mod tests {
             probe: "folio_remove_rmap_ptes".into(),
             group: Group::Rmap,
             function: "folio_remove_rmap_ptes".into(),
-            mechanism: Flavour::Fentry,
+            flavour: Flavour::Fentry,
             calls,
             returns: calls,
             total_ns: calls * 100,
@@ -383,7 +385,7 @@ mod tests {
             probe: "pin_user_pages_fast".into(),
             group: Group::Pin,
             function: "pin_user_pages_fast".into(),
-            mechanism: Flavour::Fentry,
+            flavour: Flavour::Fentry,
             calls: 4,
             returns: 4,
             total_ns: 8000,

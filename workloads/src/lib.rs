@@ -4,6 +4,7 @@
 
 pub mod blockdev;
 pub mod command;
+pub mod error;
 pub mod fsdax;
 pub mod kconfig;
 pub mod mapping;

@@ -15,21 +15,12 @@ use std::time::{Duration, Instant};
 
 use foliobench_reports::geometry::{Geometry, Map};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use crate::pmem::{self, Namespace, Region};
 
-#[derive(Debug, Error)]
-pub enum NamespaceError {
-    /// The user can fix it (grant, choose another namespace, unmount...).
-    #[error("{0}")]
-    Refused(String),
-    /// The machine or a command failed.
-    #[error("{0}")]
-    Failed(String),
-}
+pub use crate::error::RunError;
 
-use NamespaceError::{Failed, Refused};
+use RunError::{Failed, Refused};
 
 pub const STATE_DIR: &str = "/var/lib/foliobench";
 const LOCK_PATH: &str = "/run/lock/foliobench.lock";
@@ -66,7 +57,7 @@ fn emulated_in_vm(region: &Region) -> bool {
 
 /// Picks the namespace to use: the one named with `--namespace`, or in the test VM the
 /// emulated pmem's. Refuses anything else.
-pub fn choose(granted: Option<&str>) -> Result<Target, NamespaceError> {
+pub fn choose(granted: Option<&str>) -> Result<Target, RunError> {
     let listing = pmem::list();
     if let Some(e) = listing.error {
         return Err(Failed(e));
@@ -241,7 +232,7 @@ pub fn restore_args(orig: &Namespace) -> Vec<String> {
     v
 }
 
-fn ndctl(args: &[String]) -> Result<(serde_json::Value, Duration), NamespaceError> {
+fn ndctl(args: &[String]) -> Result<(serde_json::Value, Duration), RunError> {
     let t = Instant::now();
     let out = Command::new("ndctl")
         .args(args)
@@ -267,7 +258,7 @@ pub struct Lock {
 }
 
 impl Lock {
-    pub fn take() -> Result<Lock, NamespaceError> {
+    pub fn take() -> Result<Lock, RunError> {
         let _ = fs::create_dir_all("/run/lock");
         let f = fs::OpenOptions::new()
             .create(true)
@@ -323,7 +314,7 @@ impl Applied {
 
 impl Provisioner {
     /// Checks the target, takes the lock and saves the original configuration.
-    pub fn begin(target: Target) -> Result<Provisioner, NamespaceError> {
+    pub fn begin(target: Target) -> Result<Provisioner, RunError> {
         let lock = Lock::take()?;
         if let Ok(text) = fs::read_to_string(state_path()) {
             return Err(Refused(format!(
@@ -359,17 +350,17 @@ impl Provisioner {
 
     /// Tears the namespace's memremap down (memunmap_pages, the vmemmap freed): the known
     /// state deltas are measured from. Returns how long ndctl took.
-    pub fn disable(&self) -> Result<Duration, NamespaceError> {
+    pub fn disable(&self) -> Result<Duration, RunError> {
         ndctl(&["disable-namespace".into(), self.namespace().into()]).map(|(_, took)| took)
     }
 
-    pub fn apply(&self, g: Geometry) -> Result<Applied, NamespaceError> {
+    pub fn apply(&self, g: Geometry) -> Result<Applied, RunError> {
         let (ndctl, took) = ndctl(&create_args(self.namespace(), g))?;
         Ok(Applied { took, ndctl })
     }
 
     /// Re-reads the namespace and compares it with the original: mode, map and size.
-    pub fn verify_restored(&self) -> Result<String, NamespaceError> {
+    pub fn verify_restored(&self) -> Result<String, RunError> {
         let now = pmem::list()
             .regions
             .into_iter()
@@ -399,7 +390,7 @@ impl Provisioner {
     }
 
     /// Puts the original configuration back and forgets the saved state.
-    pub fn restore(&mut self) -> Result<(), NamespaceError> {
+    pub fn restore(&mut self) -> Result<(), RunError> {
         if self.restored {
             return Ok(());
         }
@@ -462,7 +453,7 @@ pub(crate) fn wait_for_exit(pid: u32, wait: Duration, what: &str) -> Result<(), 
 
 /// `foliobench restore`: puts back a namespace a killed run left reconfigured. Waits up to
 /// `wait` for that run to finish exiting.
-pub fn restore_saved(wait: Duration) -> Result<Option<Namespace>, NamespaceError> {
+pub fn restore_saved(wait: Duration) -> Result<Option<Namespace>, RunError> {
     let text = match fs::read_to_string(state_path()) {
         Ok(t) => t,
         Err(_) => return Ok(None),

@@ -57,13 +57,7 @@ pub fn facts() -> Option<Thp> {
 /// The anonymous folio sizes (kB) this kernel lets user space choose, ascending. Sizes
 /// without an `enabled` control (order 1: 8 kB) are not offered for anonymous memory.
 pub fn offered_sizes() -> Vec<u64> {
-    facts().map_or_else(Vec::new, |t| {
-        t.sizes
-            .iter()
-            .filter(|s| s.enabled.is_some())
-            .map(|s| s.kb)
-            .collect()
-    })
+    facts().map_or_else(Vec::new, |t| t.offered_sizes())
 }
 
 /// The PMD size in kB (2048 on x86-64), if the kernel has THP.

@@ -10,8 +10,8 @@ use foliobench_reports::geometry::Geometry;
 use foliobench_reports::pin::PinMemory;
 use foliobench_reports::results::{Context, Machine, Results, RESULTS_SCHEMA_VERSION};
 use foliobench_workloads::kconfig::KernelConfig;
-use foliobench_workloads::namespace::{self, NamespaceError, Provisioner, Target};
-use foliobench_workloads::suites::{self, SuiteCtx, SuiteError};
+use foliobench_workloads::namespace::{self, Provisioner, RunError, Target};
+use foliobench_workloads::suites::{self, SuiteCtx};
 use foliobench_workloads::system;
 
 use crate::exit::{env, usage, Code};
@@ -112,18 +112,12 @@ pub struct RunArgs {
     pub output: OutputArgs,
 }
 
-/// A suite's error as foliobench's: refused is the user's to fix (exit 2), else exit 3.
-fn suite_err(e: SuiteError) -> anyhow::Error {
+/// A namespace's or a suite's error as foliobench's: refused is the user's to fix (exit 2),
+/// else exit 3.
+pub(crate) fn run_err(e: RunError) -> anyhow::Error {
     match e {
-        SuiteError::Refused(m) => usage(m),
-        SuiteError::Failed(m) => env(m),
-    }
-}
-
-pub(crate) fn ns_err(e: NamespaceError) -> anyhow::Error {
-    match e {
-        NamespaceError::Refused(m) => usage(m),
-        NamespaceError::Failed(m) => env(m),
+        RunError::Refused(m) => usage(m),
+        RunError::Failed(m) => env(m),
     }
 }
 
@@ -244,13 +238,13 @@ fn plan(a: &SweepArgs, granted: Option<&str>) -> Result<RunPlan> {
     let target: Option<Target> = if do_memmap || fsdax.is_some() || wants_dax {
         match namespace::choose(granted) {
             Ok(t) => Some(t),
-            Err(NamespaceError::Refused(why))
+            Err(RunError::Refused(why))
                 if !do_memmap && fsdax.is_none() && !named_dax && granted.is_none() =>
             {
                 no_namespace = Some(why);
                 None
             }
-            Err(e) => return Err(ns_err(e)),
+            Err(e) => return Err(run_err(e)),
         }
     } else {
         None
@@ -456,15 +450,14 @@ fn execute(
             optimization: k.optimization,
             nr_memmap: k.nr_memmap,
         };
-        out.memmap = suites::memmap::run(&memmap, p, ctx, &k.memmap).map_err(suite_err)?;
+        out.memmap = suites::memmap::run(&memmap, p, ctx, &k.memmap).map_err(run_err)?;
     }
     if let Some(pin) = &plan.pin {
-        out.pin = Some(
-            suites::pin::run(pin, ctx, &k.pin_latency, &k.pin_grab, notes).map_err(suite_err)?,
-        );
+        out.pin =
+            Some(suites::pin::run(pin, ctx, &k.pin_latency, &k.pin_grab, notes).map_err(run_err)?);
     }
     if let Some(rmap) = &plan.rmap {
-        out.rmap = Some(suites::rmap::run(rmap, ctx, &k.rmap).map_err(suite_err)?);
+        out.rmap = Some(suites::rmap::run(rmap, ctx, &k.rmap).map_err(run_err)?);
     }
     if plan.fsdax.is_some() || plan.pfnmap {
         // The drivers the fsdax suite and the PFN-map row pin with (a source device for
@@ -474,7 +467,7 @@ fn execute(
             suites::pin::Drivers::open(&pin::plan(vec![], &plan.drivers, size, false)?, notes);
         if let (Some(p), Some(size)) = (ctx.prov, plan.fsdax) {
             out.fsdax =
-                Some(suites::fsdax::run(p, size, ctx, &k.fault, &drivers).map_err(suite_err)?);
+                Some(suites::fsdax::run(p, size, ctx, &k.fault, &drivers).map_err(run_err)?);
         }
         if plan.pfnmap {
             eprintln!("foliobench: pfnmap: a PCI memory BAR, read-only");
@@ -522,7 +515,7 @@ fn context(
                 Some(format!(
                     "{} ({} on {})",
                     p.probe,
-                    p.mechanism.map(Flavour::name)?,
+                    p.flavour.map(Flavour::name)?,
                     p.function.as_deref()?
                 ))
             })
@@ -556,7 +549,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
         .clone()
         .map(Provisioner::begin)
         .transpose()
-        .map_err(ns_err)?;
+        .map_err(run_err)?;
     let ctx = SuiteCtx {
         prov: prov.as_ref(),
         no_namespace: plan.no_namespace.as_deref(),
@@ -567,8 +560,8 @@ pub fn run(args: RunArgs) -> Result<Code> {
     let results = execute(&plan, &kernel, &ctx, &mut notes)?;
     let restored = match prov.as_mut() {
         Some(p) => {
-            p.restore().map_err(ns_err)?;
-            let r = p.verify_restored().map_err(ns_err)?;
+            p.restore().map_err(run_err)?;
+            let r = p.verify_restored().map_err(run_err)?;
             eprintln!("foliobench: restored the namespace, {r}");
             Some(r)
         }
@@ -603,7 +596,7 @@ fn resolve(
     let selected = catalog::select(&names).expect("groups exist");
     let probes = facts.resolve(&selected);
     for p in &probes {
-        match p.mechanism {
+        match p.flavour {
             Some(_) => used.push(p.clone()),
             None if p.reason.contains(NO_TRACING) => untraceable.push(p.probe.clone()),
             None => notes.push(format!("probe {} not used: {}", p.probe, p.reason)),
@@ -614,7 +607,7 @@ fn resolve(
 
 /// `foliobench restore`: repair after a killed run.
 pub fn restore() -> Result<Code> {
-    match namespace::restore_saved(std::time::Duration::from_secs(120)).map_err(ns_err)? {
+    match namespace::restore_saved(std::time::Duration::from_secs(120)).map_err(run_err)? {
         Some(ns) => println!("foliobench: restored {} to {}", ns.dev, mode_map(&ns)),
         None => println!("foliobench: nothing to restore (no saved namespace state)"),
     }

@@ -19,10 +19,13 @@ pub fn plan(given: &[String], size: u64) -> Result<Plan> {
         .collect();
     let fsdax = fsdax_named || given.is_empty();
     let only_fsdax = fsdax_named && given.is_empty();
-    let pmd_kb = thp::pmd_kb().unwrap_or(2048);
+    // One read of the THP controls for the whole plan.
+    let thp = thp::facts();
+    let pmd = thp.as_ref().and_then(|t| t.pmd_size_kb);
+    let pmd_kb = pmd.unwrap_or(2048);
     let mut offered = vec![4];
-    offered.extend(thp::offered_sizes());
-    if thp::pmd_kb().is_some() && !offered.contains(&pmd_kb) {
+    offered.extend(thp.as_ref().map(|t| t.offered_sizes()).unwrap_or_default());
+    if pmd.is_some() && !offered.contains(&pmd_kb) {
         // Kernels before per-size controls (6.1) still have PMD THP.
         offered.push(pmd_kb);
     }

@@ -4,9 +4,13 @@
 //! mapped pages, and which pin kinds the kernel allows. Also the PFN-map row: a PCI BAR
 //! mapped read-only, its struct pages, and the pins refused.
 
+use std::fs::File;
+
 use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, any_traceable, Filter};
-use foliobench_reports::fsdax::{fault_checks, FsdaxResult, FsdaxSuite, PfnmapResult, PinTry};
+use foliobench_reports::fsdax::{
+    fault_checks, FsdaxResult, FsdaxSuite, PageFacts, PfnmapResult, PinTry, SmapsFacts,
+};
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::pin::PinDriver;
@@ -125,81 +129,145 @@ fn measure(
     probes: &[Resolution],
     drivers: &Drivers,
 ) -> Result<FsdaxResult> {
-    // The namespace is made afresh for each filesystem: nothing of the other one is left.
-    let applied = prov.apply(Geometry::Fsdax { map: Map::Mem })?;
-    if let Some(u) = applied.usable_size().filter(|u| *u <= size) {
-        return Ok(skipped(
-            kind,
-            format!(
-                "the namespace offers {} MiB, not more than --size {}",
-                u >> 20,
-                fmt_size(size)
-            ),
-        ));
-    }
-    let dev = applied
-        .block_device()
-        .ok_or_else(|| failed("ndctl reported no block device"))?;
-    let fs = match DaxFs::create(std::path::Path::new(&dev), kind) {
-        Ok(fs) => fs,
-        Err(e) => return Ok(skipped(kind, e)),
+    let dax = match DaxFile::on_fresh_namespace(prov, kind, size)? {
+        Ok(dax) => dax,
+        Err(reason) => return Ok(skipped(kind, reason)),
     };
-    let file = fs.file(size).map_err(failed)?;
-    let map_at = |offset: usize| -> Result<Mapping> {
-        let f = file.try_clone()?;
-        Ok(Mapping::shared_aligned(
-            f,
-            size as usize,
-            PMD as usize,
-            offset,
-        )?)
-    };
-    let map = || map_at(0);
-    let first = map()?;
-    let aligned = first.addr() % PMD == 0;
-    let first_write = first.write_each(PAGE);
-    drop(first);
-    map()?.read_each(PAGE); // warm-up
-    let mut fault_ns = Vec::with_capacity(repeat);
-    for _ in 0..repeat {
-        let m = map()?;
-        fault_ns.push(m.read_each(PAGE).as_nanos() as u64);
-    }
-
-    // The traced round: the same fault-in with the fault tracepoints, then the mapping as
-    // the kernel reports it, then the pins.
-    let m = map()?;
-    let faults = count_faults(probes, &mut || {
-        m.read_each(PAGE);
-    })?;
-    let pages = pagemap::page_facts(m.addr(), size);
-    let smaps = pagemap::own_smaps(m.addr());
-    let pins = try_pins(&m, drivers, false);
-    drop(m);
-    let m = map_at(PAGE)?;
-    let misaligned_faults = count_faults(probes, &mut || {
-        m.read_each(PAGE);
-    })?;
-    drop(m);
-    drop(file);
-    drop(fs);
+    let (aligned, first_write_ns) = dax.first_write()?;
+    let fault_ns = dax.timed_fault_ins(repeat)?;
+    let traced = dax.traced_round(probes, drivers)?;
+    let misaligned_faults = dax.misaligned_faults(probes)?;
+    drop(dax);
     let mut r = FsdaxResult {
         fs: kind.name().into(),
         outcome: Outcome::Measured,
         setup: kind.describe(),
         mapping_aligned: aligned,
-        first_write_ns: first_write.as_nanos() as u64,
+        first_write_ns,
         fault_ns,
-        faults,
+        faults: traced.faults,
         misaligned_faults,
-        pages: pages.as_ref().ok().cloned(),
-        smaps,
-        pins,
+        pages: traced.pages.as_ref().ok().cloned(),
+        smaps: traced.smaps,
+        pins: traced.pins,
     };
-    if let Err(e) = pages {
+    if let Err(e) = traced.pages {
         r.setup.push_str(&format!("; page facts not read: {e}"));
     }
     Ok(r)
+}
+
+/// The test file on a dax filesystem of its own. Fields drop in order: the file is closed
+/// before the filesystem is unmounted.
+struct DaxFile {
+    file: File,
+    _fs: DaxFs,
+    size: u64,
+}
+
+/// What the traced round saw of its mapping.
+struct Traced {
+    faults: Vec<ProbeStats>,
+    pages: Result<PageFacts, String>,
+    smaps: Option<SmapsFacts>,
+    pins: Vec<PinTry>,
+}
+
+impl DaxFile {
+    /// A `size` file on a `kind` filesystem made on the namespace, made fsdax afresh so that
+    /// nothing of another filesystem is left. The inner error is why the row is skipped.
+    fn on_fresh_namespace(
+        prov: &Provisioner,
+        kind: FsKind,
+        size: u64,
+    ) -> Result<Result<DaxFile, String>> {
+        let applied = prov.apply(Geometry::Fsdax { map: Map::Mem })?;
+        if let Some(u) = applied.usable_size().filter(|u| *u <= size) {
+            return Ok(Err(format!(
+                "the namespace offers {} MiB, not more than --size {}",
+                u >> 20,
+                fmt_size(size)
+            )));
+        }
+        let dev = applied
+            .block_device()
+            .ok_or_else(|| failed("ndctl reported no block device"))?;
+        let fs = match DaxFs::create(std::path::Path::new(&dev), kind) {
+            Ok(fs) => fs,
+            Err(e) => return Ok(Err(e)),
+        };
+        let file = fs.file(size).map_err(failed)?;
+        Ok(Ok(DaxFile {
+            file,
+            _fs: fs,
+            size,
+        }))
+    }
+
+    /// A fresh MAP_SHARED mapping of the whole file, `offset` bytes past 2 MiB alignment.
+    fn map_at(&self, offset: usize) -> Result<Mapping> {
+        let f = self.file.try_clone()?;
+        Ok(Mapping::shared_aligned(
+            f,
+            self.size as usize,
+            PMD as usize,
+            offset,
+        )?)
+    }
+
+    fn map(&self) -> Result<Mapping> {
+        self.map_at(0)
+    }
+
+    /// The first write of every page (allocating the file's blocks), timed, on a first
+    /// mapping; and whether that mapping came out 2 MiB-aligned.
+    fn first_write(&self) -> Result<(bool, u64)> {
+        let first = self.map()?;
+        let aligned = first.addr() % PMD == 0;
+        let first_write = first.write_each(PAGE);
+        drop(first);
+        Ok((aligned, first_write.as_nanos() as u64))
+    }
+
+    /// One untimed warm-up read fault-in, then `repeat` timed ones, each on a fresh mapping.
+    fn timed_fault_ins(&self, repeat: usize) -> Result<Vec<u64>> {
+        self.map()?.read_each(PAGE); // warm-up
+        let mut fault_ns = Vec::with_capacity(repeat);
+        for _ in 0..repeat {
+            let m = self.map()?;
+            fault_ns.push(m.read_each(PAGE).as_nanos() as u64);
+        }
+        Ok(fault_ns)
+    }
+
+    /// The traced round: the same fault-in with the fault tracepoints, then the mapping as
+    /// the kernel reports it, then the pins.
+    fn traced_round(&self, probes: &[Resolution], drivers: &Drivers) -> Result<Traced> {
+        let m = self.map()?;
+        let faults = count_faults(probes, &mut || {
+            m.read_each(PAGE);
+        })?;
+        let pages = pagemap::page_facts(m.addr(), self.size);
+        let smaps = pagemap::own_smaps(m.addr());
+        let pins = try_pins(&m, drivers, false);
+        drop(m);
+        Ok(Traced {
+            faults,
+            pages,
+            smaps,
+            pins,
+        })
+    }
+
+    /// The fault tracepoints of a read fault-in of a mapping 4 KiB off 2 MiB alignment.
+    fn misaligned_faults(&self, probes: &[Resolution]) -> Result<Vec<ProbeStats>> {
+        let m = self.map_at(PAGE)?;
+        let faults = count_faults(probes, &mut || {
+            m.read_each(PAGE);
+        })?;
+        drop(m);
+        Ok(faults)
+    }
 }
 
 /// The fault tracepoints' counts (for this process) around `work`; empty when they cannot

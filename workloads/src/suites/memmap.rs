@@ -15,7 +15,7 @@ use foliobench_reports::memmap::{checks, MemmapResult, MemmapSample};
 use foliobench_reports::trace::ProbeStats;
 
 use super::{Result, SuiteCtx};
-use crate::namespace::{NamespaceError, Provisioner};
+use crate::namespace::{Provisioner, RunError};
 use crate::system::{meminfo_kb, vmstat};
 
 /// The one probe timed samples keep: it fires once per namespace creation.
@@ -77,7 +77,7 @@ fn measure_geometry(
     prov: &Provisioner,
     ctx: &SuiteCtx,
     (timed, traced): (&[Resolution], &[Resolution]),
-) -> Result<(), NamespaceError> {
+) -> Result<(), RunError> {
     let (g, repeat) = (r.geometry, ctx.repeat);
     for i in 0..repeat {
         eprintln!("foliobench: memmap {g} sample {}/{repeat}", i + 1);
@@ -108,13 +108,13 @@ pub fn measure(
     prov: &Provisioner,
     g: Geometry,
     probes: &[Resolution],
-) -> Result<MemmapSample, NamespaceError> {
+) -> Result<MemmapSample, RunError> {
     prov.disable()?;
     let vm_before = vmstat("nr_memmap_pages");
     let free_before = meminfo_kb("MemFree");
     // System-wide: the driver may probe from a kworker, not from ndctl's own context.
     let (applied, stats, _) = tracer::whole(probes, &Filter::All, || prov.apply(g))
-        .map_err(|e| NamespaceError::Failed(format!("starting probes: {e:#}")))?;
+        .map_err(|e| RunError::Failed(format!("starting probes: {e:#}")))?;
     let applied = applied?;
     let vm_after = vmstat("nr_memmap_pages");
     let free_after = meminfo_kb("MemFree");

@@ -11,7 +11,7 @@ pub mod rmap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::mapping::WorkloadError;
-use crate::namespace::{NamespaceError, Provisioner};
+use crate::namespace::Provisioner;
 
 /// What every suite's loop is given besides its plan and its probes.
 pub struct SuiteCtx<'a> {
@@ -29,54 +29,38 @@ impl SuiteCtx<'_> {
     /// An error to end the suite with if the run was interrupted.
     pub fn check_interrupted(&self, what_was_done: &str) -> Result<()> {
         if self.interrupted.load(Ordering::Relaxed) {
-            return Err(SuiteError::Failed(format!("interrupted: {what_was_done}")));
+            return Err(RunError::Failed(format!("interrupted: {what_was_done}")));
         }
         Ok(())
     }
 }
 
-/// Why a suite stopped: something the user can change (`Refused`), or the machine failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SuiteError {
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    Failed(String),
+pub use crate::error::RunError;
+
+pub type Result<T, E = RunError> = std::result::Result<T, E>;
+
+pub(crate) fn failed(msg: impl Into<String>) -> RunError {
+    RunError::Failed(msg.into())
 }
 
-pub type Result<T, E = SuiteError> = std::result::Result<T, E>;
-
-pub(crate) fn failed(msg: impl Into<String>) -> SuiteError {
-    SuiteError::Failed(msg.into())
+pub(crate) fn refused(msg: impl Into<String>) -> RunError {
+    RunError::Refused(msg.into())
 }
 
-pub(crate) fn refused(msg: impl Into<String>) -> SuiteError {
-    SuiteError::Refused(msg.into())
-}
-
-impl From<NamespaceError> for SuiteError {
-    fn from(e: NamespaceError) -> Self {
-        match e {
-            NamespaceError::Refused(m) => SuiteError::Refused(m),
-            NamespaceError::Failed(m) => SuiteError::Failed(m),
-        }
-    }
-}
-
-impl From<WorkloadError> for SuiteError {
+impl From<WorkloadError> for RunError {
     fn from(e: WorkloadError) -> Self {
-        SuiteError::Failed(e.to_string())
+        RunError::Failed(e.to_string())
     }
 }
 
-impl From<std::io::Error> for SuiteError {
+impl From<std::io::Error> for RunError {
     fn from(e: std::io::Error) -> Self {
-        SuiteError::Failed(e.to_string())
+        RunError::Failed(e.to_string())
     }
 }
 
-impl From<anyhow::Error> for SuiteError {
+impl From<anyhow::Error> for RunError {
     fn from(e: anyhow::Error) -> Self {
-        SuiteError::Failed(format!("{e:#}"))
+        RunError::Failed(format!("{e:#}"))
     }
 }

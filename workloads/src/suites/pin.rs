@@ -260,9 +260,32 @@ pub fn run(
     grab: &[Resolution],
     notes: &mut Vec<String>,
 ) -> Result<PinSuite> {
-    let (prov, no_namespace, repeat) = (ctx.prov, ctx.no_namespace, ctx.repeat);
     let drivers = Drivers::open(plan, notes);
-    let mut suite = PinSuite {
+    let mut suite = empty_suite(plan, ctx.repeat, &drivers);
+    let mut not_traced: Vec<String> = Vec::new();
+    let pin_run = PinRun {
+        plan,
+        ctx,
+        drivers: &drivers,
+        latency,
+        grab,
+    };
+    for &m in &plan.memories {
+        pin_run.memory(m, &mut suite, &mut not_traced)?;
+    }
+    notes.extend(
+        not_traced
+            .into_iter()
+            .map(|n| format!("pin probe not traced: {n}")),
+    );
+    suite.checks = order_checks(&suite.results);
+    suite.checks.extend(refs_checks(&suite.results));
+    Ok(suite)
+}
+
+/// The suite's header, before any row.
+fn empty_suite(plan: &Plan, repeat: usize, drivers: &Drivers) -> PinSuite {
+    PinSuite {
         size: plan.size,
         repeat,
         warmup: WARMUP.into(),
@@ -272,46 +295,47 @@ pub fn run(
             .ok()
             .map(|o| o.device.description.clone()),
         ..Default::default()
-    };
-    let mut not_traced: Vec<String> = Vec::new();
-    let skip_all = |suite: &mut PinSuite, m: PinMemory, reason: &str| {
-        for &d in &plan.drivers {
-            suite.results.push(row(
-                m,
-                d,
-                plan.size,
-                Outcome::Skipped {
-                    reason: reason.to_string(),
-                },
-            ));
-        }
-    };
-    for &m in &plan.memories {
-        if m.geometry().is_some() && prov.is_none() {
-            skip_all(
-                &mut suite,
-                m,
-                &format!(
-                    "no namespace granted{}",
-                    if no_namespace.is_some() {
-                        " (see the note)"
-                    } else {
-                        ""
-                    }
-                ),
-            );
-            continue;
+    }
+}
+
+/// What every memory of one pin run is measured with.
+struct PinRun<'a> {
+    plan: &'a Plan,
+    ctx: &'a SuiteCtx<'a>,
+    drivers: &'a Drivers,
+    latency: &'a [Resolution],
+    grab: &'a [Resolution],
+}
+
+impl PinRun<'_> {
+    /// One memory: mapped (on the namespace configured for it, if dax), then every driver
+    /// on it; unmapped (and its filesystem unmounted) on return.
+    fn memory(
+        &self,
+        m: PinMemory,
+        suite: &mut PinSuite,
+        not_traced: &mut Vec<String>,
+    ) -> Result<()> {
+        let (plan, ctx) = (self.plan, self.ctx);
+        if m.geometry().is_some() && ctx.prov.is_none() {
+            let see_note = if ctx.no_namespace.is_some() {
+                " (see the note)"
+            } else {
+                ""
+            };
+            self.skip_memory(suite, m, &format!("no namespace granted{see_note}"));
+            return Ok(());
         }
         eprintln!("foliobench: pin: preparing {m}");
-        let prepared = match prepare(m, plan.size, prov) {
+        let prepared = match prepare(m, plan.size, ctx.prov) {
             Ok(p) => p,
             Err(why) => {
-                skip_all(&mut suite, m, &format!("could not map {m}: {why}"));
-                continue;
+                self.skip_memory(suite, m, &format!("could not map {m}: {why}"));
+                return Ok(());
             }
         };
         for &d in &plan.drivers {
-            let driver = match drivers.get(d) {
+            let driver = match self.drivers.get(d) {
                 Ok(x) => x,
                 Err(why) => {
                     suite
@@ -325,22 +349,29 @@ pub fn run(
                 row(m, d, plan.size, Outcome::Measured),
                 &prepared.mapping,
                 &driver,
-                (repeat, latency, grab),
-                &mut not_traced,
+                (ctx.repeat, self.latency, self.grab),
+                not_traced,
             );
             suite.results.push(r);
             ctx.check_interrupted("namespace restored, no results written")?;
         }
         suite.prepared.push(prepared.info);
+        Ok(())
     }
-    notes.extend(
-        not_traced
-            .into_iter()
-            .map(|n| format!("pin probe not traced: {n}")),
-    );
-    suite.checks = order_checks(&suite.results);
-    suite.checks.extend(refs_checks(&suite.results));
-    Ok(suite)
+
+    /// A skipped row for every driver on `m`.
+    fn skip_memory(&self, suite: &mut PinSuite, m: PinMemory, reason: &str) {
+        for &d in &self.plan.drivers {
+            suite.results.push(row(
+                m,
+                d,
+                self.plan.size,
+                Outcome::Skipped {
+                    reason: reason.to_string(),
+                },
+            ));
+        }
+    }
 }
 
 /// One (memory, driver) cell measured into its row; a kernel refusal is the row's outcome.
@@ -483,7 +514,7 @@ mod tests {
             probe: probe.into(),
             group,
             function: probe.into(),
-            mechanism: Flavour::Fentry,
+            flavour: Flavour::Fentry,
             calls,
             returns: calls,
             total_ns: 0,

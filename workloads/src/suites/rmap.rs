@@ -66,7 +66,7 @@ pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSui
         rmap_functions: probes
             .iter()
             .filter(|p| !p.probe.starts_with("sys_"))
-            .map(|p| match (&p.function, p.mechanism) {
+            .map(|p| match (&p.function, p.flavour) {
                 (Some(f), Some(m)) => format!("{f} ({})", m.name()),
                 (Some(f), None) => format!("{f} (not traceable: {})", p.reason),
                 (None, _) => format!("{}: {}", p.probe, p.reason),
