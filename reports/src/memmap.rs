@@ -188,8 +188,10 @@ impl MemmapResult {
     /// probes cost on this kernel.
     pub fn probe_effect(&self) -> Option<f64> {
         let t = self.traced.as_ref()?;
-        let m = median(&self.each(|s| Some(s.create_ns as f64)))?;
-        (m > 0.0).then(|| t.create_ns as f64 / m)
+        crate::effect::ratio(
+            &[t.create_ns as f64],
+            &self.each(|s| Some(s.create_ns as f64)),
+        )
     }
 }
 
@@ -319,6 +321,11 @@ pub fn render_text(results: &[MemmapResult], o: &mut String) {
     for r in results {
         render_row(r, base, o);
     }
+    let cells: Vec<(String, f64)> = results
+        .iter()
+        .filter_map(|r| Some((r.geometry.to_string(), r.probe_effect()?)))
+        .collect();
+    crate::effect::render(o, &cells);
     let _ = writeln!(
         o,
         "(timed samples attach only memmap_init_zone_device; probe RAM and the counts come from one traced sample, and traced/x is its creation time over the timed median)"

@@ -158,6 +158,8 @@ fn struct_pages_initialised(stats: &[ProbeStats], g: Geometry) -> Option<u64> {
     match (g.vmemmap_shift(), g.map()) {
         (0, Some(Map::Mem)) => nr_pages("memmap_init_zone_device"),
         (0, _) => called("__init_zone_device_page").map(|p| p.calls),
-        _ => nr_pages("memmap_init_compound"),
+        // Where memmap_init_compound is inlined (or not traceable), the initialiser's calls.
+        _ => nr_pages("memmap_init_compound")
+            .or_else(|| called("__init_zone_device_page").map(|p| p.calls)),
     }
 }
