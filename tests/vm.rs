@@ -606,30 +606,27 @@ fn trace_on_61_uses_old_names() {
 }
 
 /// A function entered again on the same thread before it returns is timed per call:
-/// stat() on overlayfs runs vfs_getattr -> ovl_getattr -> vfs_getattr on the real file. With
-/// start times keyed by thread alone, the inner entry overwrote the outer's and the outer
-/// return went unseen (returns = calls / 2); keyed by thread and depth, every return is.
+/// opening a file on overlayfs runs vfs_open -> ovl_open -> backing_file_open -> vfs_open on
+/// the real file. With start times keyed by thread alone, the inner entry overwrote the
+/// outer's and the outer return went unseen (returns = calls / 2 for those); keyed by thread
+/// and depth, every return is.
 #[test]
 fn nested_calls_are_each_timed() {
     let inner = format!(
         "mount -t tmpfs none /mnt && mkdir /mnt/l /mnt/u /mnt/w /mnt/m && \
          mount -t overlay overlay -o lowerdir=/mnt/l,upperdir=/mnt/u,workdir=/mnt/w /mnt/m && \
-         touch /mnt/m/f && {} trace --function vfs_getattr --function ovl_getattr --out t.json \
-           -- stat /mnt/m/f /mnt/m/f /mnt/m/f",
+         echo x > /mnt/m/f && {} trace --function vfs_open --function ovl_open --out t.json \
+           -- cat /mnt/m/f /mnt/m/f /mnt/m/f",
         env!("CARGO_BIN_EXE_foliobench")
     );
-    // The outer trace is only the shell's runner: the overlay module must be loaded before
-    // the inner trace resolves ovl_getattr.
+    // The overlay module must be loaded before the inner trace resolves ovl_open.
     let (_, dir) = in_vm_sh(&[], &inner);
     let t = read_json(&dir.path().join("t.json"));
-    let outer = trace_probe(&t, "vfs_getattr");
-    let ovl = trace_probe(&t, "ovl_getattr")["calls"].as_u64().unwrap();
+    let outer = trace_probe(&t, "vfs_open");
+    let ovl = trace_probe(&t, "ovl_open")["calls"].as_u64().unwrap();
     let calls = outer["calls"].as_u64().unwrap();
-    assert!(ovl >= 3, "stat ran through overlayfs: {t}");
-    assert!(
-        calls >= 2 * ovl,
-        "each ovl_getattr nests a vfs_getattr: {outer}"
-    );
+    assert!(ovl >= 3, "cat opened through overlayfs: {t}");
+    assert!(calls >= 2 * ovl, "each ovl_open nests a vfs_open: {outer}");
     assert_eq!(outer["returns"], calls, "every nested return seen: {outer}");
     let histogram: u64 = outer["latency_log2"]
         .as_array()
@@ -847,8 +844,8 @@ fn memmap_suite_on_612() {
         );
         assert_eq!(median_field(m, "nr_memmap_pages_left"), 0, "{g}");
         assert!(m["samples"][0]["destroy_ns"].as_u64().unwrap() > 0, "{g}");
-        // Timed samples carry no per-page counts; the traced one does.
-        assert!(m["samples"][0]["init_struct_pages"].is_null(), "{g}");
+        // Timed samples attach no vmemmap probe; the traced one does.
+        assert!(m["samples"][0]["probe_ram_vmemmap_pages"].is_null(), "{g}");
         assert_eq!(m["traced"]["init_struct_pages"], initialised, "{g}");
         assert_eq!(m["traced"]["probe_ram_vmemmap_pages"], memmap_pages, "{g}");
     }

@@ -364,7 +364,7 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec
                     whole >= folios,
                     format!(
                         "{whole} calls with nr_pages {pages} for the mapping's {folios} folios; {} other calls",
-                        p.calls - whole
+                        p.calls.saturating_sub(whole)
                     ),
                 ));
             }
