@@ -11,7 +11,7 @@ use std::{
 
 use libbpf_cargo::SkeletonBuilder;
 
-const PROGS: &[&str] = &["capability", "funcs"];
+const PROGS: &[&str] = &["capability", "funcs", "vmemmap"];
 
 fn vmlinux_h(out: &Path) -> PathBuf {
     println!("cargo:rerun-if-env-changed=FOLIOBENCH_VMLINUX_H");

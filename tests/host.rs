@@ -718,8 +718,9 @@ fn rmap_suite_on_the_host() {
     }
     assert_eq!(rm["folios"].as_array().unwrap().len(), sizes.len());
     let rows = rm["results"].as_array().unwrap();
-    // 4 operations per size, and pte_remap for the PMD size.
-    assert_eq!(rows.len(), 4 * sizes.len() + 1);
+    // 5 operations per size (fork, munmap, dontneed_per_pte, cow, cow_each_page), and
+    // pte_remap for the PMD size.
+    assert_eq!(rows.len(), 5 * sizes.len() + 1);
     for row in rows {
         assert_eq!(row["status"], "measured", "{row}");
         assert_eq!(row["samples"].as_array().unwrap().len(), 2, "{row}");

@@ -34,6 +34,25 @@ fn in_vm(vm_args: &[&str], guest: &[&str]) -> (std::process::Output, tempfile::T
     (out, dir)
 }
 
+/// Runs a shell command line in the VM: `trace` of a syscall the line does not make serves
+/// as the guest's shell runner (the guest command is foliobench's).
+fn in_vm_sh(vm_args: &[&str], line: &str) -> (std::process::Output, tempfile::TempDir) {
+    in_vm(
+        vm_args,
+        &[
+            "trace",
+            "--probe",
+            "sys_io_uring_register",
+            "--out",
+            "outer.json",
+            "--",
+            "sh",
+            "-c",
+            line,
+        ],
+    )
+}
+
 /// `doctor` in a VM; returns its report.
 fn doctor_in_vm(vm_args: &[&str]) -> Value {
     let (out, dir) = in_vm(vm_args, &["doctor", "--out", "doctor.json"]);
@@ -586,6 +605,38 @@ fn trace_on_61_uses_old_names() {
     assert_eq!(trace_probe(&t, "io_sqe_buffer_register")["calls"], 2);
 }
 
+/// A function entered again on the same thread before it returns is timed per call:
+/// opening a file on overlayfs runs vfs_open -> ovl_open -> backing_file_open -> vfs_open on
+/// the real file. With start times keyed by thread alone, the inner entry overwrote the
+/// outer's and the outer return went unseen (returns = calls / 2 for those); keyed by thread
+/// and depth, every return is.
+#[test]
+fn nested_calls_are_each_timed() {
+    let inner = format!(
+        "mount -t tmpfs none /mnt && mkdir /mnt/l /mnt/u /mnt/w /mnt/m && \
+         mount -t overlay overlay -o lowerdir=/mnt/l,upperdir=/mnt/u,workdir=/mnt/w /mnt/m && \
+         echo x > /mnt/m/f && {} trace --function vfs_open --function ovl_open --out t.json \
+           -- cat /mnt/m/f /mnt/m/f /mnt/m/f",
+        env!("CARGO_BIN_EXE_foliobench")
+    );
+    // The overlay module must be loaded before the inner trace resolves ovl_open.
+    let (_, dir) = in_vm_sh(&[], &inner);
+    let t = read_json(&dir.path().join("t.json"));
+    let outer = trace_probe(&t, "vfs_open");
+    let ovl = trace_probe(&t, "ovl_open")["calls"].as_u64().unwrap();
+    let calls = outer["calls"].as_u64().unwrap();
+    assert!(ovl >= 3, "cat opened through overlayfs: {t}");
+    assert!(calls >= 2 * ovl, "each ovl_open nests a vfs_open: {outer}");
+    assert_eq!(outer["returns"], calls, "every nested return seen: {outer}");
+    let histogram: u64 = outer["latency_log2"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(histogram, calls, "{outer}");
+}
+
 /// The probe-overhead figure in the guest, with fentry probes and bpftrace's kfunc twins.
 #[test]
 fn overhead_compares_with_bpftrace_in_the_guest() {
@@ -776,12 +827,29 @@ fn memmap_suite_on_612() {
     // The pfnmap row is measured too, not only modelled: a BAR with no struct page.
     assert_eq!(r["pfnmap"]["status"], "measured", "{}", r["pfnmap"]);
     assert_eq!(r["pfnmap"]["nr_memmap_pages_delta"], 0);
-    // The work memmap_init_zone_device does falls with the compound order (compound_nr_pages()).
-    let init = |g: &str| median_field(memmap_result(&r, g), "init_struct_pages");
-    assert!(
-        init("devdax:4K:mem") > init("devdax:2M:mem")
-            && init("devdax:2M:mem") > init("devdax:1G:mem")
-    );
+    // The kernel's exact answers for 2 GiB on 6.12 (x86-64, 64-byte struct page, vmemmap
+    // optimization on): struct pages in vmemmap (nr_memmap_pages, timed samples), struct
+    // pages initialised (compound_nr_pages(): 128 per 2M folio, 256 per 1G folio with only
+    // the reserved vmemmap pages initialised; traced sample), and every one freed again.
+    for (g, memmap_pages, initialised) in [
+        ("devdax:4K:mem", 8192, 524288),
+        ("devdax:2M:mem", 2048, 131072),
+        ("devdax:1G:mem", 4, 256),
+    ] {
+        let m = memmap_result(&r, g);
+        assert_eq!(
+            median_field(m, "nr_memmap_pages_delta"),
+            memmap_pages,
+            "{g}"
+        );
+        assert_eq!(median_field(m, "nr_memmap_pages_left"), 0, "{g}");
+        assert!(m["samples"][0]["destroy_ns"].as_u64().unwrap() > 0, "{g}");
+        // Timed samples attach no vmemmap probe; the traced one does.
+        assert!(m["samples"][0]["probe_ram_vmemmap_pages"].is_null(), "{g}");
+        assert_eq!(m["traced"]["init_struct_pages"], initialised, "{g}");
+        assert_eq!(m["traced"]["probe_ram_vmemmap_pages"], memmap_pages, "{g}");
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("traced/x"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("checks (median of samples"));
 }
 
@@ -814,6 +882,50 @@ fn memmap_suite_on_61_is_honest() {
     assert!(
         m["samples"][0]["memmap_init_ns"].as_u64().unwrap() > 0,
         "fentry works on 6.1"
+    );
+}
+
+/// Debian 6.1: O_DIRECT pins of 2M devdax grab every base page through try_grab_page
+/// (GUP-fast's devmap path), traced under its own name beside try_grab_folio, and the
+/// releases are the bios' (FOLL_GET: put_page per page, inline). The struct page witness
+/// tells the namespace's pfns (struct pages) from the BAR's (none) on 6.1 as on 6.12.
+#[test]
+fn pin_grabs_and_struct_pages_on_61() {
+    let fb = env!("CARGO_BIN_EXE_foliobench");
+    let inner = format!(
+        "{fb} run --suite pin --geometry devdax:2M:mem --driver odirect --size 64M --repeat 1 \
+           --out pin.json && \
+         {fb} run --suite fsdax --size 32M --repeat 1 --out fsdax.json"
+    );
+    let (_, dir) = in_vm_sh(&["--kernel", DEBIAN_61], &inner);
+    let r = read_json(&dir.path().join("pin.json"));
+    let row = pin_row(&r, "devdax:2M:mem", "odirect");
+    assert_pinned(row, 16384, 1);
+    let g = &row["grabs"];
+    let by = |f: &str| {
+        g["by_function"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(g["releases"].as_array().unwrap())
+            .find(|x| x["function"] == f)
+            .map_or(0, |x| x["calls"].as_u64().unwrap())
+    };
+    assert_eq!(by("try_grab_page"), 16384, "one grab per base page: {g}");
+    assert_eq!(grabs_per_page(row), 1.0);
+    assert!(by("__bio_release_pages") > 0, "releases seen: {g}");
+    let f = read_json(&dir.path().join("fsdax.json"));
+    for x in f["fsdax"]["results"].as_array().unwrap() {
+        assert_eq!(
+            x["pages"]["vmemmap_struct_pages"], x["pages"]["present"],
+            "{}",
+            x["pages"]
+        );
+    }
+    assert_eq!(
+        f["pfnmap"]["pages"]["vmemmap_struct_pages"], 0,
+        "{}",
+        f["pfnmap"]
     );
 }
 
@@ -966,6 +1078,36 @@ fn rmap_suite_on_612() {
         batches(rmap_row(&r, "munmap", 64), "folio_remove_rmap_ptes", 16),
         512
     );
+    // PMD folios: whole-folio batches for munmap and for fork (the child's zap), exactly.
+    assert_eq!(
+        batches(rmap_row(&r, "fork", 2048), "folio_remove_rmap_ptes", 512),
+        16
+    );
+    // The folio size is verified on every mapping, timed rounds included.
+    for f in rm["folios"].as_array().unwrap() {
+        assert!(
+            f["detail"].as_str().unwrap().contains("on each of the"),
+            "{f}"
+        );
+    }
+    // fork's counts are the mapping's alone: a control fork without it is subtracted,
+    // leaving one folio_remove_rmap_ptes call per 4K folio of the 32 MiB.
+    let fork4k = rmap_row(&r, "fork", 4);
+    assert!(
+        !fork4k["control"].as_array().unwrap().is_empty(),
+        "{fork4k}"
+    );
+    let own: u64 = fork4k["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["function"].as_str().unwrap().starts_with("syscalls:"))
+        .map(|p| p["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(own, 8192, "{fork4k}");
+    // COW of every page beside COW of one byte per folio, and the probe effect per cell.
+    assert_eq!(rmap_row(&r, "cow_each_page", 2048)["status"], "measured");
+    assert!(rmap_row(&r, "fork", 64)["traced_ns"].as_u64().unwrap() > 0);
     assert!(batches(rmap_row(&r, "fork", 64), "folio_remove_rmap_ptes", 16) >= 512);
     assert_eq!(
         batches(
@@ -1056,6 +1198,18 @@ fn rmap_suite_on_61_says_batching_is_absent() {
         "no batch sizes to show"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("batched rmap API: no"));
+    // "Not applicable" is a SKIP, never an ok.
+    let whole = rm["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["what"].as_str().unwrap().contains("takes whole folios"))
+        .collect::<Vec<_>>();
+    assert!(!whole.is_empty());
+    for c in whole {
+        assert_eq!(c["measured"], false, "{c}");
+        assert_eq!(c["agrees"], false, "{c}");
+    }
 }
 
 /// The CI gate from the issue: `ab` with Debian 6.1 as the baseline and 6.12 as the
@@ -1219,6 +1373,16 @@ fn fsdax_suite_and_pfnmap_row_on_612() {
         assert_eq!(x["status"], "measured", "{fs}: {x}");
         assert_eq!(x["mapping_aligned"], true, "{fs}");
         assert_eq!(x["fault_ns"].as_array().unwrap().len(), 3, "{fs}");
+        // Laid out for PMDs before anything was timed (FIEMAP): 16 aligned 2M pieces.
+        assert_eq!(x["file_pmd_pieces"], 16, "{fs}");
+        // The positive control of "no struct page": every pfn of the file has one in the
+        // vmemmap, where kpageflags says NOPAGE.
+        assert_eq!(
+            x["pages"]["vmemmap_struct_pages"], pages,
+            "{fs}: {}",
+            x["pages"]
+        );
+        assert!(x["traced_fault_ns"].as_u64().unwrap() > 0, "{fs}");
         // 2 MiB-aligned mapping of a file made with 2 MiB stripes: 16 PMD mappings.
         let f = &x["faults"];
         let pmd = calls(f, "dax_pmd_fault_done");
@@ -1278,12 +1442,15 @@ fn fsdax_suite_and_pfnmap_row_on_612() {
         .map(|f| f[1].as_u64().unwrap())
         .sum::<u64>();
     assert_eq!(nopage, bar_pages, "no pfn of the BAR has a struct page");
+    // The negative control, by the method that said yes for the file's pfns.
+    assert_eq!(p["pages"]["vmemmap_struct_pages"], 0, "{}", p["pages"]);
     for d in ["io_uring", "odirect"] {
         let t = pin_try(&p["pins"], d);
         assert_eq!(t["status"], "refused", "{t}");
         assert_eq!(t["errno"], "EFAULT", "{t}");
     }
     assert!(stdout.contains("struct pages: 0"));
+    assert!(stdout.contains("probe effect (traced round time / untraced median, 2 cells)"));
 
     // The same file through compare (with itself) and report: the new metrics are there.
     let f = dir.path().join("fsdax.json");

@@ -18,9 +18,12 @@ use crate::output::OutputArgs;
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
     /// A probe id or a group (memmap, vmemmap, pin, grab, rmap, dax); repeatable.
-    /// Default: every probe.
+    /// Default: every probe (none when --function is given).
     #[arg(long = "probe", value_name = "NAME")]
     pub probes: Vec<String>,
+    /// Any kernel function, by its name in kallsyms (as funclatency's FUNC); repeatable.
+    #[arg(long = "function", value_name = "FUNC")]
+    pub functions: Vec<String>,
     /// Trace the whole system for this long (e.g. 10s), instead of a command.
     #[arg(long)]
     pub duration: Option<String>,
@@ -40,7 +43,12 @@ fn probe_names() -> String {
 
 pub fn run(a: TraceArgs) -> Result<Code> {
     let duration = system_wide_duration(&a)?;
-    let selected = selected_probes(&a.probes)?;
+    let mut selected = if a.functions.is_empty() || !a.probes.is_empty() {
+        selected_probes(&a.probes)?
+    } else {
+        vec![]
+    };
+    selected.extend(a.functions.iter().map(|f| catalog::function_probe(f)));
 
     let facts = KernelFacts::probe();
     let resolutions = facts.resolve(&selected);

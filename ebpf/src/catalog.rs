@@ -189,6 +189,20 @@ pub const CATALOG: &[Probe] = &[
         "releases one FOLL_PIN reference",
     ),
     func(
+        "gup_put_folio",
+        Group::Grab,
+        &["gup_put_folio"],
+        &["refs"],
+        "drops pin/get references on a folio: every unpin goes through it",
+    ),
+    func(
+        "__bio_release_pages",
+        Group::Grab,
+        &["__bio_release_pages"],
+        &[],
+        "puts the pages of a finished bio (before 6.5, O_DIRECT's FOLL_GET references: one inlined put_page per page)",
+    ),
+    func(
         "get_user_pages_fast",
         Group::Pin,
         &["get_user_pages_fast"],
@@ -215,12 +229,21 @@ pub const CATALOG: &[Probe] = &[
         "io_uring_register",
         "io_uring_register(2): buffer registration and unregistration",
     ),
+    // 6.1 has both: try_grab_folio for GUP-fast, try_grab_page (one reference per call) for
+    // slow GUP and GUP-fast's devmap path; each is traced under its own name.
     func(
         "try_grab_folio",
         Group::Grab,
-        &["try_grab_folio", "try_grab_page"],
+        &["try_grab_folio"],
         &["refs"],
-        "takes pin/get references on a folio (slow GUP)",
+        "takes pin/get references on a folio (slow GUP; GUP-fast before 6.10)",
+    ),
+    func(
+        "try_grab_page",
+        Group::Grab,
+        &["try_grab_page"],
+        &[],
+        "takes one pin/get reference on a page (slow GUP and GUP-fast's devmap path, before 6.10)",
     ),
     func(
         "try_grab_folio_fast",
@@ -319,6 +342,20 @@ pub fn select(names: &[String]) -> Result<Vec<&'static Probe>, String> {
     Ok(out)
 }
 
+/// A probe on any kernel function by name (`trace --function`), resolved like the catalog's
+/// (fentry, else kprobe, a `.constprop` clone included). The catalog is static data; the
+/// handful of names given on a command line are leaked to live as long as it.
+pub fn function_probe(name: &str) -> &'static Probe {
+    let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+    let names: &'static [&'static str] = Box::leak(Box::new([name]));
+    Box::leak(Box::new(Probe {
+        id: name,
+        group: Group::Function,
+        target: Target::Function { names, arg: &[] },
+        what: "a kernel function named with --function",
+    }))
+}
+
 pub fn group_name(g: Group) -> &'static str {
     match g {
         Group::Memmap => "memmap",
@@ -328,6 +365,7 @@ pub fn group_name(g: Group) -> &'static str {
         Group::Rmap => "rmap",
         Group::Dax => "dax",
         Group::Fault => "fault",
+        Group::Function => "function",
     }
 }
 

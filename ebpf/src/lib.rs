@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod kernel;
 pub mod symbols;
 pub mod tracer;
+pub mod vmemmap;
 
 /// libbpf prints its own diagnostics to stderr; foliobench reports refusals itself.
 /// FOLIOBENCH_LIBBPF_LOG=1 keeps libbpf's output (with the verifier log), for debugging.

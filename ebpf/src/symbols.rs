@@ -12,6 +12,18 @@ pub struct Kallsyms {
     clones: HashMap<String, Vec<String>>,
 }
 
+/// The address of a data symbol (`vmemmap_base`) in kallsyms text; `None` when absent or
+/// shown as 0 (kptr_restrict hides addresses from this reader).
+pub fn data_address(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let mut it = line.split_whitespace();
+        let (addr, ty, sym) = (it.next()?, it.next()?, it.next()?);
+        let data = matches!(ty, "d" | "D" | "b" | "B");
+        let addr = u64::from_str_radix(addr, 16).ok()?;
+        (data && sym == name && addr != 0).then_some(addr)
+    })
+}
+
 impl Kallsyms {
     pub fn read() -> std::io::Result<Kallsyms> {
         Ok(Self::parse(&std::fs::read_to_string("/proc/kallsyms")?))

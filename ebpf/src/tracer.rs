@@ -211,6 +211,8 @@ impl<'obj> Instance<'obj> {
         // The first filtering instance follows forks into the shared map; the others reuse it.
         p.follow_fork
             .set_autoload(filtering && filter_owner.is_none());
+        p.forget_freed
+            .set_autoload(filtering && filter_owner.is_none());
         if flavour == Flavour::Fentry {
             p.fentry_entry
                 .set_attach_target(0, Some(function.clone()))?;
@@ -231,6 +233,10 @@ impl<'obj> Instance<'obj> {
             links.push(attach_one(
                 "sched_process_fork",
                 skel.progs.follow_fork.attach(),
+            )?);
+            links.push(attach_one(
+                "sched_process_free",
+                skel.progs.forget_freed.attach(),
             )?);
         }
         Ok(Instance {

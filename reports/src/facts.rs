@@ -162,6 +162,8 @@ pub enum Group {
     Rmap,
     /// device-dax driver.
     Dax,
+    /// Any kernel function named with `trace --function` (funclatency's FUNC).
+    Function,
     /// DAX page faults (the `fs_dax` tracepoints): PMD against PTE mappings.
     Fault,
 }

@@ -7,6 +7,7 @@ pub mod chart;
 pub mod check;
 pub mod compare;
 pub mod doctor;
+pub mod effect;
 pub mod facts;
 pub mod fsdax;
 pub mod geometry;

@@ -28,17 +28,21 @@ pub enum RmapOp {
     DontneedPerPte,
     /// One byte written per folio while a child shares the memory (COW faults).
     Cow,
+    /// One byte written per base page while a child shares the memory: the same number of
+    /// COW faults at every folio size, beside `cow`'s one per folio.
+    CowEachPage,
     /// A file mapping faulted in page by page (`folio_add_file_rmap_ptes`): the fsdax case.
     Fault,
 }
 
 impl RmapOp {
-    pub const ALL: [RmapOp; 5] = [
+    pub const ALL: [RmapOp; 6] = [
         RmapOp::PteRemap,
         RmapOp::Fork,
         RmapOp::Munmap,
         RmapOp::DontneedPerPte,
         RmapOp::Cow,
+        RmapOp::CowEachPage,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -48,6 +52,7 @@ impl RmapOp {
             RmapOp::Munmap => "munmap",
             RmapOp::DontneedPerPte => "dontneed_per_pte",
             RmapOp::Cow => "cow",
+            RmapOp::CowEachPage => "cow_each_page",
             RmapOp::Fault => "fault",
         }
     }
@@ -60,7 +65,7 @@ impl RmapOp {
             // fork's dup side is inlined on 6.12; the child's exit zaps the same batches.
             RmapOp::Fork | RmapOp::Munmap => Some("folio_remove_rmap_ptes"),
             RmapOp::Fault => Some("folio_add_file_rmap_ptes"),
-            RmapOp::DontneedPerPte | RmapOp::Cow => None,
+            RmapOp::DontneedPerPte | RmapOp::Cow | RmapOp::CowEachPage => None,
         }
     }
 }
@@ -69,10 +74,12 @@ impl RmapOp {
 pub fn folio_checks(folios: &[FolioCheck]) -> Vec<Check> {
     folios
         .iter()
-        .map(|f| Check {
-            what: format!("folio {}K obtained", f.folio_kb),
-            agrees: f.verified,
-            detail: f.detail.clone(),
+        .map(|f| {
+            Check::new(
+                format!("folio {}K obtained", f.folio_kb),
+                f.verified,
+                f.detail.clone(),
+            )
         })
         .collect()
 }
@@ -88,6 +95,34 @@ pub struct FolioCheck {
     pub obtained: Option<u64>,
     pub verified: bool,
     pub detail: String,
+}
+
+impl FolioCheck {
+    /// One check from the checks of every mapping of a folio size (warm-up and timed
+    /// rounds): verified only if each was; otherwise the first that was not says why.
+    pub fn of_every_mapping(checks: Vec<FolioCheck>) -> FolioCheck {
+        let n = checks.len();
+        let ok = checks.iter().filter(|c| c.verified).count();
+        let mut first = checks
+            .iter()
+            .find(|c| !c.verified)
+            .or(checks.first())
+            .cloned()
+            .expect("at least one mapping");
+        first.verified = ok == n;
+        first.detail = if ok == n {
+            format!(
+                "{}; as on each of the {n} mappings (warm-up and timed rounds)",
+                first.detail
+            )
+        } else {
+            format!(
+                "{}; verified on {ok} of {n} mappings (warm-up and timed rounds)",
+                first.detail
+            )
+        };
+        first
+    }
 }
 
 /// The memory of anonymous rows; the file case says `fsdax:mem`.
@@ -110,6 +145,14 @@ pub struct RmapResult {
     pub samples: Vec<u64>,
     /// The rmap probes during the operation in a separate traced round.
     pub probes: Vec<ProbeStats>,
+    /// The operation's time in that traced round: against `samples`, the probe effect.
+    #[serde(default)]
+    pub traced_ns: Option<u64>,
+    /// fork and cow: the same probes around a fork of the process without the mapping
+    /// (the child's exit zaps the process's other memory), already subtracted from
+    /// `probes`. Empty for the other operations and in older results.
+    #[serde(default)]
+    pub control: Vec<ProbeStats>,
 }
 
 impl RmapSuite {
@@ -248,6 +291,23 @@ impl Metrics for RmapSuite {
 }
 
 impl RmapResult {
+    /// The folio size of an anonymous row, or the file case's memory.
+    pub fn folio_label(&self) -> String {
+        if self.memory == ANON {
+            format!("{}K", self.folio_kb)
+        } else {
+            self.memory.clone()
+        }
+    }
+    /// The traced round's time over the untraced median.
+    pub fn probe_effect(&self) -> Option<f64> {
+        let t = self.traced_ns? as f64;
+        crate::effect::ratio(
+            &[t],
+            &self.samples.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        )
+    }
+
     pub fn median(&self) -> Option<u64> {
         median_u64(&self.samples)
     }
@@ -299,23 +359,22 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec
         match r.probe(id) {
             Some(p) if p.arg_name.is_some() && p.calls > 0 => {
                 let whole = p.value_count(pages);
-                v.push(Check {
+                v.push(Check::new(
                     what,
-                    agrees: whole >= folios,
-                    detail: format!(
+                    whole >= folios,
+                    format!(
                         "{whole} calls with nr_pages {pages} for the mapping's {folios} folios; {} other calls",
-                        p.calls - whole
+                        p.calls.saturating_sub(whole)
                     ),
-                });
+                ));
             }
-            Some(p) if !batched_api => v.push(Check {
+            Some(p) if !batched_api => v.push(Check::skipped(
                 what,
-                agrees: true,
-                detail: format!(
+                format!(
                     "not applicable: this kernel has no batched rmap API ({}, per page: {} calls in this operation)",
                     p.function, p.calls
                 ),
-            }),
+            )),
             _ => {}
         }
     }
@@ -369,11 +428,7 @@ impl RmapSuite {
             "operation", "folio", "n", "median ms", "range", "vs 4K",
         );
         for r in &self.results {
-            let folio = if r.memory == ANON {
-                format!("{}K", r.folio_kb)
-            } else {
-                r.memory.clone()
-            };
+            let folio = r.folio_label();
             match &r.outcome {
                 Outcome::Measured => {}
                 Outcome::Refused { errno, .. } => {
@@ -391,6 +446,17 @@ impl RmapSuite {
             }
             self.render_row(r, &folio, o);
         }
+        let cells: Vec<(String, f64)> = self
+            .results
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    format!("{} {}", r.op.name(), r.folio_label()),
+                    r.probe_effect()?,
+                ))
+            })
+            .collect();
+        crate::effect::render(o, &cells);
         render_checks(o, "rmap checks", &self.checks);
     }
 
@@ -463,6 +529,8 @@ mod tests {
             outcome: Outcome::Measured,
             samples: vec![1],
             probes: vec![p],
+            traced_ns: None,
+            control: vec![],
         }
     }
 
@@ -516,5 +584,35 @@ mod tests {
         }
         .render_text(&mut o);
         assert!(o.contains("batched rmap API: no"), "{o}");
+    }
+
+    /// A folio size is verified only if every mapping (warm-up and each timed round) got
+    /// it; the first that did not says why.
+    #[test]
+    fn folio_size_is_verified_on_every_mapping() {
+        let c = |verified: bool, detail: &str| FolioCheck {
+            folio_kb: 64,
+            expected: 512,
+            obtained: Some(if verified { 512 } else { 300 }),
+            verified,
+            detail: detail.into(),
+        };
+        let all = FolioCheck::of_every_mapping(vec![c(true, "a"), c(true, "b"), c(true, "c")]);
+        assert!(all.verified);
+        assert_eq!(
+            all.detail,
+            "a; as on each of the 3 mappings (warm-up and timed rounds)"
+        );
+        let one_bad = FolioCheck::of_every_mapping(vec![
+            c(true, "warm-up"),
+            c(false, "round 1"),
+            c(true, "x"),
+        ]);
+        assert!(!one_bad.verified);
+        assert_eq!(one_bad.obtained, Some(300));
+        assert_eq!(
+            one_bad.detail,
+            "round 1; verified on 2 of 3 mappings (warm-up and timed rounds)"
+        );
     }
 }

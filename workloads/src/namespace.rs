@@ -348,9 +348,10 @@ impl Provisioner {
         &self.target.namespace.dev
     }
 
-    /// Tears the namespace's memremap down: the known state deltas are measured from.
-    pub fn disable(&self) -> Result<(), RunError> {
-        ndctl(&["disable-namespace".into(), self.namespace().into()]).map(|_| ())
+    /// Tears the namespace's memremap down (memunmap_pages, the vmemmap freed): the known
+    /// state deltas are measured from. Returns how long ndctl took.
+    pub fn disable(&self) -> Result<Duration, RunError> {
+        ndctl(&["disable-namespace".into(), self.namespace().into()]).map(|(_, took)| took)
     }
 
     pub fn apply(&self, g: Geometry) -> Result<Applied, RunError> {

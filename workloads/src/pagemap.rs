@@ -125,6 +125,8 @@ pub fn summarise(pfns: &[Option<u64>], flags: &[Option<u64>], counts: &[Option<u
         pmd_contiguous: pmd_contiguous(pfns),
         flags: by_flag,
         refcounts: refcounts.into_iter().collect(),
+        vmemmap_struct_pages: None,
+        vmemmap_error: None,
     }
 }
 
@@ -146,7 +148,12 @@ pub fn pfn_facts(pfns: &[Option<u64>]) -> Result<PageFacts, String> {
     let present: Vec<u64> = pfns.iter().flatten().copied().collect();
     let flags = per_pfn("/proc/kpageflags", &present)?;
     let counts = per_pfn("/proc/kpagecount", &present)?;
-    Ok(summarise(pfns, &flags, &counts))
+    let mut facts = summarise(pfns, &flags, &counts);
+    match foliobench_ebpf::vmemmap::has_struct_page(&present) {
+        Ok(v) => facts.vmemmap_struct_pages = Some(v.iter().filter(|&&b| b).count() as u64),
+        Err(e) => facts.vmemmap_error = Some(format!("{e:#}")),
+    }
+    Ok(facts)
 }
 
 /// The `Key: value` lines of the smaps block of the mapping starting at `addr` (written

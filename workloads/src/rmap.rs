@@ -218,10 +218,12 @@ pub fn prepare(
 }
 
 /// The operations that share one prepared mapping, in order: PTE-remap (PMD folios only)
-/// then fork then munmap; COW alone; MADV_DONTNEED alone.
-pub const GROUPS: [&[RmapOp]; 3] = [
+/// then fork then munmap; COW of one byte per folio alone; of every page alone;
+/// MADV_DONTNEED alone.
+pub const GROUPS: [&[RmapOp]; 4] = [
     &[RmapOp::PteRemap, RmapOp::Fork, RmapOp::Munmap],
     &[RmapOp::Cow],
+    &[RmapOp::CowEachPage],
     &[RmapOp::DontneedPerPte],
 ];
 
@@ -257,6 +259,7 @@ pub fn run_group(
             RmapOp::Munmap => munmap(m.take().expect("mapped")),
             RmapOp::DontneedPerPte => dontneed_per_pte(mapping),
             RmapOp::Cow => cow(mapping, folio_kb as usize * 1024),
+            RmapOp::CowEachPage => cow(mapping, PAGE),
             // The file case's fault-in; not in the anonymous groups.
             RmapOp::Fault => Ok(mapping.touch()),
         };

@@ -15,6 +15,9 @@
 
 #define MAX_SLOTS 64
 #define MAX_VALUES 4096
+// Nested (recursive, or re-entered from an interrupt) calls of one function on one thread
+// are timed each from its own entry, up to this depth; deeper ones are counted only.
+#define MAX_DEPTH 16
 
 // Only count processes in `tgids` (the traced command and its descendants).
 const volatile bool filter_tgid = false;
@@ -30,12 +33,27 @@ __u64 arg_sum = 0;
 // Distinct argument values that did not fit `values` (they are still in arg_slots).
 __u64 values_dropped = 0;
 
+// A call's start time, by thread and nesting depth: a nested entry must not overwrite the
+// start of the call it is nested in.
+struct start_key {
+	__u32 tid;
+	__u32 depth;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct start_key);
+	__type(value, __u64);
+} starts SEC(".maps");
+
+// Calls of this function running on a thread (absent: none).
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
-	__type(value, __u64);
-} starts SEC(".maps");
+	__type(value, __u32);
+} depths SEC(".maps");
 
 // Exact argument values -> count: batch sizes must be seen exactly (512, not "256..511").
 struct {
@@ -100,31 +118,49 @@ static __always_inline void record_arg(__u64 v)
 
 static __always_inline int on_entry(__u64 arg)
 {
-	__u32 tid;
+	struct start_key key;
+	__u32 *d, depth = 0;
 	__u64 ts;
 
 	if (!traced())
 		return 0;
-	tid = (__u32)bpf_get_current_pid_tgid();
-	ts = bpf_ktime_get_ns();
-	bpf_map_update_elem(&starts, &tid, &ts, BPF_ANY);
+	key.tid = (__u32)bpf_get_current_pid_tgid();
+	d = bpf_map_lookup_elem(&depths, &key.tid);
+	if (d)
+		depth = *d;
+	key.depth = depth;
+	depth++;
+	bpf_map_update_elem(&depths, &key.tid, &depth, BPF_ANY);
 	__sync_fetch_and_add(&calls, 1);
 	if (arg_index >= 0)
 		record_arg(arg);
+	if (key.depth < MAX_DEPTH) {
+		ts = bpf_ktime_get_ns();
+		bpf_map_update_elem(&starts, &key, &ts, BPF_ANY);
+	}
 	return 0;
 }
 
 static __always_inline int on_exit(void)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct start_key key;
 	__u64 *start, delta;
-	__u32 slot;
+	__u32 *d, slot;
 
-	start = bpf_map_lookup_elem(&starts, &tid);
+	key.tid = (__u32)bpf_get_current_pid_tgid();
+	d = bpf_map_lookup_elem(&depths, &key.tid);
+	if (!d || *d == 0)
+		return 0;
+	key.depth = *d - 1;
+	if (key.depth == 0)
+		bpf_map_delete_elem(&depths, &key.tid);
+	else
+		*d = key.depth;
+	start = bpf_map_lookup_elem(&starts, &key);
 	if (!start)
 		return 0;
 	delta = bpf_ktime_get_ns() - *start;
-	bpf_map_delete_elem(&starts, &tid);
+	bpf_map_delete_elem(&starts, &key);
 	slot = log2_slot(delta);
 	if (slot < MAX_SLOTS)
 		__sync_fetch_and_add(&latency_slots[slot], 1);
@@ -216,6 +252,18 @@ int follow_fork(struct trace_event_raw_sched_process_fork *ctx)
 
 	if (bpf_map_lookup_elem(&tgids, &parent))
 		bpf_map_update_elem(&tgids, &child, &one, BPF_ANY);
+	return 0;
+}
+
+// A traced process that is gone leaves the filter, so that a recycled pid is not traced:
+// at sched_process_free, after its exit has zapped its memory (the fork workloads count that
+// zap). Every key of `tgids` is some task's pid (a leader's is its tgid).
+SEC("tracepoint/sched/sched_process_free")
+int forget_freed(struct trace_event_raw_sched_process_template *ctx)
+{
+	__u32 pid = BPF_CORE_READ(ctx, pid);
+
+	bpf_map_delete_elem(&tgids, &pid);
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 //! mapped read-only, its struct pages, and the pins refused.
 
 use std::fs::File;
+use std::time::Duration;
 
 use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, any_traceable, Filter};
@@ -19,7 +20,7 @@ use foliobench_reports::units::fmt_size;
 
 use super::pin::Drivers;
 use super::{failed, Result, SuiteCtx};
-use crate::fsdax::{DaxFs, FsKind};
+use crate::fsdax::{self, DaxFs, FsKind};
 use crate::mapping::{Mapping, WorkloadError, PAGE};
 use crate::namespace::Provisioner;
 use crate::pin::PinTiming;
@@ -86,9 +87,11 @@ fn skipped(kind: FsKind, reason: String) -> FsdaxResult {
         outcome: Outcome::Skipped { reason },
         setup: kind.describe(),
         mapping_aligned: false,
+        file_pmd_pieces: None,
         first_write_ns: 0,
         fault_ns: vec![],
         faults: vec![],
+        traced_fault_ns: None,
         misaligned_faults: vec![],
         pages: None,
         smaps: None,
@@ -137,15 +140,18 @@ fn measure(
     let fault_ns = dax.timed_fault_ins(repeat)?;
     let traced = dax.traced_round(probes, drivers)?;
     let misaligned_faults = dax.misaligned_faults(probes)?;
+    let layout = dax.layout.clone();
     drop(dax);
     let mut r = FsdaxResult {
         fs: kind.name().into(),
         outcome: Outcome::Measured,
         setup: kind.describe(),
         mapping_aligned: aligned,
+        file_pmd_pieces: layout.as_ref().ok().copied(),
         first_write_ns,
         fault_ns,
         faults: traced.faults,
+        traced_fault_ns: Some(traced.fault_ns),
         misaligned_faults,
         pages: traced.pages.as_ref().ok().cloned(),
         smaps: traced.smaps,
@@ -153,6 +159,9 @@ fn measure(
     };
     if let Err(e) = traced.pages {
         r.setup.push_str(&format!("; page facts not read: {e}"));
+    }
+    if let Err(e) = layout {
+        r.setup.push_str(&format!("; extents not read: {e}"));
     }
     Ok(r)
 }
@@ -163,11 +172,15 @@ struct DaxFile {
     file: File,
     _fs: DaxFs,
     size: u64,
+    /// 2 MiB pieces in 2 MiB-aligned extents (FIEMAP), or why it could not be read.
+    layout: Result<u64, String>,
 }
 
 /// What the traced round saw of its mapping.
 struct Traced {
     faults: Vec<ProbeStats>,
+    /// The traced fault-in's own time: the probe effect.
+    fault_ns: u64,
     pages: Result<PageFacts, String>,
     smaps: Option<SmapsFacts>,
     pins: Vec<PinTry>,
@@ -197,10 +210,13 @@ impl DaxFile {
             Err(e) => return Ok(Err(e)),
         };
         let file = fs.file(size).map_err(failed)?;
+        // The layout is read before anything is timed (fallocate decided it).
+        let layout = fsdax::extents(&file).map(|e| fsdax::pmd_aligned_pieces(&e, size));
         Ok(Ok(DaxFile {
             file,
             _fs: fs,
             size,
+            layout,
         }))
     }
 
@@ -244,15 +260,14 @@ impl DaxFile {
     /// the kernel reports it, then the pins.
     fn traced_round(&self, probes: &[Resolution], drivers: &Drivers) -> Result<Traced> {
         let m = self.map()?;
-        let faults = count_faults(probes, &mut || {
-            m.read_each(PAGE);
-        })?;
+        let (faults, took) = count_faults(probes, &mut || m.read_each(PAGE))?;
         let pages = pagemap::page_facts(m.addr(), self.size);
         let smaps = pagemap::own_smaps(m.addr());
         let pins = try_pins(&m, drivers, false);
         drop(m);
         Ok(Traced {
             faults,
+            fault_ns: took.as_nanos() as u64,
             pages,
             smaps,
             pins,
@@ -262,9 +277,7 @@ impl DaxFile {
     /// The fault tracepoints of a read fault-in of a mapping 4 KiB off 2 MiB alignment.
     fn misaligned_faults(&self, probes: &[Resolution]) -> Result<Vec<ProbeStats>> {
         let m = self.map_at(PAGE)?;
-        let faults = count_faults(probes, &mut || {
-            m.read_each(PAGE);
-        })?;
+        let (faults, _) = count_faults(probes, &mut || m.read_each(PAGE))?;
         drop(m);
         Ok(faults)
     }
@@ -272,12 +285,15 @@ impl DaxFile {
 
 /// The fault tracepoints' counts (for this process) around `work`; empty when they cannot
 /// be traced here.
-fn count_faults(probes: &[Resolution], work: &mut dyn FnMut()) -> Result<Vec<ProbeStats>> {
+fn count_faults(
+    probes: &[Resolution],
+    work: &mut dyn FnMut() -> Duration,
+) -> Result<(Vec<ProbeStats>, Duration)> {
     if !any_traceable(probes) {
-        work();
-        return Ok(vec![]);
+        return Ok((vec![], work()));
     }
-    Ok(tracer::whole(probes, &Filter::this_process(), work)?.1)
+    let (took, stats, _) = tracer::whole(probes, &Filter::this_process(), work)?;
+    Ok((stats, took))
 }
 
 /// The PFN-map row: the safest PCI memory BAR mapped read-only (never accessed), what the

@@ -12,8 +12,8 @@ use foliobench_reports::facts::Group;
 use foliobench_reports::geometry::Geometry;
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::pin::{
-    order_checks, refs_checks, GrabFunction, Grabs, PinDriver, PinMemory, PinResult, PinSample,
-    PinSuite, Prepared,
+    grab_checks, order_checks, refs_checks, GrabFunction, Grabs, PinDriver, PinMemory, PinResult,
+    PinSample, PinSuite, Prepared,
 };
 use foliobench_reports::trace::ProbeStats;
 use foliobench_reports::units::fmt_size;
@@ -23,7 +23,7 @@ use crate::blockdev::SourceDevice;
 use crate::fsdax::{DaxFs, FsKind};
 use crate::mapping::{Mapping, WorkloadError, PAGE};
 use crate::namespace::Provisioner;
-use crate::pin::{Driver, FixedBuffers, GupTestCmd};
+use crate::pin::{Driver, FixedBuffers, GupTestCmd, PinTiming};
 use crate::system;
 
 pub const WARMUP: &str = "each mapping is written once per 4 KiB page before anything is timed \
@@ -248,6 +248,7 @@ fn row(m: PinMemory, d: PinDriver, size: u64, outcome: Outcome) -> PinResult {
         samples: vec![],
         kernel: vec![],
         grabs: None,
+        traced_samples: vec![],
     }
 }
 
@@ -279,6 +280,7 @@ pub fn run(
             .map(|n| format!("pin probe not traced: {n}")),
     );
     suite.checks = order_checks(&suite.results);
+    suite.checks.extend(grab_checks(&suite.results));
     suite.checks.extend(refs_checks(&suite.results));
     Ok(suite)
 }
@@ -389,6 +391,7 @@ fn cell(
             r.samples = x.samples;
             r.kernel = x.kernel;
             r.grabs = x.grabs;
+            r.traced_samples = x.traced_samples.iter().map(sample).collect();
             for n in x.not_traced {
                 if !not_traced.contains(&n) {
                     not_traced.push(n);
@@ -418,8 +421,18 @@ pub struct Measured {
     pub samples: Vec<PinSample>,
     pub kernel: Vec<ProbeStats>,
     pub grabs: Option<Grabs>,
+    /// The traced rounds' own times: the probe effect.
+    pub traced_samples: Vec<PinTiming>,
     /// Probes that could not be loaded or attached, with the kernel's reason.
     pub not_traced: Vec<String>,
+}
+
+/// A round's times as the results record them.
+fn sample(t: &PinTiming) -> PinSample {
+    PinSample {
+        pin_ns: t.pin.as_nanos() as u64,
+        unpin_ns: t.unpin.map(|u| u.as_nanos() as u64),
+    }
 }
 
 /// Runs `d` on `m`: warm-up, `repeat` timed rounds, then the traced rounds with `latency`
@@ -437,16 +450,18 @@ pub fn measure(
     out.pages = warm.pages;
     for _ in 0..repeat {
         let t = d.round(m)?;
-        out.samples.push(PinSample {
-            pin_ns: t.pin.as_nanos() as u64,
-            unpin_ns: t.unpin.map(|u| u.as_nanos() as u64),
+        out.samples.push(sample(&t));
+    }
+    if let Some((t, stats)) = traced(m, d, latency, &mut out.not_traced)? {
+        out.kernel = stats;
+        out.traced_samples.push(t);
+    }
+    if let Some((t, stats)) = traced(m, d, grab, &mut out.not_traced)? {
+        out.grabs = grabs(t.pages, &stats).map(|g| Grabs {
+            gup_calls: gup_calls(&out.kernel),
+            ..g
         });
-    }
-    if let Some(stats) = traced(m, d, latency, &mut out.not_traced)? {
-        out.kernel = stats.1;
-    }
-    if let Some((pages, stats)) = traced(m, d, grab, &mut out.not_traced)? {
-        out.grabs = grabs(pages, &stats);
+        out.traced_samples.push(t);
     }
     Ok(out)
 }
@@ -458,7 +473,7 @@ fn traced(
     d: &Driver,
     probes: &[Resolution],
     not_traced: &mut Vec<String>,
-) -> Result<Option<(u64, Vec<ProbeStats>)>, WorkloadError> {
+) -> Result<Option<(PinTiming, Vec<ProbeStats>)>, WorkloadError> {
     if !any_traceable(probes) {
         return Ok(None);
     }
@@ -473,7 +488,7 @@ fn traced(
         not_traced.push(format!("{}: {}", f.probe, f.reason));
     }
     let round = round?;
-    Ok((t.attached > 0).then_some((round.pages, stats)))
+    Ok((t.attached > 0).then_some((round, stats)))
 }
 
 fn per_function(stats: &[ProbeStats], prefix: &str) -> Vec<GrabFunction> {
@@ -483,13 +498,38 @@ fn per_function(stats: &[ProbeStats], prefix: &str) -> Vec<GrabFunction> {
         .map(|s| GrabFunction {
             function: s.function.clone(),
             calls: s.calls,
-            refs: s.arg_sum,
+            // A function without a count argument takes or drops one reference per call.
+            refs: if s.arg_name.is_some() {
+                s.arg_sum
+            } else {
+                s.calls
+            },
             refs_values: s.arg_values.clone(),
         })
         .collect()
 }
 
 /// The grab probes' calls and `refs` summed over the round, and the per-folio releases.
+/// The GUP entry points every driver pins through; their calls in a round are its GUP
+/// calls (the fast ones fall back to the slow path inside the same call).
+const GUP_ENTRIES: &[&str] = &[
+    "pin_user_pages",
+    "pin_user_pages_fast",
+    "get_user_pages_fast",
+];
+
+/// The release probes, in the order `Grabs::release_calls` prefers them.
+const RELEASES: &[&str] = &["gup_put_folio", "unpin_user_", "__bio_release_pages"];
+
+/// GUP calls in a traced round; `None` when no entry point was traced.
+fn gup_calls(stats: &[ProbeStats]) -> Option<u64> {
+    let entries: Vec<&ProbeStats> = stats
+        .iter()
+        .filter(|p| GUP_ENTRIES.contains(&p.probe.as_str()))
+        .collect();
+    (!entries.is_empty()).then(|| entries.iter().map(|p| p.calls).sum())
+}
+
 pub fn grabs(pages: u64, stats: &[ProbeStats]) -> Option<Grabs> {
     let by_function = per_function(stats, "try_grab");
     if by_function.is_empty() {
@@ -500,7 +540,11 @@ pub fn grabs(pages: u64, stats: &[ProbeStats]) -> Option<Grabs> {
         calls: by_function.iter().map(|f| f.calls).sum(),
         refs: by_function.iter().map(|f| f.refs).sum(),
         by_function,
-        releases: per_function(stats, "unpin_user_"),
+        releases: RELEASES
+            .iter()
+            .flat_map(|r| per_function(stats, r))
+            .collect(),
+        gup_calls: None,
     })
 }
 

@@ -12,7 +12,7 @@ use foliobench_reports::outcome::Outcome;
 use foliobench_reports::rmap::{
     batch_checks, folio_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
 };
-use foliobench_reports::trace::ProbeStats;
+use foliobench_reports::trace::{since_all, ProbeStats};
 
 use super::{failed, refused, Result, SuiteCtx};
 use crate::fsdax::{DaxFs, FsKind};
@@ -49,6 +49,8 @@ fn skipped(op: RmapOp, folio_kb: u64, reason: String) -> RmapResult {
         outcome: Outcome::Skipped { reason },
         samples: vec![],
         probes: vec![],
+        traced_ns: None,
+        control: vec![],
     }
 }
 
@@ -128,13 +130,15 @@ fn run_anonymous(
 
 /// The file case's rows: measured, or skipped with the reason.
 fn file_case(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Vec<RmapResult> {
-    let row = |op, outcome, (samples, probes)| RmapResult {
+    let row = |op, outcome, (samples, probes, traced_ns)| RmapResult {
         op,
         memory: FSDAX.into(),
         folio_kb: 4,
         outcome,
         samples,
         probes,
+        traced_ns,
+        control: vec![],
     };
     let ops = [RmapOp::Fault, RmapOp::Munmap];
     let skip = |reason: String| -> Vec<RmapResult> {
@@ -174,16 +178,18 @@ fn measure(
 ) -> Result<Rows> {
     let size = plan.size as usize;
     let mut noop = |_: RmapOp, _: bool| {};
-    let mut check = None;
-    // Warm-up: also where the folio size obtained is checked.
+    // The folio size obtained is checked on every mapping, warm-up and timed: a round
+    // whose mapping fell back to smaller folios would time something else.
+    let mut checks = Vec::new();
     for g in GROUPS {
         let (_, c) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
-        check.get_or_insert(c);
+        checks.push(c);
     }
     let mut samples: HashMap<RmapOp, Vec<u64>> = HashMap::new();
     for _ in 0..repeat {
         for g in GROUPS {
-            let (times, _) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
+            let (times, c) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
+            checks.push(c);
             for (op, t) in times {
                 samples.entry(op).or_default().push(t.as_nanos() as u64);
             }
@@ -192,35 +198,63 @@ fn measure(
             break;
         }
     }
-    let traced = traced_round(plan, kb, ops, probes)?;
+    let (traced, traced_ns) = traced_round(plan, kb, ops, probes)?;
+    let control = control_fork(probes)?;
     let rows = ops
         .iter()
-        .map(|&op| RmapResult {
-            op,
-            memory: ANON.into(),
-            folio_kb: kb,
-            outcome: Outcome::Measured,
-            samples: samples.remove(&op).unwrap_or_default(),
-            probes: traced.get(&op).cloned().unwrap_or_default(),
+        .map(|&op| {
+            let all = traced.get(&op).cloned().unwrap_or_default();
+            // A forked child's exit zaps all of the process's memory, not only the mapping
+            // under test: what a fork without the mapping counts is not this operation's.
+            let (probes, control) = match op {
+                RmapOp::Fork | RmapOp::Cow | RmapOp::CowEachPage if !control.is_empty() => {
+                    (since_all(&all, &control), control.clone())
+                }
+                _ => (all, vec![]),
+            };
+            RmapResult {
+                op,
+                memory: ANON.into(),
+                folio_kb: kb,
+                outcome: Outcome::Measured,
+                samples: samples.remove(&op).unwrap_or_default(),
+                probes,
+                traced_ns: traced_ns.get(&op).copied(),
+                control,
+            }
         })
         .collect();
-    Ok((rows, check.expect("three groups ran")))
+    Ok((rows, FolioCheck::of_every_mapping(checks)))
 }
 
 /// One round with the rmap probes loaded once, read just before and after each operation.
-fn traced_round(
-    plan: &Plan,
-    kb: u64,
-    ops: &[RmapOp],
-    probes: &[Resolution],
-) -> Result<HashMap<RmapOp, Vec<ProbeStats>>> {
+fn traced_round(plan: &Plan, kb: u64, ops: &[RmapOp], probes: &[Resolution]) -> Result<Traced> {
     traced(probes, &mut |hook| {
+        let mut times = Vec::new();
         for g in GROUPS {
-            run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, hook)?;
+            let (t, _) = run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, hook)?;
+            times.extend(t.into_iter().map(|(op, d)| (op, d.as_nanos() as u64)));
         }
-        Ok(())
+        Ok(times)
     })
 }
+
+/// The rmap probes around a fork of this process while it has no mapping under test: the
+/// child's exit zaps the rest of the process's memory. Empty when nothing can be traced.
+fn control_fork(probes: &[Resolution]) -> Result<Vec<ProbeStats>> {
+    if !any_traceable(probes) {
+        return Ok(vec![]);
+    }
+    let (forked, stats, _) = tracer::whole(probes, &Filter::this_process(), crate::rmap::fork)?;
+    forked?;
+    Ok(stats)
+}
+
+/// Per operation, what the probes counted and how long it took with them attached.
+type Traced = (HashMap<RmapOp, Vec<ProbeStats>>, HashMap<RmapOp, u64>);
+
+/// Each operation's time in a round, ns.
+type OpTimes = Vec<(RmapOp, u64)>;
 
 /// Called just before (`true`) and after (`false`) each operation.
 type OpHook<'a> = dyn FnMut(RmapOp, bool) + 'a;
@@ -230,17 +264,17 @@ type OpHook<'a> = dyn FnMut(RmapOp, bool) + 'a;
 /// probes' counts during that operation. Empty when nothing can be traced.
 fn traced(
     probes: &[Resolution],
-    round: &mut dyn FnMut(&mut OpHook) -> Result<()>,
-) -> Result<HashMap<RmapOp, Vec<ProbeStats>>> {
+    round: &mut dyn FnMut(&mut OpHook) -> Result<OpTimes>,
+) -> Result<Traced> {
     if !any_traceable(probes) {
-        return Ok(HashMap::new());
+        return Ok(Default::default());
     }
     let (done, t) = tracer::around(probes, &Filter::this_process(), |hook| round(hook))?;
-    done?;
-    Ok(t.spans.into_iter().collect())
+    Ok((t.spans.into_iter().collect(), done?.into_iter().collect()))
 }
 
-type FileRows = HashMap<RmapOp, (Vec<u64>, Vec<ProbeStats>)>;
+/// Per operation: the timed samples, the traced round's probes and time.
+type FileRows = HashMap<RmapOp, (Vec<u64>, Vec<ProbeStats>, Option<u64>)>;
 
 /// The file-backed case: the namespace as fsdax, ext4 -o dax on it, one file mapped shared;
 /// each round faults it in and unmaps it. Warm-up, timed rounds, then a traced round.
@@ -256,7 +290,7 @@ fn measure_fsdax(
         .ok_or_else(|| failed("ndctl reported no block device"))?;
     let fs = DaxFs::create(std::path::Path::new(&dev), FsKind::Ext4).map_err(failed)?;
     let file = fs.file(size).map_err(failed)?;
-    let round = |hook: &mut dyn FnMut(RmapOp, bool)| -> Result<Vec<(RmapOp, u64)>> {
+    let round = |hook: &mut dyn FnMut(RmapOp, bool)| -> Result<OpTimes> {
         let f = file.try_clone()?;
         let m = Mapping::shared(f, size as usize)?;
         hook(RmapOp::Fault, true);
@@ -279,9 +313,12 @@ fn measure_fsdax(
             out.entry(op).or_default().0.push(ns);
         }
     }
-    let deltas = traced(probes, &mut |hook| round(hook).map(|_| ()))?;
+    let (deltas, times) = traced(probes, &mut |hook| round(hook))?;
     for (op, d) in deltas {
         out.entry(op).or_default().1 = d;
+    }
+    for (op, t) in times {
+        out.entry(op).or_default().2 = Some(t);
     }
     drop(file);
     drop(fs);
