@@ -319,10 +319,14 @@ fn pin_suite_on_612() {
         "{checks}"
     );
 
-    // 4 memories x (1 warm-up + 2 timed + 2 traced) rounds x (register + unregister), and
-    // one refused registration on fsdax.
+    // 4 memories x (1 warm-up + 2 timed + 3 traced: 2 latency rounds, as many as --repeat
+    // up to 3, and 1 grab round) rounds x (register + unregister), and one refused
+    // registration on fsdax.
     let t = read_json(&dir.path().join("t.json"));
-    assert_eq!(t["probes"][0]["calls"], 41, "{}", t["probes"][0]);
+    assert_eq!(t["probes"][0]["calls"], 49, "{}", t["probes"][0]);
+    // Kernel latency per GUP call from those rounds' histograms.
+    assert_eq!(pin_row(&r, "devdax:4K:mem", "io_uring")["kernel_rounds"], 2);
+    assert!(stdout.contains("kpin per GUP call: p50 <="), "{stdout}");
 
     let device = r["pin"]["odirect_device"].as_str().unwrap();
     assert!(device.starts_with("null_blk"), "{device}");

@@ -13,7 +13,7 @@ use crate::geometry::{Geometry, GeometryError, Map};
 use crate::metric::{measured, ms as ms_f64, Better::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
 use crate::stats::{median_u64, range_pct_u64};
-use crate::trace::{frequent_values, ProbeStats};
+use crate::trace::{fmt_ns, frequent_values, ProbeStats};
 
 /// The memory pinned: a ZONE_DEVICE geometry, or anonymous memory as the baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -270,6 +270,14 @@ pub struct PinResult {
     /// probe effect.
     #[serde(default)]
     pub traced_samples: Vec<PinSample>,
+    /// Rounds the latency probes (`kernel`) stayed attached for: their counts and times
+    /// are that many rounds'. 1 in results written before.
+    #[serde(default = "one_round")]
+    pub kernel_rounds: u32,
+}
+
+fn one_round() -> u32 {
+    1
 }
 
 /// How a memory was prepared before its pins were timed.
@@ -413,6 +421,26 @@ impl Metrics for PinSuite {
                 .filter_map(|x| x.unpin_ns.map(ms_f64))
                 .collect()
         }),
+        // One GUP call's kernel latency from the traced rounds' histograms (log2 buckets:
+        // a change is a step of 2x).
+        MetricSpec::count("kpin_p50", "ns", Lower, |_, r| {
+            r.kernel_percentile_ns(0.5)
+                .map(|x| x as f64)
+                .into_iter()
+                .collect()
+        }),
+        MetricSpec::count("kpin_p90", "ns", Lower, |_, r| {
+            r.kernel_percentile_ns(0.9)
+                .map(|x| x as f64)
+                .into_iter()
+                .collect()
+        }),
+        MetricSpec::count("kpin_p99", "ns", Lower, |_, r| {
+            r.kernel_percentile_ns(0.99)
+                .map(|x| x as f64)
+                .into_iter()
+                .collect()
+        }),
         MetricSpec::count("grabs_per_page", "calls/page", Lower, |_, r| {
             r.grabs
                 .as_ref()
@@ -457,14 +485,35 @@ impl PinResult {
         range_pct_u64(&self.samples.iter().map(|s| s.pin_ns).collect::<Vec<_>>())
     }
 
-    /// Kernel time in the named functions in the traced round, if any of them was traced.
+    /// Kernel time per round in the named functions in the traced rounds, if any of them
+    /// was traced.
     pub fn kernel_ns(&self, probes: &[&str]) -> Option<u64> {
-        let hits: Vec<&ProbeStats> = self
-            .kernel
+        let hits = self.kernel_hits(probes);
+        (!hits.is_empty()).then(|| {
+            hits.iter().map(|p| p.total_ns).sum::<u64>() / u64::from(self.kernel_rounds.max(1))
+        })
+    }
+
+    fn kernel_hits(&self, probes: &[&str]) -> Vec<&ProbeStats> {
+        self.kernel
             .iter()
             .filter(|p| probes.contains(&p.probe.as_str()) && p.returns > 0)
-            .collect();
-        (!hits.is_empty()).then(|| hits.iter().map(|p| p.total_ns).sum())
+            .collect()
+    }
+
+    /// The `q` quantile of one GUP call's kernel latency (the entry points' histograms
+    /// merged), over every call of the traced rounds.
+    pub fn kernel_percentile_ns(&self, q: f64) -> Option<u64> {
+        let mut slots: Vec<u64> = Vec::new();
+        for p in self.kernel_hits(PIN_PROBES) {
+            if slots.len() < p.latency_log2.len() {
+                slots.resize(p.latency_log2.len(), 0);
+            }
+            for (s, n) in slots.iter_mut().zip(&p.latency_log2) {
+                *s += n;
+            }
+        }
+        crate::trace::log2_percentile(&slots, q)
     }
 }
 
@@ -545,8 +594,8 @@ impl PinSuite {
         self.render_table(o);
         let _ = writeln!(
             o,
-            "\npin = {}; odirect: {}; kpin: kernel time in pin_user_pages* in a \
-             separate traced round; grabs/rel: try_grab_* calls and releases (gup_put_folio, else \
+            "\npin = {}; odirect: {}; kpin: kernel time in pin_user_pages* per round, \
+             from up to 3 traced rounds; grabs/rel: try_grab_* calls and releases (gup_put_folio, else \
              unpin_user_folio/page, else __bio_release_pages: one per bio) per pinned page in another",
             PinDriver::IoUring.timing(),
             PinDriver::Odirect.timing()
@@ -800,6 +849,20 @@ impl PinSuite {
                             );
                         }
                     }
+                    if let (Some(p50), Some(p90), Some(p99)) = (
+                        r.kernel_percentile_ns(0.5),
+                        r.kernel_percentile_ns(0.9),
+                        r.kernel_percentile_ns(0.99),
+                    ) {
+                        let _ = writeln!(
+                            o,
+                            "  {who} kpin per GUP call: p50 <= {}, p90 <= {}, p99 <= {} ({} traced rounds, log2 buckets)",
+                            fmt_ns(p50),
+                            fmt_ns(p90),
+                            fmt_ns(p99),
+                            r.kernel_rounds
+                        );
+                    }
                 }
                 Outcome::Skipped { .. } => {}
             }
@@ -888,6 +951,7 @@ mod tests {
             }],
             kernel: vec![],
             traced_samples: vec![],
+            kernel_rounds: 1,
             grabs: Some(Grabs {
                 pages: 262144,
                 calls: grabs,
@@ -1012,5 +1076,41 @@ mod tests {
         assert!(o.contains("1.000"), "{o}");
         let back: PinSuite = serde_json::from_str(&serde_json::to_string(&suite).unwrap()).unwrap();
         assert_eq!(back, suite);
+    }
+
+    /// Three latency rounds of one 65536-page GUP call each: kpin is per round, and the
+    /// percentiles come from the merged histograms of the entry points.
+    #[test]
+    fn kernel_latency_is_per_round_with_percentiles() {
+        let mut r = row("devdax:4K:mem", PinDriver::IoUring, 280, 65536);
+        let mut slots = vec![0u64; 64];
+        slots[24] = 2; // [16.8 ms, 33.6 ms)
+        slots[25] = 1; // [33.6 ms, 67.1 ms)
+        r.kernel = vec![ProbeStats {
+            probe: "pin_user_pages_fast".into(),
+            group: crate::facts::Group::Pin,
+            function: "pin_user_pages_fast".into(),
+            flavour: crate::facts::Flavour::Fentry,
+            calls: 3,
+            returns: 3,
+            total_ns: 90_000_000,
+            latency_log2: slots,
+            arg_name: None,
+            arg_log2: vec![],
+            arg_values: vec![],
+            arg_sum: 0,
+            arg_values_dropped: 0,
+        }];
+        r.kernel_rounds = 3;
+        assert_eq!(r.kernel_ns(PIN_PROBES), Some(30_000_000));
+        assert_eq!(r.kernel_percentile_ns(0.5), Some(1 << 25));
+        assert_eq!(r.kernel_percentile_ns(0.99), Some(1 << 26));
+        let old: PinResult = serde_json::from_value({
+            let mut v = serde_json::to_value(&r).unwrap();
+            v.as_object_mut().unwrap().remove("kernel_rounds");
+            v
+        })
+        .unwrap();
+        assert_eq!(old.kernel_rounds, 1, "results from before count one round");
     }
 }

@@ -35,6 +35,22 @@ pub struct ProbeStats {
     pub arg_values_dropped: u64,
 }
 
+/// The `q` quantile of a log2 histogram (bucket i: [2^i, 2^(i+1))), as its bucket's upper
+/// bound; `None` for an empty one.
+pub fn log2_percentile(slots: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = slots.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    // The smallest bucket whose cumulative count reaches q of the total (at least one).
+    let want = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    slots.iter().enumerate().find_map(|(i, n)| {
+        seen += n;
+        (seen >= want).then(|| 1u64 << (i + 1).min(63))
+    })
+}
+
 /// Every probe's counts between two reads of the same probes.
 pub fn since_all(now: &[ProbeStats], before: &[ProbeStats]) -> Vec<ProbeStats> {
     now.iter()
@@ -50,6 +66,12 @@ impl ProbeStats {
     /// `syscalls:sys_enter_<name>`, not the catalog's kind).
     pub fn is_syscall(&self) -> bool {
         self.function.starts_with("syscalls:")
+    }
+
+    /// The `q` quantile (0..1) of the latency, as the upper bound of its log2 bucket (2^(i+1)
+    /// ns): the histogram is all the kernel kept, so this is as precise as it gets.
+    pub fn percentile_ns(&self, q: f64) -> Option<u64> {
+        log2_percentile(&self.latency_log2, q)
     }
 
     pub fn avg_ns(&self) -> Option<u64> {
@@ -193,7 +215,7 @@ pub fn frequent_values(values: &[(u64, u64)]) -> String {
     s
 }
 
-fn fmt_ns(ns: u64) -> String {
+pub fn fmt_ns(ns: u64) -> String {
     match ns {
         n if n >= 1_000_000_000 => format!("{:.2} s", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.2} ms", n as f64 / 1e6),
@@ -236,6 +258,19 @@ impl TraceReport {
                 p.avg_ns().map_or("-".into(), fmt_ns),
                 fmt_ns(p.total_ns)
             );
+            if let (Some(p50), Some(p90), Some(p99)) = (
+                p.percentile_ns(0.5),
+                p.percentile_ns(0.9),
+                p.percentile_ns(0.99),
+            ) {
+                let _ = writeln!(
+                    o,
+                    "p50 <= {}, p90 <= {}, p99 <= {} (log2 buckets)",
+                    fmt_ns(p50),
+                    fmt_ns(p90),
+                    fmt_ns(p99)
+                );
+            }
             render_log2(&mut o, "nsecs", &p.latency_log2);
             if let Some(name) = &p.arg_name {
                 if p.arg_values.len() <= 16 && p.arg_values_dropped == 0 {
@@ -471,5 +506,19 @@ mod tests {
         );
         assert_eq!(stats().value_count(2048), 4);
         assert_eq!(stats().value_count(1), 0);
+    }
+
+    /// Buckets: 3 calls in [4, 8) ns, 6 in [1024, 2048), 1 in [2^20, 2^21).
+    #[test]
+    fn percentiles_are_bucket_upper_bounds() {
+        let mut slots = vec![0u64; 64];
+        slots[2] = 3;
+        slots[10] = 6;
+        slots[20] = 1;
+        assert_eq!(log2_percentile(&slots, 0.3), Some(8));
+        assert_eq!(log2_percentile(&slots, 0.5), Some(2048));
+        assert_eq!(log2_percentile(&slots, 0.9), Some(2048));
+        assert_eq!(log2_percentile(&slots, 0.99), Some(1 << 21));
+        assert_eq!(log2_percentile(&[0, 0], 0.5), None);
     }
 }

@@ -13,7 +13,7 @@ use foliobench_reports::geometry::Geometry;
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::pin::{
     grab_checks, order_checks, refs_checks, GrabFunction, Grabs, PinDriver, PinMemory, PinResult,
-    PinSample, PinSuite, Prepared,
+    PinSample, PinSuite, Prepared, PIN_PROBES,
 };
 use foliobench_reports::trace::ProbeStats;
 use foliobench_reports::units::fmt_size;
@@ -249,6 +249,7 @@ fn row(m: PinMemory, d: PinDriver, size: u64, outcome: Outcome) -> PinResult {
         kernel: vec![],
         grabs: None,
         traced_samples: vec![],
+        kernel_rounds: 1,
     }
 }
 
@@ -392,6 +393,7 @@ fn cell(
             r.kernel = x.kernel;
             r.grabs = x.grabs;
             r.traced_samples = x.traced_samples.iter().map(sample).collect();
+            r.kernel_rounds = x.kernel_rounds.max(1);
             for n in x.not_traced {
                 if !not_traced.contains(&n) {
                     not_traced.push(n);
@@ -423,6 +425,8 @@ pub struct Measured {
     pub grabs: Option<Grabs>,
     /// The traced rounds' own times: the probe effect.
     pub traced_samples: Vec<PinTiming>,
+    /// Rounds the latency probes stayed attached for (their counts are that many rounds').
+    pub kernel_rounds: u32,
     /// Probes that could not be loaded or attached, with the kernel's reason.
     pub not_traced: Vec<String>,
 }
@@ -452,32 +456,46 @@ pub fn measure(
         let t = d.round(m)?;
         out.samples.push(sample(&t));
     }
-    if let Some((t, stats)) = traced(m, d, latency, &mut out.not_traced)? {
+    // Latencies from several traced rounds, so that the percentiles rest on more than one
+    // call per cell; counts from one more.
+    let rounds = repeat.clamp(1, LATENCY_ROUNDS);
+    if let Some((ts, stats)) = traced(m, d, latency, rounds, &mut out.not_traced)? {
         out.kernel = stats;
-        out.traced_samples.push(t);
+        out.kernel_rounds = ts.len() as u32;
+        out.traced_samples.extend(ts);
     }
-    if let Some((t, stats)) = traced(m, d, grab, &mut out.not_traced)? {
-        out.grabs = grabs(t.pages, &stats).map(|g| Grabs {
-            gup_calls: gup_calls(&out.kernel),
+    if let Some((ts, stats)) = traced(m, d, grab, 1, &mut out.not_traced)? {
+        let per_round = gup_calls(&out.kernel).map(|c| c / u64::from(out.kernel_rounds.max(1)));
+        out.grabs = grabs(ts[0].pages, &stats).map(|g| Grabs {
+            gup_calls: per_round,
             ..g
         });
-        out.traced_samples.push(t);
+        out.traced_samples.extend(ts);
     }
     Ok(out)
 }
 
 /// One round with `probes` attached to this process (pins, and with null_blk's inline
 /// completion also the unpins, run in it). `None` when nothing could be attached.
+/// Each traced round's timing, and what the probes counted over all of them.
+type TracedRounds = (Vec<PinTiming>, Vec<ProbeStats>);
+
 fn traced(
     m: &Mapping,
     d: &Driver,
     probes: &[Resolution],
+    rounds: usize,
     not_traced: &mut Vec<String>,
-) -> Result<Option<(PinTiming, Vec<ProbeStats>)>, WorkloadError> {
+) -> Result<Option<TracedRounds>, WorkloadError> {
     if !any_traceable(probes) {
         return Ok(None);
     }
-    let (round, stats, t) = match tracer::whole(probes, &Filter::this_process(), || d.round(m)) {
+    let work = || {
+        (0..rounds)
+            .map(|_| d.round(m))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (round, stats, t) = match tracer::whole(probes, &Filter::this_process(), work) {
         Ok(x) => x,
         Err(e) => {
             not_traced.push(format!("probes: {e:#}"));
@@ -509,14 +527,8 @@ fn per_function(stats: &[ProbeStats], prefix: &str) -> Vec<GrabFunction> {
         .collect()
 }
 
-/// The grab probes' calls and `refs` summed over the round, and the per-folio releases.
-/// The GUP entry points every driver pins through; their calls in a round are its GUP
-/// calls (the fast ones fall back to the slow path inside the same call).
-const GUP_ENTRIES: &[&str] = &[
-    "pin_user_pages",
-    "pin_user_pages_fast",
-    "get_user_pages_fast",
-];
+/// Latency rounds per cell at most (fewer when --repeat is smaller).
+const LATENCY_ROUNDS: usize = 3;
 
 /// The release probes, in the order `Grabs::release_calls` prefers them.
 const RELEASES: &[&str] = &["gup_put_folio", "unpin_user_", "__bio_release_pages"];
@@ -525,11 +537,14 @@ const RELEASES: &[&str] = &["gup_put_folio", "unpin_user_", "__bio_release_pages
 fn gup_calls(stats: &[ProbeStats]) -> Option<u64> {
     let entries: Vec<&ProbeStats> = stats
         .iter()
-        .filter(|p| GUP_ENTRIES.contains(&p.probe.as_str()))
+        // The GUP entry points every driver pins through (the fast ones fall back to the
+        // slow path inside the same call).
+        .filter(|p| PIN_PROBES.contains(&p.probe.as_str()))
         .collect();
     (!entries.is_empty()).then(|| entries.iter().map(|p| p.calls).sum())
 }
 
+/// The grab probes' calls and `refs` summed over the round, and the per-folio releases.
 pub fn grabs(pages: u64, stats: &[ProbeStats]) -> Option<Grabs> {
     let by_function = per_function(stats, "try_grab");
     if by_function.is_empty() {
