@@ -423,24 +423,9 @@ impl Metrics for PinSuite {
         }),
         // One GUP call's kernel latency from the traced rounds' histograms (log2 buckets:
         // a change is a step of 2x).
-        MetricSpec::count("kpin_p50", "ns", Lower, |_, r| {
-            r.kernel_percentile_ns(0.5)
-                .map(|x| x as f64)
-                .into_iter()
-                .collect()
-        }),
-        MetricSpec::count("kpin_p90", "ns", Lower, |_, r| {
-            r.kernel_percentile_ns(0.9)
-                .map(|x| x as f64)
-                .into_iter()
-                .collect()
-        }),
-        MetricSpec::count("kpin_p99", "ns", Lower, |_, r| {
-            r.kernel_percentile_ns(0.99)
-                .map(|x| x as f64)
-                .into_iter()
-                .collect()
-        }),
+        MetricSpec::count("kpin_p50", "ns", Lower, |_, r| r.kpin_samples(0.5)),
+        MetricSpec::count("kpin_p90", "ns", Lower, |_, r| r.kpin_samples(0.9)),
+        MetricSpec::count("kpin_p99", "ns", Lower, |_, r| r.kpin_samples(0.99)),
         MetricSpec::count("grabs_per_page", "calls/page", Lower, |_, r| {
             r.grabs
                 .as_ref()
@@ -498,6 +483,14 @@ impl PinResult {
         self.kernel
             .iter()
             .filter(|p| probes.contains(&p.probe.as_str()) && p.returns > 0)
+            .collect()
+    }
+
+    /// `kernel_percentile_ns` as a metric's one sample.
+    fn kpin_samples(&self, q: f64) -> Vec<f64> {
+        self.kernel_percentile_ns(q)
+            .map(|x| x as f64)
+            .into_iter()
             .collect()
     }
 
