@@ -4,9 +4,9 @@
 //!
 //! Timed samples run with only `memmap_init_zone_device`'s own entry and exit attached (one
 //! pair per creation): the per-page initialiser is traced by kprobe on Debian's kernels, one
-//! pair per struct page, which made creation 5x slower and memmap init 100x. The counts
-//! (struct pages initialised, vmemmap pages allocated) come from one more sample with every
-//! probe attached, whose times give the probe effect.
+//! pair per struct page, which made creation several times slower and memmap init two orders
+//! of magnitude. The counts (struct pages initialised, vmemmap pages allocated) come from one
+//! more sample with every probe attached, whose times give the probe effect.
 
 use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, Filter};
@@ -84,14 +84,14 @@ fn measure_geometry(
         let s = measure(prov, g, timed);
         // A signal may also have killed ndctl itself (same process group): that is an
         // interruption, not a result.
-        if ctx.check_interrupted("").is_err() {
+        if ctx.is_interrupted() {
             return Ok(());
         }
         r.samples.push(s?);
     }
     eprintln!("foliobench: memmap {g} traced sample (counts; its time is the probe effect)");
     let s = measure(prov, g, traced);
-    if ctx.check_interrupted("").is_err() {
+    if ctx.is_interrupted() {
         return Ok(());
     }
     r.traced = Some(s?);

@@ -26,9 +26,14 @@ pub struct SuiteCtx<'a> {
 }
 
 impl SuiteCtx<'_> {
+    /// Whether SIGINT/SIGTERM arrived.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
+    }
+
     /// An error to end the suite with if the run was interrupted.
     pub fn check_interrupted(&self, what_was_done: &str) -> Result<()> {
-        if self.interrupted.load(Ordering::Relaxed) {
+        if self.is_interrupted() {
             return Err(RunError::Failed(format!("interrupted: {what_was_done}")));
         }
         Ok(())
