@@ -1094,8 +1094,10 @@ fn rmap_suite_on_612() {
             "{f}"
         );
     }
-    // fork's counts are the mapping's alone: a control fork without it is subtracted,
-    // leaving one folio_remove_rmap_ptes call per 4K folio of the 32 MiB.
+    // fork's counts are the mapping's: a control fork without it is subtracted, leaving one
+    // folio_remove_rmap_ptes call per 4K folio of the 32 MiB. The control is made at
+    // another moment, when the process's own memory may differ by a page or two (seen: 8191);
+    // without it the count was 8192 + about 6000.
     let fork4k = rmap_row(&r, "fork", 4);
     assert!(
         !fork4k["control"].as_array().unwrap().is_empty(),
@@ -1108,7 +1110,7 @@ fn rmap_suite_on_612() {
         .filter(|p| !p["function"].as_str().unwrap().starts_with("syscalls:"))
         .map(|p| p["calls"].as_u64().unwrap())
         .sum();
-    assert_eq!(own, 8192, "{fork4k}");
+    assert!((8184..=8200).contains(&own), "{own}: {fork4k}");
     // COW of every page beside COW of one byte per folio, and the probe effect per cell.
     assert_eq!(rmap_row(&r, "cow_each_page", 2048)["status"], "measured");
     assert!(rmap_row(&r, "fork", 64)["traced_ns"].as_u64().unwrap() > 0);
