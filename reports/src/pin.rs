@@ -13,7 +13,7 @@ use crate::geometry::{Geometry, GeometryError, Map};
 use crate::metric::{measured, ms as ms_f64, Better::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
 use crate::stats::{median_u64, range_pct_u64};
-use crate::trace::{fmt_ns, frequent_values, ProbeStats};
+use crate::trace::{frequent_values, percentiles_text, ProbeStats};
 
 /// The memory pinned: a ZONE_DEVICE geometry, or anonymous memory as the baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -494,9 +494,9 @@ impl PinResult {
             .collect()
     }
 
-    /// The `q` quantile of one GUP call's kernel latency (the entry points' histograms
-    /// merged), over every call of the traced rounds.
-    pub fn kernel_percentile_ns(&self, q: f64) -> Option<u64> {
+    /// One GUP call's kernel latency histogram: the entry points' log2 histograms merged,
+    /// over every call of the traced rounds.
+    pub fn kernel_histogram(&self) -> Vec<u64> {
         let mut slots: Vec<u64> = Vec::new();
         for p in self.kernel_hits(PIN_PROBES) {
             if slots.len() < p.latency_log2.len() {
@@ -506,7 +506,12 @@ impl PinResult {
                 *s += n;
             }
         }
-        crate::trace::log2_percentile(&slots, q)
+        slots
+    }
+
+    /// The `q` quantile of one GUP call's kernel latency.
+    pub fn kernel_percentile_ns(&self, q: f64) -> Option<u64> {
+        crate::trace::log2_percentile(&self.kernel_histogram(), q)
     }
 }
 
@@ -842,17 +847,10 @@ impl PinSuite {
                             );
                         }
                     }
-                    if let (Some(p50), Some(p90), Some(p99)) = (
-                        r.kernel_percentile_ns(0.5),
-                        r.kernel_percentile_ns(0.9),
-                        r.kernel_percentile_ns(0.99),
-                    ) {
+                    if let Some(q) = percentiles_text(&r.kernel_histogram()) {
                         let _ = writeln!(
                             o,
-                            "  {who} kpin per GUP call: p50 <= {}, p90 <= {}, p99 <= {} ({} traced rounds, log2 buckets)",
-                            fmt_ns(p50),
-                            fmt_ns(p90),
-                            fmt_ns(p99),
+                            "  {who} kpin per GUP call: {q} ({} traced rounds, log2 buckets)",
                             r.kernel_rounds
                         );
                     }

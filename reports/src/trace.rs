@@ -51,6 +51,17 @@ pub fn log2_percentile(slots: &[u64], q: f64) -> Option<u64> {
     })
 }
 
+/// `p50 <= X, p90 <= Y, p99 <= Z` of a log2 latency histogram; `None` for an empty one.
+pub fn percentiles_text(slots: &[u64]) -> Option<String> {
+    let q = |x| log2_percentile(slots, x).map(fmt_ns);
+    Some(format!(
+        "p50 <= {}, p90 <= {}, p99 <= {}",
+        q(0.5)?,
+        q(0.9)?,
+        q(0.99)?
+    ))
+}
+
 /// Every probe's counts between two reads of the same probes.
 pub fn since_all(now: &[ProbeStats], before: &[ProbeStats]) -> Vec<ProbeStats> {
     now.iter()
@@ -258,18 +269,8 @@ impl TraceReport {
                 p.avg_ns().map_or("-".into(), fmt_ns),
                 fmt_ns(p.total_ns)
             );
-            if let (Some(p50), Some(p90), Some(p99)) = (
-                p.percentile_ns(0.5),
-                p.percentile_ns(0.9),
-                p.percentile_ns(0.99),
-            ) {
-                let _ = writeln!(
-                    o,
-                    "p50 <= {}, p90 <= {}, p99 <= {} (log2 buckets)",
-                    fmt_ns(p50),
-                    fmt_ns(p90),
-                    fmt_ns(p99)
-                );
+            if let Some(q) = percentiles_text(&p.latency_log2) {
+                let _ = writeln!(o, "{q} (log2 buckets)");
             }
             render_log2(&mut o, "nsecs", &p.latency_log2);
             if let Some(name) = &p.arg_name {
@@ -520,5 +521,15 @@ mod tests {
         assert_eq!(log2_percentile(&slots, 0.9), Some(2048));
         assert_eq!(log2_percentile(&slots, 0.99), Some(1 << 21));
         assert_eq!(log2_percentile(&[0, 0], 0.5), None);
+        assert_eq!(
+            percentiles_text(&slots).unwrap(),
+            format!(
+                "p50 <= {}, p90 <= {}, p99 <= {}",
+                fmt_ns(2048),
+                fmt_ns(2048),
+                fmt_ns(1 << 21)
+            )
+        );
+        assert_eq!(percentiles_text(&[0, 0]), None);
     }
 }
