@@ -199,6 +199,10 @@ pub struct GrabFunction {
     pub refs_values: Vec<(u64, u64)>,
 }
 
+/// The release functions (probe ids and kernel names alike; `unpin_user_` a prefix), in
+/// the order `Grabs::release_calls` prefers them. The pin suite traces these.
+pub const RELEASES: &[&str] = &["gup_put_folio", "unpin_user_", "__bio_release_pages"];
+
 impl Grabs {
     pub fn per_page(&self) -> Option<f64> {
         (self.pages > 0).then(|| self.calls as f64 / self.pages as f64)
@@ -215,9 +219,9 @@ impl Grabs {
                 .map(|f| f.calls)
                 .sum()
         };
-        ["gup_put_folio", "unpin_user_", "__bio_release_pages"]
-            .into_iter()
-            .map(calls)
+        RELEASES
+            .iter()
+            .map(|p| calls(p))
             .find(|&c| c > 0)
             .unwrap_or(0)
     }

@@ -13,7 +13,7 @@ use foliobench_reports::geometry::Geometry;
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::pin::{
     grab_checks, order_checks, refs_checks, GrabFunction, Grabs, PinDriver, PinMemory, PinResult,
-    PinSample, PinSuite, Prepared, PIN_PROBES,
+    PinSample, PinSuite, Prepared, PIN_PROBES, RELEASES,
 };
 use foliobench_reports::trace::ProbeStats;
 use foliobench_reports::units::fmt_size;
@@ -529,9 +529,6 @@ fn per_function(stats: &[ProbeStats], prefix: &str) -> Vec<GrabFunction> {
 
 /// Latency rounds per cell at most (fewer when --repeat is smaller).
 const LATENCY_ROUNDS: usize = 3;
-
-/// The release probes, in the order `Grabs::release_calls` prefers them.
-const RELEASES: &[&str] = &["gup_put_folio", "unpin_user_", "__bio_release_pages"];
 
 /// GUP calls in a traced round; `None` when no entry point was traced.
 fn gup_calls(stats: &[ProbeStats]) -> Option<u64> {
