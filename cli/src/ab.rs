@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use foliobench_reports::compare::compare;
 
 use crate::compare::{load, shares_metrics, verdict, Format, GateArgs};
 use crate::exit::{env, usage, Code};
@@ -144,11 +143,9 @@ pub fn run(mut a: AbArgs) -> Result<Code> {
         files.push(run_side(&a, &dir, side, kernel)?);
     }
     let (b, c) = (load(&files[0])?, load(&files[1])?);
-    let cmp = compare(
+    let cmp = a.gate.compare(
         (&files[0].display().to_string(), &b),
         (&files[1].display().to_string(), &c),
-        a.gate.threshold,
-        a.gate.alpha,
     );
     shares_metrics(&cmp, &b, &c)?;
     let text = a.gate.render(&cmp)?;
@@ -167,8 +164,9 @@ pub fn run(mut a: AbArgs) -> Result<Code> {
     )?;
     print!("{text}");
     eprintln!(
-        "foliobench ab: {} regressions, {} improvements; {} and {} written",
+        "foliobench ab: {} regressions, {} lost, {} improvements; {} and {} written",
         cmp.regressions(),
+        cmp.lost_metrics() + cmp.lost.len(),
         cmp.improvements(),
         cmp_file.display(),
         html.display()

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use foliobench_reports::compare::{compare, Comparison, Verdict};
+use foliobench_reports::compare::{compare, Comparison, Correction, Row};
 use foliobench_reports::results::{self, Results};
 
 use crate::exit::{usage, Code};
@@ -41,13 +41,40 @@ pub struct GateArgs {
     /// Significance level of the Mann-Whitney U test on timing samples.
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
+    /// How the timing p-values are adjusted for the number of metrics compared: bh
+    /// (Benjamini-Hochberg, false discovery rate), holm (family-wise error) or none.
+    #[arg(long, value_enum, default_value_t = CorrectionArg::Bh)]
+    pub correction: CorrectionArg,
+    /// Report what the candidate lost (a metric, outcome or check the baseline had) without
+    /// failing the gate for it.
+    #[arg(long)]
+    pub allow_missing: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CorrectionArg {
+    Bh,
+    Holm,
+    None,
 }
 
 impl GateArgs {
     pub fn check(&self) -> Result<()> {
         check_significance(self.threshold, self.alpha)
+    }
+
+    /// The two runs compared under these gate settings.
+    pub fn compare(&self, (bf, b): (&str, &Results), (cf, c): (&str, &Results)) -> Comparison {
+        let correction = match self.correction {
+            CorrectionArg::Bh => Correction::Bh,
+            CorrectionArg::Holm => Correction::Holm,
+            CorrectionArg::None => Correction::None,
+        };
+        let mut cmp = compare((bf, b), (cf, c), self.threshold, self.alpha, correction);
+        cmp.allow_missing = self.allow_missing;
+        cmp
     }
 
     pub fn render(&self, c: &Comparison) -> Result<String> {
@@ -95,7 +122,7 @@ fn suites(r: &Results) -> String {
 /// Two files with no metric in common are a mismatch (different suites or geometries), not
 /// a pass.
 pub fn shares_metrics(cmp: &Comparison, b: &Results, c: &Results) -> Result<()> {
-    if cmp.rows.iter().any(|r| r.verdict != Verdict::Missing) {
+    if cmp.rows.iter().any(Row::in_both) {
         return Ok(());
     }
     Err(usage(format!(
@@ -107,9 +134,14 @@ pub fn shares_metrics(cmp: &Comparison, b: &Results, c: &Results) -> Result<()> 
     )))
 }
 
-/// The comparison's exit code: 1 if any metric regressed.
+/// The comparison's exit code: 1 if any metric regressed, or the candidate lost what the
+/// baseline measured (unless allowed); the reasons go to stderr.
 pub fn verdict(c: &Comparison) -> Code {
-    if c.regressions() > 0 {
+    let failures = c.failures();
+    for f in &failures {
+        eprintln!("foliobench: gate: {f}");
+    }
+    if !failures.is_empty() {
         Code::Regression
     } else {
         Code::Ok
@@ -119,11 +151,9 @@ pub fn verdict(c: &Comparison) -> Code {
 pub fn run(a: CompareArgs) -> Result<Code> {
     a.gate.check()?;
     let (b, c) = (load(&a.base)?, load(&a.candidate)?);
-    let cmp = compare(
+    let cmp = a.gate.compare(
         (&a.base.display().to_string(), &b),
         (&a.candidate.display().to_string(), &c),
-        a.gate.threshold,
-        a.gate.alpha,
     );
     shares_metrics(&cmp, &b, &c)?;
     let out = a.gate.render(&cmp)?;

@@ -6,7 +6,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     Ok = 0,
-    /// A comparison found a regression.
+    /// A comparison found a regression or a loss; `run --strict` found a mismatch.
     Regression = 1,
     /// Bad arguments or input: the user can fix the command line.
     Usage = 2,

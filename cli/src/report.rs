@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use foliobench_reports::compare::{compare, Comparison, Verdict};
+use foliobench_reports::compare::{compare, Comparison, Correction, Row};
 use foliobench_reports::report::{html, markdown, Named};
 use foliobench_reports::results::Results;
 
@@ -66,10 +66,18 @@ pub fn run(a: ReportArgs) -> Result<Code> {
     }
     let comparisons: Vec<Comparison> = runs[1..]
         .iter()
-        .map(|(f, r)| compare((&runs[0].0, &runs[0].1), (f, r), a.threshold, a.alpha))
+        .map(|(f, r)| {
+            compare(
+                (&runs[0].0, &runs[0].1),
+                (f, r),
+                a.threshold,
+                a.alpha,
+                Correction::Bh,
+            )
+        })
         // Files of other suites than the first's (the main job's run.json and rmap.json)
         // are shown, not compared.
-        .filter(|c| c.rows.iter().any(|r| r.verdict != Verdict::Missing))
+        .filter(|c| c.rows.iter().any(Row::in_both))
         .collect();
     for (_, r) in &runs {
         println!("{}", r.render_text());

@@ -604,7 +604,7 @@ impl KernelView for LiveKernel<'_> {
 }
 
 /// The tracefs `events` directory, if tracefs is mounted and readable.
-fn tracefs_events() -> Option<std::path::PathBuf> {
+pub fn tracefs_events() -> Option<std::path::PathBuf> {
     [
         "/sys/kernel/tracing/events",
         "/sys/kernel/debug/tracing/events",

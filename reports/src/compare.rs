@@ -41,8 +41,11 @@ pub enum Verdict {
     Same,
     Improvement,
     Regression,
-    /// Only one side has it: not compared.
+    /// Only the candidate has it (a new metric): not compared.
     Missing,
+    /// The base measured it and the candidate did not (absent, or a count that became 0:
+    /// a probe inlined away, a path no longer taken): fails the gate unless allowed.
+    Lost,
     /// A kernel count that is zero on one side only: the kernels take different paths
     /// (6.1 splits a PMD without an rmap call, 6.12 makes one batched call), so neither
     /// direction means better.
@@ -82,10 +85,35 @@ pub struct Row {
     pub change_pct: Option<f64>,
     /// Mann-Whitney U, two-sided (time metrics).
     pub p_value: Option<f64>,
+    /// That p-value adjusted for every time metric of the comparison (Benjamini-Hochberg
+    /// or Holm); the verdict uses it.
+    #[serde(default)]
+    pub p_adjusted: Option<f64>,
     pub significant: bool,
     pub verdict: Verdict,
     /// Why the verdict is what it is, in words.
     pub why: String,
+}
+
+impl Row {
+    /// Measured in both runs (not only in one).
+    pub fn in_both(&self) -> bool {
+        !matches!(self.verdict, Verdict::Missing | Verdict::Lost)
+    }
+
+    /// Why this row fails the gate, if it does.
+    fn failure(&self, allow_missing: bool) -> Option<&'static str> {
+        match self.verdict {
+            Verdict::Regression => Some("regression"),
+            Verdict::Lost if !allow_missing => Some("lost"),
+            _ => None,
+        }
+    }
+
+    fn skipped(&self, allow_missing: bool) -> bool {
+        matches!(self.verdict, Verdict::Missing | Verdict::Incomparable)
+            || (self.verdict == Verdict::Lost && allow_missing)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,9 +138,105 @@ pub struct Comparison {
     pub outcome_changes: Vec<String>,
     /// Things the reader must know to trust the verdicts (emulated CPUs, too few samples).
     pub caveats: Vec<String>,
+    /// What the base had and the candidate lost besides metrics: an outcome no longer
+    /// measured, a check no longer ok, a geometry that errored. Fails the gate unless
+    /// `allow_missing`.
+    #[serde(default)]
+    pub lost: Vec<String>,
+    /// Losses (lost metrics and `lost`) are reported but do not fail the gate.
+    #[serde(default)]
+    pub allow_missing: bool,
+    /// How the p-values were adjusted for the number of metrics.
+    #[serde(default)]
+    pub correction: Correction,
+}
+
+/// The multiple-comparison correction over a comparison's time metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Correction {
+    /// Benjamini-Hochberg: the expected share of false "significant" verdicts stays below
+    /// alpha.
+    #[default]
+    Bh,
+    /// Holm: the chance of any false "significant" verdict stays below alpha.
+    Holm,
+    /// Each metric on its own p-value.
+    None,
+}
+
+impl Correction {
+    /// Adjusted p-values, in the order given (None stays None; all None without a
+    /// correction, so each metric is judged on its own p-value).
+    pub fn adjust(self, p: &[Option<f64>]) -> Vec<Option<f64>> {
+        if self == Correction::None {
+            return vec![None; p.len()];
+        }
+        let mut idx: Vec<usize> = (0..p.len()).filter(|&i| p[i].is_some()).collect();
+        let m = idx.len();
+        let mut out = p.to_vec();
+        if m == 0 {
+            return out;
+        }
+        idx.sort_by(|&a, &b| p[a].partial_cmp(&p[b]).expect("p-values are numbers"));
+        let pv = |i: usize| p[i].expect("kept only Some");
+        match self {
+            Correction::Bh => {
+                // q(k) = min over j >= k of p(j) * m / j, from the largest down.
+                let mut running = 1.0f64;
+                for (k, &i) in idx.iter().enumerate().rev() {
+                    running = running.min(pv(i) * m as f64 / (k + 1) as f64);
+                    out[i] = Some(running.min(1.0));
+                }
+            }
+            Correction::Holm => {
+                // q(k) = max over j <= k of p(j) * (m - j + 1), from the smallest up.
+                let mut running = 0.0f64;
+                for (k, &i) in idx.iter().enumerate() {
+                    running = running.max(pv(i) * (m - k) as f64);
+                    out[i] = Some(running.min(1.0));
+                }
+            }
+            Correction::None => {}
+        }
+        out
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Correction::Bh => "Benjamini-Hochberg (false discovery rate)",
+            Correction::Holm => "Holm (family-wise error)",
+            Correction::None => "none",
+        }
+    }
 }
 
 impl Comparison {
+    pub fn lost_metrics(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Lost)
+            .count()
+    }
+
+    /// Why the gate fails: regressions, and losses unless they are allowed. Empty: it
+    /// passes.
+    pub fn failures(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|r| {
+                r.verdict == Verdict::Regression
+                    || (r.verdict == Verdict::Lost && !self.allow_missing)
+            })
+            .map(|r| format!("{}: {}", r.key, r.why))
+            .collect();
+        if !self.allow_missing {
+            v.extend(self.lost.iter().map(|l| format!("lost: {l}")));
+        }
+        v
+    }
+
     pub fn regressions(&self) -> usize {
         self.rows
             .iter()
@@ -137,7 +261,9 @@ fn info(file: &str, r: &Results) -> RunInfo {
     }
 }
 
-fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64) -> Row {
+/// `adjusted`: the time metric's p-value adjusted for the comparison's other metrics
+/// (None: judged on its own p-value).
+fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64, adjusted: Option<f64>) -> Row {
     let (bs, cs) = (Side::of(&b.samples), Side::of(&c.samples));
     let (bm, cm) = (bs.as_ref().map(|s| s.median), cs.as_ref().map(|s| s.median));
     let change_pct = match (bm, cm) {
@@ -156,9 +282,12 @@ fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64) -> Row {
                     c.samples.len()
                 )
             } else {
-                format!("Mann-Whitney p={:.4}", p.unwrap_or(1.0))
+                match adjusted {
+                    Some(q) => format!("Mann-Whitney p={:.4}, adjusted {q:.4}", p.unwrap_or(1.0)),
+                    None => format!("Mann-Whitney p={:.4}", p.unwrap_or(1.0)),
+                }
             };
-            (p, p.is_some_and(|p| p < alpha), test)
+            (p, adjusted.or(p).is_some_and(|p| p < alpha), test)
         }
         Kind::Count => {
             let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -180,7 +309,9 @@ fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64) -> Row {
     let past = change_pct.is_some_and(|x| x.abs() >= threshold_pct);
     let zero_on_one_side =
         b.kind == Kind::Count && significant && (bm == Some(0.0)) != (cm == Some(0.0));
-    let verdict = if zero_on_one_side {
+    let verdict = if zero_on_one_side && cm == Some(0.0) {
+        Verdict::Lost
+    } else if zero_on_one_side {
         Verdict::Incomparable
     } else if !(significant && past) {
         Verdict::Same
@@ -192,6 +323,9 @@ fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64) -> Row {
         }
     };
     let why = match verdict {
+        Verdict::Lost => {
+            "lost: none in the candidate run, where the base counted some (a probe gone, or a path no longer taken)".to_string()
+        }
         Verdict::Incomparable => format!(
             "not comparable: none in the {} run (the kernels take different paths here)",
             if bm == Some(0.0) { "base" } else { "candidate" }
@@ -211,6 +345,7 @@ fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64) -> Row {
         candidate: cs,
         change_pct,
         p_value,
+        p_adjusted: adjusted,
         significant,
         verdict,
         why,
@@ -228,16 +363,25 @@ fn missing(m: &Metric, base: bool) -> Row {
         candidate: if base { None } else { Side::of(&m.samples) },
         change_pct: None,
         p_value: None,
+        p_adjusted: None,
         significant: false,
-        verdict: Verdict::Missing,
-        why: format!(
-            "only in the {} run",
-            if base { "base" } else { "candidate" }
-        ),
+        verdict: if base {
+            Verdict::Lost
+        } else {
+            Verdict::Missing
+        },
+        why: if base {
+            "lost: measured in the base run, not in the candidate".into()
+        } else {
+            "only in the candidate run".into()
+        },
     }
 }
 
-fn outcomes(r: &Results) -> Vec<(String, String)> {
+/// A cell (suite, memory, driver...) and what became of it, in words.
+type OutcomeOf = (String, String);
+
+fn outcomes(r: &Results) -> Vec<OutcomeOf> {
     let word = |o: &Outcome| match o {
         Outcome::Measured => "measured".to_string(),
         Outcome::Refused { errno, .. } => format!("refused ({errno})"),
@@ -280,18 +424,32 @@ fn outcomes(r: &Results) -> Vec<(String, String)> {
     v
 }
 
-/// Compares every metric the two runs share, in the base's order, then those only one has.
+/// Compares every metric the two runs share, in the base's order, then those only one has;
+/// time metrics' p-values adjusted together by `correction`.
 pub fn compare(
     (base_file, base): (&str, &Results),
     (cand_file, cand): (&str, &Results),
     threshold_pct: f64,
     alpha: f64,
+    correction: Correction,
 ) -> Comparison {
     let (bm, cm) = (metrics(base), metrics(cand));
+    let pairs: Vec<(&Metric, Option<&Metric>)> = bm
+        .iter()
+        .map(|b| (b, cm.iter().find(|c| c.key() == b.key())))
+        .collect();
+    let raw: Vec<Option<f64>> = pairs
+        .iter()
+        .map(|(b, c)| match c {
+            Some(c) if b.kind == Kind::Time => mann_whitney_p(&b.samples, &c.samples),
+            _ => None,
+        })
+        .collect();
+    let adjusted = correction.adjust(&raw);
     let mut rows = Vec::new();
-    for b in &bm {
-        match cm.iter().find(|c| c.key() == b.key()) {
-            Some(c) => rows.push(judge(b, c, threshold_pct, alpha)),
+    for ((b, c), q) in pairs.iter().zip(&adjusted) {
+        match c {
+            Some(c) => rows.push(judge(b, c, threshold_pct, alpha, *q)),
             None => rows.push(missing(b, true)),
         }
     }
@@ -299,13 +457,14 @@ pub fn compare(
         rows.push(missing(c, false));
     }
     let (bo, co) = (outcomes(base), outcomes(cand));
-    let outcome_changes = bo
+    let outcome_changes: Vec<String> = bo
         .iter()
         .filter_map(|(k, b)| {
             let (_, c) = co.iter().find(|(k2, _)| k2 == k)?;
             (b != c).then(|| format!("{k}: {b} -> {c}"))
         })
         .collect();
+    let lost = losses(base, cand, (&bo, &co));
     let mut caveats = Vec::new();
     for (side, r) in [("base", base), ("candidate", cand)] {
         if r.context.cpu == crate::facts::Cpu::Emulated {
@@ -344,7 +503,53 @@ pub fn compare(
         rows,
         outcome_changes,
         caveats,
+        lost,
+        allow_missing: false,
+        correction,
     }
+}
+
+/// What the candidate lost besides metrics: outcomes measured on the base and not on the
+/// candidate (or absent), checks ok on the base and not on the candidate, memmap geometries
+/// that errored on the candidate only.
+fn losses(base: &Results, cand: &Results, (bo, co): (&[OutcomeOf], &[OutcomeOf])) -> Vec<String> {
+    let mut v = Vec::new();
+    for (k, _) in bo.iter().filter(|(_, b)| b == "measured") {
+        match co.iter().find(|(k2, _)| k2 == k) {
+            Some((_, c)) if c != "measured" => v.push(format!("{k}: measured -> {c}")),
+            Some(_) => {}
+            None => v.push(format!("{k}: measured -> absent")),
+        }
+    }
+    let cand_checks = cand.checks();
+    for (k, b) in base.checks() {
+        if !(b.measured && b.agrees) {
+            continue;
+        }
+        match cand_checks.iter().find(|(k2, _)| *k2 == k) {
+            Some((_, c)) if c.measured && c.agrees => {}
+            Some((_, c)) => v.push(format!(
+                "check {k}: ok -> {}: {}",
+                c.verdict().trim(),
+                c.detail
+            )),
+            None => v.push(format!("check {k}: ok -> absent")),
+        }
+    }
+    for m in &cand.memmap {
+        let Some(e) = &m.error else { continue };
+        let errored_on_base = base
+            .memmap
+            .iter()
+            .any(|b| b.geometry == m.geometry && b.error.is_some());
+        if !errored_on_base {
+            v.push(format!(
+                "memmap {}: error on the candidate: {e}",
+                m.geometry
+            ));
+        }
+    }
+    v
 }
 
 pub(crate) fn num(x: f64) -> String {
@@ -378,7 +583,7 @@ fn change(r: &Row) -> String {
     };
     match r.change_pct {
         Some(c) => format!("{c:+.1}%{star}"),
-        None if r.verdict == Verdict::Missing => "-".into(),
+        None if matches!(r.verdict, Verdict::Missing | Verdict::Lost) => "-".into(),
         None => "new".into(),
     }
 }
@@ -388,6 +593,7 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Same => "same",
         Verdict::Improvement => "better",
         Verdict::Regression => "WORSE",
+        Verdict::Lost => "LOST",
         Verdict::Missing | Verdict::Incomparable => "n/a",
     }
 }
@@ -410,7 +616,7 @@ fn xml(s: &str) -> String {
 impl Comparison {
     fn header(&self) -> String {
         format!(
-            "base: {} ({}, {} CPU); candidate: {} ({}, {} CPU); threshold {}%, alpha {}",
+            "base: {} ({}, {} CPU); candidate: {} ({}, {} CPU); threshold {}%, alpha {}, p-values adjusted: {}",
             self.base.kernel_release,
             self.base.file,
             self.base.cpu,
@@ -418,15 +624,18 @@ impl Comparison {
             self.candidate.file,
             self.candidate.cpu,
             self.threshold_pct,
-            self.alpha
+            self.alpha,
+            self.correction.describe()
         )
     }
 
     fn summary(&self) -> String {
         format!(
-            "{} metrics: {} regressions, {} improvements, {} same, {} in one run only, {} not comparable",
+            "{} metrics: {} regressions, {} lost{}, {} improvements, {} same, {} in the candidate only, {} not comparable; gate: {}",
             self.rows.len(),
             self.regressions(),
+            self.lost_metrics() + self.lost.len(),
+            if self.allow_missing { " (allowed)" } else { "" },
             self.improvements(),
             self.rows
                 .iter()
@@ -439,7 +648,8 @@ impl Comparison {
             self.rows
                 .iter()
                 .filter(|r| r.verdict == Verdict::Incomparable)
-                .count()
+                .count(),
+            if self.failures().is_empty() { "pass" } else { "FAIL" }
         )
     }
 
@@ -476,6 +686,20 @@ impl Comparison {
     }
 
     fn render_notes(&self, o: &mut String, bullet: &str) {
+        if !self.lost.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n{bullet}lost on the candidate ({}):",
+                if self.allow_missing {
+                    "allowed by --allow-missing"
+                } else {
+                    "fails the gate; --allow-missing to accept"
+                }
+            );
+            for l in &self.lost {
+                let _ = writeln!(o, "{bullet}  {l}");
+            }
+        }
         if !self.outcome_changes.is_empty() {
             let _ = writeln!(o, "\n{bullet}outcomes that changed:");
             for c in &self.outcome_changes {
@@ -523,7 +747,7 @@ impl Comparison {
         let mut o = String::new();
         let _ = writeln!(o, "KTAP version 1");
         let _ = writeln!(o, "# foliobench compare: {}", self.header());
-        let _ = writeln!(o, "1..{}", self.rows.len());
+        let _ = writeln!(o, "1..{}", self.rows.len() + self.lost.len());
         for (i, r) in self.rows.iter().enumerate() {
             let _ = writeln!(
                 o,
@@ -538,10 +762,21 @@ impl Comparison {
             let name = ktap_name(&r.key);
             let _ = match r.verdict {
                 Verdict::Regression => writeln!(o, "not ok {n} {name}"),
-                Verdict::Missing | Verdict::Incomparable => {
+                Verdict::Lost if !self.allow_missing => writeln!(o, "not ok {n} {name}"),
+                Verdict::Missing | Verdict::Incomparable | Verdict::Lost => {
                     writeln!(o, "ok {n} {name} # SKIP {}", r.why)
                 }
                 _ => writeln!(o, "ok {n} {name}"),
+            };
+        }
+        for (i, l) in self.lost.iter().enumerate() {
+            let n = self.rows.len() + i + 1;
+            let _ = writeln!(o, "# lost: {l}");
+            let name = ktap_name(&format!("lost {}", l.split(':').next().unwrap_or(l)));
+            let _ = if self.allow_missing {
+                writeln!(o, "ok {n} {name} # SKIP allowed by --allow-missing")
+            } else {
+                writeln!(o, "not ok {n} {name}")
             };
         }
         let _ = writeln!(o, "# {}", self.summary());
@@ -555,14 +790,19 @@ impl Comparison {
         let skipped = self
             .rows
             .iter()
-            .filter(|r| matches!(r.verdict, Verdict::Missing | Verdict::Incomparable))
-            .count();
+            .filter(|r| r.failure(self.allow_missing).is_none() && r.skipped(self.allow_missing))
+            .count()
+            + if self.allow_missing {
+                self.lost.len()
+            } else {
+                0
+            };
         let _ = writeln!(o, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
         let _ = writeln!(
             o,
             r#"<testsuites><testsuite name="foliobench compare" tests="{}" failures="{}" skipped="{skipped}">"#,
-            self.rows.len(),
-            self.regressions()
+            self.rows.len() + self.lost.len(),
+            self.failures().len()
         );
         let _ = writeln!(
             o,
@@ -585,14 +825,25 @@ impl Comparison {
                 xml(&r.suite),
                 xml(&r.key)
             );
-            let _ = match r.verdict {
-                Verdict::Regression => {
-                    write!(o, r#"<failure message="regression">{detail}</failure>"#)
-                }
-                Verdict::Missing | Verdict::Incomparable => {
+            let _ = match r.failure(self.allow_missing) {
+                Some(what) => write!(o, r#"<failure message="{what}">{detail}</failure>"#),
+                None if r.skipped(self.allow_missing) => {
                     write!(o, r#"<skipped message="{detail}"/>"#)
                 }
-                _ => write!(o, "<system-out>{detail}</system-out>"),
+                None => write!(o, "<system-out>{detail}</system-out>"),
+            };
+            let _ = writeln!(o, "</testcase>");
+        }
+        for l in &self.lost {
+            let _ = write!(
+                o,
+                r#"<testcase classname="foliobench.lost" name="{}">"#,
+                xml(l.split(':').next().unwrap_or(l))
+            );
+            let _ = if self.allow_missing {
+                write!(o, r#"<skipped message="{}"/>"#, xml(l))
+            } else {
+                write!(o, r#"<failure message="lost">{}</failure>"#, xml(l))
             };
             let _ = writeln!(o, "</testcase>");
         }
@@ -621,31 +872,31 @@ mod tests {
     fn a_significant_slowdown_past_the_threshold_is_a_regression() {
         let b = metric(Kind::Time, Better::Lower, &[10.0, 10.2, 9.9, 10.1, 10.0]);
         let c = metric(Kind::Time, Better::Lower, &[12.0, 12.1, 11.9, 12.2, 12.0]);
-        let r = judge(&b, &c, 5.0, 0.05);
+        let r = judge(&b, &c, 5.0, 0.05, None);
         assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
         assert!((r.p_value.unwrap() - 2.0 / 252.0).abs() < 1e-12);
         // The same change where higher is better is an improvement.
         let b = metric(Kind::Time, Better::Higher, &b.samples);
         let c = metric(Kind::Time, Better::Higher, &c.samples);
-        assert_eq!(judge(&b, &c, 5.0, 0.05).verdict, Verdict::Improvement);
+        assert_eq!(judge(&b, &c, 5.0, 0.05, None).verdict, Verdict::Improvement);
     }
 
     #[test]
     fn small_changes_and_overlaps_are_the_same() {
         let b = metric(Kind::Time, Better::Lower, &[10.0, 10.2, 9.9, 10.1, 10.0]);
         let c = metric(Kind::Time, Better::Lower, &[10.3, 10.4, 10.35, 10.45, 10.5]);
-        let r = judge(&b, &c, 5.0, 0.05);
+        let r = judge(&b, &c, 5.0, 0.05, None);
         assert!(r.significant);
         assert_eq!(r.verdict, Verdict::Same, "within threshold: {r:?}");
         let c = metric(Kind::Time, Better::Lower, &[8.0, 14.0, 9.0, 13.0, 10.0]);
-        assert_eq!(judge(&b, &c, 5.0, 0.05).verdict, Verdict::Same);
+        assert_eq!(judge(&b, &c, 5.0, 0.05, None).verdict, Verdict::Same);
     }
 
     #[test]
     fn three_samples_a_side_say_they_cannot_be_significant() {
         let b = metric(Kind::Time, Better::Lower, &[1.0, 1.0, 1.0]);
         let c = metric(Kind::Time, Better::Lower, &[9.0, 9.0, 9.0]);
-        let r = judge(&b, &c, 5.0, 0.05);
+        let r = judge(&b, &c, 5.0, 0.05, None);
         assert_eq!(r.verdict, Verdict::Same);
         assert!(r.why.contains("cannot reach"), "{}", r.why);
     }
@@ -656,15 +907,15 @@ mod tests {
     fn counts_change_when_their_ranges_part() {
         let b = metric(Kind::Count, Better::Lower, &[8192.0]);
         let c = metric(Kind::Count, Better::Lower, &[16.0]);
-        let r = judge(&b, &c, 5.0, 0.05);
+        let r = judge(&b, &c, 5.0, 0.05, None);
         assert_eq!(r.verdict, Verdict::Improvement, "{r:?}");
-        assert_eq!(judge(&c, &b, 5.0, 0.05).verdict, Verdict::Regression);
-        assert_eq!(judge(&b, &b, 5.0, 0.05).verdict, Verdict::Same);
+        assert_eq!(judge(&c, &b, 5.0, 0.05, None).verdict, Verdict::Regression);
+        assert_eq!(judge(&b, &b, 5.0, 0.05, None).verdict, Verdict::Same);
         // 6.1 -> 6.12 pte_remap of 32 MiB of PMD folios: no rmap call on 6.1 (the split
         // sets the mapcounts itself), 16 batched calls on 6.12: a different path, not a
         // regression.
         let z = metric(Kind::Count, Better::Lower, &[0.0]);
-        let r = judge(&z, &c, 5.0, 0.05);
+        let r = judge(&z, &c, 5.0, 0.05, None);
         assert_eq!(r.verdict, Verdict::Incomparable);
         assert_eq!(change(&r), "new");
         assert!(r.why.contains("none in the base run"), "{}", r.why);
@@ -686,6 +937,9 @@ mod tests {
             rows,
             outcome_changes: vec![],
             caveats: vec![],
+            lost: vec![],
+            allow_missing: false,
+            correction: Correction::Bh,
         }
     }
 
@@ -694,8 +948,8 @@ mod tests {
         let b = metric(Kind::Count, Better::Lower, &[16.0]);
         let c = metric(Kind::Count, Better::Lower, &[8192.0]);
         let cmp = comparison(vec![
-            judge(&b, &c, 5.0, 0.05),
-            judge(&b, &b, 5.0, 0.05),
+            judge(&b, &c, 5.0, 0.05, None),
+            judge(&b, &b, 5.0, 0.05, None),
             missing(&b, true),
         ]);
         let k = cmp.render_ktap();
@@ -704,11 +958,78 @@ mod tests {
         assert_eq!(lines[1], "1..3");
         assert_eq!(lines[2], "not ok 1 rmap_munmap_anon_2048K_time");
         assert_eq!(lines[3], "ok 2 rmap_munmap_anon_2048K_time");
-        assert!(
-            lines[4].starts_with("ok 3 rmap_munmap_anon_2048K_time # SKIP only in the base run")
-        );
+        // Measured on the base only: lost, which fails the gate.
+        assert_eq!(lines[4], "not ok 3 rmap_munmap_anon_2048K_time");
         let j = cmp.render_junit();
-        assert!(j.contains(r#"tests="3" failures="1" skipped="1""#), "{j}");
+        assert!(j.contains(r#"tests="3" failures="2" skipped="0""#), "{j}");
         assert_eq!(j.matches("<testcase ").count(), 3);
+        // Allowed: the loss is a skip, only the regression fails.
+        let mut allowed = cmp.clone();
+        allowed.allow_missing = true;
+        let k = allowed.render_ktap();
+        assert!(
+            k.contains("ok 3 rmap_munmap_anon_2048K_time # SKIP lost: measured in the base run"),
+            "{k}"
+        );
+        assert_eq!(allowed.failures().len(), 1);
+        assert!(allowed
+            .render_junit()
+            .contains(r#"tests="3" failures="1" skipped="1""#));
+    }
+
+    /// A candidate that lost a measurement, a count, an outcome or a check fails the gate,
+    /// though no metric regressed.
+    #[test]
+    fn losses_fail_the_gate_unless_allowed() {
+        let b = metric(Kind::Count, Better::Lower, &[512.0]);
+        let zero = metric(Kind::Count, Better::Lower, &[0.0]);
+        let r = judge(&b, &zero, 5.0, 0.05, None);
+        assert_eq!(r.verdict, Verdict::Lost, "a count that became 0: {r:?}");
+        assert_eq!(
+            judge(&zero, &b, 5.0, 0.05, None).verdict,
+            Verdict::Incomparable,
+            "a count that appeared is a different path, not a loss"
+        );
+        assert_eq!(missing(&b, false).verdict, Verdict::Missing, "new metric");
+        let mut cmp = comparison(vec![judge(&b, &b, 5.0, 0.05, None)]);
+        assert!(cmp.failures().is_empty());
+        cmp.lost = vec!["pin devdax:2M:mem io_uring: measured -> refused (EOPNOTSUPP)".into()];
+        assert_eq!(cmp.failures().len(), 1, "{:?}", cmp.failures());
+        let k = cmp.render_ktap();
+        assert!(k.contains("1..2"), "{k}");
+        assert!(k.contains("not ok 2 lost_pin_devdax"), "{k}");
+        assert!(cmp.render_text().contains("gate: FAIL"));
+        cmp.allow_missing = true;
+        assert!(cmp.failures().is_empty());
+        assert!(cmp.render_text().contains("gate: pass"));
+    }
+
+    /// R's p.adjust(c(0.01, 0.04, 0.03, 0.005), "BH") = 0.02 0.04 0.04 0.02;
+    /// "holm" = 0.03 0.06 0.06 0.02.
+    #[test]
+    fn p_values_are_adjusted_as_r_does() {
+        let p = [Some(0.01), Some(0.04), None, Some(0.03), Some(0.005)];
+        let round = |v: Vec<Option<f64>>| {
+            v.into_iter()
+                .map(|x| x.map(|x| (x * 1e6).round() / 1e6))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            round(Correction::Bh.adjust(&p)),
+            [Some(0.02), Some(0.04), None, Some(0.04), Some(0.02)]
+        );
+        assert_eq!(
+            round(Correction::Holm.adjust(&p)),
+            [Some(0.03), Some(0.06), None, Some(0.06), Some(0.02)]
+        );
+        assert_eq!(Correction::None.adjust(&p), [None; 5]);
+        // Judged on the adjusted value: p = 0.0079 alone is significant, adjusted over 20
+        // metrics it is not.
+        let b = metric(Kind::Time, Better::Lower, &[10.0, 10.2, 9.9, 10.1, 10.0]);
+        let c = metric(Kind::Time, Better::Lower, &[12.0, 12.1, 11.9, 12.2, 12.0]);
+        assert_eq!(judge(&b, &c, 5.0, 0.05, None).verdict, Verdict::Regression);
+        let r = judge(&b, &c, 5.0, 0.05, Some(0.158));
+        assert_eq!(r.verdict, Verdict::Same, "{r:?}");
+        assert!(r.why.contains("adjusted 0.1580"), "{}", r.why);
     }
 }

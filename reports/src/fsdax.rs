@@ -10,6 +10,7 @@ use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
 use crate::metric::{measured, ms, once, Better::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
+use crate::perf::PerfCounts;
 use crate::pin::PinDriver;
 use crate::stats::median_u64;
 use crate::trace::ProbeStats;
@@ -59,7 +60,7 @@ impl PageFacts {
             .saturating_sub(self.flag("NOPAGE") + self.flag("BEYOND_MAX_PFN"))
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let flags = if self.flags.is_empty() {
             "none".to_string()
         } else {
@@ -158,7 +159,14 @@ pub struct FsdaxResult {
     pub pages: Option<PageFacts>,
     pub smaps: Option<SmapsFacts>,
     pub pins: Vec<PinTry>,
+    /// The perf witness: one more read fault-in of a fresh aligned mapping, with perf
+    /// counting page faults and the same fs_dax tracepoints (no BPF attached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perf: Option<PerfCounts>,
 }
+
+/// The fs_dax tracepoints both witnesses count, as perf names them.
+pub const PERF_TRACEPOINTS: [&str; 2] = ["fs_dax:dax_pmd_fault_done", "fs_dax:dax_pte_fault_done"];
 
 /// The DAX fault tracepoints of one fault-in, read by their result flags.
 pub struct Faults<'a>(pub &'a [ProbeStats]);
@@ -291,7 +299,7 @@ impl PfnmapResult {
         if let Some(p) = &self.pages {
             let what = "pfnmap: no struct page behind the mapping";
             let kpf = format!(
-                "kpageflags shows a struct page for {} (it cannot tell: NOPAGE for ZONE_DEVICE too); /proc/iomem: {}",
+                "kpageflags shows a struct page for {} (it cannot tell: NOPAGE for ZONE_DEVICE pfns on 6.1 and 6.12, a struct page for this BAR on 7.3); /proc/iomem: {}",
                 p.with_struct_page(),
                 self.iomem.join(" > ")
             );
@@ -510,8 +518,45 @@ pub fn fault_checks(results: &[FsdaxResult], size: u64) -> Vec<Check> {
         v.push(aligned_check(r, size));
         v.push(layout_check(r, size));
         v.push(struct_page_check(r));
+        v.push(perf_check(r));
     }
     v
+}
+
+/// The perf witness against the BPF round: the same fault-in counted by perf's tracepoint
+/// counters must give the BPF tracepoints' counts, and perf's page-fault count the faults
+/// that mapped something (PMD faults that did not fall back, plus PTE faults).
+fn perf_check(r: &FsdaxResult) -> Check {
+    let what = format!("{}: perf counts the faults the BPF round counted", r.fs);
+    let Some(perf) = &r.perf else {
+        return Check::skipped(what, "not measured: perf counters were not read");
+    };
+    let (Some(pmd), Some(pte), Some(mapped)) = (r.pmd_faults(), r.pte_faults(), r.pmd_mapped())
+    else {
+        return Check::skipped(
+            what,
+            "not measured: the fs_dax fault tracepoints were not traced by BPF",
+        );
+    };
+    let (Some(perf_pmd), Some(perf_pte), Some(faults)) = (
+        perf.get(PERF_TRACEPOINTS[0]),
+        perf.get(PERF_TRACEPOINTS[1]),
+        perf.get(crate::perf::PAGE_FAULTS),
+    ) else {
+        return Check::skipped(
+            what,
+            format!("not measured: perf could not count: {}", perf.describe()),
+        );
+    };
+    let fell = pmd - mapped.min(pmd);
+    let handled = pmd - fell + pte;
+    Check::new(
+        what,
+        perf_pmd == pmd && perf_pte == pte && faults == handled,
+        format!(
+            "perf: {perf_pmd} PMD, {perf_pte} PTE fault tracepoints, {faults} page-faults; BPF: {pmd} PMD ({fell} fell back), {pte} PTE, so {handled} faults"
+        ),
+    )
 }
 
 /// A mapping 4 KiB off 2 MiB alignment: every PMD try falls back, every page a PTE fault.
@@ -596,7 +641,7 @@ fn struct_page_check(r: &FsdaxResult) -> Check {
             what,
             p.present > 0 && n == p.present,
             format!(
-                "{n} of {} present pfns; kpageflags shows a struct page for {} (NOPAGE for ZONE_DEVICE)",
+                "{n} of {} present pfns; kpageflags shows a struct page for {}",
                 p.present,
                 p.with_struct_page()
             ),
@@ -605,7 +650,9 @@ fn struct_page_check(r: &FsdaxResult) -> Check {
             what,
             format!(
                 "not measured: {}",
-                p.vmemmap_error.as_deref().unwrap_or("the vmemmap was not read")
+                p.vmemmap_error
+                    .as_deref()
+                    .unwrap_or("the vmemmap was not read")
             ),
         ),
     }
@@ -720,6 +767,13 @@ impl FsdaxResult {
                 s.rss_kb, s.file_pmd_mapped_kb, s.vm_flags
             );
         }
+        if let Some(c) = &self.perf {
+            let _ = writeln!(
+                o,
+                "  perf (a fault-in counted by perf alone): {}",
+                c.describe()
+            );
+        }
         if let Some(p) = &self.pages {
             let _ = writeln!(o, "  pages: {}", p.describe());
             if p.present > 0 && p.with_struct_page() == 0 {
@@ -772,7 +826,45 @@ mod tests {
             pages: None,
             smaps: None,
             pins: vec![],
+            perf: None,
         }
+    }
+
+    /// Seen on 6.12 and 7.3 (32 MiB, aligned): 16 PMD faults, none fell back, no PTE fault,
+    /// and perf counting the same tracepoints and 16 page-faults.
+    #[test]
+    fn perf_witness_must_agree_with_the_bpf_counts() {
+        let mut r = row(
+            "xfs",
+            vec![
+                event("dax_pmd_fault_done", 16, vec![(0x100, 16)]),
+                event("dax_pte_fault_done", 0, vec![]),
+            ],
+        );
+        assert!(!perf_check(&r).measured, "no perf counts: SKIP");
+        let counts = |pmd: u64, pte: u64, faults: u64| PerfCounts {
+            counts: vec![
+                (PERF_TRACEPOINTS[0].into(), pmd),
+                (PERF_TRACEPOINTS[1].into(), pte),
+                (crate::perf::PAGE_FAULTS.into(), faults),
+            ],
+            not_counted: vec![],
+        };
+        r.perf = Some(counts(16, 0, 16));
+        let c = perf_check(&r);
+        assert!(c.agrees && c.measured, "{c:?}");
+        assert!(c.detail.contains("16 page-faults"), "{}", c.detail);
+        r.perf = Some(counts(16, 0, 17));
+        assert!(!perf_check(&r).agrees, "a fault BPF did not see");
+        r.perf = Some(counts(12, 4, 16));
+        assert!(!perf_check(&r).agrees, "tracepoint counts differ");
+        // 4 of 16 fell back and took 2048 PTE faults: 12 + 2048 faults mapped something.
+        r.faults = vec![
+            event("dax_pmd_fault_done", 16, vec![(0x100, 12), (0x800, 4)]),
+            event("dax_pte_fault_done", 2048, vec![(0x100, 2048)]),
+        ];
+        r.perf = Some(counts(16, 2048, 2060));
+        assert!(perf_check(&r).agrees, "{:?}", perf_check(&r));
     }
 
     /// Result flags as the kernel prints them: NOPAGE (0x100) for a PMD installed,
@@ -792,8 +884,8 @@ mod tests {
         assert_eq!(r.pte_faults(), Some(2048));
         let c = fault_checks(std::slice::from_ref(&r), 32 << 20);
         // Per filesystem: the misaligned mapping, the aligned one, the layout, the struct
-        // pages.
-        assert_eq!(c.len(), 4);
+        // pages, the perf witness.
+        assert_eq!(c.len(), 5);
         assert!(!c[1].agrees, "{}", c[1].detail);
         assert!(c[1].detail.contains("12 of 16"), "{}", c[1].detail);
         assert!(

@@ -14,6 +14,7 @@ pub mod geometry;
 pub mod memmap;
 pub mod metric;
 pub mod outcome;
+pub mod perf;
 pub mod pin;
 pub mod report;
 pub mod results;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
+use crate::fsdax::PageFacts;
 use crate::geometry::{Geometry, GeometryError, Map};
 use crate::metric::{measured, ms as ms_f64, Better::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
@@ -297,6 +298,13 @@ pub struct Prepared {
     pub thp_bytes: Option<u64>,
     /// What was mapped (device, file, anonymous).
     pub mapped: String,
+    /// The dax mapping's pages after the touch: the positive control of the pfnmap row's
+    /// "no struct page" (every devdax and fsdax pfn has one in the vmemmap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PageFacts>,
+    /// Why `pages` could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages_error: Option<String>,
 }
 
 /// The pin suite's part of a results file.
@@ -727,6 +735,9 @@ impl PinSuite {
                     b >> 20
                 )),
             );
+            if let Some(f) = &p.pages {
+                let _ = writeln!(o, "  {:<14} {}", "", f.describe());
+            }
         }
     }
 
@@ -907,6 +918,45 @@ pub fn grab_checks(results: &[PinResult]) -> Vec<Check> {
     out
 }
 
+/// Per dax memory: every pfn of the mapping has a struct page in the vmemmap. The positive
+/// control of the pfnmap row's "no struct page" (same witness, opposite answer), and of the
+/// kernel keeping struct pages for ZONE_DEVICE memory in RAM (`mem`) or on the device (`dev`).
+pub fn struct_page_checks(prepared: &[Prepared]) -> Vec<Check> {
+    prepared
+        .iter()
+        .filter(|p| matches!(p.memory, PinMemory::Dax(_)))
+        .map(|p| {
+            let what = format!("{}: a struct page behind every pfn", p.memory);
+            match p.pages.as_ref().map(|f| (f, f.vmemmap_struct_pages)) {
+                Some((f, Some(n))) => Check::new(
+                    what,
+                    f.pages > 0 && f.present == f.pages && n == f.present,
+                    format!(
+                        "{n} of {} present pfns ({} pages mapped) have a struct page in the vmemmap; kpageflags shows {}",
+                        f.present,
+                        f.pages,
+                        f.with_struct_page()
+                    ),
+                ),
+                Some((f, None)) => Check::skipped(
+                    what,
+                    format!(
+                        "not measured: {}",
+                        f.vmemmap_error.as_deref().unwrap_or("the vmemmap was not read")
+                    ),
+                ),
+                None => Check::skipped(
+                    what,
+                    format!(
+                        "not measured: {}",
+                        p.pages_error.as_deref().unwrap_or("the pages were not read")
+                    ),
+                ),
+            }
+        })
+        .collect()
+}
+
 /// References taken (the grab probes' `refs` summed) against the pages the driver pinned:
 /// the probe layer and the driver must agree on how much was pinned.
 pub fn refs_checks(results: &[PinResult]) -> Vec<Check> {
@@ -1037,6 +1087,44 @@ mod tests {
             "{}",
             c[0].detail
         );
+    }
+
+    /// Seen on 6.12 (64 MiB devdax 2M:mem): 16384 present pfns, all with a struct page in the
+    /// vmemmap, kpageflags NOPAGE for all; a BAR's pfns read 0 and must fail this check.
+    #[test]
+    fn struct_page_check_says_present_for_devdax_and_fails_without() {
+        let prepared = |memory: &str, n: Option<u64>| Prepared {
+            memory: memory.parse().unwrap(),
+            touch_ns: None,
+            usable_size: None,
+            thp_bytes: None,
+            mapped: String::new(),
+            pages: Some(PageFacts {
+                pages: 16384,
+                present: 16384,
+                flags: vec![("NOPAGE".into(), 16384)],
+                vmemmap_struct_pages: n,
+                vmemmap_error: n.is_none().then(|| "no vmemmap_base".to_string()),
+                ..Default::default()
+            }),
+            pages_error: None,
+        };
+        let c = struct_page_checks(&[
+            prepared("devdax:2M:mem", Some(16384)),
+            prepared("devdax:4K:dev", Some(0)),
+            prepared("fsdax:mem", None),
+            prepared("anon:thp", Some(16384)),
+        ]);
+        assert_eq!(c.len(), 3, "anonymous memory is not a dax control: {c:?}");
+        assert!(c[0].agrees && c[0].measured, "{:?}", c[0]);
+        assert!(c[0].detail.contains("16384 of 16384"), "{}", c[0].detail);
+        assert!(
+            c[0].detail.contains("kpageflags shows 0"),
+            "{}",
+            c[0].detail
+        );
+        assert!(!c[1].agrees && c[1].measured, "{:?}", c[1]);
+        assert!(!c[2].measured && c[2].detail.contains("no vmemmap_base"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::Check;
 use crate::facts::Cpu;
 use crate::fsdax::{FsdaxSuite, PfnmapResult};
 use crate::memmap::MemmapResult;
@@ -81,6 +82,48 @@ pub struct Machine {
 }
 
 impl Results {
+    /// Every check of the run, each named with its suite (and geometry, for memmap).
+    pub fn checks(&self) -> Vec<(String, Check)> {
+        let mut v = Vec::new();
+        for m in &self.memmap {
+            for c in &m.checks {
+                v.push((format!("memmap {}: {}", m.geometry, c.what), c.clone()));
+            }
+        }
+        let suites = [
+            ("pin", self.pin.as_ref().map(|p| p.checks.clone())),
+            ("rmap", self.rmap.as_ref().map(|r| r.checks.clone())),
+            ("fsdax", self.fsdax.as_ref().map(|f| f.checks.clone())),
+            ("pfnmap", self.pfnmap.as_ref().map(PfnmapResult::checks)),
+        ];
+        for (suite, checks) in suites {
+            for c in checks.unwrap_or_default() {
+                v.push((format!("{suite}: {}", c.what), c));
+            }
+        }
+        v
+    }
+
+    /// What went wrong in the run: a requested geometry that could not be measured, a
+    /// check that disagrees. `run --strict` fails on any.
+    pub fn failures(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .memmap
+            .iter()
+            .filter_map(|m| {
+                let e = m.error.as_ref()?;
+                Some(format!("memmap {}: error: {e}", m.geometry))
+            })
+            .collect();
+        v.extend(
+            self.checks()
+                .into_iter()
+                .filter(|(_, c)| c.measured && !c.agrees)
+                .map(|(k, c)| format!("{k}: MISMATCH: {}", c.detail)),
+        );
+        v
+    }
+
     pub fn render_text(&self) -> String {
         let mut o = String::new();
         let c = &self.context;

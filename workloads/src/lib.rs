@@ -10,6 +10,7 @@ pub mod kconfig;
 pub mod mapping;
 pub mod namespace;
 pub mod pagemap;
+pub mod perf;
 pub mod pfnmap;
 pub mod pin;
 pub mod pmem;

@@ -109,6 +109,10 @@ pub struct RunArgs {
     /// is restored). Inside `foliobench vm` the emulated pmem is granted by default.
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Exit 1 (after writing the results) when a check says MISMATCH or a requested
+    /// geometry errored: for CI that runs one kernel and has nothing to compare with.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -566,7 +570,20 @@ pub fn run(args: RunArgs) -> Result<Code> {
         pfnmap: results.pfnmap,
     };
     args.output.emit(&report, || report.render_text())?;
-    Ok(Code::Ok)
+    Ok(strict_verdict(&report, args.strict))
+}
+
+/// With `--strict`, a mismatch or an errored geometry fails the run (exit 1), named on
+/// stderr; without, the results say so and the run passes.
+fn strict_verdict(report: &Results, strict: bool) -> Code {
+    let failures = report.failures();
+    if !strict || failures.is_empty() {
+        return Code::Ok;
+    }
+    for f in &failures {
+        eprintln!("foliobench: --strict: {f}");
+    }
+    Code::Regression
 }
 
 /// Where function tracing is refused altogether (the host), one note names all the probes.

@@ -11,9 +11,11 @@ use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, any_traceable, Filter};
 use foliobench_reports::fsdax::{
     fault_checks, FsdaxResult, FsdaxSuite, PageFacts, PfnmapResult, PinTry, SmapsFacts,
+    PERF_TRACEPOINTS,
 };
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
+use foliobench_reports::perf::PerfCounts;
 use foliobench_reports::pin::PinDriver;
 use foliobench_reports::trace::ProbeStats;
 use foliobench_reports::units::fmt_size;
@@ -24,7 +26,7 @@ use crate::fsdax::{self, DaxFs, FsKind};
 use crate::mapping::{Mapping, WorkloadError, PAGE};
 use crate::namespace::Provisioner;
 use crate::pin::PinTiming;
-use crate::{pagemap, pfnmap, system};
+use crate::{pagemap, perf, pfnmap, system};
 
 /// A PMD's worth of bytes: the file is made and mapped in whole PMDs.
 pub const PMD: u64 = 2 << 20;
@@ -96,6 +98,7 @@ fn skipped(kind: FsKind, reason: String) -> FsdaxResult {
         pages: None,
         smaps: None,
         pins: vec![],
+        perf: None,
     }
 }
 
@@ -140,6 +143,7 @@ fn measure(
     let fault_ns = dax.timed_fault_ins(repeat)?;
     let traced = dax.traced_round(probes, drivers)?;
     let misaligned_faults = dax.misaligned_faults(probes)?;
+    let perf = dax.perf_round()?;
     let layout = dax.layout.clone();
     drop(dax);
     let mut r = FsdaxResult {
@@ -156,6 +160,7 @@ fn measure(
         pages: traced.pages.as_ref().ok().cloned(),
         smaps: traced.smaps,
         pins: traced.pins,
+        perf: Some(perf),
     };
     if let Err(e) = traced.pages {
         r.setup.push_str(&format!("; page facts not read: {e}"));
@@ -272,6 +277,13 @@ impl DaxFile {
             smaps,
             pins,
         })
+    }
+
+    /// The perf witness: a read fault-in of a fresh aligned mapping, counted by perf alone.
+    fn perf_round(&self) -> Result<PerfCounts> {
+        let m = self.map()?;
+        let (_, counts) = perf::count(&PERF_TRACEPOINTS, || m.read_each(PAGE));
+        Ok(counts)
     }
 
     /// The fault tracepoints of a read fault-in of a mapping 4 KiB off 2 MiB alignment.

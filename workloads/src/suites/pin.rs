@@ -12,8 +12,8 @@ use foliobench_reports::facts::Group;
 use foliobench_reports::geometry::Geometry;
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::pin::{
-    grab_checks, order_checks, refs_checks, GrabFunction, Grabs, PinDriver, PinMemory, PinResult,
-    PinSample, PinSuite, Prepared, PIN_PROBES, RELEASES,
+    grab_checks, order_checks, refs_checks, struct_page_checks, GrabFunction, Grabs, PinDriver,
+    PinMemory, PinResult, PinSample, PinSuite, Prepared, PIN_PROBES, RELEASES,
 };
 use foliobench_reports::trace::ProbeStats;
 use foliobench_reports::units::fmt_size;
@@ -23,6 +23,7 @@ use crate::blockdev::SourceDevice;
 use crate::fsdax::{DaxFs, FsKind};
 use crate::mapping::{Mapping, WorkloadError, PAGE};
 use crate::namespace::Provisioner;
+use crate::pagemap;
 use crate::pin::{Driver, FixedBuffers, GupTestCmd, PinTiming};
 use crate::system;
 
@@ -224,6 +225,13 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
         PinMemory::Anon { .. } => mapping.thp_bytes(),
         PinMemory::Dax(_) => None,
     };
+    let (pages, pages_error) = match m {
+        PinMemory::Anon { .. } => (None, None),
+        PinMemory::Dax(_) => match pagemap::page_facts(mapping.addr(), size) {
+            Ok(f) => (Some(f), None),
+            Err(e) => (None, Some(e)),
+        },
+    };
     Ok(Ready {
         mapping,
         _fs: fs,
@@ -233,6 +241,8 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
             usable_size: usable,
             thp_bytes,
             mapped,
+            pages,
+            pages_error,
         },
     })
 }
@@ -283,6 +293,7 @@ pub fn run(
     suite.checks = order_checks(&suite.results);
     suite.checks.extend(grab_checks(&suite.results));
     suite.checks.extend(refs_checks(&suite.results));
+    suite.checks.extend(struct_page_checks(&suite.prepared));
     Ok(suite)
 }
 

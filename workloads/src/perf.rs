@@ -1,0 +1,122 @@
+//! Counting perf events around one operation: the software events `perf stat` shows by
+//! default, named tracepoints, and hardware counters where the machine offers them. Counting
+//! mode only (no sampling, no BPF): the kernel bumps a counter per event, which is the
+//! cheapest independent witness of the BPF probes' counts.
+
+use perf_event::events::{Cache, CacheId, CacheOp, CacheResult, Event, Hardware, Software};
+use perf_event::{Builder, Counter};
+
+use foliobench_reports::perf::{self as names, PerfCounts};
+
+/// Counters of this thread, user and kernel side (the tracepoints fire in the kernel).
+fn open<E: Event>(event: E) -> std::io::Result<Counter> {
+    Builder::new(event)
+        .observe_self()
+        .any_cpu()
+        .include_kernel()
+        .build()
+}
+
+/// The tracepoint's id from tracefs (`category:name`).
+fn tracepoint_id(tp: &str) -> Result<u64, String> {
+    let (category, name) = tp
+        .split_once(':')
+        .ok_or_else(|| format!("{tp}: not category:name"))?;
+    let events = foliobench_ebpf::catalog::tracefs_events().ok_or("tracefs is not mounted")?;
+    let path = events.join(category).join(name).join("id");
+    std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Why an event could not be opened, in the reader's terms.
+fn why_not(hardware: bool, e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::EOPNOTSUPP) if hardware => {
+            "not offered here (no hardware PMU: software emulation, or a VM without one)".into()
+        }
+        Some(libc::EACCES | libc::EPERM) => format!("{e} (perf_event_paranoid, or not root)"),
+        _ => e.to_string(),
+    }
+}
+
+/// `work`, with perf counting the default software events, `tracepoints` and, where
+/// offered, cycles, instructions and dTLB load misses.
+pub fn count<T>(tracepoints: &[&str], work: impl FnOnce() -> T) -> (T, PerfCounts) {
+    const DTLB_MISS: Cache = Cache {
+        which: CacheId::DTLB,
+        operation: CacheOp::READ,
+        result: CacheResult::MISS,
+    };
+    let mut counts = PerfCounts::default();
+    let mut ids = Vec::new();
+    for tp in tracepoints {
+        match tracepoint_id(tp) {
+            Ok(id) => ids.push((*tp, id)),
+            Err(why) => counts.not_counted.push((tp.to_string(), why)),
+        }
+    }
+    let mut counters: Vec<(String, Counter)> = Vec::new();
+    let mut add = |name: &str, hw: bool, c: std::io::Result<Counter>| match c {
+        Ok(c) => counters.push((name.to_string(), c)),
+        Err(e) => counts.not_counted.push((name.to_string(), why_not(hw, &e))),
+    };
+    add(names::PAGE_FAULTS, false, open(Software::PAGE_FAULTS));
+    add(names::MINOR_FAULTS, false, open(Software::PAGE_FAULTS_MIN));
+    add(names::MAJOR_FAULTS, false, open(Software::PAGE_FAULTS_MAJ));
+    add(
+        names::CONTEXT_SWITCHES,
+        false,
+        open(Software::CONTEXT_SWITCHES),
+    );
+    add(names::TASK_CLOCK, false, open(Software::TASK_CLOCK));
+    for (tp, id) in ids {
+        add(tp, false, open(perf_event::events::Tracepoint::with_id(id)));
+    }
+    add(names::CYCLES, true, open(Hardware::CPU_CYCLES));
+    add(names::INSTRUCTIONS, true, open(Hardware::INSTRUCTIONS));
+    add(names::DTLB_LOAD_MISSES, true, open(DTLB_MISS));
+    for (name, c) in &mut counters {
+        if let Err(e) = c.enable() {
+            counts
+                .not_counted
+                .push((name.clone(), format!("enable: {e}")));
+        }
+    }
+    let out = work();
+    for (_, c) in &mut counters {
+        let _ = c.disable();
+    }
+    for (name, mut c) in counters {
+        match c.read() {
+            Ok(n) => counts.counts.push((name, n)),
+            Err(e) => counts.not_counted.push((name, format!("read: {e}"))),
+        }
+    }
+    (out, counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host tests run as root (they drive THP and namespaces), so perf may count the
+    /// kernel side here.
+    #[test]
+    fn page_faults_of_a_fresh_mapping_are_counted() {
+        let pages = 64usize;
+        let (_, c) = count(&[], || {
+            let m = crate::mapping::Mapping::anonymous(pages * 4096, false).unwrap();
+            m.touch();
+        });
+        eprintln!("{}", c.describe());
+        let faults = c
+            .get(names::PAGE_FAULTS)
+            .unwrap_or_else(|| panic!("{}", c.describe()));
+        assert!(faults >= pages as u64, "{}", c.describe());
+        assert!(faults < 2 * pages as u64, "{}", c.describe());
+        assert_eq!(c.get(names::MAJOR_FAULTS), Some(0), "{}", c.describe());
+    }
+}
