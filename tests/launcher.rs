@@ -341,6 +341,33 @@ fn accel_values_are_checked() {
     assert!(stderr(&out).contains("--boot-deadline 'soon'"));
 }
 
+/// `--append` reaches the guest's kernel command line after foliobench's own memmap=.
+#[test]
+fn appended_kernel_options_follow_the_pmem_option() {
+    let f = Fake::new();
+    let out = f.vm(
+        &[],
+        &[
+            "--accel",
+            "tcg",
+            "--dry-run",
+            "--append",
+            "transparent_hugepage=never",
+            "--append",
+            "mitigations=off nosmt",
+        ],
+        &["doctor"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let line = String::from_utf8_lossy(&out.stdout);
+    let memmap = line.find("--append 'memmap=2G!4G'").expect(&line);
+    let thp = line
+        .find("'--append=transparent_hugepage=never'")
+        .expect(&line);
+    assert!(memmap < thp, "{line}");
+    assert!(line.contains("'--append=mitigations=off nosmt'"), "{line}");
+}
+
 /// Output options after `--` name host directories the guest must be able to write: they
 /// are shared, or the run is refused before booting.
 #[test]

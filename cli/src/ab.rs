@@ -20,6 +20,13 @@ pub struct AbArgs {
     /// The kernel with the change.
     #[arg(long)]
     pub candidate: String,
+    /// Kernel command-line options for the baseline's boots only (repeatable).
+    #[arg(long, value_name = "OPTIONS")]
+    pub baseline_append: Vec<String>,
+    /// Kernel command-line options for the candidate's boots only (repeatable): gates a
+    /// boot-option change, or plants a known regression.
+    #[arg(long, value_name = "OPTIONS")]
+    pub candidate_append: Vec<String>,
     /// What to run on both kernels, as `run`'s options.
     #[command(flatten)]
     pub sweep: SweepArgs,
@@ -76,20 +83,33 @@ fn with_stdout_on_stderr<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 /// One side's sweep in the test VM; returns its results file.
-fn run_side(a: &AbArgs, dir: &Path, side: &str, kernel: &str) -> Result<PathBuf> {
+fn run_side(
+    a: &AbArgs,
+    dir: &Path,
+    side: &str,
+    kernel: &str,
+    append: &[String],
+) -> Result<PathBuf> {
     let out = dir.join(format!("{side}.json"));
     // A file from an earlier run must not pass for this one's.
     let _ = std::fs::remove_file(&out);
     eprintln!(
-        "foliobench ab: {side} {kernel}: run --suite {}",
+        "foliobench ab: {side} {kernel}{}: run --suite {}",
+        if append.is_empty() {
+            String::new()
+        } else {
+            format!(" (appended: {})", append.join(" "))
+        },
         a.sweep.suite.join(",")
     );
+    let mut machine = a.machine.clone();
+    machine.append.extend(append.iter().cloned());
     // The guest's tables go to stderr: stdout carries only the comparison, so that
     // `ab --format ktap | ...` is KTAP and nothing else.
     let code = with_stdout_on_stderr(|| {
         crate::vm::run(VmArgs {
             kernel: kernel.to_string(),
-            machine: a.machine.clone(),
+            machine,
             timeout: a.timeout.clone(),
             share: vec![dir.to_path_buf()],
             boot_log: false,
@@ -139,8 +159,11 @@ pub fn run(mut a: AbArgs) -> Result<Code> {
     })?;
     let dir = a.out_dir.canonicalize()?;
     let mut files = Vec::new();
-    for (side, kernel) in [("baseline", &a.baseline), ("candidate", &a.candidate)] {
-        files.push(run_side(&a, &dir, side, kernel)?);
+    for (side, kernel, append) in [
+        ("baseline", &a.baseline, &a.baseline_append),
+        ("candidate", &a.candidate, &a.candidate_append),
+    ] {
+        files.push(run_side(&a, &dir, side, kernel, append)?);
     }
     let (b, c) = (load(&files[0])?, load(&files[1])?);
     let cmp = a.gate.compare(

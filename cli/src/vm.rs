@@ -63,6 +63,10 @@ pub struct VmOpts {
     /// (default 1m under KVM, 3m under TCG).
     #[arg(long, value_name = "DURATION")]
     pub boot_deadline: Option<String>,
+    /// Kernel command-line options for the guest, after foliobench's own (repeatable; e.g.
+    /// --append transparent_hugepage=never).
+    #[arg(long = "append", value_name = "OPTIONS")]
+    pub append: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -325,6 +329,8 @@ struct Launch {
     kernel: boot_kernel::BootKernel,
     layout: Layout,
     cpus: u32,
+    /// `--append`: more kernel command-line options.
+    append: Vec<String>,
     args: Vec<String>,
     cwd: PathBuf,
     exe: PathBuf,
@@ -398,6 +404,7 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
         kernel,
         layout,
         cpus: m.cpus,
+        append: m.append.clone(),
         args,
         cwd,
         exe: std::env::current_exe()?,
@@ -454,6 +461,10 @@ impl Launch {
         cmd.arg("--cpus").arg(self.cpus.to_string());
         if let Some(m) = self.layout.memmap() {
             cmd.arg("--append").arg(m);
+        }
+        for a in &self.append {
+            // One word with '=': a value starting with '-' would be taken for an option.
+            cmd.arg(format!("--append={a}"));
         }
         for d in &self.shared {
             cmd.arg("--rwdir").arg(d);
