@@ -25,6 +25,15 @@ if [ ! -f "$FOLIOBENCH_KUNIT_DIR/kunit_parser.py" ]; then
   cp "$tmp"/linux-source-6.12/tools/testing/kunit/kunit_p*.py "$FOLIOBENCH_KUNIT_DIR"/
   rm -rf "$tmp"
 fi
+# KernelCI's own schema package validates `compare --format kcidb` (pinned, own venv).
+KCIDB_IO_VERSION=141
+export FOLIOBENCH_KCIDB_VENV="${FOLIOBENCH_KCIDB_VENV:-$HOME/.cache/foliobench/kcidb-venv}"
+if ! "$FOLIOBENCH_KCIDB_VENV/bin/python" -c "import kcidb_io" 2>/dev/null; then
+  echo "foliobench setup: kcidb-io==$KCIDB_IO_VERSION into $FOLIOBENCH_KCIDB_VENV" >&2
+  rm -rf "$FOLIOBENCH_KCIDB_VENV"
+  /usr/bin/python3 -m venv "$FOLIOBENCH_KCIDB_VENV"
+  "$FOLIOBENCH_KCIDB_VENV/bin/python" -m pip install -q --disable-pip-version-check "kcidb-io==$KCIDB_IO_VERSION"
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
 cargo test --workspace --locked

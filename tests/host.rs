@@ -905,6 +905,35 @@ fn compare_and_report_a_real_run() {
     assert_eq!(out.status.code(), Some(0), "allowed");
     assert!(String::from_utf8_lossy(&out.stdout).contains("gate: pass"));
 
+    // KCIDB for KernelCI: valid by kcidb-io's schema, a FAIL per regression and loss.
+    for (cand, fails) in [("b.json", 1), ("lost.json", 3)] {
+        let out = compare(&["a.json", cand, "--format", "kcidb"]);
+        assert_eq!(out.status.code(), Some(1));
+        let doc = String::from_utf8_lossy(&out.stdout).into_owned();
+        kcidb_validate(&doc).unwrap_or_else(|e| panic!("{cand}: {e}\n{doc}"));
+        let k: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        let tests = k["tests"].as_array().unwrap();
+        let failed: Vec<&str> = tests
+            .iter()
+            .filter(|t| t["status"] == "FAIL")
+            .map(|t| t["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(failed.len(), fails, "{cand}: {failed:?}");
+        assert_eq!(k["builds"].as_array().unwrap().len(), 2);
+        assert!(tests.iter().all(|t| t["build_id"] == k["builds"][1]["id"]));
+    }
+    let out = compare(&["a.json", "b.json", "--format", "kcidb"]);
+    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let slow = k["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"] == "foliobench.pin.anon_4K.io_uring.pin")
+        .unwrap();
+    assert_eq!(slow["status"], "FAIL", "{slow}");
+    assert_eq!(slow["misc"]["verdict"], "regression", "{slow}");
+    assert!(slow["number"]["value"].as_f64().unwrap() > 0.0, "{slow}");
+
     // The report: terminal tables, Markdown, and HTML that chromium loads with its charts.
     let out = run(foliobench()
         .args([

@@ -318,6 +318,41 @@ fn pin_suite_on_612() {
         checks.contains("io_uring devdax:*:mem: pin time falls with the order"),
         "{checks}"
     );
+    // The positive control of the pfnmap row's "no struct page": every devdax and fsdax pfn
+    // has one in the vmemmap, though kpageflags shows none of them on 6.12 (NOPAGE).
+    let dax: Vec<&Value> = r["pin"]["prepared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["memory"] != "anon:thp")
+        .collect();
+    assert_eq!(dax.len(), 4, "{}", r["pin"]["prepared"]);
+    for p in dax {
+        let f = &p["pages"];
+        assert_eq!(f["present"], pages, "{}: {f}", p["memory"]);
+        assert_eq!(f["vmemmap_struct_pages"], pages, "{}: {f}", p["memory"]);
+        assert!(
+            f["flags"].to_string().contains("NOPAGE"),
+            "{}: {f}",
+            p["memory"]
+        );
+    }
+    let struct_page_checks: Vec<&Value> = r["pin"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["what"]
+                .as_str()
+                .unwrap()
+                .ends_with("a struct page behind every pfn")
+        })
+        .collect();
+    assert_eq!(struct_page_checks.len(), 4, "{checks}");
+    assert!(
+        struct_page_checks.iter().all(|c| c["agrees"] == true),
+        "{checks}"
+    );
 
     // 4 memories x (1 warm-up + 2 timed + 3 traced: 2 latency rounds, as many as --repeat
     // up to 3, and 1 grab round) rounds x (register + unregister), and one refused
@@ -918,6 +953,9 @@ fn pin_grabs_and_struct_pages_on_61() {
     assert_eq!(by("try_grab_page"), 16384, "one grab per base page: {g}");
     assert_eq!(grabs_per_page(row), 1.0);
     assert!(by("__bio_release_pages") > 0, "releases seen: {g}");
+    // The devdax positive control: struct pages behind all 16384 pfns.
+    let prepared = &r["pin"]["prepared"][0]["pages"];
+    assert_eq!(prepared["vmemmap_struct_pages"], 16384, "{prepared}");
     let f = read_json(&dir.path().join("fsdax.json"));
     for x in f["fsdax"]["results"].as_array().unwrap() {
         assert_eq!(
@@ -1410,6 +1448,29 @@ fn fsdax_suite_and_pfnmap_row_on_612() {
             "{fs}"
         );
         assert_eq!(calls(m, "dax_pte_fault_done"), pages, "{fs}");
+        // The perf witness, with no BPF attached: the same 16 PMD faults, and 16 page
+        // faults in all; no hardware counter under emulation.
+        let perf = |e: &str| {
+            x["perf"]["counts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c[0] == e)
+                .map(|c| c[1].as_u64().unwrap())
+        };
+        assert_eq!(
+            perf("fs_dax:dax_pmd_fault_done"),
+            Some(16),
+            "{fs}: {}",
+            x["perf"]
+        );
+        assert_eq!(perf("fs_dax:dax_pte_fault_done"), Some(0), "{fs}");
+        assert_eq!(perf("page-faults"), Some(16), "{fs}: {}", x["perf"]);
+        assert!(
+            x["perf"]["not_counted"].to_string().contains("cycles"),
+            "{fs}: {}",
+            x["perf"]
+        );
         // pagemap gives a pfn for every page; kpageflags says what it can of them.
         assert_eq!(x["pages"]["present"], pages, "{fs}");
         assert!(!x["smaps"]["vm_flags"].as_str().unwrap().is_empty());

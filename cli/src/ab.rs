@@ -50,6 +50,7 @@ fn extension(f: Format) -> &'static str {
         Format::Ktap => "ktap",
         Format::Junit => "xml",
         Format::Json => "json",
+        Format::Kcidb => "kcidb.json",
     }
 }
 

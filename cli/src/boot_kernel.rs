@@ -7,8 +7,9 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use crate::debian_registry::{KernelPackage, Registry, SUITES};
 use crate::exit::{env, usage};
 
 const FORMS: &str =
@@ -149,7 +150,7 @@ pub fn debian_releases(pkgnames: &str, version: &str) -> Vec<String> {
 }
 
 /// Natural order: numbers compare as numbers (6.12.117 > 6.12.99, 6.1.0-56 > 6.1.0-9).
-fn version_key(s: &str) -> Vec<(u64, String)> {
+pub fn version_key(s: &str) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     let mut num = String::new();
     let mut txt = String::new();
@@ -203,33 +204,49 @@ fn run(cmd: &mut Command, what: &str, pkg: &str) -> Result<std::process::Output>
     Ok(out)
 }
 
+/// foliobench's own registry of Debian's kernel packages, beside the kernel cache.
+pub fn registry() -> Result<Registry> {
+    let kernels = cache_dir()?;
+    let dir = kernels
+        .parent()
+        .map_or_else(|| kernels.join("apt"), |p| p.join("apt"));
+    Registry::open(&dir)
+}
+
+/// The newest kernel the registry offers whose release starts with `version`.
+pub fn offered(kernels: &[KernelPackage], version: &str) -> Option<KernelPackage> {
+    let names: String = kernels
+        .iter()
+        .filter(|k| k.missing.is_empty())
+        .map(|k| format!("linux-image-{}\n", k.release))
+        .collect();
+    let newest = debian_releases(&names, version).pop()?;
+    kernels.iter().find(|k| k.release == newest).cloned()
+}
+
 fn debian(version: &str) -> Result<BootKernel> {
     let cache = cache_dir()?;
-    // The newest package the registry offers; a cached copy of it is reused.
-    let search = run(
-        Command::new("apt-cache").args([
-            "search",
-            "--names-only",
-            &format!("^linux-image-{}", regex_escape(version)),
-        ]),
-        "apt-cache search",
-        "apt",
-    )?;
-    let releases = debian_releases(&String::from_utf8_lossy(&search.stdout), version);
-    let release = match releases.last() {
-        Some(r) => r.clone(),
+    // The newest package the registry offers; a cached copy of it is reused. Offline, or
+    // with no lists, the newest cached one.
+    let reg = registry()?;
+    if let Err(e) = reg.refresh(false) {
+        eprintln!("foliobench: warning: {e:#}");
+    }
+    let package = offered(&reg.kernels().unwrap_or_default(), version);
+    let release = match &package {
+        Some(k) => k.release.clone(),
         None => {
-            // Offline or no package lists: fall back to the newest cached one.
             let cached = cached_releases(&cache, version);
             match cached.last() {
                 Some(r) => {
-                    eprintln!("foliobench: apt-cache knows no linux-image-{version}*; using cached {r}");
+                    eprintln!("foliobench: Debian's registry offers no linux-image-{version}*; using cached {r}");
                     r.clone()
                 }
                 None => {
                     return Err(usage(format!(
-                        "no Debian kernel package matches debian:{version} (linux-image-{version}*-amd64); \
-                         run `apt-get update` if the package lists are empty, or pick another version"
+                        "no Debian kernel package matches debian:{version} (linux-image-{version}*-amd64 in {}); \
+                         `foliobench kernels` lists what can be booted",
+                        SUITES.iter().map(|(_, s)| *s).collect::<Vec<_>>().join(", ")
                     )))
                 }
             }
@@ -246,7 +263,8 @@ fn debian(version: &str) -> Result<BootKernel> {
             root.display()
         );
     } else {
-        fetch_debian(&cache, &release)?;
+        let k = package.expect("a release not cached was offered");
+        fetch_debian(&cache, &reg, &k)?;
     }
     link_modules(&root, &release)?;
     let image = root.join("boot").join(format!("vmlinuz-{release}"));
@@ -287,18 +305,6 @@ fn lock(path: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
     }
 }
 
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                vec![c]
-            } else {
-                vec!['\\', c]
-            }
-        })
-        .collect()
-}
-
 fn cached_releases(cache: &Path, version: &str) -> Vec<String> {
     let names: String = fs::read_dir(cache)
         .map(|d| {
@@ -311,10 +317,14 @@ fn cached_releases(cache: &Path, version: &str) -> Vec<String> {
     debian_releases(&names, version)
 }
 
-fn fetch_debian(cache: &Path, release: &str) -> Result<()> {
+fn fetch_debian(cache: &Path, reg: &Registry, k: &KernelPackage) -> Result<()> {
+    let release = &k.release;
     let pkg = format!("linux-image-{release}");
     eprintln!(
-        "foliobench: fetching {pkg} from Debian's registry into {}",
+        "foliobench: fetching {} ({} MiB, {}) from Debian's registry into {}",
+        k.parts.join(" "),
+        k.size >> 20,
+        k.suite,
         cache.display()
     );
     fs::create_dir_all(cache)?;
@@ -323,39 +333,35 @@ fn fetch_debian(cache: &Path, release: &str) -> Result<()> {
         .tempdir_in(cache)?;
     // apt's sandbox user must be able to write the download directory.
     let _ = Command::new("chmod").arg("0777").arg(work.path()).status();
-    run(
-        Command::new("apt-get")
-            .arg("download")
-            .arg("-q")
-            .arg(&pkg)
-            .current_dir(work.path()),
-        "apt-get download",
-        "apt",
-    )?;
-    let deb = fs::read_dir(work.path())?
+    reg.download(k, work.path())?;
+    let debs: Vec<PathBuf> = fs::read_dir(work.path())?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .with_context(|| format!("apt-get download left no .deb for {pkg}"))?;
+        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    if debs.len() != k.parts.len() {
+        return Err(env(format!(
+            "apt-get download left {} .deb files for the {} packages of {pkg}",
+            debs.len(),
+            k.parts.len()
+        )));
+    }
     let tree = work.path().join("tree");
-    run(
-        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree),
-        "dpkg-deb -x",
-        "dpkg",
-    )?;
+    for deb in &debs {
+        run(
+            Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tree),
+            "dpkg-deb -x",
+            "dpkg",
+        )?;
+    }
+    normalise_layout(&tree, release)?;
     // depmod as the package's post-install would (dpkg -i fails on its hooks here).
     run(
         Command::new("depmod").arg("-b").arg(&tree).arg(release),
         "depmod",
         "kmod",
     )?;
-    let version = run(
-        Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Version"),
-        "dpkg-deb -f",
-        "dpkg",
-    )?;
-    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
-    fs::write(tree.join(".complete"), format!("{pkg}={version}\n"))?;
+    fs::write(tree.join(".complete"), format!("{pkg}={}\n", k.version))?;
     let dest = cache.join(release);
     // Only an incomplete leftover of a killed fetch can be here (the caller holds the
     // lock and found no .complete): nobody boots from it.
@@ -363,7 +369,38 @@ fn fetch_debian(cache: &Path, release: &str) -> Result<()> {
         fs::remove_dir_all(&dest)?;
     }
     fs::rename(&tree, &dest)?;
-    eprintln!("foliobench: fetched {pkg}={version}");
+    eprintln!("foliobench: fetched {pkg}={}", k.version);
+    Ok(())
+}
+
+/// One layout for both packagings: the old one ships /boot/vmlinuz-<release>,
+/// /boot/config-<release> and /lib/modules/<release>; the new one (and merged-/usr packages)
+/// /usr/lib/modules/<release>/{vmlinuz,config,System.map} and the modules beside them.
+/// Relative links make the old paths point at the new files.
+fn normalise_layout(tree: &Path, release: &str) -> Result<()> {
+    let usr = tree.join("usr/lib/modules").join(release);
+    let boot = tree.join("boot");
+    for (file, name) in [
+        ("vmlinuz", "vmlinuz"),
+        ("config", "config"),
+        ("System.map", "System.map"),
+    ] {
+        let old = boot.join(format!("{name}-{release}"));
+        if !old.exists() && usr.join(file).exists() {
+            fs::create_dir_all(&boot)?;
+            symlink(format!("../usr/lib/modules/{release}/{file}"), &old)?;
+        }
+    }
+    let lib = tree.join("lib/modules").join(release);
+    if !lib.exists() && usr.is_dir() {
+        fs::create_dir_all(tree.join("lib/modules"))?;
+        symlink(format!("../../usr/lib/modules/{release}"), &lib)?;
+    }
+    if !boot.join(format!("vmlinuz-{release}")).exists() {
+        return Err(env(format!(
+            "linux-image-{release}: no kernel image in its packages (neither boot/vmlinuz-{release} nor usr/lib/modules/{release}/vmlinuz)"
+        )));
+    }
     Ok(())
 }
 

@@ -17,6 +17,8 @@ pub enum Format {
     Ktap,
     Junit,
     Json,
+    /// KCIDB I/O JSON (schema v5.3) for KernelCI's database.
+    Kcidb,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,6 +86,7 @@ impl GateArgs {
             Format::Ktap => c.render_ktap(),
             Format::Junit => c.render_junit(),
             Format::Json => serde_json::to_string_pretty(c)? + "\n",
+            Format::Kcidb => foliobench_reports::kcidb::render(c),
         })
     }
 }

@@ -10,8 +10,10 @@ mod ab;
 mod accel;
 mod boot_kernel;
 mod compare;
+mod debian_registry;
 mod doctor;
 mod exit;
+mod kernels;
 mod model;
 mod output;
 mod overhead;
@@ -46,6 +48,9 @@ enum Cmd {
     /// The CI gate: the same sweep in the test VM on two kernels, compared; exit 1 if the
     /// candidate regressed.
     Ab(ab::AbArgs),
+    /// The kernels `vm --kernel debian:<version>` can boot: cached, and Debian's registry
+    /// per suite.
+    Kernels(kernels::KernelsArgs),
     /// Restore a namespace that a killed run left reconfigured.
     Restore,
     /// Struct page cost of every geometry for a size, from the model (capacity planning).
@@ -67,7 +72,10 @@ pub fn cli_command() -> clap::Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.cmd, Cmd::Report(_) | Cmd::Compare(_) | Cmd::Model(_)) {
+    if matches!(
+        cli.cmd,
+        Cmd::Report(_) | Cmd::Compare(_) | Cmd::Model(_) | Cmd::Kernels(_)
+    ) {
         // Commands that only read files and print end quietly when their reader goes away
         // (`| head`), as Unix tools do; the ones that change the kernel keep Rust's
         // default (EPIPE is an error) so that they always restore what they changed.
@@ -84,6 +92,7 @@ fn main() -> ExitCode {
         Cmd::Compare(a) => compare::run(a),
         Cmd::Report(a) => report::run(a),
         Cmd::Ab(a) => ab::run(a),
+        Cmd::Kernels(a) => kernels::run(a),
         Cmd::Restore => run::restore(),
         Cmd::Overhead(a) => overhead::run(a),
         Cmd::Timeit(a) => overhead::timeit(a),

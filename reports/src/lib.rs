@@ -11,6 +11,7 @@ pub mod effect;
 pub mod facts;
 pub mod fsdax;
 pub mod geometry;
+pub mod kcidb;
 pub mod memmap;
 pub mod metric;
 pub mod outcome;

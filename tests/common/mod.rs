@@ -134,3 +134,41 @@ pub fn charts_in_chromium(html: &Path) -> Option<u64> {
     let at = dom.find("<body data-charts=\"")? + "<body data-charts=\"".len();
     dom[at..].split('"').next()?.parse().ok()
 }
+
+/// Validates a KCIDB I/O document with KernelCI's own `kcidb-io` package (in the venv
+/// scripts/test.sh makes); the validator's complaint on failure.
+pub fn kcidb_validate(doc: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    let venv = std::env::var("FOLIOBENCH_KCIDB_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/foliobench/kcidb-venv",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let python = Path::new(&venv).join("bin/python");
+    assert!(
+        python.exists(),
+        "no kcidb-io venv at {venv}: run scripts/test.sh, which makes it"
+    );
+    let mut child = Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, kcidb_io; kcidb_io.schema.LATEST.validate(json.load(sys.stdin))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}

@@ -35,7 +35,7 @@ fn tracepoint_id(tp: &str) -> Result<u64, String> {
 fn why_not(hardware: bool, e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::ENOENT | libc::EOPNOTSUPP) if hardware => {
-            "not offered here (no hardware PMU: software emulation, or a VM without one)".into()
+            "not offered here (no hardware PMU)".into()
         }
         Some(libc::EACCES | libc::EPERM) => format!("{e} (perf_event_paranoid, or not root)"),
         _ => e.to_string(),
