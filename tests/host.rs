@@ -1029,6 +1029,40 @@ fn ab_refuses_bad_input_before_booting() {
         .current_dir(dir.path()));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown kernel spec 'nope:1'"));
+    // `git bisect run`'s codes: a commit whose tree has no bzImage (it did not build) is
+    // skipped (125); foliobench's own bad input stops the bisection (128), never "bad".
+    let tree = tempfile::tempdir().unwrap();
+    let bisect = |cand: &str, more: &[&str]| {
+        run(foliobench()
+            .args([
+                "ab",
+                "--bisect",
+                "--baseline",
+                "debian:6.12",
+                "--candidate",
+                cand,
+            ])
+            .args(more)
+            .current_dir(dir.path()))
+    };
+    let out = bisect(tree.path().to_str().unwrap(), &[]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("arch/x86/boot/bzImage"),
+        "{}",
+        stderr(&out)
+    );
+    let out = bisect("debian:6.12", &["--suite", "bogus"]);
+    assert_eq!(out.status.code(), Some(128), "{}", stderr(&out));
+    let out = bisect("debian:6.12", &["--boots", "0"]);
+    assert_eq!(out.status.code(), Some(128), "{}", stderr(&out));
+    let out = bisect("debian:6.12", &["--boots", "many"]);
+    assert_eq!(
+        out.status.code(),
+        Some(128),
+        "clap's refusal too: {}",
+        stderr(&out)
+    );
 }
 
 /// `restore` must not put back THP controls that a live run is still using: it waits for

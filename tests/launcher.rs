@@ -123,10 +123,6 @@ fn launch(oops: u32, die_running: bool, guest: &[&str]) -> (Output, u32) {
     (out, f.accels().len() as u32)
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[test]
 fn a_boot_oops_is_retried_and_said() {
     let (out, boots) = launch(2, false, &["doctor", "--json"]);

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use foliobench_reports::results::Results;
+
 use crate::compare::{load, shares_metrics, verdict, Format, GateArgs};
 use crate::exit::{env, usage, Code};
 use crate::output::write_atomic;
@@ -41,6 +43,17 @@ pub struct AbArgs {
     pub timeout: String,
     #[command(flatten)]
     pub gate: GateArgs,
+    /// Boots of each kernel, interleaved (baseline, candidate, baseline, ...): the boot is
+    /// the unit of the time test, and the baseline's spread between boots the smallest
+    /// change that counts. 3 is the fewest that estimates that spread with Welch's t on
+    /// both sides; 1 judges the rounds of a single boot (no between-boot noise seen).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub boots: usize,
+    /// Exit codes for `git bisect run`: 0 good, 1 bad (a regression or a loss), 125 when
+    /// this kernel cannot be tested (it does not build, boot or run), 128 to stop the
+    /// bisection (foliobench's own command line or files are wrong).
+    #[arg(long)]
+    pub bisect: bool,
 }
 
 fn extension(f: Format) -> &'static str {
@@ -83,19 +96,28 @@ fn with_stdout_on_stderr<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     r
 }
 
-/// One side's sweep in the test VM; returns its results file.
+/// One side's sweep in the test VM (boot `boot` of `a.boots`); returns its results file.
 fn run_side(
     a: &AbArgs,
     dir: &Path,
-    side: &str,
+    (side, boot): (&str, usize),
     kernel: &str,
     append: &[String],
 ) -> Result<PathBuf> {
-    let out = dir.join(format!("{side}.json"));
+    let out = if a.boots == 1 {
+        dir.join(format!("{side}.json"))
+    } else {
+        dir.join(format!("{side}-{boot}.json"))
+    };
     // A file from an earlier run must not pass for this one's.
     let _ = std::fs::remove_file(&out);
     eprintln!(
-        "foliobench ab: {side} {kernel}{}: run --suite {}",
+        "foliobench ab: {side} {kernel}{}{}: run --suite {}",
+        if a.boots > 1 {
+            format!(" (boot {boot} of {})", a.boots)
+        } else {
+            String::new()
+        },
         if append.is_empty() {
             String::new()
         } else {
@@ -138,8 +160,50 @@ fn run_side(
     Ok(out)
 }
 
-pub fn run(mut a: AbArgs) -> Result<Code> {
+fn named(v: &[(String, Results)]) -> Vec<(&str, &Results)> {
+    v.iter().map(|(f, r)| (f.as_str(), r)).collect()
+}
+
+/// `ab`, with `--bisect`'s exit codes where asked.
+pub fn run(a: AbArgs) -> Result<Code> {
+    if !a.bisect {
+        return gate(a);
+    }
+    // The commit under test is the candidate: one that did not build (no bzImage in the
+    // tree) is skipped, not judged.
+    if let Err(e) = crate::boot_kernel::KernelSpec::parse(&a.candidate) {
+        eprintln!("foliobench: error: {e:#}");
+        eprintln!("foliobench ab --bisect: no kernel to test: exit 125 (git bisect skips it)");
+        return Ok(Code::BisectSkip);
+    }
+    Ok(match gate(a) {
+        Ok(Code::Ok) => Code::Ok,
+        Ok(Code::Regression) => Code::Regression,
+        Ok(other) => {
+            eprintln!(
+                "foliobench ab --bisect: exit {} -> 125 (cannot test this kernel)",
+                other as u8
+            );
+            Code::BisectSkip
+        }
+        Err(e) => {
+            eprintln!("foliobench: error: {e:#}");
+            if crate::exit::code_of(&e) == Code::Usage {
+                eprintln!("foliobench ab --bisect: foliobench's own input is wrong: stopping the bisection (exit 128)");
+                Code::BisectAbort
+            } else {
+                eprintln!("foliobench ab --bisect: this kernel cannot be tested: exit 125 (git bisect skips it)");
+                Code::BisectSkip
+            }
+        }
+    })
+}
+
+fn gate(mut a: AbArgs) -> Result<Code> {
     a.gate.check()?;
+    if a.boots == 0 {
+        return Err(usage("--boots 0: give at least 1 (3 by default)"));
+    }
     // ab's defaults: memmap and rmap at 256M (pin on request: its 1 GiB rounds on every
     // geometry take most of an hour per kernel under TCG).
     if a.sweep.suite.is_empty() {
@@ -159,26 +223,39 @@ pub fn run(mut a: AbArgs) -> Result<Code> {
         ))
     })?;
     let dir = a.out_dir.canonicalize()?;
-    let mut files = Vec::new();
-    for (side, kernel, append) in [
-        ("baseline", &a.baseline, &a.baseline_append),
-        ("candidate", &a.candidate, &a.candidate_append),
-    ] {
-        files.push(run_side(&a, &dir, side, kernel, append)?);
+    // Interleaved, so that drift of the host (load, thermal, caches) falls on both sides.
+    let (mut base_files, mut cand_files) = (Vec::new(), Vec::new());
+    for boot in 1..=a.boots {
+        base_files.push(run_side(
+            &a,
+            &dir,
+            ("baseline", boot),
+            &a.baseline,
+            &a.baseline_append,
+        )?);
+        cand_files.push(run_side(
+            &a,
+            &dir,
+            ("candidate", boot),
+            &a.candidate,
+            &a.candidate_append,
+        )?);
     }
-    let (b, c) = (load(&files[0])?, load(&files[1])?);
-    let cmp = a.gate.compare(
-        (&files[0].display().to_string(), &b),
-        (&files[1].display().to_string(), &c),
-    );
-    shares_metrics(&cmp, &b, &c)?;
+    let load_all = |files: &[PathBuf]| -> Result<Vec<(String, Results)>> {
+        files
+            .iter()
+            .map(|f| Ok((f.display().to_string(), load(f)?)))
+            .collect()
+    };
+    let (bases, cands) = (load_all(&base_files)?, load_all(&cand_files)?);
+    let (b_refs, c_refs) = (named(&bases), named(&cands));
+    let cmp = a.gate.compare_boots(&b_refs, &c_refs);
+    shares_metrics(&cmp, &bases[0].1, &cands[0].1)?;
     let text = a.gate.render(&cmp)?;
     let cmp_file = dir.join(format!("compare.{}", extension(a.gate.format)));
     write_atomic(&cmp_file, text.as_bytes())?;
-    let runs = vec![
-        (files[0].display().to_string(), b),
-        (files[1].display().to_string(), c),
-    ];
+    // The report shows the first boot of each side.
+    let runs = vec![bases[0].clone(), cands[0].clone()];
     let html = dir.join("report.html");
     crate::report::write(
         &runs,

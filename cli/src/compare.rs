@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use foliobench_reports::compare::{compare, Comparison, Correction, Row};
+use foliobench_reports::compare::{compare_boots, Comparison, Correction, Row};
 use foliobench_reports::results::{self, Results};
 
 use crate::exit::{usage, Code};
@@ -68,13 +68,18 @@ impl GateArgs {
     }
 
     /// The two runs compared under these gate settings.
-    pub fn compare(&self, (bf, b): (&str, &Results), (cf, c): (&str, &Results)) -> Comparison {
+    pub fn compare(&self, base: (&str, &Results), cand: (&str, &Results)) -> Comparison {
+        self.compare_boots(&[base], &[cand])
+    }
+
+    /// Several boots a side compared under these gate settings.
+    pub fn compare_boots(&self, b: &[(&str, &Results)], c: &[(&str, &Results)]) -> Comparison {
         let correction = match self.correction {
             CorrectionArg::Bh => Correction::Bh,
             CorrectionArg::Holm => Correction::Holm,
             CorrectionArg::None => Correction::None,
         };
-        let mut cmp = compare((bf, b), (cf, c), self.threshold, self.alpha, correction);
+        let mut cmp = compare_boots(b, c, self.threshold, self.alpha, correction);
         cmp.allow_missing = self.allow_missing;
         cmp
     }

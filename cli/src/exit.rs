@@ -16,6 +16,10 @@ pub enum Code {
     Skipped = 4,
     /// The test VM did not finish within --timeout and was killed.
     Timeout = 5,
+    /// `ab --bisect`: this kernel cannot be tested (git bisect run skips it).
+    BisectSkip = 125,
+    /// `ab --bisect`: foliobench's own input is wrong; git bisect run stops.
+    BisectAbort = 128,
 }
 
 /// An error that knows its exit code; anything else is an environment error.

@@ -71,7 +71,16 @@ pub fn cli_command() -> clap::Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // Under `git bisect run`, a command line clap refuses (exit 2) would mark every
+        // commit bad: stop the bisection instead.
+        Err(e) if e.use_stderr() && std::env::args().any(|a| a == "--bisect") => {
+            let _ = e.print();
+            return ExitCode::from(exit::Code::BisectAbort as u8);
+        }
+        Err(e) => e.exit(),
+    };
     if matches!(
         cli.cmd,
         Cmd::Report(_) | Cmd::Compare(_) | Cmd::Model(_) | Cmd::Kernels(_)

@@ -11,7 +11,7 @@ use crate::metric::Metrics;
 pub use crate::metric::{Better, Kind, Metric};
 use crate::outcome::Outcome;
 use crate::results::Results;
-use crate::stats::{mann_whitney_p, median, min_p, range_pct};
+use crate::stats::{mann_whitney_p, median, min_p, range_pct, welch_log_p};
 
 /// Every comparable quantity of a results file, from each suite's metric table.
 pub fn metrics(r: &Results) -> Vec<Metric> {
@@ -59,6 +59,15 @@ pub struct Side {
     /// (max - min) / median, percent.
     pub range_pct: Option<f64>,
     pub samples: Vec<f64>,
+    /// With several boots: each boot's median, the unit the test compares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boot_medians: Vec<f64>,
+    /// Spread within a boot: the median over boots of (max - min) / median, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_boot_pct: Option<f64>,
+    /// Spread between boots: (max - min) / median of the boots' medians, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub between_boot_pct: Option<f64>,
 }
 
 impl Side {
@@ -68,7 +77,23 @@ impl Side {
             median: median(samples)?,
             range_pct: range_pct(samples),
             samples: samples.to_vec(),
+            boot_medians: vec![],
+            within_boot_pct: None,
+            between_boot_pct: None,
         })
+    }
+
+    /// The samples of several boots: pooled, with each boot's median and the two spreads.
+    fn of_boots(boots: &[Vec<f64>]) -> Option<Side> {
+        let pooled: Vec<f64> = boots.iter().flatten().copied().collect();
+        let mut side = Side::of(&pooled)?;
+        if boots.len() > 1 {
+            side.boot_medians = boots.iter().filter_map(|b| median(b)).collect();
+            side.between_boot_pct = range_pct(&side.boot_medians);
+            let within: Vec<f64> = boots.iter().filter_map(|b| range_pct(b)).collect();
+            side.within_boot_pct = median(&within);
+        }
+        Some(side)
     }
 }
 
@@ -89,6 +114,10 @@ pub struct Row {
     /// or Holm); the verdict uses it.
     #[serde(default)]
     pub p_adjusted: Option<f64>,
+    /// The smallest change that counts, percent: --threshold, or the baseline's own
+    /// between-boot spread where it is larger (time metrics, several boots).
+    #[serde(default)]
+    pub min_effect_pct: f64,
     pub significant: bool,
     pub verdict: Verdict,
     /// Why the verdict is what it is, in words.
@@ -149,6 +178,13 @@ pub struct Comparison {
     /// How the p-values were adjusted for the number of metrics.
     #[serde(default)]
     pub correction: Correction,
+    /// Boots of the baseline and of the candidate (results files per side).
+    #[serde(default = "one_boot_each")]
+    pub boots: (usize, usize),
+}
+
+fn one_boot_each() -> (usize, usize) {
+    (1, 1)
 }
 
 /// The multiple-comparison correction over a comparison's time metrics.
@@ -261,21 +297,104 @@ fn info(file: &str, r: &Results) -> RunInfo {
     }
 }
 
+/// One metric's samples across the boots of one side.
+#[derive(Debug, Clone)]
+struct Pooled {
+    metric: Metric,
+    boots: Vec<Vec<f64>>,
+}
+
+impl Pooled {
+    fn one(m: &Metric) -> Pooled {
+        Pooled {
+            metric: m.clone(),
+            boots: vec![m.samples.clone()],
+        }
+    }
+
+    fn boot_medians(&self) -> Vec<f64> {
+        self.boots.iter().filter_map(|b| median(b)).collect()
+    }
+}
+
+/// Every metric of the files of one side, each boot's samples kept apart.
+fn pooled(files: &[(&str, &Results)]) -> Vec<Pooled> {
+    let mut out: Vec<Pooled> = Vec::new();
+    for (_, r) in files {
+        for m in metrics(r) {
+            match out.iter_mut().find(|p| p.metric.key() == m.key()) {
+                Some(p) => {
+                    p.metric.samples.extend(&m.samples);
+                    p.boots.push(m.samples);
+                }
+                None => out.push(Pooled::one(&m)),
+            }
+        }
+    }
+    out
+}
+
+/// The raw p-value of a time metric: Welch's t on the per-boot medians' logarithms when
+/// both sides have several boots (the boot is the unit), else Mann-Whitney on the samples.
+fn time_p(b: &Pooled, c: &Pooled) -> Option<f64> {
+    if b.boots.len() > 1 && c.boots.len() > 1 {
+        welch_log_p(&b.boot_medians(), &c.boot_medians())
+    } else {
+        mann_whitney_p(&b.metric.samples, &c.metric.samples)
+    }
+}
+
+/// One boot a side, judged on its own p-value (the unit tests' form).
+#[cfg(test)]
+fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64, adjusted: Option<f64>) -> Row {
+    judge_pooled(
+        &Pooled::one(b),
+        &Pooled::one(c),
+        threshold_pct,
+        alpha,
+        adjusted,
+    )
+}
+
 /// `adjusted`: the time metric's p-value adjusted for the comparison's other metrics
 /// (None: judged on its own p-value).
-fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64, adjusted: Option<f64>) -> Row {
-    let (bs, cs) = (Side::of(&b.samples), Side::of(&c.samples));
+fn judge_pooled(
+    bp: &Pooled,
+    cp: &Pooled,
+    threshold: f64,
+    alpha: f64,
+    adjusted: Option<f64>,
+) -> Row {
+    let (b, c) = (&bp.metric, &cp.metric);
+    let (bs, cs) = (Side::of_boots(&bp.boots), Side::of_boots(&cp.boots));
     let (bm, cm) = (bs.as_ref().map(|s| s.median), cs.as_ref().map(|s| s.median));
     let change_pct = match (bm, cm) {
         (Some(x), Some(y)) if x != 0.0 => Some((y - x) * 100.0 / x.abs()),
         (Some(x), Some(y)) if x == y => Some(0.0),
         _ => None,
     };
+    let boots = bp.boots.len() > 1 && cp.boots.len() > 1;
+    // The noise floor: a change smaller than the baseline's own spread between boots is
+    // not a change, whatever the test says.
+    let noise = bs
+        .as_ref()
+        .and_then(|s| s.between_boot_pct)
+        .filter(|_| b.kind == Kind::Time);
+    let threshold_pct = noise.map_or(threshold, |n| n.max(threshold));
     let (p_value, significant, test) = match b.kind {
         Kind::Time => {
-            let p = mann_whitney_p(&b.samples, &c.samples);
+            let p = time_p(bp, cp);
             let floor = min_p(b.samples.len(), c.samples.len());
-            let test = if floor > alpha {
+            let name = if boots {
+                format!(
+                    "Welch t on {}+{} boot medians",
+                    bp.boots.len(),
+                    cp.boots.len()
+                )
+            } else {
+                "Mann-Whitney".to_string()
+            };
+            let test = if !boots && floor > alpha {
                 format!(
                     "{}+{} samples cannot reach p<{alpha} (at best p={floor:.3}): use more --repeat",
                     b.samples.len(),
@@ -283,8 +402,8 @@ fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64, adjusted: Optio
                 )
             } else {
                 match adjusted {
-                    Some(q) => format!("Mann-Whitney p={:.4}, adjusted {q:.4}", p.unwrap_or(1.0)),
-                    None => format!("Mann-Whitney p={:.4}", p.unwrap_or(1.0)),
+                    Some(q) => format!("{name} p={:.4}, adjusted {q:.4}", p.unwrap_or(1.0)),
+                    None => format!("{name} p={:.4}", p.unwrap_or(1.0)),
                 }
             };
             (p, adjusted.or(p).is_some_and(|p| p < alpha), test)
@@ -330,6 +449,9 @@ fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64, adjusted: Optio
             "not comparable: none in the {} run (the kernels take different paths here)",
             if bm == Some(0.0) { "base" } else { "candidate" }
         ),
+        Verdict::Same if significant && noise.is_some_and(|n| n > threshold) => format!(
+            "{test}; change within the baseline's between-boot spread of {threshold_pct:.1}%"
+        ),
         Verdict::Same if significant => {
             format!("{test}; change within the {threshold_pct}% threshold")
         }
@@ -346,6 +468,7 @@ fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64, adjusted: Optio
         change_pct,
         p_value,
         p_adjusted: adjusted,
+        min_effect_pct: threshold_pct,
         significant,
         verdict,
         why,
@@ -364,6 +487,7 @@ fn missing(m: &Metric, base: bool) -> Row {
         change_pct: None,
         p_value: None,
         p_adjusted: None,
+        min_effect_pct: 0.0,
         significant: false,
         verdict: if base {
             Verdict::Lost
@@ -427,21 +551,36 @@ fn outcomes(r: &Results) -> Vec<OutcomeOf> {
 /// Compares every metric the two runs share, in the base's order, then those only one has;
 /// time metrics' p-values adjusted together by `correction`.
 pub fn compare(
-    (base_file, base): (&str, &Results),
-    (cand_file, cand): (&str, &Results),
+    base: (&str, &Results),
+    cand: (&str, &Results),
     threshold_pct: f64,
     alpha: f64,
     correction: Correction,
 ) -> Comparison {
-    let (bm, cm) = (metrics(base), metrics(cand));
-    let pairs: Vec<(&Metric, Option<&Metric>)> = bm
+    compare_boots(&[base], &[cand], threshold_pct, alpha, correction)
+}
+
+/// `compare` over several boots a side (`ab --boots`): each metric's samples pooled per
+/// side, the boot as the unit of the time test, the baseline's between-boot spread as
+/// the smallest change that counts. Outcomes, checks and the run info are the first
+/// boot's of each side.
+pub fn compare_boots(
+    bases: &[(&str, &Results)],
+    cands: &[(&str, &Results)],
+    threshold_pct: f64,
+    alpha: f64,
+    correction: Correction,
+) -> Comparison {
+    let ((base_file, base), (cand_file, cand)) = (bases[0], cands[0]);
+    let (bm, cm) = (pooled(bases), pooled(cands));
+    let pairs: Vec<(&Pooled, Option<&Pooled>)> = bm
         .iter()
-        .map(|b| (b, cm.iter().find(|c| c.key() == b.key())))
+        .map(|b| (b, cm.iter().find(|c| c.metric.key() == b.metric.key())))
         .collect();
     let raw: Vec<Option<f64>> = pairs
         .iter()
         .map(|(b, c)| match c {
-            Some(c) if b.kind == Kind::Time => mann_whitney_p(&b.samples, &c.samples),
+            Some(c) if b.metric.kind == Kind::Time => time_p(b, c),
             _ => None,
         })
         .collect();
@@ -449,12 +588,15 @@ pub fn compare(
     let mut rows = Vec::new();
     for ((b, c), q) in pairs.iter().zip(&adjusted) {
         match c {
-            Some(c) => rows.push(judge(b, c, threshold_pct, alpha, *q)),
-            None => rows.push(missing(b, true)),
+            Some(c) => rows.push(judge_pooled(b, c, threshold_pct, alpha, *q)),
+            None => rows.push(missing(&b.metric, true)),
         }
     }
-    for c in cm.iter().filter(|c| !bm.iter().any(|b| b.key() == c.key())) {
-        rows.push(missing(c, false));
+    for c in cm
+        .iter()
+        .filter(|c| !bm.iter().any(|b| b.metric.key() == c.metric.key()))
+    {
+        rows.push(missing(&c.metric, false));
     }
     let (bo, co) = (outcomes(base), outcomes(cand));
     let outcome_changes: Vec<String> = bo
@@ -498,6 +640,7 @@ pub fn compare(
     Comparison {
         base: info(base_file, base),
         candidate: info(cand_file, cand),
+        boots: (bases.len(), cands.len()),
         threshold_pct,
         alpha,
         rows,
@@ -616,7 +759,7 @@ fn xml(s: &str) -> String {
 impl Comparison {
     fn header(&self) -> String {
         format!(
-            "base: {} ({}, {} CPU); candidate: {} ({}, {} CPU); threshold {}%, alpha {}, p-values adjusted: {}",
+            "base: {} ({}, {} CPU); candidate: {} ({}, {} CPU); threshold {}%, alpha {}, p-values adjusted: {}{}",
             self.base.kernel_release,
             self.base.file,
             self.base.cpu,
@@ -625,7 +768,15 @@ impl Comparison {
             self.candidate.cpu,
             self.threshold_pct,
             self.alpha,
-            self.correction.describe()
+            self.correction.describe(),
+            if self.boots == (1, 1) {
+                String::new()
+            } else {
+                format!(
+                    "; {}+{} boots, the boot the unit (Welch t on per-boot medians) and the baseline's between-boot spread the smallest change that counts",
+                    self.boots.0, self.boots.1
+                )
+            }
         )
     }
 
@@ -940,6 +1091,7 @@ mod tests {
             lost: vec![],
             allow_missing: false,
             correction: Correction::Bh,
+            boots: (1, 1),
         }
     }
 
@@ -1002,6 +1154,51 @@ mod tests {
         cmp.allow_missing = true;
         assert!(cmp.failures().is_empty());
         assert!(cmp.render_text().contains("gate: pass"));
+    }
+
+    fn boots(medians: &[f64]) -> Pooled {
+        // Each boot: its median with a 2 % spread around it.
+        let b: Vec<Vec<f64>> = medians
+            .iter()
+            .map(|m| vec![m * 0.99, *m, m * 1.01])
+            .collect();
+        let mut p = Pooled::one(&metric(Kind::Time, Better::Lower, &[]));
+        p.metric.samples = b.iter().flatten().copied().collect();
+        p.boots = b;
+        p
+    }
+
+    /// With several boots a side the boot is the unit: Welch's t on the boots' medians, and
+    /// no change smaller than the baseline's spread between boots counts.
+    #[test]
+    fn boots_are_the_unit_and_their_spread_the_floor() {
+        let base = boots(&[10.0, 10.5, 11.0]);
+        let r = judge_pooled(&base, &boots(&[12.0, 12.5, 13.0]), 5.0, 0.05, None);
+        assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
+        assert!(
+            r.why.starts_with("Welch t on 3+3 boot medians p=0.0089"),
+            "{}",
+            r.why
+        );
+        let s = r.base.as_ref().unwrap();
+        assert_eq!(s.boot_medians, [10.0, 10.5, 11.0]);
+        assert!((s.between_boot_pct.unwrap() - 100.0 / 10.5).abs() < 1e-9);
+        assert!((s.within_boot_pct.unwrap() - 2.0).abs() < 1e-9);
+        assert!((r.min_effect_pct - 100.0 / 10.5).abs() < 1e-9);
+        // +7.6 %: past the 5 % threshold but inside the baseline's 9.5 % between boots.
+        // Welch alone does not call it (p = 0.097); even an adjusted p that did, the floor
+        // would not count.
+        let cand = boots(&[11.0, 11.3, 11.6]);
+        let r = judge_pooled(&base, &cand, 5.0, 0.05, None);
+        assert_eq!(r.verdict, Verdict::Same, "{r:?}");
+        let r = judge_pooled(&base, &cand, 5.0, 0.05, Some(0.001));
+        assert!(r.significant, "{r:?}");
+        assert_eq!(r.verdict, Verdict::Same, "{r:?}");
+        assert!(r.why.contains("between-boot spread of 9.5%"), "{}", r.why);
+        // One boot a side: Mann-Whitney on the samples, the threshold alone.
+        let one = judge_pooled(&boots(&[10.0]), &boots(&[12.0]), 5.0, 0.05, None);
+        assert!(one.why.contains("cannot reach"), "{}", one.why);
+        assert_eq!(one.min_effect_pct, 5.0);
     }
 
     /// R's p.adjust(c(0.01, 0.04, 0.03, 0.005), "BH") = 0.02 0.04 0.04 0.02;

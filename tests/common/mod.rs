@@ -12,6 +12,8 @@ use serde_json::Value;
 /// move them (and anything they pin) together.
 pub const DEBIAN_612: &str = "debian:6.12.117+deb12-amd64";
 pub const DEBIAN_61: &str = "debian:6.1.0-56-amd64";
+/// trixie-backports' 7.3: the split packaging (image, modules, base) of 6.19 on.
+pub const DEBIAN_73: &str = "debian:7.3.4+deb13-amd64";
 
 pub fn foliobench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_foliobench"))
@@ -171,4 +173,8 @@ pub fn kcidb_validate(doc: &str) -> Result<(), String> {
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
