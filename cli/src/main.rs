@@ -47,7 +47,7 @@ enum Cmd {
     Report(report::ReportArgs),
     /// The CI gate: the same sweep in the test VM on two kernels, compared; exit 1 if the
     /// candidate regressed.
-    Ab(ab::AbArgs),
+    Ab(Box<ab::AbArgs>),
     /// The kernels `vm --kernel debian:<version>` can boot: cached, and Debian's registry
     /// per suite.
     Kernels(kernels::KernelsArgs),
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run::run(a),
         Cmd::Compare(a) => compare::run(a),
         Cmd::Report(a) => report::run(a),
-        Cmd::Ab(a) => ab::run(a),
+        Cmd::Ab(a) => ab::run(*a),
         Cmd::Kernels(a) => kernels::run(a),
         Cmd::Restore => run::restore(),
         Cmd::Overhead(a) => overhead::run(a),
