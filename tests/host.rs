@@ -878,6 +878,26 @@ fn compare_and_report_a_real_run() {
         times.len()
     );
 
+    // Several boots a side, comma-separated: the boot is the unit of the time test.
+    let out = compare(&["a.json,a.json", "b.json,b.json", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["boots"], serde_json::json!([2, 2]));
+    let slow = j["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "pin anon:4K io_uring pin")
+        .unwrap();
+    assert!(
+        slow["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("Welch t on 2+2 boot medians"),
+        "{slow}"
+    );
+    assert_eq!(slow["base"]["boot_medians"].as_array().unwrap().len(), 2);
+
     // Lost on the candidate: anon:thp's io_uring pin refused, a row that no longer exists.
     let mut c = read_json(&d.join("a.json"));
     let results = c["pin"]["results"].as_array_mut().unwrap();

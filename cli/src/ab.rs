@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use foliobench_reports::results::Results;
 
-use crate::compare::{load, shares_metrics, verdict, Format, GateArgs};
+use crate::compare::{load, named, shares_metrics, verdict, Format, GateArgs};
 use crate::exit::{env, usage, Code};
 use crate::output::write_atomic;
 use crate::run::SweepArgs;
@@ -158,10 +158,6 @@ fn run_side(
         )));
     }
     Ok(out)
-}
-
-fn named(v: &[(String, Results)]) -> Vec<(&str, &Results)> {
-    v.iter().map(|(f, r)| (f.as_str(), r)).collect()
 }
 
 /// `ab`, with `--bisect`'s exit codes where asked.

@@ -23,10 +23,11 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
-    /// The baseline results file (e.g. the unpatched kernel's).
-    pub base: PathBuf,
-    /// The candidate results file (e.g. the patched kernel's).
-    pub candidate: PathBuf,
+    /// The baseline results file (e.g. the unpatched kernel's); several boots' files
+    /// separated by commas (`baseline-1.json,baseline-2.json,...`, as `ab --boots` writes).
+    pub base: String,
+    /// The candidate results file (e.g. the patched kernel's), or several, comma-separated.
+    pub candidate: String,
     #[command(flatten)]
     pub gate: GateArgs,
     /// Also write the output to this file (written whole or not at all).
@@ -65,11 +66,6 @@ pub enum CorrectionArg {
 impl GateArgs {
     pub fn check(&self) -> Result<()> {
         check_significance(self.threshold, self.alpha)
-    }
-
-    /// The two runs compared under these gate settings.
-    pub fn compare(&self, base: (&str, &Results), cand: (&str, &Results)) -> Comparison {
-        self.compare_boots(&[base], &[cand])
     }
 
     /// Several boots a side compared under these gate settings.
@@ -156,14 +152,23 @@ pub fn verdict(c: &Comparison) -> Code {
     }
 }
 
+/// Results files as `compare_boots` takes them.
+pub fn named(v: &[(String, Results)]) -> Vec<(&str, &Results)> {
+    v.iter().map(|(f, r)| (f.as_str(), r)).collect()
+}
+
+/// The files of one side: one path, or several boots' separated by commas.
+fn load_side(list: &str) -> Result<Vec<(String, Results)>> {
+    list.split(',')
+        .map(|f| Ok((f.to_string(), load(Path::new(f))?)))
+        .collect()
+}
+
 pub fn run(a: CompareArgs) -> Result<Code> {
     a.gate.check()?;
-    let (b, c) = (load(&a.base)?, load(&a.candidate)?);
-    let cmp = a.gate.compare(
-        (&a.base.display().to_string(), &b),
-        (&a.candidate.display().to_string(), &c),
-    );
-    shares_metrics(&cmp, &b, &c)?;
+    let (bases, cands) = (load_side(&a.base)?, load_side(&a.candidate)?);
+    let cmp = a.gate.compare_boots(&named(&bases), &named(&cands));
+    shares_metrics(&cmp, &bases[0].1, &cands[0].1)?;
     let out = a.gate.render(&cmp)?;
     if let Some(p) = &a.out {
         write_atomic(p, out.as_bytes())?;
