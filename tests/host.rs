@@ -1076,6 +1076,21 @@ fn ab_refuses_bad_input_before_booting() {
     assert_eq!(out.status.code(), Some(128), "{}", stderr(&out));
     let out = bisect("debian:6.12", &["--boots", "0"]);
     assert_eq!(out.status.code(), Some(128), "{}", stderr(&out));
+    // A matrix of one kernel is not a matrix; a bad kernel spec is refused before booting.
+    for (args, says) in [
+        (
+            &["matrix", "--kernel", "debian:6.12"][..],
+            "at least two kernels",
+        ),
+        (
+            &["matrix", "--kernel", "debian:6.12", "--kernel", "nope:2"],
+            "unknown kernel spec 'nope:2'",
+        ),
+    ] {
+        let out = run(foliobench().args(args).current_dir(dir.path()));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
     let out = bisect("debian:6.12", &["--boots", "many"]);
     assert_eq!(
         out.status.code(),

@@ -96,36 +96,36 @@ fn with_stdout_on_stderr<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     r
 }
 
-/// One side's sweep in the test VM (boot `boot` of `a.boots`); returns its results file.
-fn run_side(
-    a: &AbArgs,
-    dir: &Path,
-    (side, boot): (&str, usize),
+/// What every VM run of `ab` and `matrix` shares: the sweep, the VM, its time limit and
+/// the directory the results go to.
+pub struct SweepInVm<'a> {
+    pub sweep: &'a SweepArgs,
+    pub machine: &'a VmOpts,
+    pub timeout: &'a str,
+    pub dir: &'a Path,
+}
+
+/// One sweep in the test VM on `kernel`, writing `out` (a file of `dir`); `label` names the
+/// run in messages.
+pub fn run_side(
+    s: &SweepInVm,
+    out: &Path,
+    label: &str,
     kernel: &str,
     append: &[String],
 ) -> Result<PathBuf> {
-    let out = if a.boots == 1 {
-        dir.join(format!("{side}.json"))
-    } else {
-        dir.join(format!("{side}-{boot}.json"))
-    };
     // A file from an earlier run must not pass for this one's.
-    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(out);
     eprintln!(
-        "foliobench ab: {side} {kernel}{}{}: run --suite {}",
-        if a.boots > 1 {
-            format!(" (boot {boot} of {})", a.boots)
-        } else {
-            String::new()
-        },
+        "foliobench: {label} {kernel}{}: run --suite {}",
         if append.is_empty() {
             String::new()
         } else {
             format!(" (appended: {})", append.join(" "))
         },
-        a.sweep.suite.join(",")
+        s.sweep.suite.join(",")
     );
-    let mut machine = a.machine.clone();
+    let mut machine = s.machine.clone();
     machine.append.extend(append.iter().cloned());
     // The guest's tables go to stderr: stdout carries only the comparison, so that
     // `ab --format ktap | ...` is KTAP and nothing else.
@@ -133,16 +133,16 @@ fn run_side(
         crate::vm::run(VmArgs {
             kernel: kernel.to_string(),
             machine,
-            timeout: a.timeout.clone(),
-            share: vec![dir.to_path_buf()],
+            timeout: s.timeout.to_string(),
+            share: vec![s.dir.to_path_buf()],
             boot_log: false,
             dry_run: false,
-            args: run_args(&a.sweep, &out),
+            args: run_args(s.sweep, out),
         })
     })?;
     if code != Code::Ok {
         let why = format!(
-            "the {side} run on {kernel} ended with exit {} (see its output above); nothing compared",
+            "the run {label} on {kernel} ended with exit {} (see its output above); nothing compared",
             code as u8
         );
         return Err(if code == Code::Usage {
@@ -153,11 +153,11 @@ fn run_side(
     }
     if !out.exists() {
         return Err(env(format!(
-            "the {side} run on {kernel} wrote no {}",
+            "the run {label} on {kernel} wrote no {}",
             out.display()
         )));
     }
-    Ok(out)
+    Ok(out.to_path_buf())
 }
 
 /// `ab`, with `--bisect`'s exit codes where asked.
@@ -221,21 +221,44 @@ fn gate(mut a: AbArgs) -> Result<Code> {
     let dir = a.out_dir.canonicalize()?;
     // Interleaved, so that drift of the host (load, thermal, caches) falls on both sides.
     let (mut base_files, mut cand_files) = (Vec::new(), Vec::new());
+    let vm = SweepInVm {
+        sweep: &a.sweep,
+        machine: &a.machine,
+        timeout: &a.timeout,
+        dir: &dir,
+    };
+    let file = |side: &str, boot: usize| {
+        if a.boots == 1 {
+            dir.join(format!("{side}.json"))
+        } else {
+            dir.join(format!("{side}-{boot}.json"))
+        }
+    };
+    let label = |side: &str, boot: usize| {
+        if a.boots == 1 {
+            format!("ab: {side}")
+        } else {
+            format!("ab: {side} (boot {boot} of {})", a.boots)
+        }
+    };
     for boot in 1..=a.boots {
-        base_files.push(run_side(
-            &a,
-            &dir,
-            ("baseline", boot),
-            &a.baseline,
-            &a.baseline_append,
-        )?);
-        cand_files.push(run_side(
-            &a,
-            &dir,
-            ("candidate", boot),
-            &a.candidate,
-            &a.candidate_append,
-        )?);
+        for (side, kernel, append, files) in [
+            ("baseline", &a.baseline, &a.baseline_append, &mut base_files),
+            (
+                "candidate",
+                &a.candidate,
+                &a.candidate_append,
+                &mut cand_files,
+            ),
+        ] {
+            files.push(run_side(
+                &vm,
+                &file(side, boot),
+                &label(side, boot),
+                kernel,
+                append,
+            )?);
+        }
     }
     let load_all = |files: &[PathBuf]| -> Result<Vec<(String, Results)>> {
         files

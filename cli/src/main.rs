@@ -14,6 +14,7 @@ mod debian_registry;
 mod doctor;
 mod exit;
 mod kernels;
+mod matrix;
 mod model;
 mod output;
 mod overhead;
@@ -48,6 +49,9 @@ enum Cmd {
     /// The CI gate: the same sweep in the test VM on two kernels, compared; exit 1 if the
     /// candidate regressed.
     Ab(Box<ab::AbArgs>),
+    /// The same sweep on N kernels: every metric across them in release order, and what
+    /// changed between consecutive kernels.
+    Matrix(Box<matrix::MatrixArgs>),
     /// The kernels `vm --kernel debian:<version>` can boot: cached, and Debian's registry
     /// per suite.
     Kernels(kernels::KernelsArgs),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Cmd::Report(a) => report::run(a),
         Cmd::Ab(a) => ab::run(*a),
         Cmd::Kernels(a) => kernels::run(a),
+        Cmd::Matrix(a) => matrix::run(*a),
         Cmd::Restore => run::restore(),
         Cmd::Overhead(a) => overhead::run(a),
         Cmd::Timeit(a) => overhead::timeit(a),

@@ -12,6 +12,7 @@ pub mod facts;
 pub mod fsdax;
 pub mod geometry;
 pub mod kcidb;
+pub mod matrix;
 pub mod memmap;
 pub mod metric;
 pub mod outcome;

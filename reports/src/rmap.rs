@@ -9,6 +9,7 @@ use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
 use crate::metric::{measured, ms, Better::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
+use crate::perf::{PerfCounts, PAGE_FAULTS};
 use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, ProbeStats};
 
@@ -153,6 +154,10 @@ pub struct RmapResult {
     /// `probes`. Empty for the other operations and in older results.
     #[serde(default)]
     pub control: Vec<ProbeStats>,
+    /// The perf witness: perf's own counters around the operation in the traced round
+    /// (page-faults: a cow's write faults, counted without BPF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perf: Option<PerfCounts>,
 }
 
 impl RmapSuite {
@@ -381,6 +386,42 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec
     v
 }
 
+/// The perf witness of the cow operations: perf's page-fault count is the writes' faults,
+/// one per folio (cow) or per base page (cow_each_page) of the mapping, each breaking the
+/// sharing with the forked child.
+pub fn perf_checks(results: &[RmapResult], size: u64) -> Vec<Check> {
+    results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Measured && r.memory == ANON)
+        .filter_map(|r| {
+            let per = match r.op {
+                RmapOp::Cow => r.folio_kb * 1024,
+                RmapOp::CowEachPage => 4096,
+                _ => return None,
+            };
+            let want = size / per;
+            let what = format!(
+                "{} {}K: perf counts one write fault per {}",
+                r.op.name(),
+                r.folio_kb,
+                if r.op == RmapOp::Cow { "folio" } else { "page" }
+            );
+            Some(match r.perf.as_ref().map(|p| (p, p.get(PAGE_FAULTS))) {
+                Some((_, Some(n))) => Check::new(
+                    what,
+                    n == want,
+                    format!("{n} page-faults (perf) for {want} writes"),
+                ),
+                Some((p, None)) => Check::skipped(
+                    what,
+                    format!("not measured: perf could not count: {}", p.describe()),
+                ),
+                None => Check::skipped(what, "not measured: no traced round (nothing traceable)"),
+            })
+        })
+        .collect()
+}
+
 impl RmapSuite {
     fn base(&self, op: RmapOp) -> Option<u64> {
         self.results
@@ -531,6 +572,7 @@ mod tests {
             probes: vec![p],
             traced_ns: None,
             control: vec![],
+            perf: None,
         }
     }
 

@@ -42,60 +42,79 @@ fn why_not(hardware: bool, e: &std::io::Error) -> String {
     }
 }
 
-/// `work`, with perf counting the default software events, `tracepoints` and, where
-/// offered, cycles, instructions and dTLB load misses.
+/// Counters running on this thread, from `start` to `stop`.
+pub struct Session {
+    counters: Vec<(String, Counter)>,
+    counts: PerfCounts,
+}
+
+impl Session {
+    /// Opens and enables the default software events, `tracepoints` and, where offered,
+    /// cycles, instructions and dTLB load misses. What cannot be opened is noted, not fatal.
+    pub fn start(tracepoints: &[&str]) -> Session {
+        const DTLB_MISS: Cache = Cache {
+            which: CacheId::DTLB,
+            operation: CacheOp::READ,
+            result: CacheResult::MISS,
+        };
+        let mut counts = PerfCounts::default();
+        let mut ids = Vec::new();
+        for tp in tracepoints {
+            match tracepoint_id(tp) {
+                Ok(id) => ids.push((*tp, id)),
+                Err(why) => counts.not_counted.push((tp.to_string(), why)),
+            }
+        }
+        let mut counters: Vec<(String, Counter)> = Vec::new();
+        let mut add = |name: &str, hw: bool, c: std::io::Result<Counter>| match c {
+            Ok(c) => counters.push((name.to_string(), c)),
+            Err(e) => counts.not_counted.push((name.to_string(), why_not(hw, &e))),
+        };
+        add(names::PAGE_FAULTS, false, open(Software::PAGE_FAULTS));
+        add(names::MINOR_FAULTS, false, open(Software::PAGE_FAULTS_MIN));
+        add(names::MAJOR_FAULTS, false, open(Software::PAGE_FAULTS_MAJ));
+        add(
+            names::CONTEXT_SWITCHES,
+            false,
+            open(Software::CONTEXT_SWITCHES),
+        );
+        add(names::TASK_CLOCK, false, open(Software::TASK_CLOCK));
+        for (tp, id) in ids {
+            add(tp, false, open(perf_event::events::Tracepoint::with_id(id)));
+        }
+        add(names::CYCLES, true, open(Hardware::CPU_CYCLES));
+        add(names::INSTRUCTIONS, true, open(Hardware::INSTRUCTIONS));
+        add(names::DTLB_LOAD_MISSES, true, open(DTLB_MISS));
+        for (name, c) in &mut counters {
+            if let Err(e) = c.enable() {
+                counts
+                    .not_counted
+                    .push((name.clone(), format!("enable: {e}")));
+            }
+        }
+        Session { counters, counts }
+    }
+
+    /// Disables the counters and reads them.
+    pub fn stop(mut self) -> PerfCounts {
+        for (_, c) in &mut self.counters {
+            let _ = c.disable();
+        }
+        for (name, mut c) in self.counters {
+            match c.read() {
+                Ok(n) => self.counts.counts.push((name, n)),
+                Err(e) => self.counts.not_counted.push((name, format!("read: {e}"))),
+            }
+        }
+        self.counts
+    }
+}
+
+/// `work`, with perf counting as `Session::start` does.
 pub fn count<T>(tracepoints: &[&str], work: impl FnOnce() -> T) -> (T, PerfCounts) {
-    const DTLB_MISS: Cache = Cache {
-        which: CacheId::DTLB,
-        operation: CacheOp::READ,
-        result: CacheResult::MISS,
-    };
-    let mut counts = PerfCounts::default();
-    let mut ids = Vec::new();
-    for tp in tracepoints {
-        match tracepoint_id(tp) {
-            Ok(id) => ids.push((*tp, id)),
-            Err(why) => counts.not_counted.push((tp.to_string(), why)),
-        }
-    }
-    let mut counters: Vec<(String, Counter)> = Vec::new();
-    let mut add = |name: &str, hw: bool, c: std::io::Result<Counter>| match c {
-        Ok(c) => counters.push((name.to_string(), c)),
-        Err(e) => counts.not_counted.push((name.to_string(), why_not(hw, &e))),
-    };
-    add(names::PAGE_FAULTS, false, open(Software::PAGE_FAULTS));
-    add(names::MINOR_FAULTS, false, open(Software::PAGE_FAULTS_MIN));
-    add(names::MAJOR_FAULTS, false, open(Software::PAGE_FAULTS_MAJ));
-    add(
-        names::CONTEXT_SWITCHES,
-        false,
-        open(Software::CONTEXT_SWITCHES),
-    );
-    add(names::TASK_CLOCK, false, open(Software::TASK_CLOCK));
-    for (tp, id) in ids {
-        add(tp, false, open(perf_event::events::Tracepoint::with_id(id)));
-    }
-    add(names::CYCLES, true, open(Hardware::CPU_CYCLES));
-    add(names::INSTRUCTIONS, true, open(Hardware::INSTRUCTIONS));
-    add(names::DTLB_LOAD_MISSES, true, open(DTLB_MISS));
-    for (name, c) in &mut counters {
-        if let Err(e) = c.enable() {
-            counts
-                .not_counted
-                .push((name.clone(), format!("enable: {e}")));
-        }
-    }
+    let session = Session::start(tracepoints);
     let out = work();
-    for (_, c) in &mut counters {
-        let _ = c.disable();
-    }
-    for (name, mut c) in counters {
-        match c.read() {
-            Ok(n) => counts.counts.push((name, n)),
-            Err(e) => counts.not_counted.push((name, format!("read: {e}"))),
-        }
-    }
-    (out, counts)
+    (out, session.stop())
 }
 
 #[cfg(test)]

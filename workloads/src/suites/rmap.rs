@@ -9,8 +9,9 @@ use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, any_traceable, Filter};
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
+use foliobench_reports::perf::PerfCounts;
 use foliobench_reports::rmap::{
-    batch_checks, folio_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
+    batch_checks, folio_checks, perf_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
 };
 use foliobench_reports::trace::{since_all, ProbeStats};
 
@@ -51,6 +52,7 @@ fn skipped(op: RmapOp, folio_kb: u64, reason: String) -> RmapResult {
         probes: vec![],
         traced_ns: None,
         control: vec![],
+        perf: None,
     }
 }
 
@@ -83,6 +85,7 @@ pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSui
     }
     suite.checks = batch_checks(&suite.results, batched, plan.size);
     suite.checks.extend(folio_checks(&suite.folios));
+    suite.checks.extend(perf_checks(&suite.results, plan.size));
     Ok(suite)
 }
 
@@ -139,6 +142,7 @@ fn file_case(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Vec<RmapResu
         probes,
         traced_ns,
         control: vec![],
+        perf: None,
     };
     let ops = [RmapOp::Fault, RmapOp::Munmap];
     let skip = |reason: String| -> Vec<RmapResult> {
@@ -198,7 +202,7 @@ fn measure(
             break;
         }
     }
-    let (traced, traced_ns) = traced_round(plan, kb, ops, probes)?;
+    let ((traced, traced_ns), mut perf) = traced_round(plan, kb, ops, probes)?;
     let control = control_fork(probes)?;
     let rows = ops
         .iter()
@@ -221,22 +225,43 @@ fn measure(
                 probes,
                 traced_ns: traced_ns.get(&op).copied(),
                 control,
+                perf: perf.remove(&op),
             }
         })
         .collect();
     Ok((rows, FolioCheck::of_every_mapping(checks)))
 }
 
-/// One round with the rmap probes loaded once, read just before and after each operation.
-fn traced_round(plan: &Plan, kb: u64, ops: &[RmapOp], probes: &[Resolution]) -> Result<Traced> {
-    traced(probes, &mut |hook| {
+/// One round with the rmap probes loaded once, read just before and after each operation;
+/// perf's counters run around each operation too (inside the probes' readings).
+fn traced_round(
+    plan: &Plan,
+    kb: u64,
+    ops: &[RmapOp],
+    probes: &[Resolution],
+) -> Result<(Traced, PerfByOp)> {
+    let mut perf: HashMap<RmapOp, PerfCounts> = HashMap::new();
+    let (stats, times) = traced(probes, &mut |hook| {
+        let mut session = None;
+        let mut both = |op: RmapOp, start: bool| {
+            if start {
+                hook(op, true);
+                session = Some(crate::perf::Session::start(&[]));
+            } else {
+                if let Some(s) = session.take() {
+                    perf.insert(op, s.stop());
+                }
+                hook(op, false);
+            }
+        };
         let mut times = Vec::new();
         for g in GROUPS {
-            let (t, _) = run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, hook)?;
+            let (t, _) = run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, &mut both)?;
             times.extend(t.into_iter().map(|(op, d)| (op, d.as_nanos() as u64)));
         }
         Ok(times)
-    })
+    })?;
+    Ok(((stats, times), perf))
 }
 
 /// The rmap probes around a fork of this process while it has no mapping under test: the
@@ -249,6 +274,9 @@ fn control_fork(probes: &[Resolution]) -> Result<Vec<ProbeStats>> {
     forked?;
     Ok(stats)
 }
+
+/// Per operation, perf's counts around it.
+type PerfByOp = HashMap<RmapOp, PerfCounts>;
 
 /// Per operation, what the probes counted and how long it took with them attached.
 type Traced = (HashMap<RmapOp, Vec<ProbeStats>>, HashMap<RmapOp, u64>);
