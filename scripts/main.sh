@@ -11,10 +11,12 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo build --release --locked -q
 mkdir -p results
-./target/release/foliobench vm -- doctor --out results/doctor.json
-./target/release/foliobench vm -- run --suite memmap,pin --out results/run.json
-./target/release/foliobench vm -- run --suite fsdax --size 256M --out results/fsdax.json
-./target/release/foliobench vm -- run --suite rmap --size 256M --out results/rmap.json
+# One boot for all of it: the guest runs the commands in turn (';'), stopping at a failure.
+./target/release/foliobench vm --timeout 90m -- \
+  doctor --out results/doctor.json ';' \
+  run --suite memmap,pin --out results/run.json ';' \
+  run --suite fsdax --size 256M --out results/fsdax.json ';' \
+  run --suite rmap --size 256M --out results/rmap.json
 ./target/release/foliobench report results/run.json results/fsdax.json results/rmap.json \
   --html results/report.html --markdown results/report.md > results/report.txt
 echo "foliobench: wrote results/doctor.json, results/run.json, results/fsdax.json, results/rmap.json and the report: results/report.html (results/report.md, results/report.txt)"

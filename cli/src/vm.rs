@@ -203,17 +203,31 @@ fn guest_script(exe: &Path, args: &[String], cwd: &Path, state: &Path, g: &Guest
             q(p)
         ));
     }
-    let cmd: Vec<String> = std::iter::once(q(&exe.to_string_lossy()))
-        .chain(args.iter().map(|a| q(a)))
+    // Several commands run in turn in the one boot; the first that fails ends the line,
+    // and its status is the guest's.
+    let cmds: Vec<String> = guest_commands(args)
+        .into_iter()
+        .map(|c| {
+            std::iter::once(envs.join(" "))
+                .chain(std::iter::once(q(&exe.to_string_lossy())))
+                .chain(c.iter().map(|a| q(a)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect();
     format!(
-        "modprobe -qa {mods} 2>/dev/null; echo {MARKER}; cd {cwd} && {envs} {cmd}; echo $? > {exit}",
+        "modprobe -qa {mods} 2>/dev/null; echo {MARKER}; cd {cwd} && {cmds}; echo $? > {exit}",
         mods = GUEST_MODULES.join(" "),
         cwd = q(&cwd.to_string_lossy()),
-        envs = envs.join(" "),
-        cmd = cmd.join(" "),
+        cmds = cmds.join(" && "),
         exit = q(&state.join("exit").to_string_lossy()),
     )
+}
+
+/// The guest's commands: the arguments after `--`, split at each `;` argument (`vm -- doctor
+/// --out d.json ';' run --suite memmap --out r.json` boots once for both).
+pub fn guest_commands(args: &[String]) -> Vec<&[String]> {
+    args.split(|a| a == ";").filter(|c| !c.is_empty()).collect()
 }
 
 /// Options of foliobench's commands whose value is a file or directory the command writes.
@@ -376,13 +390,18 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
     } else {
         a.args.clone()
     };
-    let writes = match guest_command(&args, &cwd)? {
-        GuestCommand::Writes(w) => w,
-        GuestCommand::Answered(text) => {
-            print!("{text}");
-            return Ok(None);
+    let mut writes = Vec::new();
+    for cmd in guest_commands(&args) {
+        match guest_command(cmd, &cwd)? {
+            GuestCommand::Writes(w) => writes.extend(w),
+            GuestCommand::Answered(text) => {
+                print!("{text}");
+                return Ok(None);
+            }
         }
-    };
+    }
+    writes.sort();
+    writes.dedup();
     let available = foliobench_workloads::system::meminfo_kb("MemAvailable")
         .map_or(u64::MAX, |kb| kb as u64 * 1024);
     layout.check_host(available)?;
@@ -997,5 +1016,26 @@ mod tests {
         assert!(s.contains("cd /work/x && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg FOLIOBENCH_KERNEL_CONFIG=/c/config-6.12 FOLIOBENCH_KERNEL_PACKAGE='linux-image-6.12.117+deb12-amd64=6.12.117-1' /work/target/foliobench doctor --out 'a b.json'; echo $? > /tmp/st/exit"), "{s}");
         assert!(s.starts_with("modprobe -qa nd_e820"));
         assert!(s.contains(&format!("; echo {MARKER}; cd ")));
+        // Two commands in one boot: the second runs only if the first succeeded, and the
+        // status written is the first failure's.
+        let args: Vec<String> = ["doctor", ";", "run", "--suite", "memmap"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(guest_commands(&args).len(), 2);
+        let s = guest_script(
+            Path::new("/fb"),
+            &args,
+            Path::new("/w"),
+            Path::new("/st"),
+            &GuestEnv {
+                config: None,
+                accel: Accel::Tcg,
+                package: None,
+            },
+        );
+        assert!(
+            s.contains("cd /w && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg /fb doctor && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg /fb run --suite memmap; echo $? > /st/exit"),
+            "{s}"
+        );
     }
 }
