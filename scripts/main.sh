@@ -11,12 +11,21 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo build --release --locked -q
 mkdir -p results
+# How long the last main job took on this machine, as the estimate for this one.
+took_file="${XDG_CACHE_HOME:-$HOME/.cache}/foliobench/main-job.seconds"
+if [ -s "$took_file" ]; then
+  echo "foliobench: the main job took $(( $(cat "$took_file") / 60 )) min $(( $(cat "$took_file") % 60 )) s here last time; expect about as long" >&2
+else
+  echo "foliobench: first main job on this machine: no estimate yet (its time is kept for the next one)" >&2
+fi
+started=$(date +%s)
 # One boot for all of it: the guest runs the commands in turn (';'), stopping at a failure.
 ./target/release/foliobench vm --timeout 90m -- \
   doctor --out results/doctor.json ';' \
   run --suite memmap,pin --out results/run.json ';' \
   run --suite fsdax --size 256M --out results/fsdax.json ';' \
   run --suite rmap --size 256M --out results/rmap.json
+mkdir -p "$(dirname "$took_file")" && echo $(( $(date +%s) - started )) > "$took_file"
 ./target/release/foliobench report results/run.json results/fsdax.json results/rmap.json \
   --html results/report.html --markdown results/report.md > results/report.txt
 echo "foliobench: wrote results/doctor.json, results/run.json, results/fsdax.json, results/rmap.json and the report: results/report.html (results/report.md, results/report.txt)"
