@@ -971,12 +971,7 @@ fn struct_pages_and_folio_grabs_on_debian_73() {
         assert_eq!(p["pages"]["vmemmap_struct_pages"], 16384, "{p}");
     }
     let g = &pin_row(&r, "devdax:2M:mem", "io_uring")["grabs"];
-    let slow = g["by_function"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["function"] == "try_grab_folio")
-        .unwrap();
+    let slow = grab_function(g, "try_grab_folio").expect("try_grab_folio traced");
     // 32 folios of 2M: the first page, then the other 511 in one grab.
     assert_eq!(slow["calls"], 64, "{g}");
     assert_eq!(
@@ -1003,15 +998,7 @@ fn pin_grabs_and_struct_pages_on_61() {
     let row = pin_row(&r, "devdax:2M:mem", "odirect");
     assert_pinned(row, 16384, 1);
     let g = &row["grabs"];
-    let by = |f: &str| {
-        g["by_function"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .chain(g["releases"].as_array().unwrap())
-            .find(|x| x["function"] == f)
-            .map_or(0, |x| x["calls"].as_u64().unwrap())
-    };
+    let by = |f: &str| grab_function(g, f).map_or(0, |x| x["calls"].as_u64().unwrap());
     assert_eq!(by("try_grab_page"), 16384, "one grab per base page: {g}");
     assert_eq!(grabs_per_page(row), 1.0);
     assert!(by("__bio_release_pages") > 0, "releases seen: {g}");
@@ -1065,6 +1052,15 @@ fn memmap_suite_refuses_an_open_namespace() {
         .find(|p| p["probe"] == "memmap_init_zone_device")
         .unwrap();
     assert_eq!(init["calls"], 0, "no namespace was created");
+}
+
+/// A grab or release function's entry in a pin row's `grabs`.
+fn grab_function<'a>(grabs: &'a Value, function: &str) -> Option<&'a Value> {
+    grabs["by_function"]
+        .as_array()?
+        .iter()
+        .chain(grabs["releases"].as_array().into_iter().flatten())
+        .find(|x| x["function"] == function)
 }
 
 /// The mode of namespace0.0 in `ndctl list -N` output (an object or an array).

@@ -96,6 +96,32 @@ fn with_stdout_on_stderr<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     r
 }
 
+/// What `ab` and `matrix` settle before the first boot, so that a typo costs no boot: the
+/// default sweep (memmap and rmap at 256M; pin on request, its 1 GiB rounds on every
+/// geometry take most of an hour per kernel under TCG), the sweep's and kernels' validity,
+/// and the output directory (made; returned canonical).
+pub fn before_booting(
+    sweep: &mut SweepArgs,
+    kernels: &[&String],
+    out_dir: &Path,
+) -> Result<PathBuf> {
+    if sweep.suite.is_empty() {
+        sweep.suite = vec!["memmap".into(), "rmap".into()];
+    }
+    sweep.size.get_or_insert_with(|| "256M".into());
+    sweep.check()?;
+    for k in kernels {
+        crate::boot_kernel::KernelSpec::parse(k)?;
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| {
+        usage(format!(
+            "cannot create --out-dir {}: {e}",
+            out_dir.display()
+        ))
+    })?;
+    Ok(out_dir.canonicalize()?)
+}
+
 /// What every VM run of `ab` and `matrix` shares: the sweep, the VM, its time limit and
 /// the directory the results go to.
 pub struct SweepInVm<'a> {
@@ -202,23 +228,7 @@ fn gate(mut a: AbArgs) -> Result<Code> {
     }
     // ab's defaults: memmap and rmap at 256M (pin on request: its 1 GiB rounds on every
     // geometry take most of an hour per kernel under TCG).
-    if a.sweep.suite.is_empty() {
-        a.sweep.suite = vec!["memmap".into(), "rmap".into()];
-    }
-    a.sweep.size.get_or_insert_with(|| "256M".into());
-    // What can be checked here is checked before the first VM boots: a typo should not
-    // cost a boot.
-    a.sweep.check()?;
-    for k in [&a.baseline, &a.candidate] {
-        crate::boot_kernel::KernelSpec::parse(k)?;
-    }
-    std::fs::create_dir_all(&a.out_dir).map_err(|e| {
-        usage(format!(
-            "cannot create --out-dir {}: {e}",
-            a.out_dir.display()
-        ))
-    })?;
-    let dir = a.out_dir.canonicalize()?;
+    let dir = before_booting(&mut a.sweep, &[&a.baseline, &a.candidate], &a.out_dir)?;
     // Interleaved, so that drift of the host (load, thermal, caches) falls on both sides.
     let (mut base_files, mut cand_files) = (Vec::new(), Vec::new());
     let vm = SweepInVm {

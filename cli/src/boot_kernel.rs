@@ -151,30 +151,7 @@ pub fn debian_releases(pkgnames: &str, version: &str) -> Vec<String> {
 
 /// Natural order: numbers compare as numbers (6.12.117 > 6.12.99, 6.1.0-56 > 6.1.0-9).
 pub fn version_key(s: &str) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut num = String::new();
-    let mut txt = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            if !txt.is_empty() {
-                out.push((0, std::mem::take(&mut txt)));
-            }
-            num.push(c);
-        } else {
-            if !num.is_empty() {
-                out.push((num.parse().unwrap_or(u64::MAX), String::new()));
-                num.clear();
-            }
-            txt.push(c);
-        }
-    }
-    if !num.is_empty() {
-        out.push((num.parse().unwrap_or(u64::MAX), String::new()));
-    }
-    if !txt.is_empty() {
-        out.push((0, txt));
-    }
-    out
+    foliobench_reports::matrix::release_key(s)
 }
 
 /// ~/.cache/foliobench/kernels, or /var/cache/foliobench/kernels where there is no home

@@ -8,7 +8,7 @@ use anyhow::Result;
 use foliobench_reports::matrix::{release_key, Matrix};
 use foliobench_reports::results::Results;
 
-use crate::ab::{run_side, SweepInVm};
+use crate::ab::{before_booting, run_side, SweepInVm};
 use crate::compare::{load, GateArgs};
 use crate::exit::{usage, Code};
 use crate::output::write_atomic;
@@ -43,21 +43,8 @@ pub fn run(mut a: MatrixArgs) -> Result<Code> {
             "a matrix needs at least two kernels: --kernel K1 --kernel K2 ...",
         ));
     }
-    if a.sweep.suite.is_empty() {
-        a.sweep.suite = vec!["memmap".into(), "rmap".into()];
-    }
-    a.sweep.size.get_or_insert_with(|| "256M".into());
-    a.sweep.check()?;
-    for k in &a.kernels {
-        crate::boot_kernel::KernelSpec::parse(k)?;
-    }
-    std::fs::create_dir_all(&a.out_dir).map_err(|e| {
-        usage(format!(
-            "cannot create --out-dir {}: {e}",
-            a.out_dir.display()
-        ))
-    })?;
-    let dir = a.out_dir.canonicalize()?;
+    let kernels: Vec<&String> = a.kernels.iter().collect();
+    let dir = before_booting(&mut a.sweep, &kernels, &a.out_dir)?;
     let vm = SweepInVm {
         sweep: &a.sweep,
         machine: &a.machine,
