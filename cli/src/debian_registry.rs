@@ -188,8 +188,8 @@ impl Registry {
         let order = |s: &str| SUITES.iter().position(|(_, x)| *x == s).unwrap_or(99);
         all.sort_by(|a, b| {
             order(&a.suite).cmp(&order(&b.suite)).then_with(|| {
-                crate::boot_kernel::version_key(&b.release)
-                    .cmp(&crate::boot_kernel::version_key(&a.release))
+                foliobench_reports::matrix::release_key(&b.release)
+                    .cmp(&foliobench_reports::matrix::release_key(&a.release))
             })
         });
         Ok(all)

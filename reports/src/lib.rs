@@ -16,6 +16,7 @@ pub mod matrix;
 pub mod memmap;
 pub mod metric;
 pub mod outcome;
+pub mod pages;
 pub mod perf;
 pub mod pin;
 pub mod report;

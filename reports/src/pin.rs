@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
-use crate::fsdax::PageFacts;
 use crate::geometry::{Geometry, GeometryError, Map};
 use crate::metric::{measured, ms as ms_f64, Better::*, Kind::Time, MetricSpec, Metrics};
 use crate::outcome::Outcome;
+use crate::pages::PageFacts;
 use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, percentiles_text, ProbeStats};
 
