@@ -328,6 +328,19 @@ fn pin_suite_on_612() {
         .collect();
     assert_eq!(dax.len(), 4, "{}", r["pin"]["prepared"]);
     for p in dax {
+        if p["memory"] == "devdax:1G:mem" {
+            // 6.12's pagemap walk gives no pfn for a PUD-mapped devdax page: not measured,
+            // and said so.
+            assert_eq!(p["pages"], Value::Null, "{p}");
+            assert!(
+                p["pages_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no pfn in /proc/self/pagemap"),
+                "{p}"
+            );
+            continue;
+        }
         let f = &p["pages"];
         assert_eq!(f["present"], pages, "{}: {f}", p["memory"]);
         assert_eq!(f["vmemmap_struct_pages"], pages, "{}: {f}", p["memory"]);
@@ -349,10 +362,11 @@ fn pin_suite_on_612() {
         })
         .collect();
     assert_eq!(struct_page_checks.len(), 4, "{checks}");
-    assert!(
-        struct_page_checks.iter().all(|c| c["agrees"] == true),
-        "{checks}"
-    );
+    let ok = struct_page_checks
+        .iter()
+        .filter(|c| c["measured"] == true && c["agrees"] == true)
+        .count();
+    assert_eq!(ok, 3, "4K, 2M and fsdax measured and ok; 1G SKIP: {checks}");
 
     // 4 memories x (1 warm-up + 2 timed + 3 traced: 2 latency rounds, as many as --repeat
     // up to 3, and 1 grab round) rounds x (register + unregister), and one refused
@@ -1325,6 +1339,132 @@ fn rmap_suite_on_61_says_batching_is_absent() {
         assert_eq!(c["measured"], false, "{c}");
         assert_eq!(c["agrees"], false, "{c}");
     }
+}
+
+/// The gate's sweep for the A/A and planted runs: memmap (which THP cannot affect) and the
+/// pins of 2M devdax and anonymous THP, 3 boots a side.
+const GATE_SWEEP: &[&str] = &[
+    "--suite",
+    "memmap,pin",
+    "--geometry",
+    "devdax:2M:mem",
+    "--geometry",
+    "anon:thp",
+    "--driver",
+    "io_uring",
+    "--size",
+    "64M",
+    "--repeat",
+    "5",
+    "--boots",
+    "3",
+    "--timeout",
+    "20m",
+    "--format",
+    "json",
+];
+
+/// `ab` of 6.12 against itself, the candidate with `extra` options; its comparison.
+fn gate_612(extra: &[&str]) -> (std::process::Output, Value) {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(foliobench()
+        .args(["ab", "--baseline", DEBIAN_612, "--candidate", DEBIAN_612])
+        .args(GATE_SWEEP)
+        .args(extra)
+        .args(["--out-dir", "ab"])
+        .current_dir(dir.path()));
+    let cmp: Value = serde_json::from_slice(&out.stdout).expect("the comparison as JSON");
+    for side in ["baseline", "candidate"] {
+        for boot in 1..=3 {
+            assert!(dir.path().join(format!("ab/{side}-{boot}.json")).exists());
+        }
+    }
+    (out, cmp)
+}
+
+/// A/A: the same kernel on both sides, 3 boots each, passes the gate: the between-boot
+/// spread (seen up to 83 % for a devdax pin whose rounds spread 11 %) is the unit of the
+/// test, and the p-values are adjusted over the metrics. (Seen in 3 runs: smallest
+/// adjusted p 0.755, 0.592, 0.072.)
+#[test]
+fn ab_a_against_a_passes() {
+    let (out, cmp) = gate_612(&[]);
+    assert_eq!(cmp["boots"], serde_json::json!([3, 3]));
+    let worse: Vec<&Value> = cmp["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] != "same" && r["verdict"] != "improvement")
+        .collect();
+    assert_eq!(out.status.code(), Some(0), "A/A flagged: {worse:?}");
+    assert!(worse.is_empty(), "{worse:?}");
+    let pin = cmp["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "pin anon:thp io_uring pin")
+        .unwrap();
+    assert_eq!(
+        pin["base"]["boot_medians"].as_array().unwrap().len(),
+        3,
+        "{pin}"
+    );
+    assert!(pin["p_adjusted"].as_f64().is_some(), "{pin}");
+}
+
+/// A planted regression: the candidate booted with transparent_hugepage=never. The gate
+/// fails and names the anon:thp pin metrics (time, refcount grabs per page, the GUP call's
+/// latency), and nothing of memmap or devdax, which THP cannot affect.
+#[test]
+fn ab_flags_a_planted_regression() {
+    let (out, cmp) = gate_612(&["--candidate-append", "transparent_hugepage=never"]);
+    assert_eq!(out.status.code(), Some(1));
+    let flagged: Vec<&str> = cmp["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] == "regression")
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    for must in [
+        "pin anon:thp io_uring pin",
+        "pin anon:thp io_uring grabs_per_page",
+    ] {
+        assert!(flagged.contains(&must), "{must} not flagged: {flagged:?}");
+    }
+    assert!(
+        flagged.iter().all(|k| k.starts_with("pin anon:thp ")),
+        "only what THP affects: {flagged:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("foliobench: gate: pin anon:thp io_uring pin: Welch t on 3+3 boot medians"),
+        "{stderr}"
+    );
+    assert!(
+        cmp["candidate"]["kernel_release"] == cmp["base"]["kernel_release"],
+        "{}",
+        cmp["candidate"]
+    );
+}
+
+/// Several guest commands in one boot (the main job's form): each runs, in turn.
+#[test]
+fn one_boot_runs_several_commands() {
+    let (out, dir) = in_vm(
+        &[],
+        &[
+            "doctor", "--out", "d.json", ";", "run", "--suite", "fsdax", "--size", "32M",
+            "--repeat", "1", "--out", "f.json",
+        ],
+    );
+    assert!(out.status.success());
+    // Both commands ran: doctor's report and the fsdax suite's results, from one `vm`.
+    let d = read_json(&dir.path().join("d.json"));
+    let f = read_json(&dir.path().join("f.json"));
+    assert_eq!(d["kernel"]["release"], f["context"]["kernel_release"]);
+    assert_eq!(f["fsdax"]["results"].as_array().unwrap().len(), 2);
 }
 
 /// The CI gate from the issue: `ab` with Debian 6.1 as the baseline and 6.12 as the

@@ -270,7 +270,14 @@ fn control_fork(probes: &[Resolution]) -> Result<Vec<ProbeStats>> {
     if !any_traceable(probes) {
         return Ok(vec![]);
     }
-    let (forked, stats, _) = tracer::whole(probes, &Filter::this_process(), crate::rmap::fork)?;
+    // As in the traced round, with perf's counters open around the fork: they are part of
+    // the process the child copies and its exit zaps (15 more rmap calls without them here).
+    let (forked, stats, _) = tracer::whole(probes, &Filter::this_process(), || {
+        let session = crate::perf::Session::start(&[]);
+        let forked = crate::rmap::fork();
+        session.stop();
+        forked
+    })?;
     forked?;
     Ok(stats)
 }
