@@ -1244,19 +1244,6 @@ fn rmap_suite_on_612() {
     for c in rm["checks"].as_array().unwrap() {
         assert_eq!(c["agrees"], true, "{c}");
     }
-    // The perf witness of cow, per folio size, among them (all ok above).
-    let perf_checks = rm["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| {
-            c["what"]
-                .as_str()
-                .unwrap()
-                .contains("perf counts one write fault")
-        })
-        .count();
-    assert_eq!(perf_checks, 3, "{}", rm["checks"]);
     for row in rm["results"].as_array().unwrap() {
         assert_eq!(row["status"], "measured", "{row}");
         assert_eq!(row["samples"].as_array().unwrap().len(), 1);

@@ -33,18 +33,6 @@ impl PerfCounts {
             .map(|(_, c)| *c)
     }
 
-    /// What was counted between `before` and these counts (same counters, still running).
-    pub fn since(&self, before: &PerfCounts) -> PerfCounts {
-        PerfCounts {
-            counts: self
-                .counts
-                .iter()
-                .map(|(e, n)| (e.clone(), n.saturating_sub(before.get(e).unwrap_or(0))))
-                .collect(),
-            not_counted: self.not_counted.clone(),
-        }
-    }
-
     /// `event count, ...; not counted: event (why), ...` for a report line.
     pub fn describe(&self) -> String {
         let counted = self
@@ -63,26 +51,5 @@ impl PerfCounts {
             .collect::<Vec<_>>()
             .join(", ");
         format!("{counted}; not counted: {missing}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deltas_of_running_counters() {
-        let at = |faults: u64, switches: u64| PerfCounts {
-            counts: vec![
-                (PAGE_FAULTS.into(), faults),
-                (CONTEXT_SWITCHES.into(), switches),
-            ],
-            not_counted: vec![(CYCLES.into(), "not offered here".into())],
-        };
-        let d = at(8219, 7).since(&at(24, 5));
-        assert_eq!(d.get(PAGE_FAULTS), Some(8195));
-        assert_eq!(d.get(CONTEXT_SWITCHES), Some(2));
-        assert_eq!(d.not_counted.len(), 1);
-        assert!(d.describe().contains("page-faults 8195"), "{}", d.describe());
     }
 }

@@ -9,7 +9,6 @@ use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
 use crate::metric::{measured, ms, Better::*, MetricSpec, Metrics};
 use crate::outcome::Outcome;
-use crate::perf::{PerfCounts, PAGE_FAULTS};
 use crate::stats::{median_u64, range_pct_u64};
 use crate::trace::{frequent_values, ProbeStats};
 
@@ -154,10 +153,6 @@ pub struct RmapResult {
     /// `probes`. Empty for the other operations and in older results.
     #[serde(default)]
     pub control: Vec<ProbeStats>,
-    /// The perf witness: perf's own counters around the operation in the traced round
-    /// (page-faults: a cow's write faults, counted without BPF).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub perf: Option<PerfCounts>,
 }
 
 impl RmapSuite {
@@ -386,50 +381,6 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec
     v
 }
 
-/// The perf witness of the cow operations. A cow writes once per folio, cow_each_page once
-/// per base page, each write breaking the sharing with the forked child: one fault each.
-/// Both run the same fork, loop and wait, so the parent's own faults on its stack and heap
-/// (2 or 3, seen on 6.12) are in both and cancel: perf's page-faults of cow_each_page less
-/// cow's must be the mapping's pages less its folios, exactly, and cow's at least its folios.
-pub fn perf_checks(results: &[RmapResult], size: u64) -> Vec<Check> {
-    let faults = |op: RmapOp, kb: u64| {
-        results
-            .iter()
-            .find(|r| {
-                r.op == op && r.folio_kb == kb && r.memory == ANON && r.outcome == Outcome::Measured
-            })
-            .map(|r| r.perf.as_ref().and_then(|p| p.get(PAGE_FAULTS)))
-    };
-    let mut v = Vec::new();
-    for r in results
-        .iter()
-        .filter(|r| r.op == RmapOp::Cow && r.memory == ANON && r.outcome == Outcome::Measured)
-    {
-        let kb = r.folio_kb;
-        let (pages, folios) = (size / 4096, size / (kb * 1024));
-        let what =
-            format!("cow {kb}K: perf counts one write fault per folio (cow_each_page: per page)");
-        v.push(match (faults(RmapOp::Cow, kb), faults(RmapOp::CowEachPage, kb)) {
-            (Some(Some(cow)), Some(Some(each))) => Check::new(
-                what,
-                cow >= folios && each.checked_sub(cow) == Some(pages - folios),
-                format!(
-                    "page-faults (perf): cow {cow} for {folios} folios, cow_each_page {each} for {pages} pages; the difference {} against {} (the parent's own {} faults cancel)",
-                    each as i64 - cow as i64,
-                    pages - folios,
-                    cow as i64 - folios as i64
-                ),
-            ),
-            (Some(None), _) | (_, Some(None)) => Check::skipped(
-                what,
-                "not measured: perf did not count page-faults (or nothing was traceable: no traced round)",
-            ),
-            _ => Check::skipped(what, "not measured: cow or cow_each_page not run"),
-        });
-    }
-    v
-}
-
 impl RmapSuite {
     fn base(&self, op: RmapOp) -> Option<u64> {
         self.results
@@ -580,51 +531,7 @@ mod tests {
             probes: vec![p],
             traced_ns: None,
             control: vec![],
-            perf: None,
         }
-    }
-
-    /// Seen on 6.12, 32 MiB: perf's page-faults of cow and cow_each_page, each with the
-    /// parent's own 3 faults (stack, heap) that cancel in the difference.
-    #[test]
-    fn perf_counts_one_write_fault_per_folio() {
-        let with_faults = |op, kb, n: Option<u64>| {
-            let mut r = row(op, kb, probe("folio_add_anon_rmap_ptes", true, vec![]));
-            r.perf = Some(PerfCounts {
-                counts: n
-                    .map(|n| (PAGE_FAULTS.to_string(), n))
-                    .into_iter()
-                    .collect(),
-                not_counted: vec![],
-            });
-            r
-        };
-        let size = 32 << 20;
-        let seen = [
-            with_faults(RmapOp::Cow, 2048, Some(19)),
-            with_faults(RmapOp::CowEachPage, 2048, Some(8195)),
-            with_faults(RmapOp::Cow, 64, Some(515)),
-            with_faults(RmapOp::CowEachPage, 64, Some(8195)),
-        ];
-        let c = perf_checks(&seen, size);
-        assert_eq!(c.len(), 2);
-        assert!(c.iter().all(|c| c.agrees && c.measured), "{c:?}");
-        assert!(
-            c[0].detail.contains("the difference 8176 against 8176"),
-            "{}",
-            c[0].detail
-        );
-        // A cow that faulted per page instead of per folio fails it.
-        let per_page = [
-            with_faults(RmapOp::Cow, 2048, Some(8195)),
-            with_faults(RmapOp::CowEachPage, 2048, Some(8195)),
-        ];
-        assert!(!perf_checks(&per_page, size)[0].agrees);
-        let uncounted = [
-            with_faults(RmapOp::Cow, 2048, None),
-            with_faults(RmapOp::CowEachPage, 2048, Some(8195)),
-        ];
-        assert!(!perf_checks(&uncounted, size)[0].measured, "SKIP, not ok");
     }
 
     /// Seen on 6.12: munmap of 64K folios removes rmap in batches of 16.

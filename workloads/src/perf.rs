@@ -95,21 +95,6 @@ impl Session {
         Session { counters, counts }
     }
 
-    /// The counts so far, the counters left running (for deltas: `PerfCounts::since`).
-    pub fn read(&mut self) -> PerfCounts {
-        let mut out = PerfCounts {
-            counts: Vec::new(),
-            not_counted: self.counts.not_counted.clone(),
-        };
-        for (name, c) in &mut self.counters {
-            match c.read() {
-                Ok(n) => out.counts.push((name.clone(), n)),
-                Err(e) => out.not_counted.push((name.clone(), format!("read: {e}"))),
-            }
-        }
-        out
-    }
-
     /// Disables the counters and reads them.
     pub fn stop(mut self) -> PerfCounts {
         for (_, c) in &mut self.counters {

@@ -9,9 +9,8 @@ use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, any_traceable, Filter};
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
-use foliobench_reports::perf::PerfCounts;
 use foliobench_reports::rmap::{
-    batch_checks, folio_checks, perf_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
+    batch_checks, folio_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
 };
 use foliobench_reports::trace::{since_all, ProbeStats};
 
@@ -52,7 +51,6 @@ fn skipped(op: RmapOp, folio_kb: u64, reason: String) -> RmapResult {
         probes: vec![],
         traced_ns: None,
         control: vec![],
-        perf: None,
     }
 }
 
@@ -85,7 +83,6 @@ pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSui
     }
     suite.checks = batch_checks(&suite.results, batched, plan.size);
     suite.checks.extend(folio_checks(&suite.folios));
-    suite.checks.extend(perf_checks(&suite.results, plan.size));
     Ok(suite)
 }
 
@@ -142,7 +139,6 @@ fn file_case(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Vec<RmapResu
         probes,
         traced_ns,
         control: vec![],
-        perf: None,
     };
     let ops = [RmapOp::Fault, RmapOp::Munmap];
     let skip = |reason: String| -> Vec<RmapResult> {
@@ -202,13 +198,8 @@ fn measure(
             break;
         }
     }
-    // perf's counters open once, after the timed rounds, for the traced round and the
-    // control fork: each open and close of software events patches kernel text (their
-    // static keys), which the emulator is best spared.
-    let mut session = crate::perf::Session::start(&[]);
-    let ((traced, traced_ns), mut perf) = traced_round(plan, kb, ops, probes, &mut session)?;
+    let (traced, traced_ns) = traced_round(plan, kb, ops, probes)?;
     let control = control_fork(probes)?;
-    drop(session);
     let rows = ops
         .iter()
         .map(|&op| {
@@ -230,44 +221,22 @@ fn measure(
                 probes,
                 traced_ns: traced_ns.get(&op).copied(),
                 control,
-                perf: perf.remove(&op),
             }
         })
         .collect();
     Ok((rows, FolioCheck::of_every_mapping(checks)))
 }
 
-/// One round with the rmap probes loaded once, read just before and after each operation;
-/// perf's counters run around each operation too (inside the probes' readings).
-fn traced_round(
-    plan: &Plan,
-    kb: u64,
-    ops: &[RmapOp],
-    probes: &[Resolution],
-    session: &mut crate::perf::Session,
-) -> Result<(Traced, PerfByOp)> {
-    let mut perf: HashMap<RmapOp, PerfCounts> = HashMap::new();
-    let (stats, times) = traced(probes, &mut |hook| {
-        let mut before = None;
-        let mut both = |op: RmapOp, start: bool| {
-            if start {
-                hook(op, true);
-                before = Some(session.read());
-            } else {
-                if let Some(b) = before.take() {
-                    perf.insert(op, session.read().since(&b));
-                }
-                hook(op, false);
-            }
-        };
+/// One round with the rmap probes loaded once, read just before and after each operation.
+fn traced_round(plan: &Plan, kb: u64, ops: &[RmapOp], probes: &[Resolution]) -> Result<Traced> {
+    traced(probes, &mut |hook| {
         let mut times = Vec::new();
         for g in GROUPS {
-            let (t, _) = run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, &mut both)?;
+            let (t, _) = run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, hook)?;
             times.extend(t.into_iter().map(|(op, d)| (op, d.as_nanos() as u64)));
         }
         Ok(times)
-    })?;
-    Ok(((stats, times), perf))
+    })
 }
 
 /// The rmap probes around a fork of this process while it has no mapping under test: the
@@ -276,15 +245,10 @@ fn control_fork(probes: &[Resolution]) -> Result<Vec<ProbeStats>> {
     if !any_traceable(probes) {
         return Ok(vec![]);
     }
-    // Run while the traced round's perf counters are still open: they are part of the
-    // process the child copies and its exit zaps (15 rmap calls fewer without them).
     let (forked, stats, _) = tracer::whole(probes, &Filter::this_process(), crate::rmap::fork)?;
     forked?;
     Ok(stats)
 }
-
-/// Per operation, perf's counts around it.
-type PerfByOp = HashMap<RmapOp, PerfCounts>;
 
 /// Per operation, what the probes counted and how long it took with them attached.
 type Traced = (HashMap<RmapOp, Vec<ProbeStats>>, HashMap<RmapOp, u64>);
