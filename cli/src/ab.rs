@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use foliobench_reports::results::Results;
-
-use crate::compare::{load, named, shares_metrics, verdict, Format, GateArgs};
+use crate::compare::{load_all, named, shares_metrics, verdict, Format, GateArgs};
 use crate::exit::{env, usage, Code};
 use crate::output::write_atomic;
 use crate::run::SweepArgs;
@@ -270,12 +268,6 @@ fn gate(mut a: AbArgs) -> Result<Code> {
             )?);
         }
     }
-    let load_all = |files: &[PathBuf]| -> Result<Vec<(String, Results)>> {
-        files
-            .iter()
-            .map(|f| Ok((f.display().to_string(), load(f)?)))
-            .collect()
-    };
     let (bases, cands) = (load_all(&base_files)?, load_all(&cand_files)?);
     let (b_refs, c_refs) = (named(&bases), named(&cands));
     let cmp = a.gate.compare_boots(&b_refs, &c_refs);

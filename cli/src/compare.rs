@@ -157,11 +157,17 @@ pub fn named(v: &[(String, Results)]) -> Vec<(&str, &Results)> {
     v.iter().map(|(f, r)| (f.as_str(), r)).collect()
 }
 
+/// Results files, each with its name as given.
+pub fn load_all<P: AsRef<Path>>(files: &[P]) -> Result<Vec<(String, Results)>> {
+    files
+        .iter()
+        .map(|f| Ok((f.as_ref().display().to_string(), load(f.as_ref())?)))
+        .collect()
+}
+
 /// The files of one side: one path, or several boots' separated by commas.
 fn load_side(list: &str) -> Result<Vec<(String, Results)>> {
-    list.split(',')
-        .map(|f| Ok((f.to_string(), load(Path::new(f))?)))
-        .collect()
+    load_all(&list.split(',').collect::<Vec<_>>())
 }
 
 pub fn run(a: CompareArgs) -> Result<Code> {

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use foliobench_reports::matrix::{release_key, Matrix};
-use foliobench_reports::results::Results;
 
 use crate::ab::{before_booting, run_side, SweepInVm};
-use crate::compare::{load, GateArgs};
+use crate::compare::{load_all, GateArgs};
 use crate::exit::{usage, Code};
 use crate::output::write_atomic;
 use crate::run::SweepArgs;
@@ -51,13 +50,13 @@ pub fn run(mut a: MatrixArgs) -> Result<Code> {
         timeout: &a.timeout,
         dir: &dir,
     };
-    let mut runs: Vec<(String, Results)> = Vec::new();
+    let mut files = Vec::new();
     for (i, k) in a.kernels.iter().enumerate() {
         let out = dir.join(format!("{}.json", i + 1));
         let label = format!("matrix: kernel {} of {}", i + 1, a.kernels.len());
-        let f = run_side(&vm, &out, &label, k, &[])?;
-        runs.push((f.display().to_string(), load(&f)?));
+        files.push(run_side(&vm, &out, &label, k, &[])?);
     }
+    let mut runs = load_all(&files)?;
     runs.sort_by_key(|(_, r)| release_key(&r.context.kernel_release));
     let steps = runs
         .windows(2)

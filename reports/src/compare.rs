@@ -88,7 +88,7 @@ impl Side {
         let pooled: Vec<f64> = boots.iter().flatten().copied().collect();
         let mut side = Side::of(&pooled)?;
         if boots.len() > 1 {
-            side.boot_medians = boots.iter().filter_map(|b| median(b)).collect();
+            side.boot_medians = boot_medians(boots);
             side.between_boot_pct = range_pct(&side.boot_medians);
             let within: Vec<f64> = boots.iter().filter_map(|b| range_pct(b)).collect();
             side.within_boot_pct = median(&within);
@@ -311,10 +311,11 @@ impl Pooled {
             boots: vec![m.samples.clone()],
         }
     }
+}
 
-    fn boot_medians(&self) -> Vec<f64> {
-        self.boots.iter().filter_map(|b| median(b)).collect()
-    }
+/// Each boot's median: with several boots, the values the time test compares.
+fn boot_medians(boots: &[Vec<f64>]) -> Vec<f64> {
+    boots.iter().filter_map(|b| median(b)).collect()
 }
 
 /// Every metric of the files of one side, each boot's samples kept apart.
@@ -338,7 +339,7 @@ fn pooled(files: &[(&str, &Results)]) -> Vec<Pooled> {
 /// both sides have several boots (the boot is the unit), else Mann-Whitney on the samples.
 fn time_p(b: &Pooled, c: &Pooled) -> Option<f64> {
     if b.boots.len() > 1 && c.boots.len() > 1 {
-        welch_log_p(&b.boot_medians(), &c.boot_medians())
+        welch_log_p(&boot_medians(&b.boots), &boot_medians(&c.boots))
     } else {
         mann_whitney_p(&b.metric.samples, &c.metric.samples)
     }
@@ -347,23 +348,19 @@ fn time_p(b: &Pooled, c: &Pooled) -> Option<f64> {
 /// One boot a side, judged on its own p-value (the unit tests' form).
 #[cfg(test)]
 fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64, adjusted: Option<f64>) -> Row {
-    judge_pooled(
-        &Pooled::one(b),
-        &Pooled::one(c),
-        threshold_pct,
-        alpha,
-        adjusted,
-    )
+    let (b, c) = (Pooled::one(b), Pooled::one(c));
+    let raw = time_p(&b, &c);
+    judge_pooled(&b, &c, threshold_pct, alpha, (raw, adjusted))
 }
 
-/// `adjusted`: the time metric's p-value adjusted for the comparison's other metrics
-/// (None: judged on its own p-value).
+/// `p`: a time metric's raw p-value (`time_p`, computed once by the caller) and the same
+/// adjusted for the comparison's other metrics (None: judged on the raw one).
 fn judge_pooled(
     bp: &Pooled,
     cp: &Pooled,
     threshold: f64,
     alpha: f64,
-    adjusted: Option<f64>,
+    (p, adjusted): (Option<f64>, Option<f64>),
 ) -> Row {
     let (b, c) = (&bp.metric, &cp.metric);
     let (bs, cs) = (Side::of_boots(&bp.boots), Side::of_boots(&cp.boots));
@@ -383,7 +380,6 @@ fn judge_pooled(
     let threshold_pct = noise.map_or(threshold, |n| n.max(threshold));
     let (p_value, significant, test) = match b.kind {
         Kind::Time => {
-            let p = time_p(bp, cp);
             let floor = min_p(b.samples.len(), c.samples.len());
             let name = if boots {
                 format!(
@@ -586,9 +582,9 @@ pub fn compare_boots(
         .collect();
     let adjusted = correction.adjust(&raw);
     let mut rows = Vec::new();
-    for ((b, c), q) in pairs.iter().zip(&adjusted) {
+    for (((b, c), p), q) in pairs.iter().zip(&raw).zip(&adjusted) {
         match c {
-            Some(c) => rows.push(judge_pooled(b, c, threshold_pct, alpha, *q)),
+            Some(c) => rows.push(judge_pooled(b, c, threshold_pct, alpha, (*p, *q))),
             None => rows.push(missing(&b.metric, true)),
         }
     }
@@ -1156,6 +1152,11 @@ mod tests {
         assert!(cmp.render_text().contains("gate: pass"));
     }
 
+    /// `judge_pooled` with the raw p-value computed as `compare_boots` computes it.
+    fn judge_pooled_raw(b: &Pooled, c: &Pooled, adjusted: Option<f64>) -> Row {
+        judge_pooled(b, c, 5.0, 0.05, (time_p(b, c), adjusted))
+    }
+
     fn boots(medians: &[f64]) -> Pooled {
         // Each boot: its median with a 2 % spread around it.
         let b: Vec<Vec<f64>> = medians
@@ -1173,7 +1174,7 @@ mod tests {
     #[test]
     fn boots_are_the_unit_and_their_spread_the_floor() {
         let base = boots(&[10.0, 10.5, 11.0]);
-        let r = judge_pooled(&base, &boots(&[12.0, 12.5, 13.0]), 5.0, 0.05, None);
+        let r = judge_pooled_raw(&base, &boots(&[12.0, 12.5, 13.0]), None);
         assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
         assert!(
             r.why.starts_with("Welch t on 3+3 boot medians p=0.0089"),
@@ -1189,14 +1190,14 @@ mod tests {
         // Welch alone does not call it (p = 0.097); even an adjusted p that did, the floor
         // would not count.
         let cand = boots(&[11.0, 11.3, 11.6]);
-        let r = judge_pooled(&base, &cand, 5.0, 0.05, None);
+        let r = judge_pooled_raw(&base, &cand, None);
         assert_eq!(r.verdict, Verdict::Same, "{r:?}");
-        let r = judge_pooled(&base, &cand, 5.0, 0.05, Some(0.001));
+        let r = judge_pooled_raw(&base, &cand, Some(0.001));
         assert!(r.significant, "{r:?}");
         assert_eq!(r.verdict, Verdict::Same, "{r:?}");
         assert!(r.why.contains("between-boot spread of 9.5%"), "{}", r.why);
         // One boot a side: Mann-Whitney on the samples, the threshold alone.
-        let one = judge_pooled(&boots(&[10.0]), &boots(&[12.0]), 5.0, 0.05, None);
+        let one = judge_pooled_raw(&boots(&[10.0]), &boots(&[12.0]), None);
         assert!(one.why.contains("cannot reach"), "{}", one.why);
         assert_eq!(one.min_effect_pct, 5.0);
     }
