@@ -849,12 +849,7 @@ fn compare_and_report_a_real_run() {
         "json",
     ]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let slow = j["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "pin anon:4K io_uring pin")
-        .unwrap();
+    let slow = compared_row(&j, "pin anon:4K io_uring pin");
     assert_eq!(slow["p_adjusted"], serde_json::Value::Null, "{slow}");
     let out = compare(&["a.json", "b.json", "--format", "json"]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -883,12 +878,7 @@ fn compare_and_report_a_real_run() {
     assert_eq!(out.status.code(), Some(1));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["boots"], serde_json::json!([2, 2]));
-    let slow = j["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "pin anon:4K io_uring pin")
-        .unwrap();
+    let slow = compared_row(&j, "pin anon:4K io_uring pin");
     assert!(
         slow["why"]
             .as_str()
@@ -1144,4 +1134,14 @@ fn restore_waits_for_the_run_that_saved_the_thp_controls() {
     )));
     assert!(String::from_utf8_lossy(&out.stdout).contains("restored 0 THP size controls"));
     assert!(!state.exists());
+}
+
+/// The row of `compare --format json` output for a metric key.
+fn compared_row<'a>(j: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    j["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == key)
+        .unwrap_or_else(|| panic!("no {key} in {j}"))
 }
