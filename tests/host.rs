@@ -766,6 +766,25 @@ fn compare_and_report_a_real_run() {
         .args(["--out", "a.json"])
         .current_dir(d));
     assert_eq!(out.status.code(), Some(0));
+    // The rounds followed precision: 6 to 12 (the default cap, twice --repeat), ending early
+    // only when pin and unpin were both within ±5 %, and no later.
+    let a = read_json(&d.join("a.json"));
+    assert_eq!(
+        a["context"]["rounds"],
+        serde_json::json!({"min": 6, "max": 12, "target_pct": 5.0})
+    );
+    for row in a["pin"]["results"].as_array().unwrap() {
+        let times = |k: &str| -> Vec<f64> {
+            let s = row["samples"].as_array().unwrap();
+            s.iter().map(|x| x[k].as_f64().unwrap()).collect()
+        };
+        let what = format!("{} {}", row["memory"], row["driver"]);
+        assert_rounds_followed_precision(
+            &[times("pin_ns"), times("unpin_ns")],
+            (6, 12, 5.0),
+            &what,
+        );
+    }
     let compare = |args: &[&str]| run(foliobench().arg("compare").args(args).current_dir(d));
 
     // A run against itself: nothing changed, exit 0, in every format.

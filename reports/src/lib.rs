@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod pages;
 pub mod perf;
 pub mod pin;
+pub mod precision;
 pub mod report;
 pub mod results;
 pub mod rmap;

@@ -63,6 +63,10 @@ pub struct Context {
     /// Probe id, kernel function and flavour of every probe used.
     pub probes: Vec<String>,
     pub notes: Vec<String>,
+    /// How many timed rounds each measurement took (absent in files of foliobench before
+    /// rounds followed precision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<crate::precision::Rounds>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +170,7 @@ impl Results {
             p.render_text(&mut o);
             crate::check::render_checks(&mut o, "pfnmap checks", &p.checks());
         }
+        crate::precision::render(&mut o, &crate::compare::metrics(self), c.rounds.as_ref());
         o
     }
 }

@@ -178,3 +178,35 @@ pub fn kcidb_validate(doc: &str) -> Result<(), String> {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Timings that followed the rounds rule (`foliobench_reports::precision::Rounds`): at
+/// least `min` samples and at most `max`; short of the cap only when every timing was within
+/// ±`target` (95 % CI of the median); and not one round later than that (past `min`, the
+/// rounds before the last were not all precise yet). `timings` are one measurement's.
+pub fn assert_rounds_followed_precision(
+    timings: &[Vec<f64>],
+    (min, max, target): (usize, usize, f64),
+    what: &str,
+) {
+    use foliobench_reports::precision::Precision;
+    let n = timings[0].len();
+    assert!(timings.iter().all(|t| t.len() == n), "{what}: {timings:?}");
+    assert!((min..=max).contains(&n), "{what}: {n} rounds: {timings:?}");
+    let all_precise = |k: usize| {
+        timings
+            .iter()
+            .all(|t| Precision::of(&t[..k]).is_some_and(|p| p.within(target)))
+    };
+    if n < max {
+        assert!(
+            all_precise(n),
+            "{what}: stopped at {n} while imprecise: {timings:?}"
+        );
+    }
+    if n > min {
+        assert!(
+            !all_precise(n - 1),
+            "{what}: went on past precision: {timings:?}"
+        );
+    }
+}

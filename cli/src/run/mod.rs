@@ -8,6 +8,7 @@ use foliobench_ebpf::catalog::{self, Flavour, Resolution};
 use foliobench_ebpf::kernel::KernelFacts;
 use foliobench_reports::geometry::Geometry;
 use foliobench_reports::pin::PinMemory;
+use foliobench_reports::precision::Rounds;
 use foliobench_reports::results::{Context, Machine, Results, RESULTS_SCHEMA_VERSION};
 use foliobench_workloads::kconfig::KernelConfig;
 use foliobench_workloads::namespace::{self, Provisioner, RunError, Target};
@@ -38,10 +39,19 @@ pub struct SweepArgs {
     /// pfnmap. pin: the same (but pfnmap) and anon:4K, anon:thp.
     #[arg(long = "geometry", value_name = "G")]
     pub geometries: Vec<String>,
-    /// Samples per geometry (memmap) or timed rounds per memory and driver (pin); at
-    /// least 4 for a timing difference to be significant at 0.05.
+    /// Samples per geometry (memmap) or timed rounds per measurement (pin, rmap, fsdax) at
+    /// least; at least 4 for a timing difference to be significant at 0.05.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
+    /// Timed rounds at most: past --repeat, rounds go on while a timing's 95% confidence
+    /// interval of the median is wider than --precision (6 rounds are the fewest that have
+    /// one). Default: twice --repeat. Equal to --repeat: exactly that many.
+    #[arg(long, value_name = "N")]
+    pub max_repeat: Option<usize>,
+    /// The precision wanted of each timing, in percent of its median (half the width of
+    /// its 95% confidence interval, order statistics).
+    #[arg(long, default_value_t = 5.0, value_name = "PCT")]
+    pub precision: f64,
     /// pin: bytes pinned per round (a multiple of every geometry's alignment: 1G for
     /// devdax:1G); rmap: bytes of anonymous memory per round (whole PMD folios); fsdax:
     /// the file mapped on each filesystem (whole 2M pieces). Default: run 1G, ab 256M.
@@ -64,7 +74,12 @@ impl SweepArgs {
             self.suite.join(","),
             "--repeat".into(),
             self.repeat.to_string(),
+            "--precision".into(),
+            self.precision.to_string(),
         ];
+        if let Some(m) = self.max_repeat {
+            v.extend(["--max-repeat".into(), m.to_string()]);
+        }
         for g in &self.geometries {
             v.extend(["--geometry".into(), g.clone()]);
         }
@@ -97,7 +112,28 @@ impl SweepArgs {
                 "--repeat must be at least 1 (4 or more for significance)",
             ));
         }
+        if self.max_repeat.is_some_and(|m| m < self.repeat) {
+            return Err(usage(format!(
+                "--max-repeat must be at least --repeat ({})",
+                self.repeat
+            )));
+        }
+        if !(self.precision > 0.0 && self.precision < 100.0) {
+            return Err(usage(format!(
+                "--precision {} is not a percentage between 0 and 100 (e.g. 5)",
+                self.precision
+            )));
+        }
         Ok(())
+    }
+
+    /// How many timed rounds each measurement takes.
+    pub fn rounds(&self) -> Rounds {
+        Rounds {
+            min: self.repeat,
+            max: self.max_repeat.unwrap_or(self.repeat * 2),
+            target_pct: self.precision,
+        }
     }
 }
 
@@ -189,7 +225,7 @@ fn split_geometries(
 /// What a run will do, checked before anything is changed.
 struct RunPlan {
     suites: Vec<&'static str>,
-    repeat: usize,
+    rounds: Rounds,
     /// The memmap suite's geometries (empty: no memmap suite).
     memmap: Vec<Geometry>,
     pin: Option<suites::pin::Plan>,
@@ -261,7 +297,7 @@ fn plan(a: &SweepArgs, granted: Option<&str>) -> Result<RunPlan> {
         pfnmap: fsdax.is_some() || (do_memmap && geometries.contains(&Geometry::Pfnmap)),
         memmap: if do_memmap { geometries } else { vec![] },
         suites,
-        repeat: a.repeat,
+        rounds: a.rounds(),
         pin,
         rmap,
         fsdax,
@@ -377,7 +413,7 @@ fn kernel_side(plan: &RunPlan, notes: &mut Vec<String>) -> KernelSide {
 fn announce(plan: &RunPlan) {
     let Some(t) = &plan.target else {
         if let Some(p) = &plan.pin {
-            eprintln!("foliobench: plan: pin: {}", p.describe(plan.repeat));
+            eprintln!("foliobench: plan: pin: {}", p.describe(&plan.rounds));
         }
         return;
     };
@@ -385,18 +421,18 @@ fn announce(plan: &RunPlan) {
     let mut parts: Vec<String> = Vec::new();
     if plan.has("memmap") {
         parts.push(format!(
-            "memmap: {} ({} samples each)",
+            "memmap: {} ({} each)",
             plan.memmap
                 .iter()
                 .filter(|g| **g != Geometry::Pfnmap)
                 .map(|g| g.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            plan.repeat
+            plan.rounds.describe()
         ));
     }
     if let Some(p) = &plan.pin {
-        parts.push(format!("pin: {}", p.describe(plan.repeat)));
+        parts.push(format!("pin: {}", p.describe(&plan.rounds)));
     }
     if plan.rmap.as_ref().is_some_and(|p| p.fsdax) {
         parts.push(format!("rmap: a file on {}", suites::rmap::FSDAX));
@@ -513,6 +549,7 @@ fn context(
             })
             .collect(),
         notes,
+        rounds: Some(plan.rounds),
     }
 }
 
@@ -545,7 +582,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
     let ctx = SuiteCtx {
         prov: prov.as_ref(),
         no_namespace: plan.no_namespace.as_deref(),
-        repeat: plan.repeat,
+        rounds: plan.rounds,
         interrupted: &interrupted,
     };
     // On an error the provisioner's drop restores the namespace.

@@ -17,6 +17,7 @@ use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::perf::PerfCounts;
 use foliobench_reports::pin::PinDriver;
+use foliobench_reports::precision::Rounds;
 use foliobench_reports::trace::ProbeStats;
 use foliobench_reports::units::fmt_size;
 
@@ -110,17 +111,17 @@ pub fn run(
     probes: &[Resolution],
     drivers: &Drivers,
 ) -> Result<FsdaxSuite> {
-    let repeat = ctx.repeat;
+    let rounds = ctx.rounds;
     let mut results = Vec::new();
     for kind in FsKind::ALL {
         ctx.check_interrupted("namespace restored, no results written")?;
         eprintln!("foliobench: fsdax: {} -o dax", kind.name());
-        results.push(measure(prov, kind, size, repeat, probes, drivers)?);
+        results.push(measure(prov, kind, size, &rounds, probes, drivers)?);
     }
     let checks = fault_checks(&results, size);
     Ok(FsdaxSuite {
         size,
-        repeat,
+        repeat: rounds.min,
         method: METHOD.into(),
         results,
         checks,
@@ -131,7 +132,7 @@ fn measure(
     prov: &Provisioner,
     kind: FsKind,
     size: u64,
-    repeat: usize,
+    rounds: &Rounds,
     probes: &[Resolution],
     drivers: &Drivers,
 ) -> Result<FsdaxResult> {
@@ -140,7 +141,7 @@ fn measure(
         Err(reason) => return Ok(skipped(kind, reason)),
     };
     let (aligned, first_write_ns) = dax.first_write()?;
-    let fault_ns = dax.timed_fault_ins(repeat)?;
+    let fault_ns = dax.timed_fault_ins(rounds)?;
     let traced = dax.traced_round(probes, drivers)?;
     let misaligned_faults = dax.misaligned_faults(probes)?;
     let perf = dax.perf_round()?;
@@ -250,11 +251,12 @@ impl DaxFile {
         Ok((aligned, first_write.as_nanos() as u64))
     }
 
-    /// One untimed warm-up read fault-in, then `repeat` timed ones, each on a fresh mapping.
-    fn timed_fault_ins(&self, repeat: usize) -> Result<Vec<u64>> {
+    /// One untimed warm-up read fault-in, then the timed ones (as many as `rounds` asks for
+    /// their precision), each on a fresh mapping.
+    fn timed_fault_ins(&self, rounds: &Rounds) -> Result<Vec<u64>> {
         self.map()?.read_each(PAGE); // warm-up
-        let mut fault_ns = Vec::with_capacity(repeat);
-        for _ in 0..repeat {
+        let mut fault_ns = Vec::with_capacity(rounds.min);
+        while rounds.want_more_ns(fault_ns.len(), &[&fault_ns]) {
             let m = self.map()?;
             fault_ns.push(m.read_each(PAGE).as_nanos() as u64);
         }

@@ -32,7 +32,7 @@ pub struct Plan {
     pub nr_memmap: bool,
 }
 
-/// Measures every geometry `ctx.repeat` times on the provisioned namespace, then once
+/// Measures every geometry `ctx.rounds` times on the provisioned namespace, then once
 /// traced.
 pub fn run(
     plan: &Plan,
@@ -71,16 +71,22 @@ pub fn run(
     Ok(results)
 }
 
-/// `ctx.repeat` timed samples of `r`'s geometry, then the traced one.
+/// The timed samples of `r`'s geometry (as many as `ctx.rounds` asks for the precision of
+/// its creation, init and teardown times), then the traced one.
 fn measure_geometry(
     r: &mut MemmapResult,
     prov: &Provisioner,
     ctx: &SuiteCtx,
     (timed, traced): (&[Resolution], &[Resolution]),
 ) -> Result<(), RunError> {
-    let (g, repeat) = (r.geometry, ctx.repeat);
-    for i in 0..repeat {
-        eprintln!("foliobench: memmap {g} sample {}/{repeat}", i + 1);
+    let (g, rounds) = (r.geometry, &ctx.rounds);
+    while rounds.want_more_ns(r.samples.len(), &timings(&r.samples)) {
+        eprintln!(
+            "foliobench: memmap {g} sample {} (of {}..{})",
+            r.samples.len() + 1,
+            rounds.min,
+            rounds.max
+        );
         let s = measure(prov, g, timed);
         // A signal may also have killed ndctl itself (same process group): that is an
         // interruption, not a result.
@@ -96,6 +102,15 @@ fn measure_geometry(
     }
     r.traced = Some(s?);
     Ok(())
+}
+
+/// Each timing of the samples so far: creation, memmap_init_zone_device, teardown.
+fn timings(samples: &[MemmapSample]) -> [Vec<u64>; 3] {
+    [
+        samples.iter().map(|s| s.create_ns).collect(),
+        samples.iter().filter_map(|s| s.memmap_init_ns).collect(),
+        samples.iter().filter_map(|s| s.destroy_ns).collect(),
+    ]
 }
 
 fn stat<'a>(stats: &'a [ProbeStats], id: &str) -> Option<&'a ProbeStats> {

@@ -10,6 +10,8 @@ pub mod rmap;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use foliobench_reports::precision::Rounds;
+
 use crate::mapping::WorkloadError;
 use crate::namespace::Provisioner;
 
@@ -19,8 +21,9 @@ pub struct SuiteCtx<'a> {
     pub prov: Option<&'a Provisioner>,
     /// Why none was, when none was: said in the rows it leaves unmeasured.
     pub no_namespace: Option<&'a str>,
-    /// Timed rounds (or samples) per measurement.
-    pub repeat: usize,
+    /// Timed rounds (or samples) per measurement: how many at least, at most, and the
+    /// precision that ends them in between.
+    pub rounds: Rounds,
     /// Set by SIGINT/SIGTERM: a suite stops at the next safe point.
     pub interrupted: &'a AtomicBool,
 }

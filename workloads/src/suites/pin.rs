@@ -15,6 +15,7 @@ use foliobench_reports::pin::{
     grab_checks, order_checks, refs_checks, struct_page_checks, GrabFunction, Grabs, PinDriver,
     PinMemory, PinResult, PinSample, PinSuite, Prepared, PIN_PROBES, RELEASES,
 };
+use foliobench_reports::precision::Rounds;
 use foliobench_reports::trace::ProbeStats;
 use foliobench_reports::units::fmt_size;
 
@@ -43,9 +44,9 @@ impl Plan {
         self.memories.iter().any(|m| m.geometry().is_some())
     }
 
-    pub fn describe(&self, repeat: usize) -> String {
+    pub fn describe(&self, rounds: &Rounds) -> String {
         format!(
-            "{} x {} ({} per round, {repeat} timed rounds each)",
+            "{} x {} ({} per round, {} each)",
             self.memories
                 .iter()
                 .map(|m| m.to_string())
@@ -56,7 +57,8 @@ impl Plan {
                 .map(|d| d.name())
                 .collect::<Vec<_>>()
                 .join(", "),
-            fmt_size(self.size)
+            fmt_size(self.size),
+            rounds.describe()
         )
     }
 }
@@ -273,7 +275,7 @@ pub fn run(
     notes: &mut Vec<String>,
 ) -> Result<PinSuite> {
     let drivers = Drivers::open(plan, notes);
-    let mut suite = empty_suite(plan, ctx.repeat, &drivers);
+    let mut suite = empty_suite(plan, ctx.rounds.min, &drivers);
     let mut not_traced: Vec<String> = Vec::new();
     let pin_run = PinRun {
         plan,
@@ -363,7 +365,7 @@ impl PinRun<'_> {
                 row(m, d, plan.size, Outcome::Measured),
                 &prepared.mapping,
                 &driver,
-                (ctx.repeat, self.latency, self.grab),
+                (&ctx.rounds, self.latency, self.grab),
                 not_traced,
             );
             suite.results.push(r);
@@ -393,10 +395,10 @@ fn cell(
     mut r: PinResult,
     m: &Mapping,
     d: &Driver,
-    (repeat, latency, grab): (usize, &[Resolution], &[Resolution]),
+    (rounds, latency, grab): (&Rounds, &[Resolution], &[Resolution]),
     not_traced: &mut Vec<String>,
 ) -> PinResult {
-    match measure(m, d, repeat, latency, grab) {
+    match measure(m, d, rounds, latency, grab) {
         Ok(x) => {
             r.warmup_rounds = x.warmup_rounds;
             r.pages = x.pages;
@@ -450,12 +452,13 @@ fn sample(t: &PinTiming) -> PinSample {
     }
 }
 
-/// Runs `d` on `m`: warm-up, `repeat` timed rounds, then the traced rounds with `latency`
-/// and `grab` probes. A kernel refusal in the warm-up round is returned as the error.
+/// Runs `d` on `m`: warm-up, the timed rounds (as many as `rounds` asks for the pin and
+/// unpin times' precision), then the traced rounds with `latency` and `grab` probes. A
+/// kernel refusal in the warm-up round is returned as the error.
 pub fn measure(
     m: &Mapping,
     d: &Driver,
-    repeat: usize,
+    rounds: &Rounds,
     latency: &[Resolution],
     grab: &[Resolution],
 ) -> Result<Measured, WorkloadError> {
@@ -463,14 +466,17 @@ pub fn measure(
     let warm = d.round(m)?;
     out.warmup_rounds = 1;
     out.pages = warm.pages;
-    for _ in 0..repeat {
-        let t = d.round(m)?;
-        out.samples.push(sample(&t));
+    let (mut pins, mut unpins) = (Vec::new(), Vec::new());
+    while rounds.want_more_ns(out.samples.len(), &[&pins, &unpins]) {
+        let s = sample(&d.round(m)?);
+        pins.push(s.pin_ns);
+        unpins.extend(s.unpin_ns);
+        out.samples.push(s);
     }
     // Latencies from several traced rounds, so that the percentiles rest on more than one
     // call per cell; counts from one more.
-    let rounds = repeat.clamp(1, LATENCY_ROUNDS);
-    if let Some((ts, stats)) = traced(m, d, latency, rounds, &mut out.not_traced)? {
+    let latency_rounds = rounds.min.clamp(1, LATENCY_ROUNDS);
+    if let Some((ts, stats)) = traced(m, d, latency, latency_rounds, &mut out.not_traced)? {
         out.kernel = stats;
         out.kernel_rounds = ts.len() as u32;
         out.traced_samples.extend(ts);

@@ -9,6 +9,7 @@ use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, any_traceable, Filter};
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
+use foliobench_reports::precision::Rounds;
 use foliobench_reports::rmap::{
     batch_checks, folio_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
 };
@@ -62,7 +63,7 @@ pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSui
     });
     let mut suite = RmapSuite {
         size: plan.size,
-        repeat: ctx.repeat,
+        repeat: ctx.rounds.min,
         method: METHOD.into(),
         batched_api: batched,
         rmap_functions: probes
@@ -110,7 +111,7 @@ fn run_anonymous(
             continue;
         }
         eprintln!("foliobench: rmap: folio {kb}K");
-        match measure(plan, kb, &ops, ctx.repeat, probes, ctx.interrupted) {
+        match measure(plan, kb, &ops, &ctx.rounds, probes, ctx.interrupted) {
             Ok((rows, check)) => {
                 suite.results.extend(rows);
                 suite.folios.push(check);
@@ -157,7 +158,7 @@ fn file_case(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Vec<RmapResu
     let Some(p) = ctx.prov else {
         return skip("no namespace granted (see the note)".into());
     };
-    match measure_fsdax(p, plan.size, ctx.repeat, probes) {
+    match measure_fsdax(p, plan.size, &ctx.rounds, probes) {
         Ok(mut rows) => ops
             .iter()
             .map(|&op| row(op, Outcome::Measured, rows.remove(&op).unwrap_or_default()))
@@ -172,7 +173,7 @@ fn measure(
     plan: &Plan,
     kb: u64,
     ops: &[RmapOp],
-    repeat: usize,
+    rounds: &Rounds,
     probes: &[Resolution],
     interrupted: &AtomicBool,
 ) -> Result<Rows> {
@@ -186,7 +187,10 @@ fn measure(
         checks.push(c);
     }
     let mut samples: HashMap<RmapOp, Vec<u64>> = HashMap::new();
-    for _ in 0..repeat {
+    let mut taken = 0;
+    // A round runs every operation: rounds go on while any operation's time is imprecise.
+    while rounds.want_more_ns(taken, &samples.values().collect::<Vec<_>>()) {
+        taken += 1;
         for g in GROUPS {
             let (times, c) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
             checks.push(c);
@@ -281,7 +285,7 @@ type FileRows = HashMap<RmapOp, (Vec<u64>, Vec<ProbeStats>, Option<u64>)>;
 fn measure_fsdax(
     prov: &Provisioner,
     size: u64,
-    repeat: usize,
+    rounds: &Rounds,
     probes: &[Resolution],
 ) -> Result<FileRows> {
     let applied = prov.apply(Geometry::Fsdax { map: Map::Mem })?;
@@ -308,7 +312,9 @@ fn measure_fsdax(
     };
     let mut out: FileRows = HashMap::new();
     round(&mut |_, _| {})?;
-    for _ in 0..repeat {
+    let mut taken = 0;
+    while rounds.want_more_ns(taken, &out.values().map(|r| &r.0).collect::<Vec<_>>()) {
+        taken += 1;
         for (op, ns) in round(&mut |_, _| {})? {
             out.entry(op).or_default().0.push(ns);
         }

@@ -1,0 +1,267 @@
+//! How precise a timing is, and how many timed rounds to take for it: the 95 % confidence
+//! interval of the median from order statistics (distribution-free: no normality assumed,
+//! which emulated timings with their long right tails would break), and the rule a suite's
+//! loop follows — at least `min` rounds, more while some timing's interval is wider than the
+//! target, at most `max`. The report and the loops share this one definition of "precise".
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{Binomial, DiscreteCDF};
+
+use crate::metric::{Kind, Metric};
+use crate::stats::median;
+
+/// The confidence of the median's interval.
+pub const CONFIDENCE: f64 = 0.95;
+
+/// The median's confidence interval: the order statistics x(j) ≤ median ≤ x(n+1-j) with the
+/// largest j whose coverage, 1 − 2·P(Bin(n, ½) ≤ j−1), is at least `confidence`. None when
+/// even [min, max] covers less (n < 6 at 95 %).
+pub fn median_ci(v: &[f64], confidence: f64) -> Option<(f64, f64)> {
+    let n = v.len() as u64;
+    let j = ci_rank(n, confidence)?;
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some((s[j as usize - 1], s[(n - j) as usize]))
+}
+
+/// The 1-based rank j of the interval's lower end for n samples (see `median_ci`).
+fn ci_rank(n: u64, confidence: f64) -> Option<u64> {
+    if n == 0 {
+        return None;
+    }
+    let b = Binomial::new(0.5, n).ok()?;
+    let alpha_half = (1.0 - confidence) / 2.0;
+    // P(B ≤ j−1) ≤ α/2, the largest such j (at most n/2).
+    (1..=n / 2)
+        .take_while(|&j| b.cdf(j - 1) <= alpha_half + 1e-12)
+        .last()
+}
+
+/// The fewest samples that have a median interval at `confidence`.
+pub fn fewest_for_ci(confidence: f64) -> usize {
+    (1..64)
+        .find(|&n| ci_rank(n, confidence).is_some())
+        .unwrap_or(64) as usize
+}
+
+/// One timing's precision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Precision {
+    pub n: usize,
+    pub median: f64,
+    /// The 95 % interval of the median; None with too few samples for one.
+    pub ci: Option<(f64, f64)>,
+}
+
+impl Precision {
+    pub fn of(v: &[f64]) -> Option<Precision> {
+        Some(Precision {
+            n: v.len(),
+            median: median(v)?,
+            ci: median_ci(v, CONFIDENCE),
+        })
+    }
+
+    /// The interval's larger distance from the median, in percent of it (a conservative
+    /// "± x %"); None without an interval or with a zero median.
+    pub fn half_width_pct(&self) -> Option<f64> {
+        let (lo, hi) = self.ci?;
+        (self.median != 0.0)
+            .then(|| (self.median - lo).max(hi - self.median) * 100.0 / self.median.abs())
+    }
+
+    /// Within ± `target_pct` of the median at 95 %.
+    pub fn within(&self, target_pct: f64) -> bool {
+        self.half_width_pct().is_some_and(|h| h <= target_pct)
+    }
+
+    pub fn describe(&self) -> String {
+        match self.half_width_pct() {
+            Some(h) => format!("±{h:.1}% (95% CI of the median, n={})", self.n),
+            None => format!(
+                "no 95% CI of the median from n={} (at least {} rounds needed)",
+                self.n,
+                fewest_for_ci(CONFIDENCE)
+            ),
+        }
+    }
+}
+
+/// How many timed rounds a measurement takes: at least `min`; then, while some timing of
+/// it is not within ± `target_pct` (95 % CI of the median), more, up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rounds {
+    pub min: usize,
+    pub max: usize,
+    pub target_pct: f64,
+}
+
+impl Rounds {
+    /// Exactly `n` rounds, whatever their precision.
+    pub fn exactly(n: usize) -> Rounds {
+        Rounds {
+            min: n,
+            max: n,
+            target_pct: 0.0,
+        }
+    }
+
+    /// Whether to take another round after `taken`, given each timing's samples so far.
+    /// Rounds past `min` are taken only where they can buy an interval: not when `max` is
+    /// below the fewest samples that have one.
+    pub fn want_more(&self, taken: usize, timings: &[Vec<f64>]) -> bool {
+        if taken < self.min {
+            return true;
+        }
+        if taken >= self.max || self.max < fewest_for_ci(CONFIDENCE) {
+            return false;
+        }
+        timings
+            .iter()
+            .filter(|t| !t.is_empty())
+            .any(|t| !Precision::of(t).is_some_and(|p| p.within(self.target_pct)))
+    }
+
+    /// `want_more` for integer (ns) samples.
+    pub fn want_more_ns<T: AsRef<[u64]>>(&self, taken: usize, timings: &[T]) -> bool {
+        let f: Vec<Vec<f64>> = timings
+            .iter()
+            .map(|t| t.as_ref().iter().map(|&x| x as f64).collect())
+            .collect();
+        self.want_more(taken, &f)
+    }
+
+    pub fn describe(&self) -> String {
+        if self.min == self.max {
+            format!("{} timed rounds", self.min)
+        } else {
+            format!(
+                "{}..{} timed rounds, more while a timing's 95% CI of the median is wider than ±{}%",
+                self.min, self.max, self.target_pct
+            )
+        }
+    }
+}
+
+/// The precision of every timing of a run: how many are within the target, and each that
+/// is not, with why (too few rounds for an interval, or the cap reached).
+pub fn render(o: &mut String, metrics: &[Metric], rounds: Option<&Rounds>) {
+    let timings: Vec<(&Metric, Precision)> = metrics
+        .iter()
+        .filter(|m| m.kind == Kind::Time && m.samples.len() > 1)
+        .filter_map(|m| Some((m, Precision::of(&m.samples)?)))
+        .collect();
+    if timings.is_empty() {
+        return;
+    }
+    let target = rounds.map_or(5.0, |r| r.target_pct).max(f64::EPSILON);
+    let imprecise: Vec<&(&Metric, Precision)> =
+        timings.iter().filter(|(_, p)| !p.within(target)).collect();
+    let _ = writeln!(
+        o,
+        "\nprecision of the timings ({}): {} of {} within ±{target}% (95% CI of the median){}",
+        rounds.map_or("rounds not recorded".into(), Rounds::describe),
+        timings.len() - imprecise.len(),
+        timings.len(),
+        if imprecise.is_empty() {
+            ""
+        } else {
+            "; not precise enough to compare at that level:"
+        }
+    );
+    for (m, p) in imprecise {
+        let _ = writeln!(o, "  {}: {}", m.key(), p.describe());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_interval_ranks_match_the_binomial_tables() {
+        // n < 6 has no 95 % interval: even [min, max] covers 1 - 2/32 = 93.75 % at n = 5.
+        assert_eq!(fewest_for_ci(0.95), 6);
+        assert_eq!(ci_rank(5, 0.95), None);
+        assert_eq!(ci_rank(6, 0.95), Some(1));
+        // The published table (e.g. Conover): n = 10 → x(2)..x(9); n = 20 → x(6)..x(15).
+        assert_eq!(ci_rank(10, 0.95), Some(2));
+        assert_eq!(ci_rank(20, 0.95), Some(6));
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(median_ci(&v, 0.95), Some((2.0, 9.0)));
+    }
+
+    #[test]
+    fn precision_is_the_larger_distance_from_the_median() {
+        let p = Precision::of(&[100.0, 101.0, 99.0, 100.0, 104.0, 98.0]).unwrap();
+        assert_eq!(p.ci, Some((98.0, 104.0)));
+        assert!((p.half_width_pct().unwrap() - 4.0).abs() < 1e-9);
+        assert!(p.within(5.0) && !p.within(3.0));
+        let few = Precision::of(&[1.0, 2.0, 3.0]).unwrap();
+        assert!(!few.within(100.0));
+        assert!(
+            few.describe().contains("at least 6 rounds"),
+            "{}",
+            few.describe()
+        );
+    }
+
+    #[test]
+    fn rounds_go_on_while_imprecise_and_stop_at_the_cap() {
+        let r = Rounds {
+            min: 3,
+            max: 10,
+            target_pct: 5.0,
+        };
+        let tight = vec![vec![100.0, 101.0, 99.0, 100.0, 102.0, 98.0]];
+        let loose = vec![vec![100.0, 150.0, 60.0, 100.0, 180.0, 40.0]];
+        assert!(r.want_more(2, &tight), "below the minimum");
+        assert!(
+            r.want_more(3, &[vec![100.0, 101.0, 99.0]]),
+            "no interval yet"
+        );
+        assert!(!r.want_more(6, &tight), "precise: stop");
+        assert!(r.want_more(6, &loose), "imprecise: go on");
+        assert!(!r.want_more(10, &loose), "the cap");
+        // One imprecise timing among precise ones keeps the round going.
+        assert!(r.want_more(6, &[tight[0].clone(), loose[0].clone()]));
+        // A cap below 6 cannot buy an interval: exactly the minimum.
+        let short = Rounds {
+            min: 1,
+            max: 2,
+            target_pct: 5.0,
+        };
+        assert!(!short.want_more(1, &loose));
+        assert!(!Rounds::exactly(5).want_more(5, &loose));
+        assert!(Rounds::exactly(5).want_more(4, &tight));
+    }
+
+    #[test]
+    fn the_report_names_each_imprecise_timing() {
+        let m = |name: &str, samples: Vec<f64>| Metric {
+            suite: "pin".into(),
+            subject: "devdax:2M:mem io_uring".into(),
+            name: name.into(),
+            unit: "ms".into(),
+            better: crate::metric::Better::Lower,
+            kind: Kind::Time,
+            samples,
+        };
+        let ms = [
+            m("pin", vec![100.0, 101.0, 99.0, 100.0, 102.0, 98.0]),
+            m("unpin", vec![100.0, 150.0, 60.0, 100.0, 180.0, 40.0]),
+        ];
+        let mut o = String::new();
+        let r = Rounds {
+            min: 5,
+            max: 6,
+            target_pct: 5.0,
+        };
+        render(&mut o, &ms, Some(&r));
+        assert!(o.contains("1 of 2 within ±5%"), "{o}");
+        assert!(o.contains("devdax:2M:mem io_uring unpin: ±80.0%"), "{o}");
+        assert!(!o.contains("io_uring pin:"), "{o}");
+    }
+}
