@@ -133,6 +133,13 @@ pub const CATALOG: &[Probe] = &[
         "allocates one vmemmap block from RAM: calls x size = struct page memory allocated",
     ),
     func(
+        "vmemmap_alloc_block",
+        Group::Vmemmap,
+        &["vmemmap_alloc_block"],
+        &["size"],
+        "allocates one page-table page, or one RAM vmemmap block for vmemmap_alloc_block_buf: calls less the latter's RAM calls = the vmemmap's page tables",
+    ),
+    func(
         "altmap_alloc_block_buf",
         Group::Vmemmap,
         &["altmap_alloc_block_buf"],

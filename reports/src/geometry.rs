@@ -170,6 +170,32 @@ pub struct ModelRow {
     pub device_pages: u64,
     /// struct pages `memmap_init_zone_device` initialises.
     pub init_struct_pages: u64,
+    /// PTE tables the vmemmap's mapping needs: an optimized (compound) vmemmap is mapped
+    /// page by page, one PTE table per 2 MiB of it, all of it (tails reuse one page, but
+    /// each still has its PTE); a base-page vmemmap is mapped by PMDs (x86), with none.
+    /// For 1G geometries these tables are most of the cost. Absent in older results.
+    #[serde(default)]
+    pub pte_tables: u64,
+}
+
+/// The vmemmap's virtual span mapped by one PTE table (x86-64: 512 x 4 KiB).
+const PTE_TABLE_SPAN: u64 = 2 << 20;
+/// ... and by one PMD table.
+const PMD_TABLE_SPAN: u64 = 1 << 30;
+
+impl ModelRow {
+    /// The page-table pages the kernel may allocate for this vmemmap: at least the PTE
+    /// tables; at most also a PTE table at each end (a range whose vmemmap is not aligned
+    /// to 2 MiB, or a partial section mapped by base pages) and the upper-level tables not
+    /// present yet (a PMD table per GiB of vmemmap, a PUD table). Which upper levels exist
+    /// depends on what was mapped before, so the model gives a range.
+    pub fn page_tables_range(&self) -> (u64, u64) {
+        let span = (self.size / PAGE_SIZE) * self.struct_page;
+        (
+            self.pte_tables,
+            self.pte_tables + 2 + span.div_ceil(PMD_TABLE_SPAN) + 1,
+        )
+    }
 }
 
 /// The model for one geometry. `can_optimize`: the kernel side of `vmemmap_can_optimize()`
@@ -203,6 +229,11 @@ pub fn model(g: Geometry, size: u64, struct_page: u64, can_optimize: bool) -> Mo
         ram_pages: if on_device { 0 } else { vmemmap_pages },
         device_pages: if on_device { vmemmap_pages } else { 0 },
         init_struct_pages: init,
+        pte_tables: if optimized {
+            (pages * struct_page).div_ceil(PTE_TABLE_SPAN)
+        } else {
+            0
+        },
     }
 }
 
@@ -233,14 +264,14 @@ pub fn render_model(rows: &[ModelRow]) -> String {
     if let Some(r) = rows.first() {
         let _ = writeln!(
             o,
-            "struct page cost of {} ({}-byte struct page; page tables not included)",
+            "struct page cost of {} ({}-byte struct page; the vmemmap's PTE tables apart, upper-level tables not included)",
             human(r.size),
             r.struct_page
         );
     }
     let _ = writeln!(
         o,
-        "{:<15} {:>5} {:>9} {:>14} {:>12} {:>12} {:>12} {:>14}",
+        "{:<15} {:>5} {:>9} {:>14} {:>12} {:>12} {:>12} {:>14} {:>10}",
         "geometry",
         "shift",
         "optimized",
@@ -248,13 +279,14 @@ pub fn render_model(rows: &[ModelRow]) -> String {
         "RAM",
         "device",
         "% of size",
-        "init structs"
+        "init structs",
+        "PTE tables"
     );
     for r in rows {
         let bytes = r.vmemmap_pages * PAGE_SIZE;
         let _ = writeln!(
             o,
-            "{:<15} {:>5} {:>9} {:>14} {:>12} {:>12} {:>11.4}% {:>14}",
+            "{:<15} {:>5} {:>9} {:>14} {:>12} {:>12} {:>11.4}% {:>14} {:>10}",
             r.geometry.to_string(),
             r.vmemmap_shift,
             if r.optimized { "yes" } else { "no" },
@@ -266,7 +298,8 @@ pub fn render_model(rows: &[ModelRow]) -> String {
             } else {
                 bytes as f64 * 100.0 / r.size as f64
             },
-            r.init_struct_pages
+            r.init_struct_pages,
+            r.pte_tables
         );
     }
     o
@@ -355,6 +388,29 @@ mod tests {
         assert_eq!(
             model(g("devdax:2M:mem"), tib, 64, true).ram_pages * PAGE_SIZE,
             4 * GIB
+        );
+    }
+
+    #[test]
+    fn one_gib_folios_cost_mostly_page_tables() {
+        // The published ~40 MiB per TiB of 1G devdax: 2 vmemmap pages per folio (8 MiB)
+        // and one PTE table per 2 MiB of a vmemmap mapped page by page (16 GiB: 32 MiB).
+        let tib = 1u64 << 40;
+        let one_g = model(g("devdax:1G:mem"), tib, 64, true);
+        assert_eq!(one_g.ram_pages * PAGE_SIZE, 8 << 20);
+        assert_eq!(one_g.pte_tables * PAGE_SIZE, 32 << 20);
+        // A PMD-mapped vmemmap has no PTE tables; 2 GiB of 2M or 1G folios have 16.
+        assert_eq!(model(g("devdax:4K:mem"), 2 * GIB, 64, true).pte_tables, 0);
+        assert_eq!(model(g("devdax:2M:dev"), 2 * GIB, 64, true).pte_tables, 0);
+        assert_eq!(model(g("devdax:2M:mem"), 2 * GIB, 64, true).pte_tables, 16);
+        assert_eq!(model(g("devdax:1G:mem"), 2 * GIB, 64, true).pte_tables, 16);
+        assert_eq!(
+            model(g("devdax:1G:mem"), 2 * GIB, 64, true).page_tables_range(),
+            (16, 20)
+        );
+        assert_eq!(
+            model(g("devdax:4K:mem"), 2 * GIB, 64, true).page_tables_range(),
+            (0, 4)
         );
     }
 

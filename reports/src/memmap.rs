@@ -45,6 +45,10 @@ pub struct MemmapSample {
     pub memfree_delta_kb: Option<i64>,
     /// vmemmap pages allocated from RAM, from vmemmap_alloc_block_buf's sizes.
     pub probe_ram_vmemmap_pages: Option<u64>,
+    /// Page-table pages allocated to map the vmemmap: vmemmap_alloc_block's calls less the
+    /// RAM blocks vmemmap_alloc_block_buf asked it for (absent in older results).
+    #[serde(default)]
+    pub vmemmap_page_tables: Option<u64>,
     pub memmap_init_ns: Option<u64>,
     pub memmap_init_nr_pages: Option<u64>,
     /// Struct pages initialised: memmap_init_compound's nr_pages summed (compound), or
@@ -128,6 +132,7 @@ pub fn checks(
             None => Check::skipped(ram_what, "not measured: vmemmap_alloc_block_buf not traced"),
         },
     );
+    v.push(page_tables_check(model, samples, traced));
     let range_what = "memmap_init_zone_device nr_pages vs range";
     v.push(match count(samples, traced, |s| s.memmap_init_nr_pages) {
         Some(n) => equal(range_what, n, model.size / PAGE_SIZE, ""),
@@ -138,6 +143,41 @@ pub fn checks(
     });
     v.push(struct_pages_check(model, samples, traced));
     v
+}
+
+/// The vmemmap's page tables against the model's range: the PTE tables of a vmemmap
+/// mapped page by page (compound, optimized) at least, a few more at most; a PMD-mapped
+/// vmemmap has none but at its ends.
+fn page_tables_check(
+    model: &ModelRow,
+    samples: &[MemmapSample],
+    traced: Option<&MemmapSample>,
+) -> Check {
+    let what = "vmemmap page tables (probe) vs model";
+    let Some(n) = count(samples, traced, |s| s.vmemmap_page_tables) else {
+        return Check::skipped(
+            what,
+            "not measured: vmemmap_alloc_block or vmemmap_alloc_block_buf not traced",
+        );
+    };
+    let (lo, hi) = model.page_tables_range();
+    let agrees = (lo..=hi).contains(&n);
+    Check {
+        what: what.into(),
+        measured: true,
+        agrees,
+        detail: format!(
+            "{n} page-table pages ({} KiB) against {lo}..={hi}: {} PTE tables for a vmemmap {}, up to {} more at its ends and for upper levels not present yet",
+            n * PAGE_SIZE / 1024,
+            model.pte_tables,
+            if model.optimized {
+                "mapped page by page (compound)"
+            } else {
+                "mapped by PMDs"
+            },
+            hi - lo
+        ),
+    }
 }
 
 /// The struct pages initialised against the model, or with an altmap the usable pages.
@@ -204,6 +244,9 @@ impl Metrics for [MemmapResult] {
         MetricSpec::time("destroy_namespace", |_, r| r.each(|x| x.destroy_ns.map(ms))),
         MetricSpec::count("vmemmap_ram_pages", "pages", Lower, |_, r| {
             r.counted(|x| x.probe_ram_vmemmap_pages.map(|v| v as f64))
+        }),
+        MetricSpec::count("vmemmap_page_tables", "pages", Lower, |_, r| {
+            r.counted(|x| x.vmemmap_page_tables.map(|v| v as f64))
         }),
         MetricSpec::count("nr_memmap_pages_delta", "pages", Lower, |_, r| {
             r.each(|x| x.nr_memmap_pages_delta.map(|v| v as f64))
@@ -403,6 +446,8 @@ mod tests {
             init_struct_pages: Some(init),
             destroy_ns: Some(500_000),
             nr_memmap_pages_left: Some(0),
+            // A PMD-mapped vmemmap: no page tables (within 0..=4 for 2 GiB).
+            vmemmap_page_tables: Some(0),
             ..Default::default()
         }
     }
@@ -410,9 +455,13 @@ mod tests {
     #[test]
     fn agreeing_sources_are_ok_and_mismatches_say_by_how_much() {
         let m = model(g("devdax:2M:mem"), 2 << 30, 64, true);
-        let c = checks(&m, &[sample(2048, 2048, 131072)], None, true);
+        let compound = |vmstat| MemmapSample {
+            vmemmap_page_tables: Some(17),
+            ..sample(vmstat, 2048, 131072)
+        };
+        let c = checks(&m, &[compound(2048)], None, true);
         assert!(c.iter().all(|c| c.agrees), "{c:?}");
-        let c = checks(&m, &[sample(2050, 2048, 131072)], None, true);
+        let c = checks(&m, &[compound(2050)], None, true);
         let bad = c.iter().find(|c| !c.agrees).unwrap();
         assert!(bad.detail.contains("differs by +2"), "{}", bad.detail);
     }
@@ -456,6 +505,7 @@ mod tests {
         let timed = MemmapSample {
             probe_ram_vmemmap_pages: None,
             init_struct_pages: None,
+            vmemmap_page_tables: None,
             ..sample(8192, 0, 0)
         };
         let traced = MemmapSample {
@@ -465,7 +515,7 @@ mod tests {
         let c = checks(&m, &[timed.clone(), timed.clone()], Some(&traced), true);
         assert!(c.iter().all(|c| c.agrees), "{c:?}");
         let c = checks(&m, std::slice::from_ref(&timed), None, true);
-        assert_eq!(c.iter().filter(|c| !c.measured).count(), 2, "{c:?}");
+        assert_eq!(c.iter().filter(|c| !c.measured).count(), 3, "{c:?}");
         let r = MemmapResult {
             geometry: m.geometry,
             model: m,

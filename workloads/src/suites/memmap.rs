@@ -138,6 +138,7 @@ pub fn measure(
 
     let zone = stat(&stats, "memmap_init_zone_device");
     let alloc = stat(&stats, "vmemmap_alloc_block_buf");
+    let block = stat(&stats, "vmemmap_alloc_block");
     Ok(MemmapSample {
         create_ns: applied.took.as_nanos() as u64,
         destroy_ns: Some(destroy.as_nanos() as u64),
@@ -148,6 +149,7 @@ pub fn measure(
         probe_ram_vmemmap_pages: alloc
             .filter(|a| g.map() == Some(Map::Mem) && a.calls > 0)
             .map(|a| a.arg_values.iter().map(|(size, n)| size * n).sum::<u64>() / 4096),
+        vmemmap_page_tables: page_tables(block, alloc, g),
         memmap_init_ns: zone.filter(|z| z.returns > 0).map(|z| z.total_ns),
         memmap_init_nr_pages: zone
             .filter(|z| z.calls > 0 && z.arg_name.is_some())
@@ -155,6 +157,22 @@ pub fn measure(
         init_struct_pages: struct_pages_initialised(&stats, g),
         usable_size: applied.usable_size(),
     })
+}
+
+/// Page-table pages the vmemmap's mapping took: every vmemmap_alloc_block call but those
+/// vmemmap_alloc_block_buf made for RAM blocks (all of its calls without an altmap; with
+/// one, --map=dev, it takes none from RAM: vmemmap_can_optimize() is false with an altmap,
+/// so every block comes from the device). Needs both probes' counts, else unknown.
+fn page_tables(block: Option<&ProbeStats>, buf: Option<&ProbeStats>, g: Geometry) -> Option<u64> {
+    // A probe that did not attach has no stats.
+    let (block, buf) = (block?, buf?);
+    let ram_blocks = if g.map() == Some(Map::Mem) {
+        buf.calls
+    } else {
+        0
+    };
+    // Fewer calls than RAM blocks cannot happen in this kernel code: unknown, not 0.
+    block.calls.checked_sub(ram_blocks)
 }
 
 /// Struct pages memmap_init_zone_device initialised, from the callers' arguments where they
