@@ -486,6 +486,29 @@ fn pin_suite_refuses_bad_arguments_clearly() {
             &["--geometry", "anon:4K", "--repeat", "0"],
             "--repeat must be at least 1",
         ),
+        (
+            &[
+                "--geometry",
+                "anon:4K",
+                "--repeat",
+                "5",
+                "--max-repeat",
+                "3",
+            ],
+            "--max-repeat must be at least --repeat (5)",
+        ),
+        (
+            &["--geometry", "anon:4K", "--precision", "0"],
+            "--precision 0 is not a percentage",
+        ),
+        (
+            &["--geometry", "anon:4K", "--size", "16M,6K"],
+            "must be a positive multiple of 4K",
+        ),
+        (
+            &["--suite", "memmap,pin", "--size", "1G,2G"],
+            "memmap measures the whole namespace",
+        ),
     ] {
         let out = run(foliobench().args(["run", "--suite", "pin"]).args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -1163,4 +1186,73 @@ fn compared_row<'a>(j: &'a serde_json::Value, key: &str) -> &'a serde_json::Valu
         .iter()
         .find(|r| r["key"] == key)
         .unwrap_or_else(|| panic!("no {key} in {j}"))
+}
+
+/// `run --size` with a list: each size measured and written to its own file, the cost per
+/// GiB across them printed, and `report` drawing the curve from those files (not comparing
+/// files of different sizes).
+#[test]
+fn size_list_gives_a_cost_curve() {
+    let _host = host_state();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(foliobench()
+        .args([
+            "run",
+            "--suite",
+            "pin",
+            "--geometry",
+            "anon:4K",
+            "--driver",
+            "io_uring",
+        ])
+        .args(["--size", "16M,64M", "--repeat", "2", "--out", "s.json"])
+        .current_dir(d));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!d.join("s.json").exists());
+    let mut pages = Vec::new();
+    for (f, size) in [("s-16M.json", 16u64 << 20), ("s-64M.json", 64 << 20)] {
+        let r = read_json(&d.join(f));
+        assert_eq!(r["pin"]["size"], size, "{f}");
+        pages.push(r["pin"]["results"][0]["pages"].as_u64().unwrap());
+    }
+    assert_eq!(pages, [4096, 16384]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cost as the work grows"), "{text}");
+    assert!(
+        text.contains("pin anon:4K io_uring pin [ms]: 16M: ") && text.contains("ms/GiB"),
+        "{text}"
+    );
+    let out = run(foliobench()
+        .args(["report", "s-16M.json", "s-64M.json", "--html", "s.html"])
+        .current_dir(d));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pin anon:4K io_uring pin [ms]"), "{text}");
+    assert!(
+        !text.contains("regressions"),
+        "different sizes are not compared: {text}"
+    );
+    let html = std::fs::read_to_string(d.join("s.html")).unwrap();
+    assert!(
+        html.contains("pin pin as the size grows"),
+        "the curve is drawn"
+    );
+    // A gate compares like with like.
+    let out = run(foliobench()
+        .args([
+            "ab",
+            "--baseline",
+            "debian:6.12",
+            "--candidate",
+            "debian:6.12",
+        ])
+        .args(["--suite", "pin", "--size", "16M,64M"])
+        .current_dir(d));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--size takes one size here"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -108,6 +108,11 @@ pub fn before_booting(
     }
     sweep.size.get_or_insert_with(|| "256M".into());
     sweep.check()?;
+    if sweep.sizes().len() > 1 {
+        return Err(usage(
+            "--size takes one size here (a gate compares like with like); for a cost curve, `run --size` with a list",
+        ));
+    }
     for k in kernels {
         crate::boot_kernel::KernelSpec::parse(k)?;
     }

@@ -8,6 +8,7 @@ use anyhow::Result;
 use foliobench_reports::compare::{compare, Comparison, Correction, Row};
 use foliobench_reports::report::{html, markdown, Named};
 use foliobench_reports::results::Results;
+use foliobench_reports::scaling;
 
 use crate::compare::load;
 use crate::exit::{env, Code};
@@ -66,6 +67,8 @@ pub fn run(a: ReportArgs) -> Result<Code> {
     }
     let comparisons: Vec<Comparison> = runs[1..]
         .iter()
+        // Files of other sizes are points of a curve (below), not candidates.
+        .filter(|(_, r)| scaling::same_sizes(&runs[0].1, r))
         .map(|(f, r)| {
             compare(
                 (&runs[0].0, &runs[0].1),
@@ -82,6 +85,8 @@ pub fn run(a: ReportArgs) -> Result<Code> {
     for (_, r) in &runs {
         println!("{}", r.render_text());
     }
+    let all: Vec<&Results> = runs.iter().map(|(_, r)| r).collect();
+    print!("{}", scaling::render_text(&scaling::curves(&all)));
     for c in &comparisons {
         println!("{}", c.render_text());
     }

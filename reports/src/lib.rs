@@ -23,6 +23,7 @@ pub mod precision;
 pub mod report;
 pub mod results;
 pub mod rmap;
+pub mod scaling;
 pub mod stats;
 pub mod trace;
 pub mod units;

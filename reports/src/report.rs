@@ -107,6 +107,20 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
         );
         comparison_table(&mut o, c);
     }
+    let all: Vec<&Results> = runs.iter().map(|n| n.results).collect();
+    let curves = crate::scaling::curves(&all);
+    if !curves.is_empty() {
+        let _ = writeln!(o, "<h2>Cost as the work grows</h2>");
+        for c in crate::scaling::charts(&curves) {
+            let svg = c.svg()?;
+            let _ = writeln!(o, "<figure class=\"chart\">{svg}</figure>");
+        }
+        let _ = writeln!(
+            o,
+            "<pre>{}</pre>",
+            esc(&crate::scaling::render_text(&curves))
+        );
+    }
     for n in runs {
         let _ = writeln!(o, "<h2>{}</h2>", esc(&title(n)));
         let _ = writeln!(
@@ -157,6 +171,11 @@ pub fn markdown(runs: &[Named], comparisons: &[Comparison]) -> String {
             c.base.kernel_release,
             c.render_markdown()
         );
+    }
+    let all: Vec<&Results> = runs.iter().map(|n| n.results).collect();
+    let scaling = crate::scaling::render_text(&crate::scaling::curves(&all));
+    if !scaling.is_empty() {
+        let _ = writeln!(o, "## Cost as the work grows\n\n```text\n{scaling}```\n");
     }
     for n in runs {
         let _ = writeln!(

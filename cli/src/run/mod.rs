@@ -10,6 +10,7 @@ use foliobench_reports::geometry::Geometry;
 use foliobench_reports::pin::PinMemory;
 use foliobench_reports::precision::Rounds;
 use foliobench_reports::results::{Context, Machine, Results, RESULTS_SCHEMA_VERSION};
+use foliobench_reports::scaling;
 use foliobench_workloads::kconfig::KernelConfig;
 use foliobench_workloads::namespace::{self, Provisioner, RunError, Target};
 use foliobench_workloads::suites::{self, SuiteCtx};
@@ -55,6 +56,8 @@ pub struct SweepArgs {
     /// pin: bytes pinned per round (a multiple of every geometry's alignment: 1G for
     /// devdax:1G); rmap: bytes of anonymous memory per round (whole PMD folios); fsdax:
     /// the file mapped on each filesystem (whole 2M pieces). Default: run 1G, ab 256M.
+    /// run: a comma-separated list (256M,512M,1G) measures each size in turn, writes one
+    /// results file per size (r.json: r-256M.json, ...) and the cost per GiB across them.
     #[arg(long)]
     pub size: Option<String>,
     /// rmap: folio sizes (4K, each mTHP size the kernel offers, the PMD size); default all.
@@ -103,9 +106,15 @@ impl SweepArgs {
                 SUITES.join(", ")
             )));
         }
-        suites(&self.suite)?;
-        if let Some(s) = &self.size {
+        let chosen = suites(&self.suite)?;
+        let sizes = self.sizes();
+        for s in &sizes {
             parse_size("--size", s)?;
+        }
+        if sizes.len() > 1 && chosen.contains(&"memmap") {
+            return Err(usage(
+                "--size with several sizes is for pin, rmap and fsdax: memmap measures the whole namespace (size it with `vm --pmem`, one boot per size, and give the results files to `report`)",
+            ));
         }
         if self.repeat == 0 {
             return Err(usage(
@@ -125,6 +134,15 @@ impl SweepArgs {
             )));
         }
         Ok(())
+    }
+
+    /// The sizes asked for, in order (empty: the default).
+    pub fn sizes(&self) -> Vec<String> {
+        self.size
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_string())
+            .collect()
     }
 
     /// How many timed rounds each measurement takes.
@@ -558,6 +576,64 @@ pub fn run(args: RunArgs) -> Result<Code> {
     // cleanly, not kill the process half-way.
     let interrupted = crate::exit::interrupt_flag()?;
     args.sweep.check()?;
+    let sizes = args.sweep.sizes();
+    if sizes.len() <= 1 {
+        let (code, _) = run_one(&args, &interrupted)?;
+        return Ok(code);
+    }
+    // Each size checked before any is measured.
+    for size in &sizes {
+        plan(&at_size(&args.sweep, size), args.namespace.as_deref())?;
+    }
+    let mut code = Code::Ok;
+    let mut runs = Vec::new();
+    for size in &sizes {
+        let one = RunArgs {
+            sweep: at_size(&args.sweep, size),
+            namespace: args.namespace.clone(),
+            strict: args.strict,
+            output: OutputArgs {
+                json: args.output.json,
+                out: args.output.out.as_deref().map(|p| per_size_path(p, size)),
+            },
+        };
+        eprintln!("foliobench: size {size}");
+        let (c, r) = run_one(&one, &interrupted)?;
+        if c != Code::Ok {
+            code = c;
+        }
+        if let Some(p) = &one.output.out {
+            eprintln!("foliobench: size {size}: {}", p.display());
+        }
+        runs.push(r);
+    }
+    let all: Vec<&Results> = runs.iter().collect();
+    print!("{}", scaling::render_text(&scaling::curves(&all)));
+    Ok(code)
+}
+
+/// The sweep at one of its sizes.
+fn at_size(sweep: &SweepArgs, size: &str) -> SweepArgs {
+    SweepArgs {
+        size: Some(size.to_string()),
+        ..sweep.clone()
+    }
+}
+
+/// `r.json` at size 256M: `r-256M.json`.
+fn per_size_path(p: &std::path::Path, size: &str) -> std::path::PathBuf {
+    let stem = p
+        .file_stem()
+        .map_or("results".into(), |s| s.to_string_lossy().into_owned());
+    let name = match p.extension() {
+        Some(e) => format!("{stem}-{size}.{}", e.to_string_lossy()),
+        None => format!("{stem}-{size}"),
+    };
+    p.with_file_name(name)
+}
+
+/// One sweep at one size: its results written (`--out`) and printed.
+fn run_one(args: &RunArgs, interrupted: &std::sync::atomic::AtomicBool) -> Result<(Code, Results)> {
     let plan = plan(&args.sweep, args.namespace.as_deref())?;
     let mut notes = Vec::new();
     let kernel = kernel_side(&plan, &mut notes);
@@ -583,7 +659,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
         prov: prov.as_ref(),
         no_namespace: plan.no_namespace.as_deref(),
         rounds: plan.rounds,
-        interrupted: &interrupted,
+        interrupted,
     };
     // On an error the provisioner's drop restores the namespace.
     let results = execute(&plan, &kernel, &ctx, &mut notes)?;
@@ -607,7 +683,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
         pfnmap: results.pfnmap,
     };
     args.output.emit(&report, || report.render_text())?;
-    Ok(strict_verdict(&report, args.strict))
+    Ok((strict_verdict(&report, args.strict), report))
 }
 
 /// With `--strict`, a mismatch or an errored geometry fails the run (exit 1), named on
