@@ -461,7 +461,7 @@ fn pin_suite_refuses_bad_arguments_clearly() {
     for (args, says) in [
         (
             &["--driver", "rdma"][..],
-            "unknown pin driver 'rdma': available: io_uring, odirect, gup_test",
+            "unknown pin driver 'rdma': available: io_uring, odirect, gup_test, xdp_umem",
         ),
         (
             &["--geometry", "devdax:1G:mem", "--size", "1536M"],

@@ -123,15 +123,20 @@ pub enum PinDriver {
     /// gup_test GUP_FAST_BENCHMARK: get_user_pages_fast (FOLL_GET references, not pins).
     #[serde(rename = "gup_test:gup_fast")]
     GupTestGupFast,
+    /// AF_XDP UMEM registration: pin_user_pages with FOLL_LONGTERM (slow GUP), then a
+    /// vmap of the area; the socket's release unpins after an RCU grace period.
+    #[serde(rename = "xdp_umem")]
+    XdpUmem,
 }
 
 impl PinDriver {
-    pub const ALL: [PinDriver; 5] = [
+    pub const ALL: [PinDriver; 6] = [
         PinDriver::IoUring,
         PinDriver::Odirect,
         PinDriver::GupTestPinFast,
         PinDriver::GupTestPinLongterm,
         PinDriver::GupTestGupFast,
+        PinDriver::XdpUmem,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -141,6 +146,7 @@ impl PinDriver {
             PinDriver::GupTestPinFast => "gup_test:pin_fast",
             PinDriver::GupTestPinLongterm => "gup_test:pin_longterm",
             PinDriver::GupTestGupFast => "gup_test:gup_fast",
+            PinDriver::XdpUmem => "xdp_umem",
         }
     }
 
@@ -152,6 +158,9 @@ impl PinDriver {
             }
             PinDriver::Odirect => {
                 "the O_DIRECT reads, user-space clock: pin, I/O and unpin at completion together"
+            }
+            PinDriver::XdpUmem => {
+                "setsockopt(XDP_UMEM_REG), user-space clock: the long-term pin and a vmap of the area; the unpin follows the socket's release after an RCU grace period, untimed"
             }
             _ => "gup_test's own get/put times (kernel ktime, µs)",
         }

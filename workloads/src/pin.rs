@@ -9,6 +9,8 @@
 //!   (`unpin_user_folio`).
 //! - The kernel's own gup_test ioctls (CONFIG_GUP_TEST), timed by the kernel itself, so the
 //!   figures line up with the kernel selftest's `gup_test`.
+//! - AF_XDP UMEM registration pins with FOLL_LONGTERM through `pin_user_pages` on every
+//!   kernel, file-backed memory included (`xdp_umem_pin_pages`).
 
 use std::fs::File;
 use std::io;
@@ -132,6 +134,69 @@ pub fn odirect(
     })
 }
 
+/// Whether an AF_XDP socket can be made here, or why not.
+pub fn xdp_sockets() -> Result<(), String> {
+    // SAFETY: plain socket(2), closed at once.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(format!(
+            "no AF_XDP socket: {} (a kernel without CONFIG_XDP_SOCKETS, or no CAP_NET_RAW)",
+            io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// Registers the whole mapping as an AF_XDP socket's UMEM (setsockopt XDP_UMEM_REG), timed:
+/// `xdp_umem_reg` pins it with FOLL_LONGTERM through `pin_user_pages` (slow GUP: no GUP-fast
+/// attempt), then vmaps it. A long-term pin on every kernel with CONFIG_XDP_SOCKETS (4.18+),
+/// with no network device, and of file-backed memory too: devdax on 6.1, where io_uring
+/// refuses it. Closing the socket unpins after an RCU grace period, outside this thread, so
+/// the unpin is not timed.
+pub fn xdp_umem(m: &Mapping) -> Result<PinTiming, WorkloadError> {
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(WorkloadError::Setup(io::Error::last_os_error()));
+    }
+    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // The v1 layout (no flags): accepted by every kernel since 4.18.
+    let reg = libc::xdp_umem_reg_v1 {
+        addr: m.addr(),
+        len: m.len() as u64,
+        chunk_size: PAGE as u32,
+        headroom: 0,
+    };
+    let t = Instant::now();
+    // SAFETY: `reg` is a valid xdp_umem_reg_v1 of the size passed; the UMEM points into a
+    // live mapping, unpinned when the socket is released (dropped below).
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_XDP,
+            libc::XDP_UMEM_REG,
+            (&reg as *const libc::xdp_umem_reg_v1).cast(),
+            std::mem::size_of::<libc::xdp_umem_reg_v1>() as libc::socklen_t,
+        )
+    };
+    let pin = t.elapsed();
+    if r < 0 {
+        return Err(WorkloadError::Refused {
+            what: "AF_XDP UMEM registration (FOLL_LONGTERM)",
+            err: io::Error::last_os_error(),
+        });
+    }
+    drop(sock);
+    Ok(PinTiming {
+        pin,
+        unpin: None,
+        pages: m.pages(),
+    })
+}
+
 /// `struct gup_test` of mm/gup_test.h (6.12; unchanged since 5.11's GUP_TEST).
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -233,6 +298,8 @@ pub enum Driver<'a> {
     Odirect(&'a File),
     /// /sys/kernel/debug/gup_test, and the benchmark.
     GupTest(&'a File, GupTestCmd),
+    /// An AF_XDP socket per round, its UMEM the mapping.
+    XdpUmem,
 }
 
 impl Driver<'_> {
@@ -242,6 +309,7 @@ impl Driver<'_> {
             Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
             Driver::Odirect(dev) => odirect(dev, m, IO_URING_MAX_BUFFER, Direction::Read),
             Driver::GupTest(dev, cmd) => gup_test(dev, *cmd, m, GUP_TEST_PAGES_PER_CALL),
+            Driver::XdpUmem => xdp_umem(m),
         }
     }
 
@@ -254,7 +322,9 @@ impl Driver<'_> {
         odirect_out: Option<&File>,
     ) -> Result<PinTiming, WorkloadError> {
         match self {
+            // Both always ask for FOLL_WRITE.
             Driver::IoUring(ring) => ring.round(&m.iovecs(IO_URING_MAX_BUFFER)),
+            Driver::XdpUmem => xdp_umem(m),
             Driver::Odirect(_) => match odirect_out {
                 Some(out) => odirect(out, m, IO_URING_MAX_BUFFER, Direction::Write),
                 None => Err(WorkloadError::Failed(
@@ -295,6 +365,22 @@ mod tests {
             let t = ring.round(&m.iovecs(IO_URING_MAX_BUFFER)).unwrap();
             assert_eq!(t.pages, 16);
             assert!(t.unpin.is_some());
+        }
+    }
+
+    /// AF_XDP UMEM registration pins anonymous memory wherever AF_XDP sockets exist (as
+    /// root: the pinned pages are charged to RLIMIT_MEMLOCK otherwise).
+    #[test]
+    fn xdp_umem_pins_anonymous_memory() {
+        let m = Mapping::anonymous(16 * PAGE, false).unwrap();
+        m.touch();
+        match xdp_umem(&m) {
+            Ok(t) => {
+                assert_eq!(t.pages, 16);
+                assert!(t.unpin.is_none(), "released after an RCU grace period");
+            }
+            Err(WorkloadError::Setup(e)) => eprintln!("no AF_XDP sockets here: {e}"),
+            Err(e) => panic!("{e}"),
         }
     }
 }

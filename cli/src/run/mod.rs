@@ -63,8 +63,9 @@ pub struct SweepArgs {
     /// rmap: folio sizes (4K, each mTHP size the kernel offers, the PMD size); default all.
     #[arg(long = "folio-size", value_delimiter = ',', value_name = "S")]
     pub folio_sizes: Vec<String>,
-    /// pin: the drivers, comma-separated or repeated: io_uring, odirect, gup_test; default
-    /// all (those this kernel lacks are reported as skipped).
+    /// pin: the drivers, comma-separated or repeated: io_uring, odirect, gup_test, xdp_umem
+    /// (AF_XDP UMEM registration: a long-term pin on every kernel); default io_uring,
+    /// odirect, gup_test (those this kernel lacks are reported as skipped).
     #[arg(long = "driver", value_delimiter = ',', value_name = "D")]
     pub drivers: Vec<String>,
 }

@@ -9,7 +9,7 @@ use foliobench_workloads::suites::pin::Plan;
 use crate::exit::usage;
 use crate::units::fmt_size;
 
-const DRIVER_NAMES: &str = "io_uring, odirect, gup_test";
+const DRIVER_NAMES: &str = "io_uring, odirect, gup_test, xdp_umem";
 
 /// Checks the pin suite's arguments: drivers by name, a size every memory to be measured
 /// can map (`dax`: whether the dax memories will be; else they are reported skipped).
@@ -24,6 +24,7 @@ pub fn plan(memories: Vec<PinMemory>, drivers: &[String], size: u64, dax: bool) 
         let these: &[PinDriver] = match n {
             "io_uring" => &[PinDriver::IoUring],
             "odirect" => &[PinDriver::Odirect],
+            "xdp_umem" => &[PinDriver::XdpUmem],
             "gup_test" => &[
                 PinDriver::GupTestPinFast,
                 PinDriver::GupTestPinLongterm,

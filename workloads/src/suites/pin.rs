@@ -75,6 +75,8 @@ pub struct Drivers {
     io_uring: Result<FixedBuffers, String>,
     odirect: Result<OdirectSource, String>,
     gup_test: Result<File, String>,
+    /// Whether AF_XDP sockets can be made here (CONFIG_XDP_SOCKETS, a permitted socket).
+    xdp_umem: Result<(), String>,
 }
 
 impl Drivers {
@@ -129,10 +131,16 @@ impl Drivers {
         } else {
             Err("not selected".into())
         };
+        let xdp_umem = if wants(PinDriver::XdpUmem) {
+            crate::pin::xdp_sockets()
+        } else {
+            Err("not selected".into())
+        };
         Drivers {
             io_uring,
             odirect,
             gup_test,
+            xdp_umem,
         }
     }
 
@@ -157,6 +165,8 @@ impl Drivers {
             PinDriver::GupTestPinFast => cmd(GupTestCmd::PinFast),
             PinDriver::GupTestPinLongterm => cmd(GupTestCmd::PinLongterm),
             PinDriver::GupTestGupFast => cmd(GupTestCmd::GupFast),
+            // A socket per round; a refused registration is the row's outcome.
+            PinDriver::XdpUmem => self.xdp_umem.clone().map(|()| Driver::XdpUmem),
         }
     }
 }
