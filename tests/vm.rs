@@ -1010,8 +1010,8 @@ fn struct_pages_and_folio_grabs_on_debian_73() {
 fn pin_grabs_and_struct_pages_on_61() {
     let fb = env!("CARGO_BIN_EXE_foliobench");
     let inner = format!(
-        "{fb} run --suite pin --geometry devdax:2M:mem --driver odirect --size 64M --repeat 1 \
-           --out pin.json && \
+        "{fb} run --suite pin --geometry devdax:2M:mem --geometry fsdax:mem \
+           --driver odirect,io_uring,xdp_umem --size 64M --repeat 1 --out pin.json && \
          {fb} run --suite fsdax --size 32M --repeat 1 --out fsdax.json"
     );
     let (_, dir) = in_vm_sh(&["--kernel", DEBIAN_61], &inner);
@@ -1023,6 +1023,23 @@ fn pin_grabs_and_struct_pages_on_61() {
     assert_eq!(by("try_grab_page"), 16384, "one grab per base page: {g}");
     assert_eq!(grabs_per_page(row), 1.0);
     assert!(by("__bio_release_pages") > 0, "releases seen: {g}");
+    // Long-term pins on 6.1: io_uring refuses devdax (its own rule for file-backed memory);
+    // AF_XDP's UMEM registration pins it through slow GUP, one try_grab_page per base page.
+    // fsdax is refused by GUP itself for FOLL_LONGTERM, through either.
+    assert_eq!(
+        pin_row(&r, "devdax:2M:mem", "io_uring")["errno"],
+        "EOPNOTSUPP"
+    );
+    let xdp = pin_row(&r, "devdax:2M:mem", "xdp_umem");
+    assert_eq!(xdp["status"], "measured", "{xdp}");
+    assert_eq!(xdp["pages"], 16384, "{xdp}");
+    let g = &xdp["grabs"];
+    let by = |f: &str| grab_function(g, f).map_or(0, |x| x["calls"].as_u64().unwrap());
+    assert_eq!(by("try_grab_page"), 16384, "one grab per base page: {g}");
+    assert_eq!(g["gup_calls"], 1, "one pin_user_pages call: {g}");
+    for d in ["io_uring", "xdp_umem"] {
+        assert_eq!(pin_row(&r, "fsdax:mem", d)["errno"], "EOPNOTSUPP", "{d}");
+    }
     // The devdax positive control: struct pages behind all 16384 pfns.
     let prepared = &r["pin"]["prepared"][0]["pages"];
     assert_eq!(prepared["vmemmap_struct_pages"], 16384, "{prepared}");
