@@ -25,6 +25,10 @@ pub struct PageFacts {
     pub vmemmap_struct_pages: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmemmap_error: Option<String>,
+    /// Where the pfns came from when not from /proc/self/pagemap (which gives none for a
+    /// PUD-mapped devdax page on some kernels): the device's physical range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pfn_source: Option<String>,
 }
 
 impl PageFacts {
@@ -72,6 +76,9 @@ impl PageFacts {
             } else {
                 counts
             }
-        )
+        ) + &self
+            .pfn_source
+            .as_ref()
+            .map_or(String::new(), |s| format!(" ({s})"))
     }
 }

@@ -127,6 +127,7 @@ pub fn summarise(pfns: &[Option<u64>], flags: &[Option<u64>], counts: &[Option<u
         refcounts: refcounts.into_iter().collect(),
         vmemmap_struct_pages: None,
         vmemmap_error: None,
+        pfn_source: None,
     }
 }
 

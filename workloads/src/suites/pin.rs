@@ -11,6 +11,7 @@ use foliobench_ebpf::tracer::{self, any_traceable, Filter};
 use foliobench_reports::facts::Group;
 use foliobench_reports::geometry::Geometry;
 use foliobench_reports::outcome::Outcome;
+use foliobench_reports::pages::PageFacts;
 use foliobench_reports::pin::{
     grab_checks, order_checks, refs_checks, struct_page_checks, GrabFunction, Grabs, PinDriver,
     PinMemory, PinResult, PinSample, PinSuite, Prepared, PIN_PROBES, RELEASES,
@@ -182,6 +183,8 @@ struct Ready {
 /// Configures the namespace as `g` (if dax) and maps `size` bytes of it.
 fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready, String> {
     let len = size as usize;
+    // The dax device, for devdax: its physical range stands in for pagemap where needed.
+    let mut dax_device = None;
     let (mapping, fs, usable, mapped) = match m {
         PinMemory::Anon { thp } => (
             Mapping::anonymous(len, thp).map_err(|e| e.to_string())?,
@@ -216,7 +219,9 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
                         .open(&path)
                         .map_err(|e| format!("opening {path}: {e}"))?;
                     let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
-                    (mapping, None, usable, format!("{path} (MAP_SHARED)"))
+                    let what = format!("{path} (MAP_SHARED)");
+                    dax_device = Some(path);
+                    (mapping, None, usable, what)
                 }
                 Geometry::Fsdax { .. } => {
                     let dev = applied
@@ -239,8 +244,23 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
     };
     let (pages, pages_error) = match m {
         PinMemory::Anon { .. } => (None, None),
-        PinMemory::Dax(_) => match pagemap::page_facts(mapping.addr(), size) {
+        PinMemory::Dax(g) => match pagemap::page_facts(mapping.addr(), size) {
             Ok(f) => (Some(f), None),
+            // 6.12's pagemap gives no pfn for a PUD-mapped (1G) devdax page: the device's
+            // own physical range says which pfns the mapping's first bytes are.
+            Err(e) if matches!(g, Geometry::Devdax { .. }) => {
+                match dax_device.as_deref().map(|d| dax_range_facts(d, size)) {
+                    Some(Ok(mut f)) => {
+                        f.pfn_source = Some(format!(
+                            "{}; /proc/self/pagemap: {e}",
+                            f.pfn_source.unwrap_or_default()
+                        ));
+                        (Some(f), None)
+                    }
+                    Some(Err(e2)) => (None, Some(format!("{e}; and {e2}"))),
+                    None => (None, Some(e)),
+                }
+            }
             Err(e) => (None, Some(e)),
         },
     };
@@ -257,6 +277,31 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
             pages_error,
         },
     })
+}
+
+/// The page facts of a devdax device's first `len` bytes (the mapping, from offset 0) by
+/// its physical range (`/sys/bus/dax/devices/<dax>/resource`): a namespace's dax device is
+/// one range.
+fn dax_range_facts(dev: &str, len: u64) -> Result<PageFacts, String> {
+    let name = dev.trim_start_matches("/dev/");
+    let path = format!("/sys/bus/dax/devices/{name}/resource");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+    let start = u64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
+        .map_err(|e| format!("{path}: {:?}: {e}", text.trim()))?;
+    let size = std::fs::read_to_string(format!("/sys/bus/dax/devices/{name}/size"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .ok_or_else(|| format!("no size for {name}"))?;
+    let first = start / PAGE as u64;
+    let pfns: Vec<Option<u64>> = (first..first + size.min(len) / PAGE as u64)
+        .map(Some)
+        .collect();
+    let mut f = pagemap::pfn_facts(&pfns)?;
+    f.pfn_source = Some(format!(
+        "pfns from the dax device's physical range ({path}: {start:#x}, {} MiB)",
+        size >> 20
+    ));
+    Ok(f)
 }
 
 fn row(m: PinMemory, d: PinDriver, size: u64, outcome: Outcome) -> PinResult {
