@@ -977,6 +977,9 @@ fn struct_pages_and_folio_grabs_on_debian_73() {
         assert_eq!(x["smaps"]["file_pmd_mapped_kb"], 0, "{}", x["smaps"]);
         let ring = pin_try(&x["pins"], "io_uring");
         assert_eq!(ring["errno"], "EOPNOTSUPP", "{ring}");
+        // The fault path maps an order-9 folio per 2 MiB piece (6.12: a pfn range).
+        assert_eq!(fault_probe(x, "vmf_insert_folio_pmd"), Some(16), "{x}");
+        assert_eq!(fault_probe(x, "vmf_insert_pfn_pmd"), Some(0), "{x}");
     }
     assert!(
         f["fsdax"]["checks"]
@@ -1090,6 +1093,15 @@ fn memmap_suite_refuses_an_open_namespace() {
         .find(|p| p["probe"] == "memmap_init_zone_device")
         .unwrap();
     assert_eq!(init["calls"], 0, "no namespace was created");
+}
+
+/// The calls of a fault probe in an fsdax row's traced fault-in; None where not traced.
+fn fault_probe(row: &Value, id: &str) -> Option<u64> {
+    row["faults"]
+        .as_array()?
+        .iter()
+        .find(|p| p["probe"] == id)
+        .map(|p| p["calls"].as_u64().unwrap())
 }
 
 /// A grab or release function's entry in a pin row's `grabs`.
@@ -1650,6 +1662,13 @@ fn fsdax_suite_and_pfnmap_row_on_612() {
         assert_rounds_followed_precision(&[fault], (3, 6, 5.0), fs);
         // Laid out for PMDs before anything was timed (FIEMAP): 16 aligned 2M pieces.
         assert_eq!(x["file_pmd_pieces"], 16, "{fs}");
+        // 6.12 maps each 2 MiB piece as a pfn range, no folio (folios came in 6.15).
+        assert_eq!(fault_probe(x, "vmf_insert_pfn_pmd"), Some(16), "{fs}");
+        assert_eq!(
+            fault_probe(x, "vmf_insert_folio_pmd"),
+            None,
+            "{fs}: not in 6.12"
+        );
         // The positive control of "no struct page": every pfn of the file has one in the
         // vmemmap, where kpageflags says NOPAGE.
         assert_eq!(

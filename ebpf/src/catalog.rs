@@ -319,6 +319,36 @@ pub const CATALOG: &[Probe] = &[
         "result",
         "an fsdax PTE (4 KiB) fault ended",
     ),
+    // How a DAX fault maps what it found: a folio (fsdax since 6.15, "ZONE_DEVICE folios")
+    // or a bare pfn (before). By PMD (an order-9 folio) or by PTE (a base page).
+    func(
+        "vmf_insert_folio_pmd",
+        Group::Fault,
+        &["vmf_insert_folio_pmd"],
+        &[],
+        "maps a PMD-sized folio (order 9) at a fault: fsdax faults since 6.15",
+    ),
+    func(
+        "vmf_insert_pfn_pmd",
+        Group::Fault,
+        &["vmf_insert_pfn_pmd", "vmf_insert_pfn_pmd_prot"],
+        &[],
+        "maps a 2 MiB pfn range by PMD, no folio: fsdax faults before 6.15",
+    ),
+    func(
+        "vmf_insert_page_mkwrite",
+        Group::Fault,
+        &["vmf_insert_page_mkwrite"],
+        &[],
+        "maps one page (its folio) by PTE at a fault: fsdax PTE faults since 6.15",
+    ),
+    func(
+        "vmf_insert_mixed",
+        Group::Fault,
+        &["vmf_insert_mixed", "vmf_insert_mixed_mkwrite"],
+        &[],
+        "maps one pfn by PTE at a fault, no folio: fsdax PTE faults before 6.15",
+    ),
     func(
         "dev_dax_probe",
         Group::Dax,

@@ -134,7 +134,29 @@ impl Faults<'_> {
     pub fn pte_faults(&self) -> Option<u64> {
         self.event("dax_pte_fault_done").map(|p| p.calls)
     }
+
+    /// How the faults mapped what they found, by the insert functions called: (probe,
+    /// calls, what that maps), those traced on this kernel, called or not.
+    pub fn inserts(&self) -> Vec<(&str, u64, &'static str)> {
+        INSERTS
+            .iter()
+            .filter_map(|(id, what)| Some((*id, self.event(id)?.calls, *what)))
+            .collect()
+    }
+
+    /// The calls of one insert function, where it was traced.
+    pub fn insert_calls(&self, id: &str) -> Option<u64> {
+        self.event(id).map(|p| p.calls)
+    }
 }
+
+/// The fault path's insert functions (catalog probes) and what each maps.
+pub const INSERTS: [(&str, &str); 4] = [
+    ("vmf_insert_folio_pmd", "an order-9 folio by PMD"),
+    ("vmf_insert_pfn_pmd", "a 2 MiB pfn range by PMD, no folio"),
+    ("vmf_insert_page_mkwrite", "a base page's folio by PTE"),
+    ("vmf_insert_mixed", "a pfn by PTE, no folio"),
+];
 
 impl FsdaxResult {
     /// The traced fault-in's time over the untraced median.
@@ -414,6 +436,13 @@ impl Metrics for FsdaxSuite {
             once(r.pmd_fallbacks())
         }),
         MetricSpec::count("pte_faults", "faults", Lower, |_, r| once(r.pte_faults())),
+        // Folios or bare pfns at the fault: which the kernel maps changed in 6.15.
+        MetricSpec::count("folio_pmd_inserts", "calls", Higher, |_, r| {
+            once(r.aligned().insert_calls("vmf_insert_folio_pmd"))
+        }),
+        MetricSpec::count("pfn_pmd_inserts", "calls", Lower, |_, r| {
+            once(r.aligned().insert_calls("vmf_insert_pfn_pmd"))
+        }),
     ];
 
     fn subjects(&self) -> Vec<(String, &FsdaxResult)> {
@@ -679,6 +708,16 @@ impl FsdaxResult {
     /// mapping, smaps, the pages' flags and refcounts, and which pins succeeded.
     fn render_mapping(&self, o: &mut String) {
         let _ = writeln!(o, "{} ({}):", self.fs, self.setup);
+        let called: Vec<String> = self
+            .aligned()
+            .inserts()
+            .into_iter()
+            .filter(|(_, n, _)| *n > 0)
+            .map(|(id, n, what)| format!("{id} {n} ({what})"))
+            .collect();
+        if !called.is_empty() {
+            let _ = writeln!(o, "  the faults mapped: {}", called.join(", "));
+        }
         let mis = self.misaligned();
         if let Some(pte) = mis.pte_faults() {
             let _ = writeln!(
@@ -915,5 +954,34 @@ mod tests {
         let c = &p.checks()[0];
         assert!(!c.measured && c.detail.contains("no vmemmap_base"), "{c:?}");
         assert_eq!(p.struct_pages(), None);
+    }
+
+    /// Seen, 32 MiB file, 16 PMD faults: 6.12 maps pfn ranges (no folio), 7.3 order-9
+    /// folios; 6.12 has no vmf_insert_folio_pmd to trace (None, not 0).
+    #[test]
+    fn fault_inserts_say_folio_or_pfn() {
+        let probe = |id: &str, calls| event(id, calls, vec![]);
+        let k612 = [
+            probe("dax_pmd_fault_done", 16),
+            probe("vmf_insert_pfn_pmd", 16),
+            probe("vmf_insert_mixed", 0),
+        ];
+        let k73 = [
+            probe("dax_pmd_fault_done", 16),
+            probe("vmf_insert_folio_pmd", 16),
+            probe("vmf_insert_pfn_pmd", 0),
+            probe("vmf_insert_page_mkwrite", 0),
+            probe("vmf_insert_mixed", 0),
+        ];
+        assert_eq!(Faults(&k612).insert_calls("vmf_insert_folio_pmd"), None);
+        assert_eq!(Faults(&k612).insert_calls("vmf_insert_pfn_pmd"), Some(16));
+        assert_eq!(Faults(&k73).insert_calls("vmf_insert_folio_pmd"), Some(16));
+        let called: Vec<&str> = Faults(&k73)
+            .inserts()
+            .into_iter()
+            .filter(|x| x.1 > 0)
+            .map(|x| x.2)
+            .collect();
+        assert_eq!(called, ["an order-9 folio by PMD"]);
     }
 }
