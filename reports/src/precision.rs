@@ -80,6 +80,11 @@ impl Precision {
     pub fn describe(&self) -> String {
         match self.half_width_pct() {
             Some(h) => format!("±{h:.1}% (95% CI of the median, n={})", self.n),
+            None if self.ci.is_some() => format!(
+                "median 0, interval {:?}: no precision relative to it (n={})",
+                self.ci.unwrap_or_default(),
+                self.n
+            ),
             None => format!(
                 "no 95% CI of the median from n={} (at least {} rounds needed)",
                 self.n,
@@ -199,6 +204,13 @@ mod tests {
         assert_eq!(p.ci, Some((98.0, 104.0)));
         assert!((p.half_width_pct().unwrap() - 4.0).abs() < 1e-9);
         assert!(p.within(5.0) && !p.within(3.0));
+        let zero = Precision::of(&[0.0, 0.0, 0.0, 4.0, -4.0, 0.0]).unwrap();
+        assert!(
+            zero.describe()
+                .starts_with("median 0, interval (-4.0, 4.0)"),
+            "{}",
+            zero.describe()
+        );
         let few = Precision::of(&[1.0, 2.0, 3.0]).unwrap();
         assert!(!few.within(100.0));
         assert!(
