@@ -315,14 +315,19 @@ pub fn kernels_in(text: &str, suite: &str) -> Vec<KernelPackage> {
         .map(|(release, version, size, depends)| {
             let mut parts = vec![format!("linux-image-{release}")];
             let mut missing = Vec::new();
+            let names = |part: &str| {
+                depends
+                    .split(',')
+                    .any(|d| d.split_whitespace().next() == Some(part))
+            };
+            // A self-contained image (6.18: vmlinuz, config, modules and modules.builtin in
+            // the one package) names linux-base only for its docs: not needed to boot.
+            let split = names(&format!("linux-binary-{release}"));
             for kind in ["linux-binary-", "linux-modules-", "linux-base-"] {
                 let part = format!("{kind}{release}");
-                let named = depends
-                    .split(',')
-                    .any(|d| d.split_whitespace().next() == Some(part.as_str()));
-                if named && sizes.contains_key(&(part.as_str(), version)) {
+                if names(&part) && sizes.contains_key(&(part.as_str(), version)) {
                     parts.push(part);
-                } else if named {
+                } else if names(&part) && (split || kind != "linux-base-") {
                     missing.push(part);
                 }
             }
@@ -354,6 +359,11 @@ Source: linux-signed-amd64 (6.16.12+1~bpo13+1)
 Version: 6.16.12-1~bpo13+1
 Depends: kmod, initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool
 Size: 169667600
+
+Package: linux-image-6.18.12+deb13-amd64
+Version: 6.18.12-1~bpo13+1
+Depends: dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, kmod, linux-base-6.18.12+deb13-amd64 (= 6.18.12-1~bpo13+1)
+Size: 167374292
 
 Package: linux-image-7.3.4+deb13-amd64
 Version: 7.3.4-1~bpo13+1
@@ -388,7 +398,14 @@ Size: 900000000
 
     #[test]
     fn both_packagings_are_read_with_their_parts_and_sizes() {
-        let k = kernels_in(TRIXIE_BACKPORTS, "trixie-backports");
+        let mut k = kernels_in(TRIXIE_BACKPORTS, "trixie-backports");
+        // 6.18 in one package that names a linux-base the list lacks: only its docs are
+        // there (vmlinuz, config, modules and modules.builtin are in the image), so it can
+        // be fetched.
+        let k618 = k.remove(1);
+        assert_eq!(k618.release, "6.18.12+deb13-amd64");
+        assert_eq!(k618.parts, ["linux-image-6.18.12+deb13-amd64"]);
+        assert!(k618.missing.is_empty(), "{k618:?}");
         assert_eq!(k.len(), 2, "{k:?}");
         assert_eq!(k[0].release, "6.16.12+deb13-amd64");
         assert_eq!(k[0].parts, ["linux-image-6.16.12+deb13-amd64"]);
@@ -410,8 +427,12 @@ Size: 900000000
         // list does not have.
         let cut = TRIXIE_BACKPORTS.replace("Package: linux-modules-7.3.4", "Package: gone-7.3.4");
         let k = kernels_in(&cut, "trixie-backports");
-        assert_eq!(k[1].missing, ["linux-modules-7.3.4+deb13-amd64"]);
-        assert_eq!(k[1].parts.len(), 3);
+        assert_eq!(k[2].missing, ["linux-modules-7.3.4+deb13-amd64"]);
+        assert_eq!(k[2].parts.len(), 3);
+        // A split image without its base cannot boot: the base is its config and builtins.
+        let cut = TRIXIE_BACKPORTS.replace("Package: linux-base-7.3.4", "Package: gone-7.3.4");
+        let k = kernels_in(&cut, "trixie-backports");
+        assert_eq!(k[2].missing, ["linux-base-7.3.4+deb13-amd64"]);
     }
 
     #[test]
