@@ -18,7 +18,9 @@ start=$(date +%s%N)
   timeit --out "$out/memmap_pin.ns" -- "$fb" run --suite memmap,pin --out "$out/run.json" ';' \
   timeit --out "$out/fsdax.ns" -- "$fb" run --suite fsdax --size 256M --out "$out/fsdax.json" ';' \
   timeit --out "$out/rmap.ns" -- "$fb" run --suite rmap --size 256M --out "$out/rmap.json" ';' \
-  overhead --repeat 5 --out "$out/overhead.json" >&2
+  overhead --repeat 5 --out "$out/overhead.json" ';' \
+  overhead --repeat 5 --probe memmap --probe vmemmap --probe pin --probe grab --probe rmap \
+    --probe dax --out "$out/overhead-catalog.json" >&2
 total=$(( ($(date +%s%N) - start) ))
 python3 - "$out" "$total" <<'PY'
 import json, os, sys
@@ -33,12 +35,21 @@ variants = {v["name"]: med(v["samples_ns"]) for v in ov["variants"]}
 ratios = {n: (variants[n] / variants["untraced"]) if variants.get("untraced") and variants.get(n) else None
           for n in variants if n != "untraced"}
 machine = json.load(open(os.path.join(out, "run.json")))["context"]
+def attach(path):
+    o = json.load(open(path))
+    got = {v["name"]: med(v["samples_ns"]) for v in o.get("attach", [])}
+    ours, theirs = got.get("foliobench trace"), got.get("bpftrace")
+    return {"probes": len(o["probes"]), "foliobench_ns": ours, "bpftrace_ns": theirs,
+            "ratio": ours / theirs if ours and theirs else None}
+attach_pin = attach(os.path.join(out, "overhead.json"))
+attach_all = attach(os.path.join(out, "overhead-catalog.json"))
 bench = {
     "machine": machine.get("machine"), "cpu_model": machine["cpu_model"],
     "kernel_release": machine["kernel_release"],
     "stages_ns": stages, "vm_total_ns": total,
     "overhead": {"command": ov["command"], "probes": ov["probes"], "median_ns": variants,
                  "ratio_to_untraced": ratios},
+    "attach": {"pin": attach_pin, "catalog": attach_all},
 }
 json.dump(bench, open(os.path.join(out, "bench.json"), "w"), indent=2)
 print(f"foliobench bench on {bench['kernel_release']} ({bench['cpu_model']}):")
@@ -47,6 +58,12 @@ for s, ns in stages.items():
 print(f"  {'whole boot':<12} {total / 1e9:8.1f} s")
 for n, r in ratios.items():
     print(f"  probe effect, {n}: {r:.3f}x untraced" if r else f"  probe effect, {n}: -")
+for name, a in [("pin group", attach_pin), ("whole catalog", attach_all)]:
+    if a["ratio"]:
+        print(f"  start+attach+detach, {name} ({a['probes']} probes): foliobench {a['foliobench_ns'] / 1e6:.0f} ms, "
+              f"bpftrace {a['bpftrace_ns'] / 1e6:.0f} ms, ratio {a['ratio']:.3f}")
+    else:
+        print(f"  start+attach+detach, {name}: no bpftrace comparison")
 PY
 for f in run fsdax rmap; do
   "$fb" report "$out/$f.json" | grep -i "probe effect" | sed "s/^/  $f: /" || true

@@ -217,7 +217,9 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
             }
         }
     }
+    let attach = attach_times(&traceable, a.repeat, bpftrace_prefix.as_deref(), &mut notes)?;
     let o = Overhead {
+        attach,
         schema_version: TRACE_SCHEMA_VERSION,
         kernel_release: system::kernel_release(),
         command,
@@ -286,6 +288,76 @@ fn empty_variants(with_bpftrace: bool) -> Vec<Variant> {
         });
     }
     variants
+}
+
+/// The whole cost of tracing a command that does nothing, `repeat` times each, interleaved:
+/// `foliobench trace` of the same probes around /bin/true, and bpftrace's program with
+/// `-c /bin/true` (bpftrace runs the command once every probe is attached). Wall time of
+/// each tracer's process, from its start to its exit: loading, verifying, attaching,
+/// detaching (and bpftrace's compiling) all in.
+fn attach_times(
+    traceable: &[Resolution],
+    repeat: usize,
+    bpftrace: Option<&[String]>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Variant>> {
+    let exe = std::env::current_exe()?.to_string_lossy().into_owned();
+    let mut ours = vec![exe, "trace".to_string()];
+    for r in traceable {
+        ours.extend(["--probe".to_string(), r.probe.clone()]);
+    }
+    ours.extend(["--".to_string(), "/bin/true".to_string()]);
+    let theirs: Option<Vec<String>> = bpftrace.map(|p| {
+        p.iter()
+            .cloned()
+            .chain(["-c".into(), "/bin/true".into()])
+            .collect()
+    });
+    let mut out = vec![Variant {
+        name: "foliobench trace".into(),
+        samples_ns: vec![],
+    }];
+    if theirs.is_some() {
+        out.push(Variant {
+            name: "bpftrace".into(),
+            samples_ns: vec![],
+        });
+    }
+    for _ in 0..repeat {
+        out[0].samples_ns.push(wall_time(&ours)?);
+        if let Some(argv) = &theirs {
+            match wall_time(argv) {
+                Ok(ns) => out[1].samples_ns.push(ns),
+                Err(e) => {
+                    notes.push(format!("bpftrace attach run failed, dropped: {e:#}"));
+                    out.truncate(1);
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A process's wall time from spawn to exit, ns; an error if it failed.
+fn wall_time(argv: &[String]) -> Result<u64> {
+    let t = Instant::now();
+    let res = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    let ns = t.elapsed().as_nanos() as u64;
+    if !res.status.success() {
+        let err = String::from_utf8_lossy(&res.stderr);
+        return Err(env(format!(
+            "`{}` failed ({}): {}",
+            argv[0],
+            res.status,
+            err.lines().last().unwrap_or("")
+        )));
+    }
+    Ok(ns)
 }
 
 /// One timed run with foliobench's probes attached system-wide, detached again after.

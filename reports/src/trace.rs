@@ -303,6 +303,11 @@ pub struct Overhead {
     pub probes: Vec<String>,
     pub variants: Vec<Variant>,
     pub notes: Vec<String>,
+    /// The whole cost of tracing a command that does nothing: each tracer's process
+    /// started, the same probes attached, `/bin/true` run, detached, exited; wall time, ns.
+    /// Variants "foliobench trace" and "bpftrace" (when installed). Absent before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attach: Vec<Variant>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -363,7 +368,43 @@ impl Overhead {
                     .map_or("-".into(), |r| format!("{r:.3}"))
             );
         }
+        self.render_attach(&mut o);
         o
+    }
+
+    /// foliobench's whole start-attach-detach cost over bpftrace's (median of each).
+    pub fn attach_ratio(&self) -> Option<f64> {
+        let get = |n: &str| {
+            self.attach
+                .iter()
+                .find(|v| v.name == n)
+                .and_then(|v| median(&v.samples_ns))
+        };
+        Some(get("foliobench trace")? / get("bpftrace")?)
+    }
+
+    fn render_attach(&self, o: &mut String) {
+        if self.attach.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "start, attach the probes, run /bin/true, detach, exit (whole process, wall time):"
+        );
+        for v in &self.attach {
+            let _ = writeln!(
+                o,
+                "  {:<16} median {:>10} (min {}, max {}, {} runs)",
+                v.name,
+                median(&v.samples_ns).map_or("-".into(), |m| fmt_ns(m as u64)),
+                fmt_ns(v.samples_ns.iter().min().copied().unwrap_or(0)),
+                fmt_ns(v.samples_ns.iter().max().copied().unwrap_or(0)),
+                v.samples_ns.len()
+            );
+        }
+        if let Some(r) = self.attach_ratio() {
+            let _ = writeln!(o, "  foliobench trace / bpftrace: {r:.3}");
+        }
     }
 }
 
@@ -455,11 +496,30 @@ mod tests {
                 },
             ],
             notes: vec![],
+            attach: vec![],
         };
         assert_eq!(o.ratio("foliobench"), Some(1.2));
         assert_eq!(o.ratio("bpftrace"), None);
         let t = o.render_text();
         assert!(t.contains("foliobench") && t.contains("1.200"), "{t}");
+        assert!(!t.contains("start, attach"), "{t}");
+        assert_eq!(o.attach_ratio(), None);
+        let o = Overhead {
+            attach: vec![
+                Variant {
+                    name: "foliobench trace".into(),
+                    samples_ns: vec![300, 200, 250],
+                },
+                Variant {
+                    name: "bpftrace".into(),
+                    samples_ns: vec![1000, 900, 1100],
+                },
+            ],
+            ..o
+        };
+        assert_eq!(o.attach_ratio(), Some(0.25));
+        let t = o.render_text();
+        assert!(t.contains("foliobench trace / bpftrace: 0.250"), "{t}");
     }
 
     #[test]
