@@ -61,7 +61,8 @@ pub fn run(
             results.push(r);
             continue;
         }
-        if let Err(e) = measure_geometry(&mut r, prov, ctx, (&timed, probes)) {
+        let traced = traced_for(g, probes);
+        if let Err(e) = measure_geometry(&mut r, prov, ctx, (&timed, &traced)) {
             r.error = Some(e.to_string());
         }
         ctx.check_interrupted("namespace restored, no results written")?;
@@ -102,6 +103,31 @@ fn measure_geometry(
     }
     r.traced = Some(s?);
     Ok(())
+}
+
+/// The per-struct-page initialiser: a `.constprop` clone on Debian's kernels, traced by
+/// kprobe and kretprobe once per struct page (524,288 pairs for 2 GiB at 4K).
+const PER_PAGE_PROBE: &str = "__init_zone_device_page";
+
+/// The probes of `g`'s traced sample: all, but the per-page initialiser only where it is the
+/// one exact source of the struct pages initialised (base pages on the device, where the
+/// altmap's reserve is skipped inside memmap_init_zone_device; or a kernel whose
+/// memmap_init_compound cannot be traced). Elsewhere it would make the counting sample
+/// several times slower for a count other probes give exactly.
+fn traced_for(g: Geometry, probes: &[Resolution]) -> Vec<Resolution> {
+    let compound_traced = probes
+        .iter()
+        .any(|r| r.probe == "memmap_init_compound" && r.flavour.is_some());
+    let per_page_needed = match (g.vmemmap_shift(), g.map()) {
+        (0, Some(Map::Mem)) => false,
+        (0, _) => true,
+        _ => !compound_traced,
+    };
+    probes
+        .iter()
+        .filter(|r| per_page_needed || r.probe != PER_PAGE_PROBE)
+        .cloned()
+        .collect()
 }
 
 /// Each timing of the samples so far: creation, memmap_init_zone_device, teardown.
@@ -190,9 +216,68 @@ fn struct_pages_initialised(stats: &[ProbeStats], g: Geometry) -> Option<u64> {
     };
     match (g.vmemmap_shift(), g.map()) {
         (0, Some(Map::Mem)) => nr_pages("memmap_init_zone_device"),
-        (0, _) => called("__init_zone_device_page").map(|p| p.calls),
+        (0, _) => called(PER_PAGE_PROBE).map(|p| p.calls),
         // Where memmap_init_compound is inlined (or not traceable), the initialiser's calls.
-        _ => nr_pages("memmap_init_compound")
-            .or_else(|| called("__init_zone_device_page").map(|p| p.calls)),
+        _ => nr_pages("memmap_init_compound").or_else(|| called(PER_PAGE_PROBE).map(|p| p.calls)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foliobench_reports::facts::{Flavour, Group, TargetKind};
+
+    fn probe(id: &str, flavour: Option<Flavour>) -> Resolution {
+        Resolution {
+            probe: id.into(),
+            group: Group::Memmap,
+            kind: TargetKind::default(),
+            function: Some(id.into()),
+            flavour,
+            present: flavour.is_some(),
+            btf: true,
+            arg_index: None,
+            arg_name: None,
+            reason: String::new(),
+        }
+    }
+
+    /// The per-page kprobe pair goes only where no other probe counts the struct pages:
+    /// base pages on the device (4K:dev, fsdax:dev), or no memmap_init_compound to trace.
+    #[test]
+    fn the_per_page_probe_is_traced_only_where_it_is_the_count() {
+        let g = |s: &str| s.parse::<Geometry>().unwrap();
+        let ids = |v: Vec<Resolution>| -> Vec<String> { v.into_iter().map(|r| r.probe).collect() };
+        let all = vec![
+            probe(TIMED_PROBE, Some(Flavour::Fentry)),
+            probe("memmap_init_compound", Some(Flavour::Fentry)),
+            probe(PER_PAGE_PROBE, Some(Flavour::Kprobe)),
+        ];
+        for (geometry, per_page) in [
+            ("devdax:4K:mem", false),
+            ("fsdax:mem", false),
+            ("devdax:2M:mem", false),
+            ("devdax:1G:dev", false),
+            ("devdax:4K:dev", true),
+            ("fsdax:dev", true),
+        ] {
+            let got = ids(traced_for(g(geometry), &all));
+            assert_eq!(
+                got.contains(&PER_PAGE_PROBE.to_string()),
+                per_page,
+                "{geometry}"
+            );
+            assert!(
+                got.contains(&"memmap_init_compound".to_string()),
+                "{geometry}"
+            );
+        }
+        // A kernel where memmap_init_compound is inlined: compound geometries count pages.
+        let inlined = vec![
+            probe(TIMED_PROBE, Some(Flavour::Fentry)),
+            probe("memmap_init_compound", None),
+            probe(PER_PAGE_PROBE, Some(Flavour::Kprobe)),
+        ];
+        assert!(ids(traced_for(g("devdax:2M:mem"), &inlined)).contains(&PER_PAGE_PROBE.to_string()));
     }
 }
