@@ -383,6 +383,14 @@ fn the_directories_the_guest_writes_are_shared() {
         elsewhere.path().canonicalize().unwrap().display()
     );
     assert!(line.contains(&want), "{line}");
+    // Under TCG one host thread runs every vCPU unless asked otherwise.
+    assert!(line.contains("-accel tcg,thread=single"), "{line}");
+    let out = f.vm(
+        &[],
+        &["--accel", "tcg", "--tcg-threads", "multi", "--dry-run"],
+        &[],
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("thread=single"));
     // report's --html and --markdown too; a directory inside one already shared is not
     // shared twice.
     let sub = elsewhere.path().join("sub");
