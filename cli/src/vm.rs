@@ -68,9 +68,10 @@ pub struct VmOpts {
     #[arg(long = "append", value_name = "OPTIONS")]
     pub append: Vec<String>,
     /// Under TCG: one host thread for all vCPUs (single) or one per vCPU (multi, QEMU's
-    /// default). Single is the default: no vCPU races another's kernel-text patching (every
-    /// probe attach and detach patches text), and on 2 host cores it was not slower (memmap
-    /// suite 150 s against 226 s; fsdax and rmap 125 s against 128 s).
+    /// default). Single is the default: guests died now and then mid-suite with a thread
+    /// per vCPU, where probes or perf counters patch kernel text (cause not proven), and on
+    /// 2 host cores it was not slower (memmap suite 150 s against 226 s; fsdax and rmap
+    /// 125 s against 128 s).
     #[arg(long, value_enum, default_value = "single")]
     pub tcg_threads: TcgThreads,
 }
