@@ -811,6 +811,24 @@ fn compare_and_report_a_real_run() {
     let compare = |args: &[&str]| run(foliobench().arg("compare").args(args).current_dir(d));
 
     // A run against itself: nothing changed, exit 0, in every format.
+    // A matrix from results already written: no boot; one kernel twice is two columns.
+    let out = run(foliobench()
+        .args(["matrix", "--results", "a.json,a.json", "--out-dir", "mx"])
+        .current_dir(d));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = std::fs::read_to_string(d.join("mx/matrix.txt")).unwrap();
+    assert!(m.contains("pin anon:4K io_uring pin"), "{m}");
+    assert!(d.join("mx/matrix.html").exists());
+    let out = run(foliobench()
+        .args(["matrix", "--results", "a.json", "--out-dir", "mx"])
+        .current_dir(d));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("at least two kernels"),
+        "{}",
+        stderr(&out)
+    );
+
     let out = compare(&["a.json", "a.json", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -18,8 +18,17 @@ use crate::vm::VmOpts;
 pub struct MatrixArgs {
     /// A kernel of the matrix (repeat: --kernel debian:6.1 --kernel debian:6.12 ...);
     /// each is booted once, and reported in release order.
-    #[arg(long = "kernel", required = true, value_name = "K")]
+    #[arg(long = "kernel", required_unless_present = "results", value_name = "K")]
     pub kernels: Vec<String>,
+    /// Build the matrix from results files already written (e.g. by earlier matrix or
+    /// `vm -- run` runs, one kernel each), comma-separated, instead of booting.
+    #[arg(
+        long = "results",
+        value_delimiter = ',',
+        value_name = "FILE",
+        conflicts_with = "kernels"
+    )]
+    pub results: Vec<PathBuf>,
     /// What to run on every kernel, as `run`'s options.
     #[command(flatten)]
     pub sweep: SweepArgs,
@@ -37,25 +46,18 @@ pub struct MatrixArgs {
 
 pub fn run(mut a: MatrixArgs) -> Result<Code> {
     a.gate.check()?;
-    if a.kernels.len() < 2 {
+    if a.kernels.len() + a.results.len() < 2 {
         return Err(usage(
-            "a matrix needs at least two kernels: --kernel K1 --kernel K2 ...",
+            "a matrix needs at least two kernels: --kernel K1 --kernel K2 ... (or --results F1,F2)",
         ));
     }
-    let kernels: Vec<&String> = a.kernels.iter().collect();
-    let dir = before_booting(&mut a.sweep, &kernels, &a.out_dir)?;
-    let vm = SweepInVm {
-        sweep: &a.sweep,
-        machine: &a.machine,
-        timeout: &a.timeout,
-        dir: &dir,
+    let (dir, files) = if a.results.is_empty() {
+        booted(&mut a)?
+    } else {
+        std::fs::create_dir_all(&a.out_dir)
+            .map_err(|e| usage(format!("cannot make {}: {e}", a.out_dir.display())))?;
+        (a.out_dir.clone(), a.results.clone())
     };
-    let mut files = Vec::new();
-    for (i, k) in a.kernels.iter().enumerate() {
-        let out = dir.join(format!("{}.json", i + 1));
-        let label = format!("matrix: kernel {} of {}", i + 1, a.kernels.len());
-        files.push(run_side(&vm, &out, &label, k, &[])?);
-    }
     let mut runs = load_all(&files)?;
     runs.sort_by_key(|(_, r)| release_key(&r.context.kernel_release));
     let steps = runs
@@ -80,4 +82,23 @@ pub fn run(mut a: MatrixArgs) -> Result<Code> {
         dir.join("matrix.html").display()
     );
     Ok(Code::Ok)
+}
+
+/// One sweep per kernel in the test VM: the output directory and the results files.
+fn booted(a: &mut MatrixArgs) -> Result<(PathBuf, Vec<PathBuf>)> {
+    let kernels: Vec<&String> = a.kernels.iter().collect();
+    let dir = before_booting(&mut a.sweep, &kernels, &a.out_dir)?;
+    let vm = SweepInVm {
+        sweep: &a.sweep,
+        machine: &a.machine,
+        timeout: &a.timeout,
+        dir: &dir,
+    };
+    let mut files = Vec::new();
+    for (i, k) in a.kernels.iter().enumerate() {
+        let out = dir.join(format!("{}.json", i + 1));
+        let label = format!("matrix: kernel {} of {}", i + 1, a.kernels.len());
+        files.push(run_side(&vm, &out, &label, k, &[])?);
+    }
+    Ok((dir, files))
 }

@@ -42,7 +42,42 @@ pub struct Trend {
     pub subject: String,
     pub name: String,
     pub unit: String,
+    /// Counts the kernel determines, or timings (noisy: a headline only where counted).
+    pub kind: crate::metric::Kind,
     pub medians: Vec<Option<f64>>,
+}
+
+/// The seed threads (`../shared/seeds`) and which metrics measure their claims: (suite,
+/// metric-name prefix, seed, what it says). A metric that changed across the kernels and
+/// matches one is a headline, shown first with the thread that explains it.
+const SEEDS: &[(&str, &str, &str, &str)] = &[
+    ("pin", "grabs_per_page", "002 ZONE_DEVICE refcounting (Popple, Gunthorpe 2024)",
+     "ZONE_DEVICE pages became refcounted folios and pte_devmap went (6.15, 6.17): GUP grabs a 2M/1G devdax folio once per folio, not once per base page"),
+    ("pin", "pin", "000 compound pagemaps (Martins 2021)",
+     "pinning compound devmaps takes one refcount per folio: the page array in PMEM is slower to pin per base page"),
+    ("pin", "umem_pin_and_vmap", "000 compound pagemaps (Martins 2021)",
+     "pinning compound devmaps takes one refcount per folio: the page array in PMEM is slower to pin per base page"),
+    ("pin", "read_with_pin_io_unpin", "002 ZONE_DEVICE refcounting (Popple, Gunthorpe 2024)",
+     "GUP-fast of devdax without pte_devmap grabs per folio"),
+    ("fsdax", "folio_pmd_inserts", "002 ZONE_DEVICE refcounting (Popple, Gunthorpe 2024)",
+     "fsdax faults map compound (PMD) folios"),
+    ("fsdax", "pfn_pmd_inserts", "002 ZONE_DEVICE refcounting (Popple, Gunthorpe 2024)",
+     "fsdax faults no longer map bare pfns"),
+    ("memmap", "vmemmap_", "000 compound pagemaps (Martins 2021)",
+     "vmemmap cost falls with vmemmap_shift: tail struct pages reused"),
+    ("memmap", "struct_pages_initialised", "001 vmemmap/devdax fix (Kumar 2023)",
+     "compound_nr_pages(): 2 * (PAGE_SIZE / sizeof(struct page)) per optimized compound page"),
+    ("memmap", "nr_memmap_pages_delta", "001 vmemmap/devdax fix (Kumar 2023)",
+     "the vmemmap optimization's conditions, visible in nr_memmap_pages (6.11+)"),
+    ("rmap", "", "003 rmap interface overhaul (Hildenbrand 2023)",
+     "batched folio_*_rmap_ptes: one call per folio range"),
+];
+
+/// A metric that changed across the kernels, with the seed thread that explains it.
+pub struct Headline<'a> {
+    pub seed: &'static str,
+    pub claim: &'static str,
+    pub trend: &'a Trend,
 }
 
 pub struct Matrix {
@@ -69,6 +104,7 @@ impl Matrix {
                             subject: m.subject.clone(),
                             name: m.name.clone(),
                             unit: m.unit.clone(),
+                            kind: m.kind,
                             medians: vec![None; runs.len()],
                         });
                         trends.last_mut().expect("just pushed")
@@ -123,8 +159,88 @@ impl Matrix {
         v
     }
 
+    /// The metrics that changed between the first and the last kernel measuring them (by
+    /// more than 10 %, or from nothing to something) and that a seed thread explains.
+    pub fn headlines(&self) -> Vec<Headline<'_>> {
+        let mut out = Vec::new();
+        // Counts only: one timing per kernel under emulation is no headline (the changes
+        // below judge timings with the significance rules of compare).
+        for t in self
+            .trends
+            .iter()
+            .filter(|t| t.kind == crate::metric::Kind::Count)
+        {
+            let measured: Vec<f64> = t.medians.iter().flatten().copied().collect();
+            // A metric absent on some kernels is a change only where absence is the
+            // kernel's answer (an insert function that does not exist yet), not where a
+            // probe could not be attached there.
+            let appeared = t.suite == "fsdax"
+                && t.name.ends_with("_inserts")
+                && t.medians.iter().any(Option::is_none)
+                && !measured.is_empty();
+            let changed = appeared
+                || match (measured.first(), measured.last()) {
+                    (Some(a), Some(b)) if *a != 0.0 => ((b - a) / a).abs() > 0.10,
+                    (Some(a), Some(b)) => a != b,
+                    _ => false,
+                };
+            if !changed {
+                continue;
+            }
+            if let Some((_, _, seed, claim)) = SEEDS
+                .iter()
+                .find(|(suite, prefix, _, _)| t.suite == *suite && t.name.starts_with(prefix))
+            {
+                out.push(Headline {
+                    seed,
+                    claim,
+                    trend: t,
+                });
+            }
+        }
+        out
+    }
+
+    fn render_headlines(&self, o: &mut String) {
+        let h = self.headlines();
+        if h.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "what the seed threads predicted, measured across these kernels:"
+        );
+        let mut seeds: Vec<&str> = Vec::new();
+        for x in &h {
+            if !seeds.contains(&x.seed) {
+                seeds.push(x.seed);
+            }
+        }
+        for seed in seeds {
+            let _ = writeln!(o, "  seed {seed}:");
+            for x in h.iter().filter(|x| x.seed == seed) {
+                let values: Vec<String> = x
+                    .trend
+                    .medians
+                    .iter()
+                    .map(|m| m.map_or("-".into(), crate::compare::num))
+                    .collect();
+                let _ = writeln!(
+                    o,
+                    "    {} [{}]: {} ({})",
+                    x.trend.key,
+                    x.trend.unit,
+                    values.join(" -> "),
+                    x.claim
+                );
+            }
+        }
+        let _ = writeln!(o);
+    }
+
     pub fn render_text(&self) -> String {
         let mut o = String::new();
+        self.render_headlines(&mut o);
         let w = self
             .trends
             .iter()
@@ -245,6 +361,68 @@ impl Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headlines_are_changed_metrics_a_seed_explains() {
+        let trend = |suite: &str, subject: &str, name: &str, medians: Vec<Option<f64>>| Trend {
+            key: format!("{suite} {subject} {name}"),
+            suite: suite.into(),
+            subject: subject.into(),
+            name: name.into(),
+            unit: "u".into(),
+            kind: if name == "create_namespace" {
+                crate::metric::Kind::Time
+            } else {
+                crate::metric::Kind::Count
+            },
+            medians,
+        };
+        // Seen: devdax 2M GUP-fast grabs per page 6.1 / 6.12 / 7.3 (odirect, 1 GiB).
+        let m = Matrix {
+            kernels: vec!["6.1".into(), "6.12".into(), "7.3".into()],
+            trends: vec![
+                trend(
+                    "pin",
+                    "devdax:2M:mem odirect",
+                    "grabs_per_page",
+                    vec![Some(1.0), Some(1.0), Some(0.010082)],
+                ),
+                trend(
+                    "pin",
+                    "devdax:4K:mem odirect",
+                    "grabs_per_page",
+                    vec![Some(1.0), Some(1.0), Some(1.0)],
+                ),
+                trend(
+                    "memmap",
+                    "devdax:2M:mem",
+                    "create_namespace",
+                    vec![Some(1845.9), Some(1191.4), Some(1152.1)],
+                ),
+                trend(
+                    "fsdax",
+                    "ext4",
+                    "folio_pmd_inserts",
+                    vec![None, None, Some(512.0)],
+                ),
+            ],
+            steps: vec![],
+        };
+        let h = m.headlines();
+        let keys: Vec<&str> = h.iter().map(|x| x.trend.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "pin devdax:2M:mem odirect grabs_per_page",
+                "fsdax ext4 folio_pmd_inserts"
+            ],
+            "unchanged 4K and an unexplained timing are not headlines"
+        );
+        assert!(h[0].seed.starts_with("002"));
+        let t = m.render_text();
+        assert!(t.starts_with("what the seed threads predicted"), "{t}");
+        assert!(t.contains("1 -> 1 -> 1.008e-2"), "{t}");
+    }
 
     #[test]
     fn releases_sort_as_versions() {
