@@ -128,20 +128,8 @@ fn timed(prefix: &[String], command: &[String]) -> Result<u64> {
             .chain(["-c".to_string(), joined])
             .collect()
     };
-    let res = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    if !res.status.success() {
-        let err = String::from_utf8_lossy(&res.stderr);
-        return Err(env(format!(
-            "`{}` failed ({}): {}",
-            argv[0],
-            res.status,
-            err.lines().last().unwrap_or("")
-        )));
-    }
+    // The wrapper's own wall time is not the figure: timeit's, of the command alone, is.
+    wall_time(&argv)?;
     let ns = std::fs::read_to_string(out.path())?;
     ns.trim()
         .parse()
