@@ -712,6 +712,18 @@ fn overhead_compares_with_bpftrace_in_the_guest() {
     for v in o["variants"].as_array().unwrap() {
         assert_eq!(v["samples_ns"].as_array().unwrap().len(), 2);
     }
+    // The whole cost of tracing nothing, each tracer's process from start to exit, twice.
+    let attach: Vec<&str> = names_of(&o, "attach", "name");
+    assert_eq!(attach, ["foliobench trace", "bpftrace"], "{}", o["notes"]);
+    for v in o["attach"].as_array().unwrap() {
+        let runs = v["samples_ns"].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "{v}");
+        // Loading and attaching 9 probes is not free, even for a command that does nothing.
+        assert!(
+            runs.iter().all(|ns| ns.as_u64().unwrap() > 10_000_000),
+            "{v}"
+        );
+    }
 }
 
 fn arg_values(p: &Value) -> Vec<(u64, u64)> {
