@@ -1198,12 +1198,7 @@ fn restore_waits_for_the_run_that_saved_the_thp_controls() {
 
 /// The row of `compare --format json` output for a metric key.
 fn compared_row<'a>(j: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
-    j["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == key)
-        .unwrap_or_else(|| panic!("no {key} in {j}"))
+    entry(j, "rows", "key", key)
 }
 
 /// `run --size` with a list: each size measured and written to its own file, the cost per

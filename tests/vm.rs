@@ -987,7 +987,7 @@ fn struct_pages_and_folio_grabs_on_debian_73() {
         // not as FilePmdMapped though 16 PMDs map it; long-term pins are still refused.
         assert_eq!(x["smaps"]["rss_kb"], 32768, "{}", x["smaps"]);
         assert_eq!(x["smaps"]["file_pmd_mapped_kb"], 0, "{}", x["smaps"]);
-        let ring = pin_try(&x["pins"], "io_uring");
+        let ring = pin_try(x, "io_uring");
         assert_eq!(ring["errno"], "EOPNOTSUPP", "{ring}");
         // The fault path maps an order-9 folio per 2 MiB piece (6.12: a pfn range).
         assert_eq!(fault_probe(x, "vmf_insert_folio_pmd"), Some(16), "{x}");
@@ -1614,12 +1614,8 @@ fn calls(faults: &Value, probe: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {probe} in {faults}"))
 }
 
-fn pin_try<'a>(pins: &'a Value, driver: &str) -> &'a Value {
-    pins.as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["driver"] == driver)
-        .unwrap_or_else(|| panic!("no {driver} in {pins}"))
+fn pin_try<'a>(row: &'a Value, driver: &str) -> &'a Value {
+    entry(row, "pins", "driver", driver)
 }
 
 /// The fsdax suite on ext4 and xfs, and the PFN-map row, in the default VM: PMD against
@@ -1739,8 +1735,8 @@ fn fsdax_suite_and_pfnmap_row_on_612() {
         assert_eq!(x["smaps"]["rss_kb"], 0, "{fs}: {}", x["smaps"]);
         assert!(!x["smaps"]["vm_flags"].as_str().unwrap().is_empty());
         // A short-term FOLL_PIN of fsdax works; each pin kind has an outcome.
-        assert_eq!(pin_try(&x["pins"], "odirect")["status"], "measured", "{fs}");
-        let ring = pin_try(&x["pins"], "io_uring");
+        assert_eq!(pin_try(x, "odirect")["status"], "measured", "{fs}");
+        let ring = pin_try(x, "io_uring");
         assert!(
             ring["status"] == "measured" || ring["errno"].is_string(),
             "{ring}"
@@ -1776,7 +1772,7 @@ fn fsdax_suite_and_pfnmap_row_on_612() {
     // The negative control, by the method that said yes for the file's pfns.
     assert_eq!(p["pages"]["vmemmap_struct_pages"], 0, "{}", p["pages"]);
     for d in ["io_uring", "odirect"] {
-        let t = pin_try(&p["pins"], d);
+        let t = pin_try(p, d);
         assert_eq!(t["status"], "refused", "{t}");
         assert_eq!(t["errno"], "EFAULT", "{t}");
     }

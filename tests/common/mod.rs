@@ -37,8 +37,9 @@ pub fn read_json(p: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
 }
 
-/// The element of the array `list` in a doctor report whose `key` is `value`.
-fn entry<'a>(d: &'a Value, list: &str, key: &str, value: &str) -> &'a Value {
+/// The element of the array `list` of a JSON object (a doctor report, a results row, a
+/// comparison) whose `key` is `value`.
+pub fn entry<'a>(d: &'a Value, list: &str, key: &str, value: &str) -> &'a Value {
     d[list]
         .as_array()
         .unwrap_or_else(|| panic!("no {list} array"))
