@@ -1269,3 +1269,58 @@ fn size_list_gives_a_cost_curve() {
         stderr(&out)
     );
 }
+
+/// The kernel matrix of three real sweeps (Debian 6.1.0-57, 6.12.117 and 7.3.4 in the test
+/// VM: memmap, pin and fsdax at 1 GiB, recorded as fixtures): the seeds' headline names
+/// what changed with the thread that explains it, and the report renders in chromium with
+/// every trend chart drawn.
+#[test]
+fn matrix_of_three_recorded_kernels_renders_with_its_headline() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/matrix");
+    // Given newest first: the matrix orders them by release.
+    let files: Vec<String> = ["7.3.4", "6.1.0-57", "6.12.117"]
+        .iter()
+        .map(|k| fixtures.join(format!("{k}.json")).display().to_string())
+        .collect();
+    let out = run(foliobench()
+        .args(["matrix", "--results", &files.join(","), "--out-dir", "mx"])
+        .current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("mx/matrix.txt")).unwrap();
+    assert!(
+        text.starts_with("what the seed threads predicted"),
+        "{text}"
+    );
+    for line in [
+        "pin devdax:2M:mem odirect grabs_per_page [calls/page]: 1 -> 1 -> 1.008e-2",
+        "pin devdax:2M:mem xdp_umem grabs_per_page [calls/page]: 1 -> 1 -> 3.906e-3",
+        "fsdax ext4 folio_pmd_inserts [calls]: - -> - -> 512",
+        "fsdax ext4 pfn_pmd_inserts [calls]: 512 -> 512 -> 0",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    // 4K devdax grabs one reference per page on all three: no headline.
+    assert!(!text.contains("devdax:4K:mem odirect grabs_per_page [calls/page]: 1 -> 1 -> 1 ("));
+    let header = text.lines().find(|l| l.starts_with("metric")).unwrap();
+    let order: Vec<usize> = ["6.1.0-57", "6.12.117", "7.3.4"]
+        .iter()
+        .map(|k| header.find(k).unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "release order: {header}"
+    );
+    let html = dir.path().join("mx/matrix.html");
+    let figures = std::fs::read_to_string(&html)
+        .unwrap()
+        .matches("<figure class=\"chart\">")
+        .count() as u64;
+    assert!(figures >= 10, "{figures} trend charts");
+    let drawn = charts_in_chromium(&html).expect("the page's script ran");
+    assert_eq!(
+        drawn, figures,
+        "every chart an SVG element in the browser's DOM"
+    );
+}
