@@ -7,30 +7,14 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metric::Metrics;
 pub use crate::metric::{Better, Kind, Metric};
 use crate::outcome::Outcome;
 use crate::results::Results;
 use crate::stats::{mann_whitney_p, median, min_p, range_pct, welch_log_p};
 
-/// Every comparable quantity of a results file, from each suite's metric table.
+/// Every comparable quantity of a results file (`Results::metrics`).
 pub fn metrics(r: &Results) -> Vec<Metric> {
-    let mut v = Vec::new();
-    v.extend(r.memmap.metrics());
-    v.extend(r.pin.iter().flat_map(Metrics::metrics));
-    v.extend(r.rmap.iter().flat_map(Metrics::metrics));
-    v.extend(r.fsdax.iter().flat_map(Metrics::metrics));
-    v.extend(r.pfnmap.iter().flat_map(Metrics::metrics));
-    // A subject measured twice in one file (a geometry given twice) keeps both, told apart
-    // by their order, so that each is compared with its counterpart.
-    let keys: Vec<String> = v.iter().map(Metric::key).collect();
-    for (i, m) in v.iter_mut().enumerate() {
-        let n = keys[..i].iter().filter(|k| **k == keys[i]).count();
-        if n > 0 {
-            m.subject = format!("{} ({})", m.subject, n + 1);
-        }
-    }
-    v
+    r.metrics()
 }
 
 /// How one metric changed.

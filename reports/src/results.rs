@@ -9,6 +9,7 @@ use crate::check::Check;
 use crate::facts::Cpu;
 use crate::fsdax::{FsdaxSuite, PfnmapResult};
 use crate::memmap::MemmapResult;
+use crate::metric::{Metric, Metrics};
 use crate::pin::PinSuite;
 use crate::rmap::RmapSuite;
 
@@ -128,6 +129,27 @@ impl Results {
         v
     }
 
+    /// Every comparable quantity of the file, from each suite's metric table.
+    pub fn metrics(&self) -> Vec<Metric> {
+        let r = self;
+        let mut v = Vec::new();
+        v.extend(r.memmap.metrics());
+        v.extend(r.pin.iter().flat_map(Metrics::metrics));
+        v.extend(r.rmap.iter().flat_map(Metrics::metrics));
+        v.extend(r.fsdax.iter().flat_map(Metrics::metrics));
+        v.extend(r.pfnmap.iter().flat_map(Metrics::metrics));
+        // A subject measured twice in one file (a geometry given twice) keeps both, told apart
+        // by their order, so that each is compared with its counterpart.
+        let keys: Vec<String> = v.iter().map(Metric::key).collect();
+        for (i, m) in v.iter_mut().enumerate() {
+            let n = keys[..i].iter().filter(|k| **k == keys[i]).count();
+            if n > 0 {
+                m.subject = format!("{} ({})", m.subject, n + 1);
+            }
+        }
+        v
+    }
+
     pub fn render_text(&self) -> String {
         let mut o = String::new();
         let c = &self.context;
@@ -170,7 +192,7 @@ impl Results {
             p.render_text(&mut o);
             crate::check::render_checks(&mut o, "pfnmap checks", &p.checks());
         }
-        crate::precision::render(&mut o, &crate::compare::metrics(self), c.rounds.as_ref());
+        crate::precision::render(&mut o, &self.metrics(), c.rounds.as_ref());
         o
     }
 }
