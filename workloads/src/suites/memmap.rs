@@ -97,19 +97,22 @@ fn measure_geometry(
         r.samples.push(s?);
     }
     eprintln!("foliobench: memmap {g} traced sample (counts; its time is the probe effect)");
-    let s = measure(prov, g, traced)?;
+    let s = measure(prov, g, traced);
     if ctx.is_interrupted() {
         return Ok(());
     }
+    let mut s = s?;
     // memmap_init_compound may resolve and yet never be called (inlined into
     // memmap_init_zone_device, as on Debian's 7.3): then the per-page initialiser counts,
     // in one more sample with it attached, which is the one kept.
     let left_out = all.len() > traced.len();
     if s.init_struct_pages.is_none() && left_out {
         eprintln!("foliobench: memmap {g} traced again with {PER_PAGE_PROBE}: no other probe counted the struct pages");
-        let again = measure(prov, g, all)?;
-        r.traced = Some(again);
-        return Ok(());
+        let again = measure(prov, g, all);
+        if ctx.is_interrupted() {
+            return Ok(());
+        }
+        s = again?;
     }
     r.traced = Some(s);
     Ok(())
