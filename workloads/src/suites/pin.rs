@@ -499,6 +499,14 @@ pub struct Measured {
     pub not_traced: Vec<String>,
 }
 
+/// The pin and the unpin times of the rounds so far (a driver without unpin times: none).
+fn pin_unpin_ns(samples: &[PinSample]) -> [Vec<u64>; 2] {
+    [
+        samples.iter().map(|s| s.pin_ns).collect(),
+        samples.iter().filter_map(|s| s.unpin_ns).collect(),
+    ]
+}
+
 /// A round's times as the results record them.
 fn sample(t: &PinTiming) -> PinSample {
     PinSample {
@@ -521,12 +529,8 @@ pub fn measure(
     let warm = d.round(m)?;
     out.warmup_rounds = 1;
     out.pages = warm.pages;
-    let (mut pins, mut unpins) = (Vec::new(), Vec::new());
-    while rounds.want_more_ns(out.samples.len(), &[&pins, &unpins]) {
-        let s = sample(&d.round(m)?);
-        pins.push(s.pin_ns);
-        unpins.extend(s.unpin_ns);
-        out.samples.push(s);
+    while rounds.want_more_ns(out.samples.len(), &pin_unpin_ns(&out.samples)) {
+        out.samples.push(sample(&d.round(m)?));
     }
     // Latencies from several traced rounds, so that the percentiles rest on more than one
     // call per cell; counts from one more.
