@@ -134,19 +134,22 @@ pub fn odirect(
     })
 }
 
-/// Whether an AF_XDP socket can be made here, or why not.
-pub fn xdp_sockets() -> Result<(), String> {
-    // SAFETY: plain socket(2), closed at once.
+/// A new AF_XDP socket.
+fn xdp_socket() -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: plain socket(2).
     let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Err(format!(
-            "no AF_XDP socket: {} (a kernel without CONFIG_XDP_SOCKETS, or no CAP_NET_RAW)",
-            io::Error::last_os_error()
-        ));
+        return Err(io::Error::last_os_error());
     }
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    Ok(())
+    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Whether an AF_XDP socket can be made here, or why not.
+pub fn xdp_sockets() -> Result<(), String> {
+    xdp_socket().map(drop).map_err(|e| {
+        format!("no AF_XDP socket: {e} (a kernel without CONFIG_XDP_SOCKETS, or no CAP_NET_RAW)")
+    })
 }
 
 /// Registers the whole mapping as an AF_XDP socket's UMEM (setsockopt XDP_UMEM_REG), timed:
@@ -156,13 +159,7 @@ pub fn xdp_sockets() -> Result<(), String> {
 /// refuses it. Closing the socket unpins after an RCU grace period, outside this thread, so
 /// the unpin is not timed.
 pub fn xdp_umem(m: &Mapping) -> Result<PinTiming, WorkloadError> {
-    // SAFETY: plain socket(2); the descriptor is owned below.
-    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(WorkloadError::Setup(io::Error::last_os_error()));
-    }
-    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
-    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let sock = xdp_socket().map_err(WorkloadError::Setup)?;
     // The v1 layout (no flags): accepted by every kernel since 4.18.
     let reg = libc::xdp_umem_reg_v1 {
         addr: m.addr(),
