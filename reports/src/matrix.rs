@@ -50,26 +50,30 @@ pub struct Trend {
 /// The seed threads (`../shared/seeds`) and which metrics measure their claims: (suite,
 /// metric-name prefix, seed, what it says). A metric that changed across the kernels and
 /// matches one is a headline, shown first with the thread that explains it.
+const SEED_000: &str = "000 compound pagemaps (Martins 2021)";
+const SEED_001: &str = "001 vmemmap/devdax fix (Kumar 2023)";
+const SEED_002: &str = "002 ZONE_DEVICE refcounting (Popple, Gunthorpe 2024)";
+const SEED_003: &str = "003 rmap interface overhaul (Hildenbrand 2023)";
 const SEEDS: &[(&str, &str, &str, &str)] = &[
-    ("pin", "grabs_per_page", "002 ZONE_DEVICE refcounting (Popple, Gunthorpe 2024)",
+    ("pin", "grabs_per_page", SEED_002,
      "ZONE_DEVICE pages became refcounted folios and pte_devmap went (6.15, 6.17): GUP grabs a 2M/1G devdax folio once per folio, not once per base page"),
-    ("pin", "pin", "000 compound pagemaps (Martins 2021)",
+    ("pin", "pin", SEED_000,
      "pinning compound devmaps takes one refcount per folio: the page array in PMEM is slower to pin per base page"),
-    ("pin", "umem_pin_and_vmap", "000 compound pagemaps (Martins 2021)",
+    ("pin", "umem_pin_and_vmap", SEED_000,
      "pinning compound devmaps takes one refcount per folio: the page array in PMEM is slower to pin per base page"),
-    ("pin", "read_with_pin_io_unpin", "002 ZONE_DEVICE refcounting (Popple, Gunthorpe 2024)",
+    ("pin", "read_with_pin_io_unpin", SEED_002,
      "GUP-fast of devdax without pte_devmap grabs per folio"),
-    ("fsdax", "folio_pmd_inserts", "002 ZONE_DEVICE refcounting (Popple, Gunthorpe 2024)",
+    ("fsdax", "folio_pmd_inserts", SEED_002,
      "fsdax faults map compound (PMD) folios"),
-    ("fsdax", "pfn_pmd_inserts", "002 ZONE_DEVICE refcounting (Popple, Gunthorpe 2024)",
+    ("fsdax", "pfn_pmd_inserts", SEED_002,
      "fsdax faults no longer map bare pfns"),
-    ("memmap", "vmemmap_", "000 compound pagemaps (Martins 2021)",
+    ("memmap", "vmemmap_", SEED_000,
      "vmemmap cost falls with vmemmap_shift: tail struct pages reused"),
-    ("memmap", "struct_pages_initialised", "001 vmemmap/devdax fix (Kumar 2023)",
+    ("memmap", "struct_pages_initialised", SEED_001,
      "compound_nr_pages(): 2 * (PAGE_SIZE / sizeof(struct page)) per optimized compound page"),
-    ("memmap", "nr_memmap_pages_delta", "001 vmemmap/devdax fix (Kumar 2023)",
+    ("memmap", "nr_memmap_pages_delta", SEED_001,
      "the vmemmap optimization's conditions, visible in nr_memmap_pages (6.11+)"),
-    ("rmap", "", "003 rmap interface overhaul (Hildenbrand 2023)",
+    ("rmap", "", SEED_003,
      "batched folio_*_rmap_ptes: one call per folio range"),
 ];
 
