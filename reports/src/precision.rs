@@ -94,8 +94,14 @@ impl Precision {
     }
 }
 
+/// How far off the target a timing may be and still be given rounds up to the cap: its
+/// projected half-width at the cap at most twice the target. The 1/√n projection is rough
+/// for an interval that is [min, max] at n = 6, so the margin is generous.
+pub const HOPELESS: f64 = 2.0;
+
 /// How many timed rounds a measurement takes: at least `min`; then, while some timing of
-/// it is not within ± `target_pct` (95 % CI of the median), more, up to `max`.
+/// it is not within ± `target_pct` (95 % CI of the median) and may still get there by
+/// `max` (see `HOPELESS`), more, up to `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rounds {
     pub min: usize,
@@ -125,8 +131,23 @@ impl Rounds {
         }
         timings
             .iter()
-            .filter(|t| !t.is_empty())
-            .any(|t| !Precision::of(t).is_some_and(|p| p.within(self.target_pct)))
+            .filter_map(|t| Precision::of(t))
+            .any(|p| !p.within(self.target_pct) && self.may_reach(&p))
+    }
+
+    /// Whether the rounds left before the cap may bring this timing within the target: its
+    /// interval, shrunk as 1/√n to `max` rounds, is at most `HOPELESS` times the target. A
+    /// timing far wider than that (emulated memmap timings are ±12–120 % at 10 rounds) would
+    /// spend the rounds up to the cap without buying the precision they are taken for. A
+    /// timing with no interval yet may always get one.
+    fn may_reach(&self, p: &Precision) -> bool {
+        match (p.ci, p.half_width_pct()) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(_), Some(h)) => {
+                h * (p.n as f64 / self.max as f64).sqrt() <= HOPELESS * self.target_pct
+            }
+        }
     }
 
     /// `want_more` for integer (ns) samples.
@@ -143,8 +164,8 @@ impl Rounds {
             format!("{} timed rounds", self.min)
         } else {
             format!(
-                "{}..{} timed rounds, more while a timing's 95% CI of the median is wider than ±{}%",
-                self.min, self.max, self.target_pct
+                "{}..{} timed rounds, more while a timing's 95% CI of the median is wider than ±{}% and could reach it by round {} (projected as 1/√n, within {}× the target)",
+                self.min, self.max, self.target_pct, self.max, HOPELESS
             )
         }
     }
@@ -177,7 +198,17 @@ pub fn render(o: &mut String, metrics: &[Metric], rounds: Option<&Rounds>) {
         }
     );
     for (m, p) in imprecise {
-        let _ = writeln!(o, "  {}: {}", m.key(), p.describe());
+        let early = rounds
+            .filter(|r| p.n < r.max && p.ci.is_some() && !r.may_reach(p))
+            .map(|r| {
+                format!(
+                    "; stopped before the cap: the {} rounds up to it could not buy ±{}%",
+                    r.max - p.n,
+                    r.target_pct
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(o, "  {}: {}{early}", m.key(), p.describe());
     }
 }
 
@@ -228,7 +259,8 @@ mod tests {
             target_pct: 5.0,
         };
         let tight = vec![vec![100.0, 101.0, 99.0, 100.0, 102.0, 98.0]];
-        let loose = vec![vec![100.0, 150.0, 60.0, 100.0, 180.0, 40.0]];
+        // ±8 % at n = 6: projected ±6.2 % at 10, within twice the target: worth rounds.
+        let loose = vec![vec![100.0, 108.0, 93.0, 100.0, 104.0, 97.0]];
         assert!(r.want_more(2, &tight), "below the minimum");
         assert!(
             r.want_more(3, &[vec![100.0, 101.0, 99.0]]),
@@ -248,6 +280,29 @@ mod tests {
         assert!(!short.want_more(1, &loose));
         assert!(!Rounds::exactly(5).want_more(5, &loose));
         assert!(Rounds::exactly(5).want_more(4, &tight));
+    }
+
+    #[test]
+    fn rounds_stop_where_the_cap_cannot_buy_the_target() {
+        let r = Rounds {
+            min: 5,
+            max: 10,
+            target_pct: 5.0,
+        };
+        // ±80 % at n = 6 (an emulated memmap_init): ±62 % projected at 10, hopeless.
+        let hopeless = vec![100.0, 150.0, 60.0, 100.0, 180.0, 40.0];
+        assert!(!r.want_more(6, std::slice::from_ref(&hopeless)));
+        // Still below the minimum: the minimum is taken whatever the precision.
+        assert!(r.want_more(4, &[hopeless[..4].to_vec()]));
+        // At the edge: ±12 % at n = 6 projects to ±9.3 % at 10 (≤ 10: go on); ±14 % to
+        // ±10.8 % (> 10: stop).
+        let at = |h: f64| vec![100.0, 100.0 + h, 100.0 - h / 2.0, 100.0, 101.0, 99.0];
+        assert!(r.want_more(6, &[at(12.0)]));
+        assert!(!r.want_more(6, &[at(14.0)]));
+        // One hopeless timing does not stop a round another timing can still make precise.
+        assert!(r.want_more(6, &[hopeless.clone(), at(12.0)]));
+        // A zero median has no relative precision to reach.
+        assert!(!r.want_more(6, &[vec![0.0, 0.0, 0.0, 4.0, -4.0, 0.0]]));
     }
 
     #[test]
@@ -275,5 +330,13 @@ mod tests {
         assert!(o.contains("1 of 2 within ±5%"), "{o}");
         assert!(o.contains("devdax:2M:mem io_uring unpin: ±80.0%"), "{o}");
         assert!(!o.contains("io_uring pin:"), "{o}");
+        assert!(!o.contains("stopped before the cap"), "at the cap: {o}");
+        // With a cap of 10, the same ±80 % says the rounds stopped early, and why.
+        let mut o = String::new();
+        render(&mut o, &ms, Some(&Rounds { max: 10, ..r }));
+        assert!(
+            o.contains("unpin: ±80.0% (95% CI of the median, n=6); stopped before the cap: the 4 rounds up to it could not buy ±5%"),
+            "{o}"
+        );
     }
 }

@@ -180,34 +180,35 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Timings that followed the rounds rule (`foliobench_reports::precision::Rounds`): at
-/// least `min` samples and at most `max`; short of the cap only when every timing was within
-/// ±`target` (95 % CI of the median); and not one round later than that (past `min`, the
-/// rounds before the last were not all precise yet). `timings` are one measurement's.
+/// Timings that followed the rounds rule (`foliobench_reports::precision::Rounds`, whose
+/// decisions its unit tests pin): between `min` and `max` samples, every round past `min`
+/// asked for by the rule given the rounds before it, and a stop where the rule says stop.
+/// `timings` are one measurement's.
 pub fn assert_rounds_followed_precision(
     timings: &[Vec<f64>],
     (min, max, target): (usize, usize, f64),
     what: &str,
 ) {
-    use foliobench_reports::precision::Precision;
+    use foliobench_reports::precision::Rounds;
+    let rule = Rounds {
+        min,
+        max,
+        target_pct: target,
+    };
     let n = timings[0].len();
     assert!(timings.iter().all(|t| t.len() == n), "{what}: {timings:?}");
     assert!((min..=max).contains(&n), "{what}: {n} rounds: {timings:?}");
-    let all_precise = |k: usize| {
-        timings
-            .iter()
-            .all(|t| Precision::of(&t[..k]).is_some_and(|p| p.within(target)))
-    };
-    if n < max {
+    let upto = |k: usize| timings.iter().map(|t| t[..k].to_vec()).collect::<Vec<_>>();
+    // Every round past the minimum was one the rule asked for, given the rounds before it,
+    // and the loop stopped where the rule said stop.
+    for k in min..n {
         assert!(
-            all_precise(n),
-            "{what}: stopped at {n} while imprecise: {timings:?}"
+            rule.want_more(k, &upto(k)),
+            "{what}: went on after {k} rounds that needed no more: {timings:?}"
         );
     }
-    if n > min {
-        assert!(
-            !all_precise(n - 1),
-            "{what}: went on past precision: {timings:?}"
-        );
-    }
+    assert!(
+        !rule.want_more(n, &upto(n)),
+        "{what}: stopped at {n} while the rule wanted more: {timings:?}"
+    );
 }
