@@ -384,6 +384,7 @@ mod tests {
             arg_index: arg.map(|a| a.0),
             arg_name: arg.map(|a| a.1.to_string()),
             reason: String::new(),
+            count_only: false,
         }
     }
 

@@ -441,6 +441,7 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
         arg_index: None,
         arg_name: None,
         reason: String::new(),
+        count_only: false,
     };
     match probe.target {
         Target::Function { names, arg } => resolve_function(r, names, arg, k),

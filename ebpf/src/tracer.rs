@@ -51,6 +51,19 @@ pub struct Traced<K> {
     pub attached: usize,
 }
 
+/// `probes` counted only (calls and argument, no latency), but for those named in `timed`.
+/// The suites' traced rounds exist for counts: an exit probe per call would only add to the
+/// probe effect they report.
+pub fn counting(probes: &[Resolution], timed: &[&str]) -> Vec<Resolution> {
+    probes
+        .iter()
+        .map(|r| Resolution {
+            count_only: !timed.contains(&r.probe.as_str()),
+            ..r.clone()
+        })
+        .collect()
+}
+
 /// Whether any of `probes` can be traced here at all.
 pub fn any_traceable(probes: &[Resolution]) -> bool {
     probes.iter().any(|r| r.flavour.is_some())
@@ -194,12 +207,15 @@ impl<'obj> Instance<'obj> {
             .context("probe object has no .rodata")?;
         rodata.filter_tgid = filtering;
         rodata.arg_index = res.arg_index.map_or(-1, |i| i as i32);
+        rodata.timed = !res.count_only;
 
         let p = &mut open.progs;
         p.fentry_entry.set_autoload(flavour == Flavour::Fentry);
-        p.fexit_exit.set_autoload(flavour == Flavour::Fentry);
+        p.fexit_exit
+            .set_autoload(flavour == Flavour::Fentry && !res.count_only);
         p.kprobe_entry.set_autoload(flavour == Flavour::Kprobe);
-        p.kretprobe_exit.set_autoload(flavour == Flavour::Kprobe);
+        p.kretprobe_exit
+            .set_autoload(flavour == Flavour::Kprobe && !res.count_only);
         // A syscall pair (enter/exit: a latency), or one event (counted, with a field).
         let pair = res.kind == TargetKind::Syscall;
         p.tp_entry
@@ -216,7 +232,9 @@ impl<'obj> Instance<'obj> {
         if flavour == Flavour::Fentry {
             p.fentry_entry
                 .set_attach_target(0, Some(function.clone()))?;
-            p.fexit_exit.set_attach_target(0, Some(function.clone()))?;
+            if !res.count_only {
+                p.fexit_exit.set_attach_target(0, Some(function.clone()))?;
+            }
         }
         if let Some(owner) = filter_owner {
             open.maps
@@ -310,10 +328,17 @@ fn attach(
     let progs = &skel.progs;
     let pair = res.kind == TargetKind::Syscall;
     Ok(match flavour {
+        Flavour::Fentry if res.count_only => {
+            vec![attach("fentry", progs.fentry_entry.attach())?]
+        }
         Flavour::Fentry => vec![
             attach("fentry", progs.fentry_entry.attach())?,
             attach("fexit", progs.fexit_exit.attach())?,
         ],
+        Flavour::Kprobe if res.count_only => vec![attach(
+            "kprobe",
+            progs.kprobe_entry.attach_kprobe(false, function),
+        )?],
         Flavour::Kprobe => vec![
             attach("kprobe", progs.kprobe_entry.attach_kprobe(false, function))?,
             attach(

@@ -441,6 +441,7 @@ mod tests {
                 arg_index: None,
                 arg_name: None,
                 reason: "neither".into(),
+                count_only: false,
             }],
             pmem: PmemListing {
                 regions: vec![],

@@ -204,6 +204,10 @@ pub struct Resolution {
     #[serde(default)]
     pub arg_name: Option<String>,
     pub reason: String,
+    /// Counted only: calls and the argument, no exit probe and so no latency. The suites'
+    /// traced rounds take counts; timing every call there would only add probe effect.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub count_only: bool,
 }
 
 impl Resolution {

@@ -7,7 +7,9 @@
 // (fentry/fexit, kprobe/kretprobe, tracepoint), the flavour chosen at load time by turning
 // autoload off for the others, the attach target set at run time, configuration as
 // `const volatile` values, and the histograms as globals that user space reads directly.
-// User space loads one instance of this object per traced function.
+// User space loads one instance of this object per traced function. Per call, a timed probe
+// makes one map lookup at entry and one at exit (two more when filtering by process or
+// recording an argument); a counting probe (`timed` off) has no exit probe at all.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -23,6 +25,11 @@
 const volatile bool filter_tgid = false;
 // Which argument (0-based) to record, or -1 for none.
 const volatile int arg_index = -1;
+// Time each call (entry and exit attached). Off, the probe only counts its calls and their
+// argument: no exit probe (a kretprobe is the dearest part of a kprobe pair), no per-thread
+// map traffic. The suites' traced rounds want counts; only `trace` and the pin latencies
+// want times.
+const volatile bool timed = true;
 
 __u64 calls = 0;
 __u64 returns = 0;
@@ -33,27 +40,23 @@ __u64 arg_sum = 0;
 // Distinct argument values that did not fit `values` (they are still in arg_slots).
 __u64 values_dropped = 0;
 
-// A call's start time, by thread and nesting depth: a nested entry must not overwrite the
-// start of the call it is nested in.
-struct start_key {
-	__u32 tid;
+// A thread's calls of this function in progress: how deep, and each one's start time. One
+// lookup at entry and one at exit (no insert or delete per call, as a start-time hash keyed
+// by thread would need): an LRU map keeps the threads seen last and drops the others'. A
+// nested entry (recursion, or an interrupt on the same thread) gets its own slot, so it
+// does not overwrite the start of the call it is nested in.
+struct thread_calls {
 	__u32 depth;
+	__u32 pad;
+	__u64 start[MAX_DEPTH];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct start_key);
-	__type(value, __u64);
-} starts SEC(".maps");
-
-// Calls of this function running on a thread (absent: none).
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
-	__type(value, __u32);
-} depths SEC(".maps");
+	__type(value, struct thread_calls);
+} threads SEC(".maps");
 
 // Exact argument values -> count: batch sizes must be seen exactly (512, not "256..511").
 struct {
@@ -116,51 +119,53 @@ static __always_inline void record_arg(__u64 v)
 		__sync_fetch_and_add(&values_dropped, 1);
 }
 
+static __always_inline struct thread_calls *this_thread(__u32 tid)
+{
+	struct thread_calls *t = bpf_map_lookup_elem(&threads, &tid);
+	struct thread_calls none = {};
+
+	if (t)
+		return t;
+	// A thread's first call (or first since the LRU dropped it).
+	bpf_map_update_elem(&threads, &tid, &none, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&threads, &tid);
+}
+
 static __always_inline int on_entry(__u64 arg)
 {
-	struct start_key key;
-	__u32 *d, depth = 0;
-	__u64 ts;
+	struct thread_calls *t;
+	__u32 depth;
 
 	if (!traced())
 		return 0;
-	key.tid = (__u32)bpf_get_current_pid_tgid();
-	d = bpf_map_lookup_elem(&depths, &key.tid);
-	if (d)
-		depth = *d;
-	key.depth = depth;
-	depth++;
-	bpf_map_update_elem(&depths, &key.tid, &depth, BPF_ANY);
 	__sync_fetch_and_add(&calls, 1);
 	if (arg_index >= 0)
 		record_arg(arg);
-	if (key.depth < MAX_DEPTH) {
-		ts = bpf_ktime_get_ns();
-		bpf_map_update_elem(&starts, &key, &ts, BPF_ANY);
-	}
+	if (!timed)
+		return 0;
+	t = this_thread((__u32)bpf_get_current_pid_tgid());
+	if (!t)
+		return 0;
+	depth = t->depth++;
+	if (depth < MAX_DEPTH)
+		t->start[depth & (MAX_DEPTH - 1)] = bpf_ktime_get_ns();
 	return 0;
 }
 
 static __always_inline int on_exit(void)
 {
-	struct start_key key;
-	__u64 *start, delta;
-	__u32 *d, slot;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct thread_calls *t = bpf_map_lookup_elem(&threads, &tid);
+	__u64 delta;
+	__u32 depth, slot;
 
-	key.tid = (__u32)bpf_get_current_pid_tgid();
-	d = bpf_map_lookup_elem(&depths, &key.tid);
-	if (!d || *d == 0)
+	// No entry seen on this thread (attached mid-call, or an untraced process).
+	if (!t || t->depth == 0)
 		return 0;
-	key.depth = *d - 1;
-	if (key.depth == 0)
-		bpf_map_delete_elem(&depths, &key.tid);
-	else
-		*d = key.depth;
-	start = bpf_map_lookup_elem(&starts, &key);
-	if (!start)
+	depth = --t->depth;
+	if (depth >= MAX_DEPTH)
 		return 0;
-	delta = bpf_ktime_get_ns() - *start;
-	bpf_map_delete_elem(&starts, &key);
+	delta = bpf_ktime_get_ns() - t->start[depth & (MAX_DEPTH - 1)];
 	slot = log2_slot(delta);
 	if (slot < MAX_SLOTS)
 		__sync_fetch_and_add(&latency_slots[slot], 1);

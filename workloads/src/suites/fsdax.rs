@@ -8,7 +8,7 @@ use std::fs::File;
 use std::time::Duration;
 
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{self, any_traceable, Filter};
+use foliobench_ebpf::tracer::{self, any_traceable, counting, Filter};
 use foliobench_reports::fsdax::{
     fault_checks, FsdaxResult, FsdaxSuite, PageFacts, PfnmapResult, PinTry, SmapsFacts,
     PERF_TRACEPOINTS,
@@ -306,7 +306,7 @@ fn count_faults(
     if !any_traceable(probes) {
         return Ok((vec![], work()));
     }
-    let (took, stats, _) = tracer::whole(probes, &Filter::this_process(), work)?;
+    let (took, stats, _) = tracer::whole(&counting(probes, &[]), &Filter::this_process(), work)?;
     Ok((stats, took))
 }
 

@@ -7,7 +7,7 @@
 use std::fs::{File, OpenOptions};
 
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{self, any_traceable, Filter};
+use foliobench_ebpf::tracer::{self, any_traceable, counting, Filter};
 use foliobench_reports::facts::Group;
 use foliobench_reports::geometry::Geometry;
 use foliobench_reports::outcome::Outcome;
@@ -540,7 +540,8 @@ pub fn measure(
         out.kernel_rounds = ts.len() as u32;
         out.traced_samples.extend(ts);
     }
-    if let Some((ts, stats)) = traced(m, d, grab, 1, &mut out.not_traced)? {
+    // Grabs and releases are counted, not timed: one is made per folio or per page.
+    if let Some((ts, stats)) = traced(m, d, &counting(grab, &[]), 1, &mut out.not_traced)? {
         let per_round = gup_calls(&out.kernel).map(|c| c / u64::from(out.kernel_rounds.max(1)));
         out.grabs = grabs(ts[0].pages, &stats).map(|g| Grabs {
             gup_calls: per_round,

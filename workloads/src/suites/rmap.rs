@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{self, any_traceable, Filter};
+use foliobench_ebpf::tracer::{self, any_traceable, counting, Filter};
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::precision::Rounds;
@@ -249,7 +249,11 @@ fn control_fork(probes: &[Resolution]) -> Result<Vec<ProbeStats>> {
     if !any_traceable(probes) {
         return Ok(vec![]);
     }
-    let (forked, stats, _) = tracer::whole(probes, &Filter::this_process(), crate::rmap::fork)?;
+    let (forked, stats, _) = tracer::whole(
+        &counting(probes, &[]),
+        &Filter::this_process(),
+        crate::rmap::fork,
+    )?;
     forked?;
     Ok(stats)
 }
@@ -273,7 +277,9 @@ fn traced(
     if !any_traceable(probes) {
         return Ok(Default::default());
     }
-    let (done, t) = tracer::around(probes, &Filter::this_process(), |hook| round(hook))?;
+    let (done, t) = tracer::around(&counting(probes, &[]), &Filter::this_process(), |hook| {
+        round(hook)
+    })?;
     Ok((t.spans.into_iter().collect(), done?.into_iter().collect()))
 }
 
