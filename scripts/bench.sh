@@ -17,7 +17,7 @@ start=$(date +%s%N)
   timeit --out "$out/doctor.ns" -- "$fb" doctor --out "$out/doctor.json" ';' \
   timeit --out "$out/memmap_pin.ns" -- "$fb" run --suite memmap,pin --out "$out/run.json" ';' \
   timeit --out "$out/fsdax.ns" -- "$fb" run --suite fsdax --size 256M --out "$out/fsdax.json" ';' \
-  timeit --out "$out/rmap.ns" -- "$fb" run --suite rmap --size 256M --out "$out/rmap.json" ';' \
+  timeit --out "$out/rmap.ns" -- "$fb" run --suite rmap --size 64M --max-repeat 6 --out "$out/rmap.json" ';' \
   overhead --repeat 5 --out "$out/overhead.json" ';' \
   overhead --repeat 5 --probe memmap --probe vmemmap --probe pin --probe grab --probe rmap \
     --probe dax --out "$out/overhead-catalog.json" >&2
