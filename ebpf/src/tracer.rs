@@ -1,16 +1,19 @@
 //! Start probes, run a workload, read the histograms.
 //!
-//! One instance of `funcs.bpf.c` per resolved probe, its flavour (fentry/fexit,
-//! kprobe/kretprobe or a tracepoint pair) chosen by autoload, its attach target and
-//! argument set before load. All instances share one tgid filter map, so "this command and
-//! its children" means the same thing to every probe.
+//! `funcs.bpf.c` holds SLOTS probes per object: each slot has a copy of every flavour's
+//! programs (fentry/fexit, kprobe/kretprobe, tracepoints), turned on by autoload, with its
+//! attach target and argument set before load. The probes of a round load as one object
+//! (one BTF parse by libbpf, one load), SLOTS at a time; an object the kernel refuses is
+//! loaded again probe by probe, so that one refused probe costs only itself. All objects
+//! share one tgid filter map, so "this command and its children" means the same thing to
+//! every probe.
 
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
 use anyhow::{Context, Result};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, TracepointCategory};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, TracepointCategory};
 
 use foliobench_reports::facts::{Flavour, Resolution, TargetKind};
 use foliobench_reports::trace::{since_all, NotTraced, ProbeStats};
@@ -19,6 +22,9 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/funcs.skel.rs"));
 }
 use skel::*;
+
+/// Probes per object: the slots of `funcs.bpf.c` (its `SLOTS`).
+const SLOTS: usize = 32;
 
 /// Backing storage for the loaded objects: it must outlive the `Tracer` that borrows it
 /// (libbpf-rs skeletons borrow their object).
@@ -118,19 +124,23 @@ pub fn whole<T>(
     Ok((out, stats, t))
 }
 
-struct Instance<'obj> {
+/// One probe, attached: its slot in an object and the links of its programs.
+struct Attached {
     res: Resolution,
     function: String,
-    skel: FuncsSkel<'obj>,
+    object: usize,
+    slot: usize,
     _links: Vec<Link>,
 }
 
 pub struct Tracer<'obj> {
-    instances: Vec<Instance<'obj>>,
+    // Declared first: links are dropped (probes detached) before their objects.
+    probes: Vec<Attached>,
+    /// The fork-following programs' links (with a process filter).
+    follow: Vec<Link>,
+    objects: Vec<FuncsSkel<'obj>>,
     /// Probes that resolved but could not be loaded or attached, with the kernel's reason.
     pub failed: Vec<NotTraced>,
-    /// Index of the instance that owns the shared tgid map (and follows forks).
-    filter_owner: Option<usize>,
 }
 
 impl<'obj> Tracer<'obj> {
@@ -143,32 +153,44 @@ impl<'obj> Tracer<'obj> {
     ) -> Result<Tracer<'obj>> {
         crate::quiet_libbpf();
         let traceable: Vec<&Resolution> = probes.iter().filter(|r| r.flavour.is_some()).collect();
-        storage.0 = traceable.iter().map(|_| MaybeUninit::uninit()).collect();
+        // An object per SLOTS probes, and one per probe where an object is refused.
+        let chunks: Vec<&[&Resolution]> = traceable.chunks(SLOTS).collect();
+        storage.0 = (0..chunks.len() + traceable.len())
+            .map(|_| MaybeUninit::uninit())
+            .collect();
+        let mut spare = storage.0.iter_mut();
         let mut t = Tracer {
-            instances: Vec::new(),
+            probes: Vec::new(),
+            follow: Vec::new(),
+            objects: Vec::new(),
             failed: Vec::new(),
-            filter_owner: None,
         };
         let filtering = matches!(filter, Filter::Tgids(_));
-        for (slot, res) in storage.0.iter_mut().zip(traceable) {
-            let owner = t.filter_owner.map(|i| &t.instances[i].skel);
-            match Instance::load(slot, res, filtering, owner) {
-                Ok(inst) => {
-                    if filtering && t.filter_owner.is_none() {
-                        t.filter_owner = Some(t.instances.len());
+        for chunk in chunks {
+            let slot = spare.next().context("object storage")?;
+            match t.load(slot, chunk, filtering) {
+                Ok(()) => {}
+                Err(_) if chunk.len() > 1 => {
+                    // Which probe the kernel refuses is not said: load each alone.
+                    for res in chunk {
+                        let slot = spare.next().context("object storage")?;
+                        if let Err(e) = t.load(slot, std::slice::from_ref(res), filtering) {
+                            t.failed.push(NotTraced {
+                                probe: res.probe.clone(),
+                                reason: format!("{e:#}"),
+                            });
+                        }
                     }
-                    t.instances.push(inst);
                 }
                 Err(e) => t.failed.push(NotTraced {
-                    probe: res.probe.clone(),
+                    probe: chunk[0].probe.clone(),
                     reason: format!("{e:#}"),
                 }),
             }
         }
-        if let (Filter::Tgids(pids), Some(i)) = (filter, t.filter_owner) {
+        if let (Filter::Tgids(pids), Some(first)) = (filter, t.objects.first()) {
             for &pid in pids {
-                t.instances[i]
-                    .skel
+                first
                     .maps
                     .tgids
                     .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
@@ -179,26 +201,27 @@ impl<'obj> Tracer<'obj> {
     }
 
     pub fn attached(&self) -> usize {
-        self.instances.len()
+        self.probes.len()
     }
 
     /// Reads every probe's aggregates (the probes keep running).
     pub fn read(&self) -> Vec<ProbeStats> {
-        self.instances.iter().map(Instance::read).collect()
+        self.probes
+            .iter()
+            .map(|p| read(&self.objects[p.object], p))
+            .collect()
     }
-}
 
-impl<'obj> Instance<'obj> {
+    /// Loads one object for `chunk` (slot k for chunk[k]) and attaches its probes; a probe
+    /// whose attach is refused is recorded in `failed`. Err: the object was not loaded.
     fn load(
-        slot: &'obj mut MaybeUninit<OpenObject>,
-        res: &Resolution,
+        &mut self,
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        chunk: &[&Resolution],
         filtering: bool,
-        filter_owner: Option<&FuncsSkel<'_>>,
-    ) -> Result<Instance<'obj>> {
-        let flavour = res.flavour.context("no flavour")?;
-        let function = res.function.clone().context("no function")?;
+    ) -> Result<()> {
         let mut open = FuncsSkelBuilder::default()
-            .open(slot)
+            .open(storage)
             .context("opening the probe object")?;
         let rodata = open
             .maps
@@ -206,37 +229,28 @@ impl<'obj> Instance<'obj> {
             .as_deref_mut()
             .context("probe object has no .rodata")?;
         rodata.filter_tgid = filtering;
-        rodata.arg_index = res.arg_index.map_or(-1, |i| i as i32);
-        rodata.timed = !res.count_only;
-
-        let p = &mut open.progs;
-        p.fentry_entry.set_autoload(flavour == Flavour::Fentry);
-        p.fexit_exit
-            .set_autoload(flavour == Flavour::Fentry && !res.count_only);
-        p.kprobe_entry.set_autoload(flavour == Flavour::Kprobe);
-        p.kretprobe_exit
-            .set_autoload(flavour == Flavour::Kprobe && !res.count_only);
-        // A syscall pair (enter/exit: a latency), or one event (counted, with a field).
-        let pair = res.kind == TargetKind::Syscall;
-        p.tp_entry
-            .set_autoload(flavour == Flavour::Tracepoint && pair);
-        p.tp_exit
-            .set_autoload(flavour == Flavour::Tracepoint && pair);
-        p.tp_event
-            .set_autoload(flavour == Flavour::Tracepoint && !pair);
-        // The first filtering instance follows forks into the shared map; the others reuse it.
-        p.follow_fork
-            .set_autoload(filtering && filter_owner.is_none());
-        p.forget_freed
-            .set_autoload(filtering && filter_owner.is_none());
-        if flavour == Flavour::Fentry {
-            p.fentry_entry
-                .set_attach_target(0, Some(function.clone()))?;
-            if !res.count_only {
-                p.fexit_exit.set_attach_target(0, Some(function.clone()))?;
+        for (k, res) in chunk.iter().enumerate() {
+            rodata.arg_index[k] = res.arg_index.map_or(-1, |i| i as i32);
+            rodata.timed[k] = !res.count_only;
+        }
+        // The first object follows forks into the shared map; the others reuse it.
+        let owner = self.objects.first();
+        for mut p in open.open_object_mut().progs_mut() {
+            let name = p.name().to_string_lossy().into_owned();
+            let wanted = match name.rsplit_once('_').map(|(f, k)| (f, k.parse::<usize>())) {
+                Some((prog, Ok(k))) => chunk
+                    .get(k)
+                    .filter(|res| programs(res).contains(&prog))
+                    .map(|res| (matches!(prog, "fentry_entry" | "fexit_exit"), res)),
+                _ => None,
+            };
+            let follow = name == "follow_fork" || name == "forget_freed";
+            p.set_autoload(wanted.is_some() || (follow && filtering && owner.is_none()));
+            if let Some((true, res)) = wanted {
+                p.set_attach_target(0, res.function.clone())?;
             }
         }
-        if let Some(owner) = filter_owner {
+        if let Some(owner) = owner {
             open.maps
                 .tgids
                 .reuse_fd(owner.maps.tgids.as_fd())
@@ -245,133 +259,148 @@ impl<'obj> Instance<'obj> {
         let skel = open
             .load()
             .map_err(|e| anyhow::anyhow!("load refused: {}", crate::capability::describe(&e)))?;
-
-        let mut links = attach(&skel, res, flavour, &function)?;
-        if filtering && filter_owner.is_none() {
-            links.push(attach_one(
+        let object = self.objects.len();
+        if filtering && owner.is_none() {
+            self.follow.push(attach_one(
                 "sched_process_fork",
                 skel.progs.follow_fork.attach(),
             )?);
-            links.push(attach_one(
+            self.follow.push(attach_one(
                 "sched_process_free",
                 skel.progs.forget_freed.attach(),
             )?);
         }
-        Ok(Instance {
-            res: res.clone(),
-            function,
-            skel,
-            _links: links,
-        })
-    }
-
-    fn read(&self) -> ProbeStats {
-        let bss = self.skel.maps.bss_data.as_deref();
-        let (calls, returns, total_ns, lat, arg, sum, dropped) = match bss {
-            Some(b) => (
-                b.calls,
-                b.returns,
-                b.total_ns,
-                b.latency_slots.to_vec(),
-                b.arg_slots.to_vec(),
-                b.arg_sum,
-                b.values_dropped,
-            ),
-            None => (0, 0, 0, vec![], vec![], 0, 0),
-        };
-        let mut values: Vec<(u64, u64)> = Vec::new();
-        if self.res.arg_index.is_some() {
-            let map = &self.skel.maps.values;
-            for key in map.keys() {
-                let count = map
-                    .lookup(&key, MapFlags::ANY)
-                    .ok()
-                    .flatten()
-                    .and_then(|v| v.try_into().ok().map(u64::from_ne_bytes))
-                    .unwrap_or(0);
-                if let Ok(k) = key.as_slice().try_into() {
-                    values.push((u64::from_ne_bytes(k), count));
+        for (k, res) in chunk.iter().enumerate() {
+            let prog = |name: &str| {
+                let want = format!("{name}_{k}");
+                skel.object()
+                    .progs_mut()
+                    .find(|p| p.name().to_string_lossy() == want)
+            };
+            let function = res.function.clone().unwrap_or_default();
+            match attach(&prog, res, &function) {
+                Ok(links) => {
+                    self.probes.push(Attached {
+                        res: (*res).clone(),
+                        function,
+                        object,
+                        slot: k,
+                        _links: links,
+                    });
                 }
+                Err(e) => self.failed.push(NotTraced {
+                    probe: res.probe.clone(),
+                    reason: format!("{e:#}"),
+                }),
             }
-            values.sort();
         }
-        ProbeStats {
-            probe: self.res.probe.clone(),
-            group: self.res.group,
-            function: self.function.clone(),
-            flavour: self.res.flavour.expect("loaded probes have one"),
-            calls,
-            returns,
-            total_ns,
-            latency_log2: lat,
-            arg_name: self.res.arg_name.clone(),
-            arg_log2: if self.res.arg_index.is_some() {
-                arg
-            } else {
-                vec![]
-            },
-            arg_values: values,
-            arg_sum: sum,
-            arg_values_dropped: dropped,
-        }
+        self.objects.push(skel);
+        Ok(())
     }
 }
 
-/// Attaches the loaded program pair (or single event) of `flavour` to `function`.
-fn attach(
-    skel: &FuncsSkel<'_>,
+/// The programs of a slot that `res` turns on, by name without the slot number.
+fn programs(res: &Resolution) -> &'static [&'static str] {
+    let pair = res.kind == TargetKind::Syscall;
+    match (res.flavour, res.count_only) {
+        (Some(Flavour::Fentry), false) => &["fentry_entry", "fexit_exit"],
+        (Some(Flavour::Fentry), true) => &["fentry_entry"],
+        (Some(Flavour::Kprobe), false) => &["kprobe_entry", "kretprobe_exit"],
+        (Some(Flavour::Kprobe), true) => &["kprobe_entry"],
+        (Some(Flavour::Tracepoint), _) if pair => &["tp_entry", "tp_exit"],
+        (Some(Flavour::Tracepoint), _) => &["tp_event"],
+        (None, _) => &[],
+    }
+}
+
+fn read(skel: &FuncsSkel<'_>, p: &Attached) -> ProbeStats {
+    let st = skel.maps.bss_data.as_deref().map(|b| &b.stats[p.slot]);
+    let (calls, returns, total_ns, lat, arg, sum, dropped) = match st {
+        Some(b) => (
+            b.calls,
+            b.returns,
+            b.total_ns,
+            b.latency_slots.to_vec(),
+            b.arg_slots.to_vec(),
+            b.arg_sum,
+            b.values_dropped,
+        ),
+        None => (0, 0, 0, vec![], vec![], 0, 0),
+    };
+    let mut values: Vec<(u64, u64)> = Vec::new();
+    if p.res.arg_index.is_some() {
+        let map = &skel.maps.values;
+        for key in map.keys() {
+            // struct value_key: u32 slot, u32 pad, u64 value.
+            let (Ok(slot), Ok(value)) = (
+                key[..4].try_into().map(u32::from_ne_bytes),
+                key[8..16].try_into().map(u64::from_ne_bytes),
+            ) else {
+                continue;
+            };
+            if slot as usize != p.slot {
+                continue;
+            }
+            let count = map
+                .lookup(&key, MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|v| v.try_into().ok().map(u64::from_ne_bytes))
+                .unwrap_or(0);
+            values.push((value, count));
+        }
+        values.sort();
+    }
+    ProbeStats {
+        probe: p.res.probe.clone(),
+        group: p.res.group,
+        function: p.function.clone(),
+        flavour: p.res.flavour.expect("loaded probes have one"),
+        calls,
+        returns,
+        total_ns,
+        latency_log2: lat,
+        arg_name: p.res.arg_name.clone(),
+        arg_log2: if p.res.arg_index.is_some() {
+            arg
+        } else {
+            vec![]
+        },
+        arg_values: values,
+        arg_sum: sum,
+        arg_values_dropped: dropped,
+    }
+}
+
+/// Attaches the programs of one slot that `res` turned on (`prog` finds them by name).
+fn attach<'a>(
+    prog: &dyn Fn(&str) -> Option<ProgramMut<'a>>,
     res: &Resolution,
-    flavour: Flavour,
     function: &str,
 ) -> Result<Vec<Link>> {
-    let attach = attach_one;
-    let progs = &skel.progs;
-    let pair = res.kind == TargetKind::Syscall;
-    Ok(match flavour {
-        Flavour::Fentry if res.count_only => {
-            vec![attach("fentry", progs.fentry_entry.attach())?]
-        }
-        Flavour::Fentry => vec![
-            attach("fentry", progs.fentry_entry.attach())?,
-            attach("fexit", progs.fexit_exit.attach())?,
-        ],
-        Flavour::Kprobe if res.count_only => vec![attach(
-            "kprobe",
-            progs.kprobe_entry.attach_kprobe(false, function),
-        )?],
-        Flavour::Kprobe => vec![
-            attach("kprobe", progs.kprobe_entry.attach_kprobe(false, function))?,
-            attach(
-                "kretprobe",
-                progs.kretprobe_exit.attach_kprobe(true, function),
-            )?,
-        ],
-        Flavour::Tracepoint => {
-            let (cat, enter) = function
-                .split_once(':')
-                .with_context(|| format!("tracepoint '{function}' is not category:name"))?;
-            if !pair {
-                let cat = TracepointCategory::Custom(cat.into());
-                vec![attach(enter, progs.tp_event.attach_tracepoint(cat, enter))?]
-            } else {
-                let exit = enter.replacen("sys_enter_", "sys_exit_", 1);
-                vec![
-                    attach(
-                        enter,
-                        progs
-                            .tp_entry
-                            .attach_tracepoint(TracepointCategory::Custom(cat.into()), enter),
-                    )?,
-                    attach(
-                        &exit,
-                        progs
-                            .tp_exit
-                            .attach_tracepoint(TracepointCategory::Custom(cat.into()), &exit),
-                    )?,
-                ]
+    let get = |name: &str| prog(name).with_context(|| format!("no program {name}"));
+    let mut links = Vec::new();
+    for &name in programs(res) {
+        let p = get(name)?;
+        let link = match name {
+            "fentry_entry" | "fexit_exit" => p.attach(),
+            "kprobe_entry" => p.attach_kprobe(false, function),
+            "kretprobe_exit" => p.attach_kprobe(true, function),
+            _ => {
+                let (cat, event) = function
+                    .split_once(':')
+                    .with_context(|| format!("tracepoint '{function}' is not category:name"))?;
+                let event = if name == "tp_exit" {
+                    event.replacen("sys_enter_", "sys_exit_", 1)
+                } else {
+                    event.to_string()
+                };
+                p.attach_tracepoint(TracepointCategory::Custom(cat.into()), &event)
             }
-        }
-    })
+        };
+        links.push(attach_one(name, link)?);
+    }
+    Ok(links)
 }
 
 fn attach_one(what: &str, r: libbpf_rs::Result<Link>) -> Result<Link> {

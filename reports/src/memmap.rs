@@ -157,7 +157,7 @@ fn page_tables_check(
     let Some(n) = count(samples, traced, |s| s.vmemmap_page_tables) else {
         return Check::skipped(
             what,
-            "not measured: vmemmap_alloc_block or vmemmap_alloc_block_buf not traced",
+            "not measured: vmemmap_alloc_block not traced, or the vmemmap's own pages among its allocations unknown (vmemmap_alloc_block_buf never called and no nr_memmap_pages delta within them)",
         );
     };
     let (lo, hi) = model.page_tables_range();

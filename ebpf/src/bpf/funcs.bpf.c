@@ -1,72 +1,95 @@
 // SPDX-License-Identifier: GPL-2.0
-// One traced kernel function (or tracepoint pair): call count, log2 latency histogram and,
-// optionally, the distribution of one integer argument (e.g. nr_pages), all aggregated in
-// the kernel so that high call rates cost little and nothing is dropped.
+// Traced kernel functions (or tracepoints): per probe, a call count, a log2 latency
+// histogram and, optionally, the distribution of one integer argument (e.g. nr_pages), all
+// aggregated in the kernel so that high call rates cost little and nothing is dropped.
 //
-// Modelled on libbpf-tools' funclatency.bpf.c: one generic entry/exit pair per flavour
+// Modelled on libbpf-tools' funclatency.bpf.c: generic entry/exit programs per flavour
 // (fentry/fexit, kprobe/kretprobe, tracepoint), the flavour chosen at load time by turning
 // autoload off for the others, the attach target set at run time, configuration as
 // `const volatile` values, and the histograms as globals that user space reads directly.
-// User space loads one instance of this object per traced function. Per call, a timed probe
-// makes one map lookup at entry and one at exit (two more when filtering by process or
-// recording an argument); a counting probe (`timed` off) has no exit probe at all.
+//
+// One object serves up to SLOTS probes: every slot has its own copy of each program (the
+// slot number a constant in it) and its own statistics. Loading one object per probe made
+// libbpf parse the kernel's BTF once per probe, most of the time `trace` spent attaching
+// under emulation. Per call, a timed probe makes one map lookup at entry and one at exit
+// (one more each for the process filter and the argument); a counting probe (`timed` off)
+// has no exit program at all.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
+#define SLOTS 32
 #define MAX_SLOTS 64
-#define MAX_VALUES 4096
+#define MAX_VALUES 16384
 // Nested (recursive, or re-entered from an interrupt) calls of one function on one thread
 // are timed each from its own entry, up to this depth; deeper ones are counted only.
 #define MAX_DEPTH 16
 
 // Only count processes in `tgids` (the traced command and its descendants).
 const volatile bool filter_tgid = false;
-// Which argument (0-based) to record, or -1 for none.
-const volatile int arg_index = -1;
-// Time each call (entry and exit attached). Off, the probe only counts its calls and their
-// argument: no exit probe (a kretprobe is the dearest part of a kprobe pair), no per-thread
-// map traffic. The suites' traced rounds want counts; only `trace` and the pin latencies
-// want times.
-const volatile bool timed = true;
+// Per slot: which argument (0-based) to record, or -1 for none.
+const volatile int arg_index[SLOTS] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+// Per slot: time each call (entry and exit attached). Off, the probe only counts its calls
+// and their argument: no exit program (a kretprobe is the dearest part of a kprobe pair),
+// no per-thread map traffic. The suites' traced rounds want counts; `trace` and the pin
+// latencies want times.
+const volatile bool timed[SLOTS] = {};
 
-__u64 calls = 0;
-__u64 returns = 0;
-__u64 total_ns = 0;
-__u64 latency_slots[MAX_SLOTS] = {};
-__u64 arg_slots[MAX_SLOTS] = {};
-__u64 arg_sum = 0;
-// Distinct argument values that did not fit `values` (they are still in arg_slots).
-__u64 values_dropped = 0;
+struct slot_stats {
+	__u64 calls;
+	__u64 returns;
+	__u64 total_ns;
+	__u64 arg_sum;
+	// Distinct argument values that did not fit `values` (they are still in arg_slots).
+	__u64 values_dropped;
+	__u64 latency_slots[MAX_SLOTS];
+	__u64 arg_slots[MAX_SLOTS];
+};
 
-// A thread's calls of this function in progress: how deep, and each one's start time. One
+struct slot_stats stats[SLOTS] = {};
+
+// A thread's calls in progress of one probe: how deep, and each one's start time. One
 // lookup at entry and one at exit (no insert or delete per call, as a start-time hash keyed
 // by thread would need): an LRU map keeps the threads seen last and drops the others'. A
-// nested entry (recursion, or an interrupt on the same thread) gets its own slot, so it
-// does not overwrite the start of the call it is nested in.
+// nested entry (recursion, or an interrupt on the same thread) gets its own start slot, so
+// it does not overwrite the start of the call it is nested in.
 struct thread_calls {
 	__u32 depth;
 	__u32 pad;
 	__u64 start[MAX_DEPTH];
 };
 
+struct thread_key {
+	__u32 tid;
+	__u32 slot;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__type(key, struct thread_key);
 	__type(value, struct thread_calls);
 } threads SEC(".maps");
 
 // Exact argument values -> count: batch sizes must be seen exactly (512, not "256..511").
+struct value_key {
+	__u32 slot;
+	__u32 pad;
+	__u64 value;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_VALUES);
-	__type(key, __u64);
+	__type(key, struct value_key);
 	__type(value, __u64);
 } values SEC(".maps");
 
-// Shared by every instance (user space reuses the first one's fd).
+// Shared by every object (user space reuses the first one's fd).
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
@@ -96,54 +119,58 @@ static __always_inline bool traced(void)
 	return bpf_map_lookup_elem(&tgids, &tgid) != NULL;
 }
 
-static __always_inline void record_arg(__u64 v)
+static __always_inline void record_arg(struct slot_stats *st, __u32 slot, __u64 v)
 {
+	struct value_key key = { .slot = slot, .value = v };
 	__u64 one = 1, *n;
-	__u32 slot = log2_slot(v);
+	__u32 b = log2_slot(v);
 
-	if (slot < MAX_SLOTS)
-		__sync_fetch_and_add(&arg_slots[slot], 1);
-	__sync_fetch_and_add(&arg_sum, v);
-	n = bpf_map_lookup_elem(&values, &v);
+	if (b < MAX_SLOTS)
+		__sync_fetch_and_add(&st->arg_slots[b], 1);
+	__sync_fetch_and_add(&st->arg_sum, v);
+	n = bpf_map_lookup_elem(&values, &key);
 	if (n) {
 		__sync_fetch_and_add(n, 1);
 		return;
 	}
-	if (!bpf_map_update_elem(&values, &v, &one, BPF_NOEXIST))
+	if (!bpf_map_update_elem(&values, &key, &one, BPF_NOEXIST))
 		return;
 	// Another CPU inserted it first (EEXIST), or the map is full.
-	n = bpf_map_lookup_elem(&values, &v);
+	n = bpf_map_lookup_elem(&values, &key);
 	if (n)
 		__sync_fetch_and_add(n, 1);
 	else
-		__sync_fetch_and_add(&values_dropped, 1);
+		__sync_fetch_and_add(&st->values_dropped, 1);
 }
 
-static __always_inline struct thread_calls *this_thread(__u32 tid)
+static __always_inline struct thread_calls *this_thread(struct thread_key *key)
 {
-	struct thread_calls *t = bpf_map_lookup_elem(&threads, &tid);
+	struct thread_calls *t = bpf_map_lookup_elem(&threads, key);
 	struct thread_calls none = {};
 
 	if (t)
 		return t;
 	// A thread's first call (or first since the LRU dropped it).
-	bpf_map_update_elem(&threads, &tid, &none, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&threads, &tid);
+	bpf_map_update_elem(&threads, key, &none, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&threads, key);
 }
 
-static __always_inline int on_entry(__u64 arg)
+static __always_inline int on_entry(__u32 slot, __u64 arg)
 {
+	struct slot_stats *st = &stats[slot & (SLOTS - 1)];
+	struct thread_key key = { .slot = slot };
 	struct thread_calls *t;
 	__u32 depth;
 
 	if (!traced())
 		return 0;
-	__sync_fetch_and_add(&calls, 1);
-	if (arg_index >= 0)
-		record_arg(arg);
-	if (!timed)
+	__sync_fetch_and_add(&st->calls, 1);
+	if (arg_index[slot & (SLOTS - 1)] >= 0)
+		record_arg(st, slot, arg);
+	if (!timed[slot & (SLOTS - 1)])
 		return 0;
-	t = this_thread((__u32)bpf_get_current_pid_tgid());
+	key.tid = (__u32)bpf_get_current_pid_tgid();
+	t = this_thread(&key);
 	if (!t)
 		return 0;
 	depth = t->depth++;
@@ -152,12 +179,13 @@ static __always_inline int on_entry(__u64 arg)
 	return 0;
 }
 
-static __always_inline int on_exit(void)
+static __always_inline int on_exit(__u32 slot)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct thread_calls *t = bpf_map_lookup_elem(&threads, &tid);
+	struct slot_stats *st = &stats[slot & (SLOTS - 1)];
+	struct thread_key key = { .tid = (__u32)bpf_get_current_pid_tgid(), .slot = slot };
+	struct thread_calls *t = bpf_map_lookup_elem(&threads, &key);
 	__u64 delta;
-	__u32 depth, slot;
+	__u32 depth, b;
 
 	// No entry seen on this thread (attached mid-call, or an untraced process).
 	if (!t || t->depth == 0)
@@ -166,86 +194,85 @@ static __always_inline int on_exit(void)
 	if (depth >= MAX_DEPTH)
 		return 0;
 	delta = bpf_ktime_get_ns() - t->start[depth & (MAX_DEPTH - 1)];
-	slot = log2_slot(delta);
-	if (slot < MAX_SLOTS)
-		__sync_fetch_and_add(&latency_slots[slot], 1);
-	__sync_fetch_and_add(&total_ns, delta);
-	__sync_fetch_and_add(&returns, 1);
+	b = log2_slot(delta);
+	if (b < MAX_SLOTS)
+		__sync_fetch_and_add(&st->latency_slots[b], 1);
+	__sync_fetch_and_add(&st->total_ns, delta);
+	__sync_fetch_and_add(&st->returns, 1);
 	return 0;
 }
 
 // bpf_get_func_arg (5.17+) rather than ctx[arg_index]: clang folds a switch over ctx[N]
 // into one load through a moved ctx pointer, which the verifier refuses.
-SEC("fentry/placeholder")
-int fentry_entry(__u64 *ctx)
+static __always_inline int fentry_entry(__u64 *ctx, __u32 slot)
 {
+	int i = arg_index[slot & (SLOTS - 1)];
 	__u64 a = 0;
 
-	if (arg_index >= 0)
-		bpf_get_func_arg(ctx, arg_index, &a);
-	return on_entry(a);
-}
-
-SEC("fexit/placeholder")
-int fexit_exit(__u64 *ctx)
-{
-	return on_exit();
+	if (i >= 0)
+		bpf_get_func_arg(ctx, i, &a);
+	return on_entry(slot, a);
 }
 
 // All six argument registers are read at fixed offsets (each its own ctx load), then one
 // is picked: the same folding as above would otherwise move the ctx pointer.
-SEC("kprobe/placeholder")
-int kprobe_entry(struct pt_regs *ctx)
+static __always_inline int kprobe_entry(struct pt_regs *ctx, __u32 slot)
 {
 	__u64 regs[6] = {
 		PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx),
 		PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), PT_REGS_PARM6(ctx),
 	};
+	int i = arg_index[slot & (SLOTS - 1)];
 	__u64 a = 0;
 
-	if (arg_index >= 0 && arg_index < 6)
-		a = regs[arg_index];
-	return on_entry(a);
-}
-
-SEC("kretprobe/placeholder")
-int kretprobe_exit(struct pt_regs *ctx)
-{
-	return on_exit();
-}
-
-// A tracepoint pair (e.g. syscalls/sys_enter_X, sys_exit_X): where no function can be
-// traced, what remains is the latency of the syscall around it.
-SEC("tracepoint/placeholder/enter")
-int tp_entry(void *ctx)
-{
-	return on_entry(0);
-}
-
-SEC("tracepoint/placeholder/exit")
-int tp_exit(void *ctx)
-{
-	return on_exit();
+	if (i >= 0 && i < 6)
+		a = regs[i];
+	return on_entry(slot, a);
 }
 
 // One tracepoint on its own (e.g. fs_dax/dax_pmd_fault_done): counted, and one 32-bit
 // field of its record, at `arg_index` bytes in, recorded as the argument (a fault's result
 // flags: NOPAGE against FALLBACK). The offset comes from tracefs' format, not from a
 // struct in vmlinux.h, so one program serves every event.
-SEC("tracepoint/placeholder/event")
-int tp_event(void *ctx)
+static __always_inline int tp_event(void *ctx, __u32 slot)
 {
+	struct slot_stats *st = &stats[slot & (SLOTS - 1)];
+	int i = arg_index[slot & (SLOTS - 1)];
 	__u32 v = 0;
 
 	if (!traced())
 		return 0;
-	__sync_fetch_and_add(&calls, 1);
-	if (arg_index >= 0) {
-		bpf_probe_read_kernel(&v, sizeof(v), (char *)ctx + arg_index);
-		record_arg(v);
+	__sync_fetch_and_add(&st->calls, 1);
+	if (i >= 0) {
+		bpf_probe_read_kernel(&v, sizeof(v), (char *)ctx + i);
+		record_arg(st, slot, v);
 	}
 	return 0;
 }
+
+// Each slot's programs; user space turns on those of the slot's flavour. A syscall
+// tracepoint pair (sys_enter_X, sys_exit_X) times the syscall where no function inside it
+// can be traced.
+#define SLOT(n)                                                                 \
+	SEC("fentry/placeholder")                                               \
+	int fentry_entry_##n(__u64 *ctx) { return fentry_entry(ctx, n); }       \
+	SEC("fexit/placeholder")                                                \
+	int fexit_exit_##n(__u64 *ctx) { return on_exit(n); }                   \
+	SEC("kprobe/placeholder")                                               \
+	int kprobe_entry_##n(struct pt_regs *ctx) { return kprobe_entry(ctx, n); } \
+	SEC("kretprobe/placeholder")                                            \
+	int kretprobe_exit_##n(struct pt_regs *ctx) { return on_exit(n); }      \
+	SEC("tracepoint/placeholder/enter")                                     \
+	int tp_entry_##n(void *ctx) { return on_entry(n, 0); }                  \
+	SEC("tracepoint/placeholder/exit")                                      \
+	int tp_exit_##n(void *ctx) { return on_exit(n); }                       \
+	SEC("tracepoint/placeholder/event")                                     \
+	int tp_event_##n(void *ctx) { return tp_event(ctx, n); }
+
+SLOT(0) SLOT(1) SLOT(2) SLOT(3) SLOT(4) SLOT(5) SLOT(6) SLOT(7)
+SLOT(8) SLOT(9) SLOT(10) SLOT(11) SLOT(12) SLOT(13) SLOT(14) SLOT(15)
+SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23)
+SLOT(24) SLOT(25) SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30) SLOT(31)
 
 // Children of a traced process are traced too (fork workloads, shells running commands).
 SEC("tracepoint/sched/sched_process_fork")

@@ -221,12 +221,14 @@ fn page_tables(
     if g.map() != Some(Map::Mem) {
         return Some(block_pages);
     }
-    // The RAM blocks among them: nr_memmap_pages counts exactly the vmemmap's own pages
-    // (6.11+); else vmemmap_alloc_block_buf's, where it is called at all (a kernel that
-    // inlines it into its callers, as Debian's 7.3, calls the symbol never).
-    let ram_pages = match (vmemmap_pages, buf) {
-        (Some(d), _) if d >= 0 => d as u64,
-        (_, Some(b)) if b.calls > 0 => pages_allocated(b),
+    // The RAM blocks among them: vmemmap_alloc_block_buf's, where it is called at all (a
+    // kernel that inlines it into its callers, as Debian's 7.3, calls the symbol never);
+    // else nr_memmap_pages' delta (6.11+). The allocator's own count comes first: Debian's
+    // 6.16 accounts the whole memmap in nr_memmap_pages (8192 pages for 2 GiB at 2M) where
+    // the optimised vmemmap allocated 2048.
+    let ram_pages = match (buf, vmemmap_pages) {
+        (Some(b), _) if b.calls > 0 => pages_allocated(b),
+        (_, Some(d)) if d >= 0 => d as u64,
         _ => return None,
     };
     // Fewer pages than RAM blocks cannot happen in this kernel code: unknown, not 0.
@@ -319,6 +321,11 @@ mod tests {
         );
         assert_eq!(
             page_tables(Some(&block), Some(&buf), g("devdax:2M:mem"), None),
+            Some(16)
+        );
+        // 6.16: nr_memmap_pages counts the whole memmap (8192), the allocator 2048.
+        assert_eq!(
+            page_tables(Some(&block), Some(&buf), g("devdax:2M:mem"), Some(8192)),
             Some(16)
         );
         // 7.3: the buf symbol is never called.
