@@ -160,10 +160,10 @@ pub const INSERTS: [(&str, &str); 4] = [
 
 impl FsdaxResult {
     /// The traced fault-in's time over the untraced median.
-    pub fn probe_effect(&self) -> Option<f64> {
+    pub fn probe_effect(&self) -> Option<crate::effect::Effect> {
         let t = self.traced_fault_ns? as f64;
         let untraced: Vec<f64> = self.fault_ns.iter().map(|&x| x as f64).collect();
-        crate::effect::ratio(&[t], &untraced)
+        crate::effect::of(&[t], &untraced)
     }
 
     /// The faults of the traced fault-in of the 2 MiB-aligned mapping.
@@ -636,7 +636,7 @@ impl FsdaxSuite {
         {
             r.render_mapping(o);
         }
-        let cells: Vec<(String, f64)> = self
+        let cells: Vec<(String, crate::effect::Effect)> = self
             .results
             .iter()
             .filter_map(|r| Some((format!("{} fault-in", r.fs), r.probe_effect()?)))

@@ -226,9 +226,9 @@ impl MemmapResult {
 
     /// Creation with every probe attached against the timed samples' median: what the
     /// probes cost on this kernel.
-    pub fn probe_effect(&self) -> Option<f64> {
+    pub fn probe_effect(&self) -> Option<crate::effect::Effect> {
         let t = self.traced.as_ref()?;
-        crate::effect::ratio(
+        crate::effect::of(
             &[t.create_ns as f64],
             &self.each(|s| Some(s.create_ns as f64)),
         )
@@ -364,7 +364,7 @@ pub fn render_text(results: &[MemmapResult], o: &mut String) {
     for r in results {
         render_row(r, base, o);
     }
-    let cells: Vec<(String, f64)> = results
+    let cells: Vec<(String, crate::effect::Effect)> = results
         .iter()
         .filter_map(|r| Some((r.geometry.to_string(), r.probe_effect()?)))
         .collect();
@@ -416,7 +416,8 @@ fn render_row(r: &MemmapResult, base: Option<u64>, o: &mut String) {
         },
         ms(med(s, |x| Some(x.create_ns))),
         ms(med(s, |x| x.destroy_ns)),
-        r.probe_effect().map_or("-".into(), |x| format!("{x:.2}")),
+        r.probe_effect()
+            .map_or("-".into(), |x| format!("{:.2}", x.ratio)),
         med_i64(s, |x| x.memfree_delta_kb)
             .map_or("-".into(), |k| format!("{:+.1}M", k as f64 / 1024.0)),
         usable.map_or("-".into(), |u| format!("{}M", u >> 20)),
@@ -524,7 +525,7 @@ mod tests {
             checks: vec![],
             error: None,
         };
-        assert_eq!(r.probe_effect(), Some(5.0));
+        assert_eq!(r.probe_effect().map(|e| e.ratio), Some(5.0));
         let mut o = String::new();
         render_text(&[r], &mut o);
         assert!(o.contains(" 5.00 "), "{o}");

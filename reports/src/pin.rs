@@ -474,9 +474,9 @@ impl Metrics for PinSuite {
 
 impl PinResult {
     /// The traced rounds' pin time over the untraced median.
-    pub fn probe_effect(&self) -> Option<f64> {
+    pub fn probe_effect(&self) -> Option<crate::effect::Effect> {
         let pins = |v: &[PinSample]| v.iter().map(|s| s.pin_ns as f64).collect::<Vec<_>>();
-        crate::effect::ratio(&pins(&self.traced_samples), &pins(&self.samples))
+        crate::effect::of(&pins(&self.traced_samples), &pins(&self.samples))
     }
 
     pub fn pin_median(&self) -> Option<u64> {
@@ -626,7 +626,7 @@ impl PinSuite {
             PinDriver::IoUring.timing(),
             PinDriver::Odirect.timing()
         );
-        let cells: Vec<(String, f64)> = self
+        let cells: Vec<(String, crate::effect::Effect)> = self
             .results
             .iter()
             .filter_map(|r| {

@@ -300,9 +300,9 @@ impl RmapResult {
         }
     }
     /// The traced round's time over the untraced median.
-    pub fn probe_effect(&self) -> Option<f64> {
+    pub fn probe_effect(&self) -> Option<crate::effect::Effect> {
         let t = self.traced_ns? as f64;
-        crate::effect::ratio(
+        crate::effect::of(
             &[t],
             &self.samples.iter().map(|&x| x as f64).collect::<Vec<_>>(),
         )
@@ -446,7 +446,7 @@ impl RmapSuite {
             }
             self.render_row(r, &folio, o);
         }
-        let cells: Vec<(String, f64)> = self
+        let cells: Vec<(String, crate::effect::Effect)> = self
             .results
             .iter()
             .filter_map(|r| {
