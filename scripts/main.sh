@@ -14,8 +14,10 @@ cargo build --release --locked -q
 mkdir -p results
 # How long the last main job took on this machine, as the estimate for this one.
 took_file="${XDG_CACHE_HOME:-$HOME/.cache}/foliobench/main-job.seconds"
+expect=()
 if [ -s "$took_file" ]; then
-  echo "foliobench: the main job took $(( $(cat "$took_file") / 60 )) min $(( $(cat "$took_file") % 60 )) s here last time; expect about as long" >&2
+  echo "foliobench: the main job took $(( $(cat "$took_file") / 60 )) min $(( $(cat "$took_file") % 60 )) s here last time; expect about as long (each progress line says how much is left)" >&2
+  expect=(--expect "$(cat "$took_file")s")
 else
   echo "foliobench: first main job on this machine: no estimate yet (its time is kept for the next one)" >&2
 fi
@@ -24,7 +26,7 @@ started=$(date +%s)
 # rmap's 45 timings never reach +-5 % under emulation, so its rounds are capped at 6 (the
 # fewest with a 95 % interval of the median) instead of twice --repeat: 10 rounds of its 4K
 # folios alone took 5 minutes.
-./target/release/foliobench vm --timeout 90m -- \
+./target/release/foliobench vm --timeout 90m "${expect[@]}" -- \
   doctor --out results/doctor.json ';' \
   run --suite memmap,pin --out results/run.json ';' \
   run --suite fsdax --size 256M --out results/fsdax.json ';' \

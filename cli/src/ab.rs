@@ -165,6 +165,7 @@ pub fn run_side(
             timeout: s.timeout.to_string(),
             share: vec![s.dir.to_path_buf()],
             boot_log: false,
+            expect: None,
             dry_run: false,
             args: run_args(s.sweep, out),
         })

@@ -99,6 +99,10 @@ pub struct VmArgs {
     /// Show the kernel's console log too, not only foliobench's output.
     #[arg(long)]
     pub boot_log: bool,
+    /// How long the guest command is expected to take (e.g. 20m, from an earlier run): each
+    /// progress line then says how long the VM has run and about how long is left.
+    #[arg(long, value_name = "DURATION")]
+    pub expect: Option<String>,
     /// Print the vng command and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -367,7 +371,7 @@ struct Launch {
     shared: Vec<PathBuf>,
     /// Where the guest writes its exit status; removed with it.
     state: tempfile::TempDir,
-    boot_log: bool,
+    show: Show,
     timeout: Duration,
     timeout_text: String,
     /// `--boot-deadline`, when given (else the accelerator's).
@@ -391,6 +395,11 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
         parse_size("--memory", &m.memory)?,
     )?;
     let timeout = parse_duration("--timeout", &a.timeout, "90s or 20m")?;
+    let expect = a
+        .expect
+        .as_deref()
+        .map(|d| parse_duration("--expect", d, "20m or 1h"))
+        .transpose()?;
     let boot_deadline = m
         .boot_deadline
         .as_deref()
@@ -445,7 +454,10 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
         exe: std::env::current_exe()?,
         shared,
         state,
-        boot_log: a.boot_log,
+        show: Show {
+            boot_log: a.boot_log,
+            expect,
+        },
         timeout,
         timeout_text: a.timeout.clone(),
         boot_deadline,
@@ -554,7 +566,7 @@ impl Launch {
             };
             let exit_file = self.state.path().join("exit");
             let mut cmd = self.command(at.accel, Pass::File)?;
-            match boot(&mut cmd, self.boot_log, &waits, &exit_file)? {
+            match boot(&mut cmd, self.show, &waits, &exit_file)? {
                 Boot::Ran => {
                     if at.accel == Accel::Kvm && plan.fallback {
                         accel::remember(Accel::Kvm, "a guest reached its start marker under KVM");
@@ -737,6 +749,34 @@ impl BootOutput {
     }
 }
 
+/// What the console shows besides the guest's output.
+#[derive(Debug, Clone, Copy, Default)]
+struct Show {
+    boot_log: bool,
+    expect: Option<Duration>,
+}
+
+/// "3m 12s of ~20m, ~16m 48s left": how far a run expected to take `expect` has come.
+fn progress(elapsed: Duration, expect: Duration) -> String {
+    let mins = |d: Duration| {
+        let s = d.as_secs();
+        if s >= 60 {
+            format!("{}m {:02}s", s / 60, s % 60)
+        } else {
+            format!("{s}s")
+        }
+    };
+    match expect.checked_sub(elapsed) {
+        Some(left) => format!(
+            "{} of ~{}, ~{} left",
+            mins(elapsed),
+            mins(expect),
+            mins(left)
+        ),
+        None => format!("{}, past the ~{} expected", mins(elapsed), mins(expect)),
+    }
+}
+
 /// When to give up on a VM.
 struct Waits<'a> {
     deadline: Instant,
@@ -749,8 +789,8 @@ struct Waits<'a> {
 
 /// Boots once and waits, killing the VM's process group on the deadline, a signal, a
 /// guest that shows no sign of life in time, or QEMU saying KVM cannot run it.
-fn boot(cmd: &mut Command, boot_log: bool, w: &Waits<'_>, exit_file: &Path) -> Result<Boot> {
-    let mut vm = RunningVm::start(cmd, boot_log)?;
+fn boot(cmd: &mut Command, show: Show, w: &Waits<'_>, exit_file: &Path) -> Result<Boot> {
+    let mut vm = RunningVm::start(cmd, show)?;
     let watch = vm.watch(w)?;
     let console = vm.drain_console();
     match watch {
@@ -788,7 +828,7 @@ enum Watch {
 
 impl RunningVm {
     /// Starts vng and the threads that forward its stdout and stderr.
-    fn start(cmd: &mut Command, boot_log: bool) -> Result<RunningVm> {
+    fn start(cmd: &mut Command, show: Show) -> Result<RunningVm> {
         // Its own process group, so a timeout or Ctrl-C takes down vng and QEMU together.
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -798,7 +838,8 @@ impl RunningVm {
         let mut child = cmd.spawn().context("starting vng")?;
         let pgid = child.id() as i32;
         let console = Arc::new(Console {
-            boot_log,
+            boot_log: show.boot_log,
+            expect: show.expect.map(|e| (started_at, e)),
             ..Default::default()
         });
         let pumps = [
@@ -884,6 +925,8 @@ fn guest_code(c: i32) -> Code {
 #[derive(Default)]
 struct Console {
     boot_log: bool,
+    /// When the VM started and how long its command is expected to take (`--expect`).
+    expect: Option<(Instant, Duration)>,
     started: AtomicBool,
     tail: Mutex<VecDeque<String>>,
     /// The first line that says why the kernel died.
@@ -948,7 +991,12 @@ impl Console {
             }
             let guest = self.started.load(Ordering::Relaxed) && !is_kernel_log(line);
             if guest {
-                println!("{line}");
+                match (self.expect, line.strip_prefix("foliobench: ")) {
+                    (Some((t0, e)), Some(rest)) => {
+                        println!("foliobench: [{}] {rest}", progress(t0.elapsed(), e))
+                    }
+                    _ => println!("{line}"),
+                }
                 continue;
             }
             if self.boot_log {
@@ -982,6 +1030,20 @@ impl Console {
 mod tests {
     use super::*;
     use crate::exit::code_of;
+
+    #[test]
+    fn progress_says_the_time_left_or_the_overrun() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            progress(s(192), s(1200)),
+            "3m 12s of ~20m 00s, ~16m 48s left"
+        );
+        assert_eq!(progress(s(5), s(50)), "5s of ~50s, ~45s left");
+        assert_eq!(
+            progress(s(1265), s(1200)),
+            "21m 05s, past the ~20m 00s expected"
+        );
+    }
 
     #[test]
     fn default_layout_is_the_verified_one() {
