@@ -9,9 +9,8 @@
 // `const volatile` values, and the histograms as globals that user space reads directly.
 //
 // One object serves up to SLOTS probes: every slot has its own copy of each program (the
-// slot number a constant in it) and its own statistics. Loading one object per probe made
-// libbpf parse the kernel's BTF once per probe, most of the time `trace` spent attaching
-// under emulation. Per call, a timed probe makes one map lookup at entry and one at exit
+// slot number a constant in it) and its own statistics, so that libbpf parses the kernel's
+// BTF and creates the maps once per round, not once per probe. Per call, a timed probe makes one map lookup at entry and one at exit
 // (one more each for the process filter and the argument); a counting probe (`timed` off)
 // has no exit program at all.
 #include "vmlinux.h"
