@@ -8,6 +8,7 @@
 //! share one tgid filter map, so "this command and its children" means the same thing to
 //! every probe.
 
+use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
@@ -175,17 +176,11 @@ impl<'obj> Tracer<'obj> {
                     for res in chunk {
                         let slot = spare.next().context("object storage")?;
                         if let Err(e) = t.load(slot, std::slice::from_ref(res), filtering) {
-                            t.failed.push(NotTraced {
-                                probe: res.probe.clone(),
-                                reason: format!("{e:#}"),
-                            });
+                            t.failed.push(not_traced(res, e));
                         }
                     }
                 }
-                Err(e) => t.failed.push(NotTraced {
-                    probe: chunk[0].probe.clone(),
-                    reason: format!("{e:#}"),
-                }),
+                Err(e) => t.failed.push(not_traced(chunk[0], e)),
             }
         }
         if let (Filter::Tgids(pids), Some(first)) = (filter, t.objects.first()) {
@@ -206,9 +201,15 @@ impl<'obj> Tracer<'obj> {
 
     /// Reads every probe's aggregates (the probes keep running).
     pub fn read(&self) -> Vec<ProbeStats> {
+        // Each object's argument values in one pass over its map, not one pass per probe.
+        let mut values: Vec<HashMap<usize, Vec<(u64, u64)>>> =
+            self.objects.iter().map(arg_values).collect();
         self.probes
             .iter()
-            .map(|p| read(&self.objects[p.object], p))
+            .map(|p| {
+                let v = values[p.object].remove(&p.slot).unwrap_or_default();
+                read(&self.objects[p.object], p, v)
+            })
             .collect()
     }
 
@@ -288,14 +289,18 @@ impl<'obj> Tracer<'obj> {
                         _links: links,
                     });
                 }
-                Err(e) => self.failed.push(NotTraced {
-                    probe: res.probe.clone(),
-                    reason: format!("{e:#}"),
-                }),
+                Err(e) => self.failed.push(not_traced(res, e)),
             }
         }
         self.objects.push(skel);
         Ok(())
+    }
+}
+
+fn not_traced(res: &Resolution, e: anyhow::Error) -> NotTraced {
+    NotTraced {
+        probe: res.probe.clone(),
+        reason: format!("{e:#}"),
     }
 }
 
@@ -313,7 +318,36 @@ fn programs(res: &Resolution) -> &'static [&'static str] {
     }
 }
 
-fn read(skel: &FuncsSkel<'_>, p: &Attached) -> ProbeStats {
+/// Every exact argument value counted in one object, by slot, in value order.
+fn arg_values(skel: &FuncsSkel<'_>) -> HashMap<usize, Vec<(u64, u64)>> {
+    let map = &skel.maps.values;
+    let mut by_slot: HashMap<usize, Vec<(u64, u64)>> = HashMap::new();
+    for key in map.keys() {
+        // struct value_key: u32 slot, u32 pad, u64 value.
+        let (Ok(slot), Ok(value)) = (
+            key[..4].try_into().map(u32::from_ne_bytes),
+            key[8..16].try_into().map(u64::from_ne_bytes),
+        ) else {
+            continue;
+        };
+        let count = map
+            .lookup(&key, MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| v.try_into().ok().map(u64::from_ne_bytes))
+            .unwrap_or(0);
+        by_slot
+            .entry(slot as usize)
+            .or_default()
+            .push((value, count));
+    }
+    for v in by_slot.values_mut() {
+        v.sort();
+    }
+    by_slot
+}
+
+fn read(skel: &FuncsSkel<'_>, p: &Attached, values: Vec<(u64, u64)>) -> ProbeStats {
     let st = skel.maps.bss_data.as_deref().map(|b| &b.stats[p.slot]);
     let (calls, returns, total_ns, lat, arg, sum, dropped) = match st {
         Some(b) => (
@@ -327,30 +361,6 @@ fn read(skel: &FuncsSkel<'_>, p: &Attached) -> ProbeStats {
         ),
         None => (0, 0, 0, vec![], vec![], 0, 0),
     };
-    let mut values: Vec<(u64, u64)> = Vec::new();
-    if p.res.arg_index.is_some() {
-        let map = &skel.maps.values;
-        for key in map.keys() {
-            // struct value_key: u32 slot, u32 pad, u64 value.
-            let (Ok(slot), Ok(value)) = (
-                key[..4].try_into().map(u32::from_ne_bytes),
-                key[8..16].try_into().map(u64::from_ne_bytes),
-            ) else {
-                continue;
-            };
-            if slot as usize != p.slot {
-                continue;
-            }
-            let count = map
-                .lookup(&key, MapFlags::ANY)
-                .ok()
-                .flatten()
-                .and_then(|v| v.try_into().ok().map(u64::from_ne_bytes))
-                .unwrap_or(0);
-            values.push((value, count));
-        }
-        values.sort();
-    }
     ProbeStats {
         probe: p.res.probe.clone(),
         group: p.res.group,
@@ -366,7 +376,11 @@ fn read(skel: &FuncsSkel<'_>, p: &Attached) -> ProbeStats {
         } else {
             vec![]
         },
-        arg_values: values,
+        arg_values: if p.res.arg_index.is_some() {
+            values
+        } else {
+            vec![]
+        },
         arg_sum: sum,
         arg_values_dropped: dropped,
     }
