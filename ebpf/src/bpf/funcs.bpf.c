@@ -145,12 +145,16 @@ static __always_inline void record_arg(struct slot_stats *st, __u32 slot, __u64 
 static __always_inline struct thread_calls *this_thread(struct thread_key *key)
 {
 	struct thread_calls *t = bpf_map_lookup_elem(&threads, key);
-	struct thread_calls none = {};
 
 	if (t)
 		return t;
-	// A thread's first call (or first since the LRU dropped it).
-	bpf_map_update_elem(&threads, key, &none, BPF_NOEXIST);
+	// A thread's first call (or first since the LRU dropped it): the zeroed entry is built
+	// here only, not on every call's stack.
+	{
+		struct thread_calls none = {};
+
+		bpf_map_update_elem(&threads, key, &none, BPF_NOEXIST);
+	}
 	return bpf_map_lookup_elem(&threads, key);
 }
 
