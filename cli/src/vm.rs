@@ -756,7 +756,7 @@ struct Show {
     expect: Option<Duration>,
 }
 
-/// "3m 12s of ~20m, ~16m 48s left": how far a run expected to take `expect` has come.
+/// "3m 12s of ~20m 00s, ~16m 48s left": how far a run expected to take `expect` has come.
 fn progress(elapsed: Duration, expect: Duration) -> String {
     let mins = |d: Duration| {
         let s = d.as_secs();

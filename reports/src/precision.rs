@@ -199,7 +199,7 @@ pub fn render(o: &mut String, metrics: &[Metric], rounds: Option<&Rounds>) {
     );
     for (m, p) in imprecise {
         let early = rounds
-            .filter(|r| p.n < r.max && p.ci.is_some() && !r.may_reach(p))
+            .filter(|r| p.n < r.max && !r.may_reach(p))
             .map(|r| {
                 format!(
                     "; stopped before the cap: the {} rounds up to it could not buy ±{}%",
