@@ -920,9 +920,33 @@ fn memmap_suite_on_612() {
             assert_eq!(m["traced"]["probe_ram_vmemmap_pages"], memmap_pages, "{g}");
         }
         assert_eq!(m["traced"]["vmemmap_page_tables"], page_tables, "{g}");
+        // The free memory the teardown gave back, nothing attached: the memmap in RAM and
+        // its tables (32 MiB, 8 MiB + 64 KiB, 80 KiB; about 0 with the memmap on the
+        // device), within the check's 1 MiB either side.
+        assert_eq!(
+            teardown_check(m)["agrees"],
+            true,
+            "{g}: {}",
+            teardown_check(m)
+        );
     }
     assert!(String::from_utf8_lossy(&out.stdout).contains("traced/x"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("checks (median of samples"));
+}
+
+/// The memmap check that reads the free memory a teardown gave back.
+fn teardown_check(m: &Value) -> &Value {
+    m["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["what"]
+                .as_str()
+                .unwrap()
+                .starts_with("memory the teardown gave back")
+        })
+        .unwrap_or_else(|| panic!("no teardown check in {}", m["checks"]))
 }
 
 /// On 6.1 the suite runs and says what that kernel does not expose.
@@ -954,6 +978,17 @@ fn memmap_suite_on_61_is_honest() {
     assert!(
         m["samples"][0]["memmap_init_ns"].as_u64().unwrap() > 0,
         "fentry works on 6.1"
+    );
+    // Without nr_memmap_pages the free memory a teardown gives back still witnesses the
+    // optimised memmap: 8 MiB and its tables for 2 GiB of 2M folios, not 32 MiB.
+    let back = teardown_check(m);
+    assert_eq!(back["agrees"], true, "{back}");
+    assert!(
+        back["detail"]
+            .as_str()
+            .unwrap()
+            .contains("8192 KiB of struct pages"),
+        "{back}"
     );
 }
 

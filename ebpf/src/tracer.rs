@@ -234,6 +234,19 @@ impl<'obj> Tracer<'obj> {
             rodata.arg_index[k] = res.arg_index.map_or(-1, |i| i as i32);
             rodata.timed[k] = !res.count_only;
         }
+        // A map no probe of this object uses gets one entry, not thousands preallocated:
+        // the per-thread LRU alone is about 3 MiB, built at load and freed later by a
+        // deferred work item (seen landing in the memmap suite's next teardown).
+        let maps = &mut open.maps;
+        if chunk.iter().all(|r| r.count_only) {
+            maps.threads.set_max_entries(1)?;
+        }
+        if chunk.iter().all(|r| r.arg_index.is_none()) {
+            maps.values.set_max_entries(1)?;
+        }
+        if !filtering {
+            maps.tgids.set_max_entries(1)?;
+        }
         // The first object follows forks into the shared map; the others reuse it.
         let owner = self.objects.first();
         for mut p in open.open_object_mut().progs_mut() {

@@ -16,7 +16,7 @@ use foliobench_reports::trace::ProbeStats;
 
 use super::{Result, SuiteCtx};
 use crate::namespace::{Provisioner, RunError};
-use crate::system::{meminfo_kb, vmstat};
+use crate::system::{meminfo_kb, settled_free_pages_kb, vmstat};
 
 /// The one probe timed samples keep: it fires once per namespace creation.
 pub const TIMED_PROBE: &str = "memmap_init_zone_device";
@@ -174,8 +174,12 @@ pub fn measure(
     let applied = applied?;
     let vm_after = vmstat("nr_memmap_pages");
     let free_after = meminfo_kb("MemFree");
+    // The teardown runs with nothing attached: what it gives back to the page allocator is
+    // the memmap in RAM and its page tables, with no BPF object's memory mixed in.
+    let held = settled_free_pages_kb();
     let destroy = prov.disable()?;
     let vm_destroyed = vmstat("nr_memmap_pages");
+    let released = settled_free_pages_kb();
 
     let zone = stat(&stats, "memmap_init_zone_device");
     let alloc = stat(&stats, "vmemmap_alloc_block_buf");
@@ -186,6 +190,7 @@ pub fn measure(
         nr_memmap_pages_delta: vm_before.zip(vm_after).map(|(b, a)| a - b),
         nr_memmap_pages_left: vm_before.zip(vm_destroyed).map(|(b, a)| a - b),
         memfree_delta_kb: free_before.zip(free_after).map(|(b, a)| a - b),
+        teardown_freed_kb: held.zip(released).map(|(b, a)| a - b),
         // vmemmap_alloc_block_buf also serves altmap (device) allocations: RAM only for mem.
         probe_ram_vmemmap_pages: alloc
             .filter(|a| g.map() == Some(Map::Mem) && a.calls > 0)
