@@ -929,7 +929,22 @@ fn memmap_suite_on_612() {
             "{g}: {}",
             teardown_check(m)
         );
+        // Every timed sample times devm_memremap_pages, the span of the probe effect.
+        assert!(median_field(m, "memremap_ns") > 0, "{g}");
     }
+    // Base pages on the device: only the per-page initialiser counts the struct pages, in a
+    // sample of its own, not in the traced one whose time is the probe effect.
+    let four_k_dev = memmap_result(&r, "devdax:4K:dev");
+    let per_page = &four_k_dev["traced_per_page"];
+    assert!(
+        per_page["init_struct_pages"].as_u64().unwrap() > 0,
+        "{four_k_dev}"
+    );
+    assert_eq!(
+        four_k_dev["traced"]["init_struct_pages"],
+        per_page["init_struct_pages"]
+    );
+    assert!(memmap_result(&r, "devdax:2M:mem")["traced_per_page"].is_null());
     assert!(String::from_utf8_lossy(&out.stdout).contains("traced/x"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("checks (median of samples"));
 }

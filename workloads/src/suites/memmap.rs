@@ -9,17 +9,21 @@
 //! more sample with every probe attached, whose times give the probe effect.
 
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{self, counting, Filter};
+use foliobench_ebpf::tracer::{self, counting, Filter, ProbeStorage, Tracer};
 use foliobench_reports::geometry::{model, Geometry, Map};
 use foliobench_reports::memmap::{checks, MemmapResult, MemmapSample};
-use foliobench_reports::trace::ProbeStats;
+use foliobench_reports::trace::{since_all, ProbeStats};
 
 use super::{Result, SuiteCtx};
-use crate::namespace::{Provisioner, RunError};
+use crate::namespace::{Applied, Provisioner, RunError};
 use crate::system::{meminfo_kb, settled_free_pages_kb, vmstat};
 
-/// The one probe timed samples keep: it fires once per namespace creation.
-pub const TIMED_PROBE: &str = "memmap_init_zone_device";
+/// The probes every sample times: each fires once per namespace creation. The timed
+/// samples attach only these. devm_memremap_pages encloses every other probe of the suite
+/// (the vmemmap's population, memmap_init_zone_device and what it calls), so its time in
+/// the traced sample over its untraced median is the probe effect, without the noise of
+/// ndctl's own work around it.
+pub const TIMED_PROBES: &[&str] = &["memmap_init_zone_device", "devm_memremap_pages"];
 
 /// What the memmap suite measures, and what its model needs of the kernel.
 pub struct Plan {
@@ -42,7 +46,7 @@ pub fn run(
 ) -> Result<Vec<MemmapResult>> {
     let timed: Vec<Resolution> = probes
         .iter()
-        .filter(|r| r.probe == TIMED_PROBE)
+        .filter(|r| TIMED_PROBES.contains(&r.probe.as_str()))
         .cloned()
         .collect();
     let size = prov.target.region.size;
@@ -53,6 +57,7 @@ pub fn run(
             model: model(g, size, plan.struct_page, plan.optimization),
             samples: vec![],
             traced: None,
+            traced_per_page: None,
             checks: vec![],
             error: None,
         };
@@ -61,8 +66,7 @@ pub fn run(
             results.push(r);
             continue;
         }
-        let traced = traced_for(g, probes);
-        if let Err(e) = measure_geometry(&mut r, prov, ctx, (&timed, &traced, probes)) {
+        if let Err(e) = measure_geometry(&mut r, prov, ctx, (&timed, probes)) {
             r.error = Some(e.to_string());
         }
         ctx.check_interrupted("namespace restored, no results written")?;
@@ -73,75 +77,71 @@ pub fn run(
 }
 
 /// The timed samples of `r`'s geometry (as many as `ctx.rounds` asks for the precision of
-/// its creation, init and teardown times), then the traced one.
+/// its creation, init and teardown times), then the traced one with every probe but the
+/// per-page initialiser, then, where nothing else counted the struct pages initialised,
+/// one more with that initialiser alone.
 fn measure_geometry(
     r: &mut MemmapResult,
     prov: &Provisioner,
     ctx: &SuiteCtx,
-    (timed, traced, all): (&[Resolution], &[Resolution], &[Resolution]),
+    (timed, all): (&[Resolution], &[Resolution]),
 ) -> Result<(), RunError> {
     let (g, rounds) = (r.geometry, &ctx.rounds);
-    while rounds.want_more_ns(r.samples.len(), &timings(&r.samples)) {
-        eprintln!(
-            "foliobench: memmap {g} sample {} (of {}..{})",
-            r.samples.len() + 1,
-            rounds.min,
-            rounds.max
-        );
-        let s = measure(prov, g, timed);
-        // A signal may also have killed ndctl itself (same process group): that is an
-        // interruption, not a result.
-        if ctx.is_interrupted() {
-            return Ok(());
+    {
+        // One attachment of the timed probes for every timed sample, each read before and
+        // after its creation: attached and detached per sample they cost a load, a
+        // trampoline and its teardown each time.
+        let mut storage = ProbeStorage::default();
+        let tracer = Tracer::start(&mut storage, &counting(timed, TIMED_PROBES), &Filter::All)
+            .map_err(starting)?;
+        while rounds.want_more_ns(r.samples.len(), &timings(&r.samples)) {
+            eprintln!(
+                "foliobench: memmap {g} sample {} (of {}..{})",
+                r.samples.len() + 1,
+                rounds.min,
+                rounds.max
+            );
+            let s = sample(prov, g, |create| {
+                let before = tracer.read();
+                let applied = create()?;
+                Ok((applied, since_all(&tracer.read(), &before)))
+            });
+            // A signal may also have killed ndctl itself (same process group): that is an
+            // interruption, not a result.
+            if ctx.is_interrupted() {
+                return Ok(());
+            }
+            r.samples.push(s?);
         }
-        r.samples.push(s?);
     }
     eprintln!("foliobench: memmap {g} traced sample (counts; its time is the probe effect)");
-    let s = measure(prov, g, traced);
+    let (per_page, counting): (Vec<Resolution>, Vec<Resolution>) =
+        all.iter().cloned().partition(|r| r.probe == PER_PAGE_PROBE);
+    let s = measure(prov, g, &counting);
     if ctx.is_interrupted() {
         return Ok(());
     }
     let mut s = s?;
-    // memmap_init_compound may resolve and yet never be called (inlined into
-    // memmap_init_zone_device, as on Debian's 7.3): then the per-page initialiser counts,
-    // in one more sample with it attached, which is the one kept.
-    let left_out = all.len() > traced.len();
-    if s.init_struct_pages.is_none() && left_out {
-        eprintln!("foliobench: memmap {g} traced again with {PER_PAGE_PROBE}: no other probe counted the struct pages");
-        let again = measure(prov, g, all);
+    if s.init_struct_pages.is_none() && tracer::any_traceable(&per_page) {
+        eprintln!("foliobench: memmap {g} counted again with {PER_PAGE_PROBE} alone: no other probe counts the struct pages initialised here");
+        let again = measure(prov, g, &per_page);
         if ctx.is_interrupted() {
             return Ok(());
         }
-        s = again?;
+        let again = again?;
+        s.init_struct_pages = again.init_struct_pages;
+        r.traced_per_page = Some(again);
     }
     r.traced = Some(s);
     Ok(())
 }
 
-/// The per-struct-page initialiser: a `.constprop` clone on Debian's kernels, traced by
-/// kprobe and kretprobe once per struct page (524,288 pairs for 2 GiB at 4K).
+/// The per-struct-page initialiser: a `.constprop` clone on Debian's kernels, traced by a
+/// kprobe once per struct page (524,288 for 2 GiB at 4K). It counts where nothing else
+/// does (base pages on the device, where the altmap's reserve is skipped inside
+/// memmap_init_zone_device; a kernel that inlines memmap_init_compound), in a sample of its
+/// own: in the traced sample it would make the probe effect its own (2.6x for fsdax:dev).
 const PER_PAGE_PROBE: &str = "__init_zone_device_page";
-
-/// The probes of `g`'s traced sample: all, but the per-page initialiser only where it is the
-/// one exact source of the struct pages initialised (base pages on the device, where the
-/// altmap's reserve is skipped inside memmap_init_zone_device; or a kernel whose
-/// memmap_init_compound cannot be traced). Elsewhere it would make the counting sample
-/// several times slower for a count other probes give exactly.
-fn traced_for(g: Geometry, probes: &[Resolution]) -> Vec<Resolution> {
-    let compound_traced = probes
-        .iter()
-        .any(|r| r.probe == "memmap_init_compound" && r.flavour.is_some());
-    let per_page_needed = match (g.vmemmap_shift(), g.map()) {
-        (0, Some(Map::Mem)) => false,
-        (0, _) => true,
-        _ => !compound_traced,
-    };
-    probes
-        .iter()
-        .filter(|r| per_page_needed || r.probe != PER_PAGE_PROBE)
-        .cloned()
-        .collect()
-}
 
 /// Each timing of the samples so far: creation, memmap_init_zone_device, teardown.
 fn timings(samples: &[MemmapSample]) -> [Vec<u64>; 3] {
@@ -156,26 +156,44 @@ fn stat<'a>(stats: &'a [ProbeStats], id: &str) -> Option<&'a ProbeStats> {
     stats.iter().find(|s| s.probe == id)
 }
 
-/// One creation of geometry `g` from the namespace disabled, with `probes` attached, then its
-/// teardown. The namespace is left disabled.
-pub fn measure(
+/// One creation of geometry `g` from the namespace disabled, with `probes` attached for it
+/// alone, then its teardown. The namespace is left disabled.
+fn measure(
     prov: &Provisioner,
     g: Geometry,
     probes: &[Resolution],
 ) -> Result<MemmapSample, RunError> {
+    // System-wide: the driver may probe from a kworker, not from ndctl's own context. The
+    // timed probes keep their times; the rest count.
+    let probes = counting(probes, TIMED_PROBES);
+    sample(prov, g, |create| {
+        let (applied, stats, _) = tracer::whole(&probes, &Filter::All, create).map_err(starting)?;
+        Ok((applied?, stats))
+    })
+}
+
+fn starting(e: anyhow::Error) -> RunError {
+    RunError::Failed(format!("starting probes: {e:#}"))
+}
+
+/// The creation of `g` run by `traced` (which returns what its probes counted), from the
+/// namespace disabled, with what vmstat and the free memory say around it; then its
+/// teardown. The namespace is left disabled.
+fn sample(
+    prov: &Provisioner,
+    g: Geometry,
+    traced: impl FnOnce(
+        &dyn Fn() -> Result<Applied, RunError>,
+    ) -> Result<(Applied, Vec<ProbeStats>), RunError>,
+) -> Result<MemmapSample, RunError> {
     prov.disable()?;
     let vm_before = vmstat("nr_memmap_pages");
     let free_before = meminfo_kb("MemFree");
-    // System-wide: the driver may probe from a kworker, not from ndctl's own context. Only
-    // memmap_init_zone_device is timed (its time is a figure of the sample); the rest count.
-    let probes = counting(probes, &["memmap_init_zone_device"]);
-    let (applied, stats, _) = tracer::whole(&probes, &Filter::All, || prov.apply(g))
-        .map_err(|e| RunError::Failed(format!("starting probes: {e:#}")))?;
-    let applied = applied?;
+    let (applied, stats) = traced(&|| prov.apply(g))?;
     let vm_after = vmstat("nr_memmap_pages");
     let free_after = meminfo_kb("MemFree");
-    // The teardown runs with nothing attached: what it gives back to the page allocator is
-    // the memmap in RAM and its page tables, with no BPF object's memory mixed in.
+    // No probe fires in the teardown: what it gives back to the page allocator is the
+    // memmap in RAM and its page tables, with no BPF object's memory mixed in.
     let held = settled_free_pages_kb();
     let destroy = prov.disable()?;
     let vm_destroyed = vmstat("nr_memmap_pages");
@@ -202,6 +220,9 @@ pub fn measure(
             vm_before.zip(vm_after).map(|(b, a)| a - b),
         ),
         memmap_init_ns: zone.filter(|z| z.returns > 0).map(|z| z.total_ns),
+        memremap_ns: stat(&stats, "devm_memremap_pages")
+            .filter(|z| z.returns > 0)
+            .map(|z| z.total_ns),
         memmap_init_nr_pages: zone
             .filter(|z| z.calls > 0 && z.arg_name.is_some())
             .map(|z| z.arg_sum),
@@ -272,24 +293,8 @@ fn struct_pages_initialised(stats: &[ProbeStats], g: Geometry) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use foliobench_reports::facts::{Flavour, Group, TargetKind};
+    use foliobench_reports::facts::{Flavour, Group};
     use foliobench_reports::trace::ProbeStats;
-
-    fn probe(id: &str, flavour: Option<Flavour>) -> Resolution {
-        Resolution {
-            probe: id.into(),
-            group: Group::Memmap,
-            kind: TargetKind::default(),
-            function: Some(id.into()),
-            flavour,
-            present: flavour.is_some(),
-            btf: true,
-            arg_index: None,
-            arg_name: None,
-            reason: String::new(),
-            count_only: false,
-        }
-    }
 
     fn alloc(id: &str, sizes: Vec<(u64, u64)>) -> ProbeStats {
         ProbeStats {
@@ -371,42 +376,47 @@ mod tests {
         );
     }
 
-    /// The per-page kprobe pair goes only where no other probe counts the struct pages:
-    /// base pages on the device (4K:dev, fsdax:dev), or no memmap_init_compound to trace.
+    /// The traced sample leaves the per-page initialiser out; the struct pages initialised
+    /// are then unknown exactly where a sample of its own must count them: base pages on the
+    /// device (the altmap's reserve skipped), or memmap_init_compound inlined (7.3).
     #[test]
-    fn the_per_page_probe_is_traced_only_where_it_is_the_count() {
+    fn struct_pages_need_the_per_page_sample_only_where_nothing_else_counts_them() {
         let g = |s: &str| s.parse::<Geometry>().unwrap();
-        let ids = |v: Vec<Resolution>| -> Vec<String> { v.into_iter().map(|r| r.probe).collect() };
-        let all = vec![
-            probe(TIMED_PROBE, Some(Flavour::Fentry)),
-            probe("memmap_init_compound", Some(Flavour::Fentry)),
-            probe(PER_PAGE_PROBE, Some(Flavour::Kprobe)),
+        let called = |id: &str, calls: u64, arg_sum: u64| ProbeStats {
+            arg_sum,
+            calls,
+            ..alloc(id, vec![])
+        };
+        // 6.12, 2 GiB: memmap_init_zone_device's nr_pages, memmap_init_compound's summed.
+        let traced = vec![
+            called(TIMED_PROBES[0], 1, 524288),
+            called("memmap_init_compound", 1024, 131072),
         ];
-        for (geometry, per_page) in [
-            ("devdax:4K:mem", false),
-            ("fsdax:mem", false),
-            ("devdax:2M:mem", false),
-            ("devdax:1G:dev", false),
-            ("devdax:4K:dev", true),
-            ("fsdax:dev", true),
-        ] {
-            let got = ids(traced_for(g(geometry), &all));
-            assert_eq!(
-                got.contains(&PER_PAGE_PROBE.to_string()),
-                per_page,
-                "{geometry}"
-            );
-            assert!(
-                got.contains(&"memmap_init_compound".to_string()),
-                "{geometry}"
-            );
-        }
-        // A kernel where memmap_init_compound is inlined: compound geometries count pages.
+        assert_eq!(
+            struct_pages_initialised(&traced, g("devdax:4K:mem")),
+            Some(524288)
+        );
+        assert_eq!(
+            struct_pages_initialised(&traced, g("devdax:2M:mem")),
+            Some(131072)
+        );
+        assert_eq!(struct_pages_initialised(&traced, g("devdax:4K:dev")), None);
+        assert_eq!(struct_pages_initialised(&traced, g("fsdax:dev")), None);
+        // The per-page sample: one call per struct page past the device's reserve.
+        let per_page = vec![called(PER_PAGE_PROBE, 515584, 0)];
+        assert_eq!(
+            struct_pages_initialised(&per_page, g("devdax:4K:dev")),
+            Some(515584)
+        );
+        // 7.3: memmap_init_compound resolves but is never called.
         let inlined = vec![
-            probe(TIMED_PROBE, Some(Flavour::Fentry)),
-            probe("memmap_init_compound", None),
-            probe(PER_PAGE_PROBE, Some(Flavour::Kprobe)),
+            called(TIMED_PROBES[0], 1, 524288),
+            called("memmap_init_compound", 0, 0),
         ];
-        assert!(ids(traced_for(g("devdax:2M:mem"), &inlined)).contains(&PER_PAGE_PROBE.to_string()));
+        assert_eq!(struct_pages_initialised(&inlined, g("devdax:2M:mem")), None);
+        assert_eq!(
+            struct_pages_initialised(&[called(PER_PAGE_PROBE, 131072, 0)], g("devdax:2M:mem")),
+            Some(131072)
+        );
     }
 }
