@@ -186,7 +186,7 @@ fn sample(
         &dyn Fn() -> Result<Applied, RunError>,
     ) -> Result<(Applied, Vec<ProbeStats>), RunError>,
 ) -> Result<MemmapSample, RunError> {
-    prov.disable()?;
+    prov.ensure_disabled()?;
     let vm_before = vmstat("nr_memmap_pages");
     let free_before = meminfo_kb("MemFree");
     let (applied, stats) = traced(&|| prov.apply(g))?;

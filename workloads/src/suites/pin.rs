@@ -2,7 +2,9 @@
 //! page, per memory (devdax geometries, fsdax, anonymous) and pin driver. Each cell: one
 //! untimed warm-up round, the timed rounds with nothing attached, then one traced round
 //! for the pin functions' latencies and another for the refcount grabs (apart, so that the
-//! per-page grab probes do not inflate the latencies; neither touches the timings).
+//! per-page grab probes do not inflate the latencies; neither touches the timings). The
+//! drivers of one memory run their timed rounds first, then share each probe set's one
+//! attachment for their traced rounds.
 
 use std::fs::{File, OpenOptions};
 
@@ -405,26 +407,43 @@ impl PinRun<'_> {
                 return Ok(());
             }
         };
+        // Every driver's warm-up and timed rounds first, nothing attached; then each probe
+        // set attached once for every driver's traced rounds. Under emulation attaching and
+        // detaching a set took 0.7-2.3 s, more than the traced rounds it served.
+        let mut cells: Vec<(PinResult, Option<(Driver, Measured)>)> = Vec::new();
         for &d in &plan.drivers {
+            let r = row(m, d, plan.size, Outcome::Measured);
             let driver = match self.drivers.get(d) {
                 Ok(x) => x,
                 Err(why) => {
-                    suite
-                        .results
-                        .push(row(m, d, plan.size, Outcome::Skipped { reason: why }));
+                    cells.push((row(m, d, plan.size, Outcome::Skipped { reason: why }), None));
                     continue;
                 }
             };
             eprintln!("foliobench: pin: {m} {d}");
-            let r = cell(
-                row(m, d, plan.size, Outcome::Measured),
-                &prepared.mapping,
-                &driver,
-                (&ctx.rounds, self.latency, self.grab),
-                not_traced,
-            );
-            suite.results.push(r);
+            match untraced(&prepared.mapping, &driver, &ctx.rounds) {
+                Ok(x) => cells.push((r, Some((driver, x)))),
+                Err(e) => {
+                    let mut r = r;
+                    failed(&mut r, e);
+                    cells.push((r, None));
+                }
+            }
             ctx.check_interrupted("namespace restored, no results written")?;
+        }
+        eprintln!("foliobench: pin: {m} traced rounds");
+        traced_phases(
+            &prepared.mapping,
+            &mut cells,
+            (&ctx.rounds, self.latency, self.grab),
+            not_traced,
+        );
+        ctx.check_interrupted("namespace restored, no results written")?;
+        for (mut r, x) in cells {
+            if let Some((_, x)) = x {
+                fill(&mut r, x, not_traced);
+            }
+            suite.results.push(r);
         }
         suite.prepared.push(prepared.info);
         Ok(())
@@ -445,42 +464,34 @@ impl PinRun<'_> {
     }
 }
 
-/// One (memory, driver) cell measured into its row; a kernel refusal is the row's outcome.
-fn cell(
-    mut r: PinResult,
-    m: &Mapping,
-    d: &Driver,
-    (rounds, latency, grab): (&Rounds, &[Resolution], &[Resolution]),
-    not_traced: &mut Vec<String>,
-) -> PinResult {
-    match measure(m, d, rounds, latency, grab) {
-        Ok(x) => {
-            r.warmup_rounds = x.warmup_rounds;
-            r.pages = x.pages;
-            r.samples = x.samples;
-            r.kernel = x.kernel;
-            r.grabs = x.grabs;
-            r.traced_samples = x.traced_samples.iter().map(sample).collect();
-            r.kernel_rounds = x.kernel_rounds.max(1);
-            for n in x.not_traced {
-                if !not_traced.contains(&n) {
-                    not_traced.push(n);
-                }
-            }
-        }
-        Err(e @ WorkloadError::Refused { .. }) => {
-            r.outcome = Outcome::Refused {
-                errno: e.refusal().unwrap_or_default(),
-                detail: e.to_string(),
-            };
-        }
-        Err(e) => {
-            r.outcome = Outcome::Skipped {
-                reason: format!("failed: {e}"),
-            }
+/// The row of a cell whose rounds failed: a kernel refusal is its outcome, anything else
+/// a skip with the error.
+fn failed(r: &mut PinResult, e: WorkloadError) {
+    r.outcome = match e {
+        e @ WorkloadError::Refused { .. } => Outcome::Refused {
+            errno: e.refusal().unwrap_or_default(),
+            detail: e.to_string(),
+        },
+        e => Outcome::Skipped {
+            reason: format!("failed: {e}"),
+        },
+    };
+}
+
+/// A measured cell's row from what its rounds gave.
+fn fill(r: &mut PinResult, x: Measured, not_traced: &mut Vec<String>) {
+    r.warmup_rounds = x.warmup_rounds;
+    r.pages = x.pages;
+    r.samples = x.samples;
+    r.kernel = x.kernel;
+    r.grabs = x.grabs;
+    r.traced_samples = x.traced_samples.iter().map(sample).collect();
+    r.kernel_rounds = x.kernel_rounds.max(1);
+    for n in x.not_traced {
+        if !not_traced.contains(&n) {
+            not_traced.push(n);
         }
     }
-    r
 }
 
 /// What one cell gave.
@@ -515,16 +526,10 @@ fn sample(t: &PinTiming) -> PinSample {
     }
 }
 
-/// Runs `d` on `m`: warm-up, the timed rounds (as many as `rounds` asks for the pin and
-/// unpin times' precision), then the traced rounds with `latency` and `grab` probes. A
-/// kernel refusal in the warm-up round is returned as the error.
-pub fn measure(
-    m: &Mapping,
-    d: &Driver,
-    rounds: &Rounds,
-    latency: &[Resolution],
-    grab: &[Resolution],
-) -> Result<Measured, WorkloadError> {
+/// Runs `d` on `m`: warm-up, then the timed rounds with nothing attached (as many as
+/// `rounds` asks for the pin and unpin times' precision). A kernel refusal in the warm-up
+/// round is returned as the error.
+fn untraced(m: &Mapping, d: &Driver, rounds: &Rounds) -> Result<Measured, WorkloadError> {
     let mut out = Measured::default();
     let warm = d.round(m)?;
     out.warmup_rounds = 1;
@@ -532,58 +537,102 @@ pub fn measure(
     while rounds.want_more_ns(out.samples.len(), &pin_unpin_ns(&out.samples)) {
         out.samples.push(sample(&d.round(m)?));
     }
-    // Latencies from several traced rounds, so that the percentiles rest on more than one
-    // call per cell; counts from one more.
-    let latency_rounds = rounds.min.clamp(1, LATENCY_ROUNDS);
-    if let Some((ts, stats)) = traced(m, d, latency, latency_rounds, &mut out.not_traced)? {
-        out.kernel = stats;
-        out.kernel_rounds = ts.len() as u32;
-        out.traced_samples.extend(ts);
-    }
-    // Grabs and releases are counted, not timed: one is made per folio or per page.
-    if let Some((ts, stats)) = traced(m, d, &counting(grab, &[]), 1, &mut out.not_traced)? {
-        let per_round = gup_calls(&out.kernel).map(|c| c / u64::from(out.kernel_rounds.max(1)));
-        out.grabs = grabs(ts[0].pages, &stats).map(|g| Grabs {
-            gup_calls: per_round,
-            ..g
-        });
-        out.traced_samples.extend(ts);
-    }
     Ok(out)
 }
 
-/// One round with `probes` attached to this process (pins, and with null_blk's inline
-/// completion also the unpins, run in it). `None` when nothing could be attached.
-/// Each traced round's timing, and what the probes counted over all of them.
-type TracedRounds = (Vec<PinTiming>, Vec<ProbeStats>);
-
-fn traced(
+/// The traced rounds of every cell still measured: the pin functions' latencies from
+/// several rounds (so that the percentiles rest on more than one call per cell), then the
+/// grabs and releases counted, not timed, in one more (one is made per folio or per page:
+/// apart, they do not inflate the latencies). A cell whose traced round fails gets that
+/// outcome.
+fn traced_phases(
     m: &Mapping,
-    d: &Driver,
+    cells: &mut [(PinResult, Option<(Driver, Measured)>)],
+    (rounds, latency, grab): (&Rounds, &[Resolution], &[Resolution]),
+    not_traced: &mut Vec<String>,
+) {
+    let latency_rounds = rounds.min.clamp(1, LATENCY_ROUNDS);
+    for (x, ts, stats) in traced(m, cells, latency, latency_rounds, not_traced) {
+        x.kernel = stats;
+        x.kernel_rounds = ts.len() as u32;
+        x.traced_samples.extend(ts);
+    }
+    for (x, ts, stats) in traced(m, cells, &counting(grab, &[]), 1, not_traced) {
+        let per_round = gup_calls(&x.kernel).map(|c| c / u64::from(x.kernel_rounds.max(1)));
+        x.grabs = grabs(ts[0].pages, &stats).map(|g| Grabs {
+            gup_calls: per_round,
+            ..g
+        });
+        x.traced_samples.extend(ts);
+    }
+}
+
+/// `rounds` rounds of every measured cell's driver with `probes` attached once for all of
+/// them, to this process (pins, and with null_blk's inline completion also the unpins, run
+/// in it); each driver's rounds are a span of their own. Gives each cell that ran its
+/// rounds' timings and counts; a cell whose rounds failed takes that outcome. Nothing when
+/// nothing could be attached.
+fn traced<'c>(
+    m: &Mapping,
+    cells: &'c mut [(PinResult, Option<(Driver, Measured)>)],
     probes: &[Resolution],
     rounds: usize,
     not_traced: &mut Vec<String>,
-) -> Result<Option<TracedRounds>, WorkloadError> {
-    if !any_traceable(probes) {
-        return Ok(None);
+) -> Vec<(&'c mut Measured, Vec<PinTiming>, Vec<ProbeStats>)> {
+    if !any_traceable(probes) || cells.iter().all(|(_, x)| x.is_none()) {
+        return vec![];
     }
-    let work = || {
-        (0..rounds)
-            .map(|_| d.round(m))
-            .collect::<Result<Vec<_>, _>>()
+    let work = |hook: &mut dyn FnMut(usize, bool)| {
+        cells
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, x))| Some((i, &x.as_ref()?.0)))
+            .map(|(i, d)| {
+                hook(i, true);
+                let out = (0..rounds)
+                    .map(|_| d.round(m))
+                    .collect::<Result<Vec<_>, _>>();
+                hook(i, false);
+                (i, out)
+            })
+            .collect::<Vec<_>>()
     };
-    let (round, stats, t) = match tracer::whole(probes, &Filter::this_process(), work) {
+    let (outs, t) = match tracer::around(probes, &Filter::this_process(), work) {
         Ok(x) => x,
         Err(e) => {
             not_traced.push(format!("probes: {e:#}"));
-            return Ok(None);
+            return vec![];
         }
     };
     for f in &t.failed {
         not_traced.push(format!("{}: {}", f.probe, f.reason));
     }
-    let round = round?;
-    Ok((t.attached > 0).then_some((round, stats)))
+    let attached = t.attached > 0;
+    let mut spans: Vec<Option<Vec<ProbeStats>>> = vec![None; cells.len()];
+    for (i, s) in t.spans {
+        spans[i] = Some(s);
+    }
+    let mut by_cell: Vec<Option<Result<Vec<PinTiming>, WorkloadError>>> =
+        (0..cells.len()).map(|_| None).collect();
+    for (i, o) in outs {
+        by_cell[i] = Some(o);
+    }
+    let mut got = Vec::new();
+    for (((r, x), o), s) in cells.iter_mut().zip(by_cell).zip(spans) {
+        match o {
+            Some(Ok(ts)) if attached => {
+                if let Some((_, measured)) = x.as_mut() {
+                    got.push((measured, ts, s.unwrap_or_default()));
+                }
+            }
+            Some(Err(e)) => {
+                failed(r, e);
+                *x = None;
+            }
+            _ => {}
+        }
+    }
+    got
 }
 
 fn per_function(stats: &[ProbeStats], prefix: &str) -> Vec<GrabFunction> {
