@@ -202,8 +202,7 @@ fn measure(
             break;
         }
     }
-    let (traced, traced_ns) = traced_round(plan, kb, ops, probes)?;
-    let control = control_fork(probes)?;
+    let ((traced, traced_ns), control) = traced_round(plan, kb, ops, probes)?;
     let rows = ops
         .iter()
         .map(|&op| {
@@ -231,31 +230,48 @@ fn measure(
     Ok((rows, FolioCheck::of_every_mapping(checks)))
 }
 
-/// One round with the rmap probes loaded once, read just before and after each operation.
-fn traced_round(plan: &Plan, kb: u64, ops: &[RmapOp], probes: &[Resolution]) -> Result<Traced> {
-    traced(probes, &mut |hook| {
-        let mut times = Vec::new();
-        for g in GROUPS {
-            let (t, _) = run_group(g, ops, plan.size as usize, kb, plan.pmd_kb, hook)?;
-            times.extend(t.into_iter().map(|(op, d)| (op, d.as_nanos() as u64)));
-        }
-        Ok(times)
-    })
-}
-
-/// The rmap probes around a fork of this process while it has no mapping under test: the
-/// child's exit zaps the rest of the process's memory. Empty when nothing can be traced.
-fn control_fork(probes: &[Resolution]) -> Result<Vec<ProbeStats>> {
+/// One round with the rmap probes loaded once, read just before and after each operation;
+/// then, under the same attachment, the control: a fork of this process with no mapping
+/// under test (the child's exit zaps the rest of the process's memory). Attached apart, the
+/// two took an attachment and a detachment each, 1-2 s under emulation. Empty when nothing
+/// can be traced.
+fn traced_round(
+    plan: &Plan,
+    kb: u64,
+    ops: &[RmapOp],
+    probes: &[Resolution],
+) -> Result<(Traced, Vec<ProbeStats>)> {
     if !any_traceable(probes) {
-        return Ok(vec![]);
+        return Ok(Default::default());
     }
-    let (forked, stats, _) = tracer::whole(
-        &counting(probes, &[]),
-        &Filter::this_process(),
-        crate::rmap::fork,
-    )?;
-    forked?;
-    Ok(stats)
+    let size = plan.size as usize;
+    let round = |hook: &mut dyn FnMut(Option<RmapOp>, bool)| -> Result<OpTimes> {
+        let mut times = Vec::new();
+        {
+            let mut per_op = |op: RmapOp, start: bool| hook(Some(op), start);
+            for g in GROUPS {
+                let (t, _) = run_group(g, ops, size, kb, plan.pmd_kb, &mut per_op)?;
+                times.extend(t.into_iter().map(|(op, d)| (op, d.as_nanos() as u64)));
+            }
+        }
+        hook(None, true);
+        crate::rmap::fork()?;
+        hook(None, false);
+        Ok(times)
+    };
+    let (done, t) = tracer::around(&counting(probes, &[]), &Filter::this_process(), round)?;
+    let times = done?;
+    let mut per_op = HashMap::new();
+    let mut control = vec![];
+    for (key, stats) in t.spans {
+        match key {
+            Some(op) => {
+                per_op.insert(op, stats);
+            }
+            None => control = stats,
+        }
+    }
+    Ok(((per_op, times.into_iter().collect()), control))
 }
 
 /// Per operation, what the probes counted and how long it took with them attached.
