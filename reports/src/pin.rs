@@ -298,8 +298,9 @@ fn one_round() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prepared {
     pub memory: PinMemory,
-    /// Wall time of writing one byte in each base page (first touch: faults, and host
-    /// allocation of never-used emulated pmem).
+    /// Wall time of faulting the mapping in for writing before the rounds
+    /// (MADV_POPULATE_WRITE; results before 2026-12-02: writing one byte in each base page,
+    /// which also made the host allocate never-used emulated pmem).
     pub touch_ns: Option<u64>,
     /// Bytes the device offers (dax), for the record.
     pub usable_size: Option<u64>,
@@ -741,7 +742,7 @@ impl PinSuite {
                 p.memory.to_string(),
                 p.mapped,
                 p.touch_ns
-                    .map_or(String::new(), |t| format!(", first touch {} ms", ms(t))),
+                    .map_or(String::new(), |t| format!(", faulted in {} ms", ms(t))),
                 p.usable_size.map_or(String::new(), |u| format!(
                     ", device offers {} MiB",
                     u >> 20

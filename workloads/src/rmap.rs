@@ -155,7 +155,8 @@ pub fn cow(m: &Mapping, folio: usize) -> Result<Duration, WorkloadError> {
 }
 
 /// Maps `size` bytes of anonymous memory meant to be made of `folio_kb` folios (the size
-/// controls set by the caller), faults it in, and checks what the kernel allocated.
+/// controls set by the caller), faults it in for writing, and checks what the kernel
+/// allocated.
 pub fn prepare(
     size: usize,
     folio_kb: u64,
@@ -166,7 +167,9 @@ pub fn prepare(
     let alloc_before = thp::stat(folio_kb, "anon_fault_alloc");
     let fallback_before = thp::stat(folio_kb, "anon_fault_fallback");
     let m = Mapping::anonymous(size, large)?;
-    m.touch();
+    // Faulted in for writing by the kernel's own loop: the same fault handler (and folio
+    // size choice) as a write per page, without a user fault per page.
+    m.populate();
     let expected = (size / folio) as u64;
     let check = if !large {
         let thp = m.thp_bytes();

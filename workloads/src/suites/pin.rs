@@ -31,9 +31,9 @@ use crate::pagemap;
 use crate::pin::{Driver, FixedBuffers, GupTestCmd, PinTiming};
 use crate::system;
 
-pub const WARMUP: &str = "each mapping is written once per 4 KiB page before anything is timed \
-    (faults it in; the host backs never-used emulated pmem on first touch), then each driver \
-    runs one untimed pin+unpin round";
+pub const WARMUP: &str = "each mapping is faulted in for writing before anything is timed \
+    (MADV_POPULATE_WRITE), then each driver runs one untimed pin+unpin round (where a driver \
+    writes the memory, as O_DIRECT reads do, the host backs never-used emulated pmem then)";
 
 /// What the pin suite will measure.
 pub struct Plan {
@@ -239,7 +239,7 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
             }
         }
     };
-    let touch = mapping.touch();
+    let touch = mapping.populate();
     let thp_bytes = match m {
         PinMemory::Anon { .. } => mapping.thp_bytes(),
         PinMemory::Dax(_) => None,
