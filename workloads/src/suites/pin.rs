@@ -441,7 +441,7 @@ impl PinRun<'_> {
         ctx.check_interrupted("namespace restored, no results written")?;
         for (mut r, x) in cells {
             if let Some((_, x)) = x {
-                fill(&mut r, x, not_traced);
+                fill(&mut r, x);
             }
             suite.results.push(r);
         }
@@ -479,7 +479,7 @@ fn failed(r: &mut PinResult, e: WorkloadError) {
 }
 
 /// A measured cell's row from what its rounds gave.
-fn fill(r: &mut PinResult, x: Measured, not_traced: &mut Vec<String>) {
+fn fill(r: &mut PinResult, x: Measured) {
     r.warmup_rounds = x.warmup_rounds;
     r.pages = x.pages;
     r.samples = x.samples;
@@ -487,11 +487,6 @@ fn fill(r: &mut PinResult, x: Measured, not_traced: &mut Vec<String>) {
     r.grabs = x.grabs;
     r.traced_samples = x.traced_samples.iter().map(sample).collect();
     r.kernel_rounds = x.kernel_rounds.max(1);
-    for n in x.not_traced {
-        if !not_traced.contains(&n) {
-            not_traced.push(n);
-        }
-    }
 }
 
 /// What one cell gave.
@@ -506,8 +501,6 @@ pub struct Measured {
     pub traced_samples: Vec<PinTiming>,
     /// Rounds the latency probes stayed attached for (their counts are that many rounds').
     pub kernel_rounds: u32,
-    /// Probes that could not be loaded or attached, with the kernel's reason.
-    pub not_traced: Vec<String>,
 }
 
 /// The pin and the unpin times of the rounds so far (a driver without unpin times: none).
@@ -597,15 +590,21 @@ fn traced<'c>(
             })
             .collect::<Vec<_>>()
     };
+    // Once per reason: every memory tries the same probes.
+    let mut note = |n: String| {
+        if !not_traced.contains(&n) {
+            not_traced.push(n);
+        }
+    };
     let (outs, t) = match tracer::around(probes, &Filter::this_process(), work) {
         Ok(x) => x,
         Err(e) => {
-            not_traced.push(format!("probes: {e:#}"));
+            note(format!("probes: {e:#}"));
             return vec![];
         }
     };
     for f in &t.failed {
-        not_traced.push(format!("{}: {}", f.probe, f.reason));
+        note(format!("{}: {}", f.probe, f.reason));
     }
     let attached = t.attached > 0;
     let mut spans: Vec<Option<Vec<ProbeStats>>> = vec![None; cells.len()];
