@@ -1,5 +1,6 @@
 //! The memmap suite's results: one namespace creation per sample, per geometry, its
-//! sources (vmstat, probes, the free memory a teardown gives back, the model) checked against each other, and its table.
+//! sources (vmstat, probes, the free memory a teardown gives back, the model) checked
+//! against each other, and its table.
 
 use std::fmt::Write as _;
 

@@ -1,12 +1,15 @@
 //! The memmap suite: struct page cost, memmap init and teardown time per geometry, from
-//! vmstat, the probes, MemFree and the model side by side. A sample is one namespace
-//! creation from the namespace disabled (a known state), then its teardown.
+//! vmstat, the probes, the free memory a teardown gives back and the model side by side. A
+//! sample is one namespace creation from the namespace disabled (a known state), then its
+//! teardown.
 //!
-//! Timed samples run with only `memmap_init_zone_device`'s own entry and exit attached (one
-//! pair per creation): the per-page initialiser is traced by kprobe on Debian's kernels, one
-//! pair per struct page, which made creation several times slower and memmap init two orders
+//! Timed samples run with only the entry and exit of `memmap_init_zone_device` and
+//! `devm_memremap_pages` attached (one pair each per creation, one attachment for all the
+//! samples of a geometry): the per-page initialiser is traced by kprobe on Debian's kernels,
+//! one per struct page, which made creation several times slower and memmap init two orders
 //! of magnitude. The counts (struct pages initialised, vmemmap pages allocated) come from one
-//! more sample with every probe attached, whose times give the probe effect.
+//! more sample with every other probe counting, whose `devm_memremap_pages` time gives the
+//! probe effect; the per-page initialiser counts in a sample of its own, where only it can.
 
 use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, counting, Filter, ProbeStorage, Tracer};
@@ -92,8 +95,7 @@ fn measure_geometry(
         // after its creation: attached and detached per sample they cost a load, a
         // trampoline and its teardown each time.
         let mut storage = ProbeStorage::default();
-        let tracer = Tracer::start(&mut storage, &counting(timed, TIMED_PROBES), &Filter::All)
-            .map_err(starting)?;
+        let tracer = Tracer::start(&mut storage, timed, &Filter::All).map_err(starting)?;
         while rounds.want_more_ns(r.samples.len(), &timings(&r.samples)) {
             eprintln!(
                 "foliobench: memmap {g} sample {} (of {}..{})",
