@@ -33,6 +33,11 @@ if [ "$accel" = kvm ] && [ -n "$FAKE_KVM_BROKEN" ]; then
   echo "Code=fa 0f 77 c4 4e 8d 54 00 00 <c4> 42 69 f7 d1 c4 42 69 f7 c0" >&2
   exec sleep 600
 fi
+if [ "$accel" = kvm ] && [ -n "$FAKE_KVM_ABORTS" ]; then
+  echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69" >&2
+  echo "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion \`ret == cpu->kvm_msr_buf->nmsrs' failed." >&2
+  exit 134
+fi
 if [ "$accel" = kvm ] && [ -n "$FAKE_KVM_SILENT" ] || [ -n "$FAKE_SILENT" ]; then
   exec sleep 600
 fi
@@ -231,6 +236,24 @@ fn a_kvm_that_kills_guests_falls_back_to_software_emulation() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(f.accels(), ["kvm", "tcg", "tcg"]);
     assert!(stderr(&out).contains("KVM failed earlier on this host boot (KVM internal error"));
+}
+
+/// A host whose QEMU aborts in its KVM code as the vCPU starts (an assertion after "failed
+/// to set MSR"): a death before the guest started under an unproven KVM is KVM's, so auto
+/// falls back to TCG at once rather than booting KVM again until the attempts run out.
+#[test]
+fn a_qemu_that_aborts_under_kvm_falls_back_to_software_emulation() {
+    let f = Fake::new();
+    let out = f.vm(&[("FAKE_KVM_ABORTS", "1")], &[], &["doctor", "--json"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(f.accels(), ["kvm", "tcg"]);
+    assert!(
+        err.contains("KVM cannot run this guest") && err.contains("failed to set MSR"),
+        "{err}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["kernel"]["accelerator"], "tcg");
 }
 
 /// The same machine with `--accel kvm`: an error with QEMU's own words, exit 3.

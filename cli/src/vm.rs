@@ -576,6 +576,17 @@ impl Launch {
                 Boot::NoLife { kvm_error, output } => {
                     self.retry_after_no_life(&mut at, life, kvm_error, output)?
                 }
+                // KVM not yet proven and QEMU gone before the guest started: KVM's doing
+                // until shown otherwise (no KVM_FAILURES line need be among its words).
+                Boot::DiedBooting(output) if at.accel == Accel::Kvm && plan.fallback => {
+                    let reason = format!(
+                        "QEMU died before the guest started: {}",
+                        output.first_sign()
+                    );
+                    accel::remember(Accel::Tcg, &reason);
+                    at.accel = Accel::Tcg;
+                    self.say_boot(at.accel, &format!("KVM cannot run this guest: {reason}"));
+                }
                 Boot::DiedBooting(output) => at.retry_after_boot_death(output)?,
                 Boot::DiedRunning => {
                     return Err(env(
