@@ -308,6 +308,11 @@ pub struct Overhead {
     /// Variants "foliobench trace" and "bpftrace" (when installed). Absent before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attach: Vec<Variant>,
+    /// Probe calls (entries, every probe summed) in each of foliobench's traced runs, as its
+    /// own probes counted them: the same probes fire the same number of times under bpftrace.
+    /// Absent before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls_per_run: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -334,6 +339,19 @@ impl Overhead {
                 .and_then(|v| median(&v.samples_ns))
         };
         Some(get(name)? / get("untraced")?)
+    }
+
+    /// The cost of one probed call, ns: (median(variant) - median(untraced)) / the median
+    /// calls per run. None without calls or either median.
+    pub fn per_call_ns(&self, name: &str) -> Option<f64> {
+        let get = |n: &str| {
+            self.variants
+                .iter()
+                .find(|v| v.name == n)
+                .and_then(|v| median(&v.samples_ns))
+        };
+        let calls = median(&self.calls_per_run).filter(|&c| c > 0.0)?;
+        Some((get(name)? - get("untraced")?) / calls)
     }
 
     pub fn render_text(&self) -> String {
@@ -366,6 +384,23 @@ impl Overhead {
                 fmt_ns(max),
                 self.ratio(&v.name)
                     .map_or("-".into(), |r| format!("{r:.3}"))
+            );
+        }
+        if let Some(calls) = median(&self.calls_per_run) {
+            let per_call: Vec<String> = self
+                .variants
+                .iter()
+                .skip(1)
+                .filter_map(|v| {
+                    self.per_call_ns(&v.name)
+                        .map(|c| format!("{} {c:.0} ns", v.name))
+                })
+                .collect();
+            let _ = writeln!(
+                o,
+                "per probed call ((median - untraced median) / {calls:.0} probe calls per run, \
+                 counted by foliobench's probes): {}",
+                per_call.join(", ")
             );
         }
         self.render_attach(&mut o);
@@ -497,12 +532,23 @@ mod tests {
             ],
             notes: vec![],
             attach: vec![],
+            calls_per_run: vec![],
         };
         assert_eq!(o.ratio("foliobench"), Some(1.2));
         assert_eq!(o.ratio("bpftrace"), None);
         let t = o.render_text();
         assert!(t.contains("foliobench") && t.contains("1.200"), "{t}");
         assert!(!t.contains("start, attach"), "{t}");
+        // No calls counted: no per-call figure, not a division by nothing.
+        assert_eq!(o.per_call_ns("foliobench"), None);
+        assert!(!t.contains("per probed call"), "{t}");
+        let o = Overhead {
+            calls_per_run: vec![4, 5, 6],
+            ..o
+        };
+        // (120 - 100) / 5 calls.
+        assert_eq!(o.per_call_ns("foliobench"), Some(4.0));
+        assert!(o.render_text().contains("foliobench 4 ns"));
         assert_eq!(o.attach_ratio(), None);
         let o = Overhead {
             attach: vec![
