@@ -22,6 +22,12 @@ pub struct MemmapResult {
     /// times against the samples', the probe effect. Absent in results written before it.
     #[serde(default)]
     pub traced: Option<MemmapSample>,
+    /// The creation just before the traced sample, under the same attachment: it warms the
+    /// freshly patched code (translated anew under emulation), so that the traced sample's
+    /// time is the probes' cost alone; its counts must be the traced sample's. Absent in
+    /// older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traced_warm_up: Option<MemmapSample>,
     /// Where nothing else counts the struct pages initialised (base pages on the device,
     /// memmap_init_compound inlined), one more sample with the per-page initialiser alone
     /// (a kprobe per struct page): its count is the traced sample's; its time is no figure.
@@ -159,6 +165,54 @@ pub fn checks(
     });
     v.push(struct_pages_check(model, samples, traced));
     v
+}
+
+/// The two traced creations (the warm-up and the traced sample, one attachment) counted the
+/// same: the vmemmap pages from RAM, its page tables, memmap_init_zone_device's range and
+/// the struct pages initialised. Kernel counts are deterministic; a difference means a
+/// count caught something else (another creation, a deferred free) or the kernel changed
+/// its path between two identical creations.
+pub fn repeat_check(warm: Option<&MemmapSample>, traced: Option<&MemmapSample>) -> Check {
+    let what = "traced counts repeat (warm-up creation vs traced sample)";
+    let (Some(w), Some(t)) = (warm, traced) else {
+        return Check::skipped(
+            what,
+            "not measured: no warm-up creation (results from before it, or no traced sample)",
+        );
+    };
+    let counts = |s: &MemmapSample| {
+        [
+            ("vmemmap RAM pages", s.probe_ram_vmemmap_pages),
+            ("page tables", s.vmemmap_page_tables),
+            ("memmap_init_zone_device nr_pages", s.memmap_init_nr_pages),
+            // The per-page initialiser counts in a sample of its own, merged into the
+            // traced sample only: compared where the warm-up counted it too.
+            (
+                "struct pages initialised",
+                s.init_struct_pages
+                    .filter(|_| w.init_struct_pages.is_some()),
+            ),
+        ]
+    };
+    let (cw, ct) = (counts(w), counts(t));
+    if cw.iter().chain(&ct).all(|(_, v)| v.is_none()) {
+        return Check::skipped(what, "not measured: no count in either creation");
+    }
+    let differ: Vec<String> = cw
+        .iter()
+        .zip(&ct)
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((name, a), (_, b))| format!("{name} {a:?} then {b:?}"))
+        .collect();
+    if differ.is_empty() {
+        let same: Vec<String> = cw
+            .iter()
+            .filter_map(|(name, v)| v.map(|v| format!("{name} {v}")))
+            .collect();
+        Check::new(what, true, format!("both: {}", same.join(", ")))
+    } else {
+        Check::new(what, false, differ.join("; "))
+    }
 }
 
 /// The vmemmap's page tables against the model's range: the PTE tables of a vmemmap
@@ -537,6 +591,49 @@ mod tests {
         }
     }
 
+    /// Seen on 6.12, 2 GiB devdax:2M:mem: both traced creations counted 2048 RAM pages, 16
+    /// page tables, 524288 pfns, 131072 struct pages. A count that moved, a warm-up missing,
+    /// and the per-page count merged into the traced sample only are told apart.
+    #[test]
+    fn traced_counts_must_repeat() {
+        let t = MemmapSample {
+            vmemmap_page_tables: Some(16),
+            ..sample(2048, 2048, 131072)
+        };
+        let c = repeat_check(Some(&t), Some(&t));
+        assert!(c.measured && c.agrees, "{c:?}");
+        assert!(c.detail.contains("page tables 16"), "{}", c.detail);
+        let moved = MemmapSample {
+            vmemmap_page_tables: Some(17),
+            ..t.clone()
+        };
+        let c = repeat_check(Some(&t), Some(&moved));
+        assert!(c.measured && !c.agrees, "{c:?}");
+        assert!(
+            c.detail.contains("page tables Some(16) then Some(17)"),
+            "{}",
+            c.detail
+        );
+        let c = repeat_check(None, Some(&t));
+        assert!(!c.measured && !c.agrees);
+        // 4K:dev: the struct pages come from the per-page sample, merged after.
+        let warm = MemmapSample {
+            init_struct_pages: None,
+            ..t.clone()
+        };
+        let merged = MemmapSample {
+            init_struct_pages: Some(515584),
+            ..t.clone()
+        };
+        assert!(repeat_check(Some(&warm), Some(&merged)).agrees);
+        // A count the traced sample lost is a difference, not a skip.
+        let lost = MemmapSample {
+            probe_ram_vmemmap_pages: None,
+            ..t.clone()
+        };
+        assert!(!repeat_check(Some(&t), Some(&lost)).agrees);
+    }
+
     /// Free memory given back by the teardowns of 2 GiB namespaces on 6.12 (buddy and
     /// per-CPU lists, four teardowns each): ok at each geometry; an unoptimised 2M memmap,
     /// a memmap never freed or no reading at all is not.
@@ -643,6 +740,7 @@ mod tests {
             samples: vec![timed.clone(), timed],
             traced: Some(traced),
             traced_per_page: None,
+            traced_warm_up: None,
             checks: vec![],
             error: None,
         };

@@ -26,7 +26,8 @@ pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<
     madvise, the others never; restored afterwards) and the memory is MADV_HUGEPAGE (4K: \
     MADV_NOHUGEPAGE); each round maps and faults in fresh memory for pte_remap+fork+munmap, for \
     cow and for dontneed_per_pte (PMD folios are PTE-remapped first, untimed, as in the \
-    thread's benchmarks); one untimed warm-up round, the timed rounds untraced, then one traced \
+    thread's benchmarks); one untimed warm-up round on an eighth of the size (at least a PMD), \
+    the timed rounds untraced, then one traced \
     round whose probe counts are taken just around each operation";
 
 pub struct Plan {
@@ -169,6 +170,15 @@ fn file_case(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Vec<RmapResu
 
 type Rows = (Vec<RmapResult>, FolioCheck);
 
+/// The warm-up round's mapping: an eighth of a timed round's, at least one PMD, whole PMDs.
+/// It warms the operations' code paths (and, under emulation, their translation), which
+/// does not take a timed round's memory: at 64 MiB a full-size warm-up was an eighth of the
+/// suite's time.
+fn warm_up_size(size: usize, pmd_kb: u64) -> usize {
+    let pmd = pmd_kb as usize * 1024;
+    (size / 8).max(pmd).div_ceil(pmd) * pmd
+}
+
 fn measure(
     plan: &Plan,
     kb: u64,
@@ -183,7 +193,14 @@ fn measure(
     // whose mapping fell back to smaller folios would time something else.
     let mut checks = Vec::new();
     for g in GROUPS {
-        let (_, c) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
+        let (_, c) = run_group(
+            g,
+            ops,
+            warm_up_size(size, plan.pmd_kb),
+            kb,
+            plan.pmd_kb,
+            &mut noop,
+        )?;
         checks.push(c);
     }
     let mut samples: HashMap<RmapOp, Vec<u64>> = HashMap::new();
@@ -351,4 +368,19 @@ fn measure_fsdax(
     drop(file);
     drop(fs);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::warm_up_size;
+
+    #[test]
+    fn the_warm_up_is_an_eighth_in_whole_pmds() {
+        const M: usize = 1 << 20;
+        assert_eq!(warm_up_size(64 * M, 2048), 8 * M);
+        assert_eq!(warm_up_size(1024 * M, 2048), 128 * M);
+        // Never less than one PMD (a PMD folio must fit), and whole PMDs.
+        assert_eq!(warm_up_size(4 * M, 2048), 2 * M);
+        assert_eq!(warm_up_size(20 * M, 2048), 4 * M);
+    }
 }
