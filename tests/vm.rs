@@ -712,6 +712,14 @@ fn overhead_compares_with_bpftrace_in_the_guest() {
     for v in o["variants"].as_array().unwrap() {
         assert_eq!(v["samples_ns"].as_array().unwrap().len(), 2);
     }
+    // The probe calls of each foliobench run, the per-call cost's denominator: the default
+    // workload registers and unregisters a buffer 3000 times, each an io_uring_register(2)
+    // (the syscall tracepoint) and one io_sqe_buffer_register per registration.
+    let calls = o["calls_per_run"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{o}");
+    for c in calls {
+        assert!(c.as_u64().unwrap() >= 3 * 3000, "{o}");
+    }
     // The whole cost of tracing nothing, each tracer's process from start to exit, twice.
     let attach: Vec<&str> = names_of(&o, "attach", "name");
     assert_eq!(attach, ["foliobench trace", "bpftrace"], "{}", o["notes"]);
