@@ -329,29 +329,25 @@ fn median(samples: &[u64]) -> Option<f64> {
     crate::stats::median(&v)
 }
 
+/// The median of the variant named `name` among `variants`.
+fn median_of(variants: &[Variant], name: &str) -> Option<f64> {
+    variants
+        .iter()
+        .find(|v| v.name == name)
+        .and_then(|v| median(&v.samples_ns))
+}
+
 impl Overhead {
     /// median(variant) / median(untraced).
     pub fn ratio(&self, name: &str) -> Option<f64> {
-        let get = |n: &str| {
-            self.variants
-                .iter()
-                .find(|v| v.name == n)
-                .and_then(|v| median(&v.samples_ns))
-        };
-        Some(get(name)? / get("untraced")?)
+        Some(median_of(&self.variants, name)? / median_of(&self.variants, "untraced")?)
     }
 
     /// The cost of one probed call, ns: (median(variant) - median(untraced)) / the median
     /// calls per run. None without calls or either median.
     pub fn per_call_ns(&self, name: &str) -> Option<f64> {
-        let get = |n: &str| {
-            self.variants
-                .iter()
-                .find(|v| v.name == n)
-                .and_then(|v| median(&v.samples_ns))
-        };
         let calls = median(&self.calls_per_run).filter(|&c| c > 0.0)?;
-        Some((get(name)? - get("untraced")?) / calls)
+        Some((median_of(&self.variants, name)? - median_of(&self.variants, "untraced")?) / calls)
     }
 
     pub fn render_text(&self) -> String {
@@ -409,13 +405,7 @@ impl Overhead {
 
     /// foliobench's whole start-attach-detach cost over bpftrace's (median of each).
     pub fn attach_ratio(&self) -> Option<f64> {
-        let get = |n: &str| {
-            self.attach
-                .iter()
-                .find(|v| v.name == n)
-                .and_then(|v| median(&v.samples_ns))
-        };
-        Some(get("foliobench trace")? / get("bpftrace")?)
+        Some(median_of(&self.attach, "foliobench trace")? / median_of(&self.attach, "bpftrace")?)
     }
 
     fn render_attach(&self, o: &mut String) {
