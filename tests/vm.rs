@@ -1485,7 +1485,9 @@ fn gate_612(extra: &[&str]) -> (std::process::Output, Value) {
 /// A/A: the same kernel on both sides, 3 boots each, passes the gate: the between-boot
 /// spread (seen up to 83 % for a devdax pin whose rounds spread 11 %) is the unit of the
 /// test, and the p-values are adjusted over the metrics. (Seen in 3 runs: smallest
-/// adjusted p 0.755, 0.592, 0.072.)
+/// adjusted p 0.755, 0.592, 0.072.) Seen failing once, when the GUP call's p50 was still
+/// judged as a timing: 8.4 ms on all three base boots, 16.8 ms on all three candidate
+/// boots, one log2 bucket apart, "p=0.0000" from Welch's t on no spread at all.
 #[test]
 fn ab_a_against_a_passes() {
     let (out, cmp) = gate_612(&[]);

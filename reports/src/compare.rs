@@ -362,6 +362,8 @@ fn judge_pooled(
         .and_then(|s| s.between_boot_pct)
         .filter(|_| b.kind == Kind::Time);
     let threshold_pct = noise.map_or(threshold, |n| n.max(threshold));
+    let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let (p_value, significant, test) = match b.kind {
         Kind::Time => {
             let floor = min_p(b.samples.len(), c.samples.len());
@@ -388,9 +390,22 @@ fn judge_pooled(
             };
             (p, adjusted.or(p).is_some_and(|p| p < alpha), test)
         }
+        Kind::Log2 => {
+            let (b_lo, b_hi) = (lo(&b.samples) / 2.0, hi(&b.samples));
+            let (c_lo, c_hi) = (lo(&c.samples) / 2.0, hi(&c.samples));
+            let apart = b_hi < c_lo || c_hi < b_lo;
+            (
+                None,
+                apart,
+                if apart {
+                    "log2 buckets: more than one bucket apart".to_string()
+                } else {
+                    "log2 buckets: within a bucket of each other (the histogram's resolution)"
+                        .to_string()
+                },
+            )
+        }
         Kind::Count => {
-            let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let disjoint = hi(&b.samples) < lo(&c.samples) || hi(&c.samples) < lo(&b.samples);
             (
                 None,
@@ -1107,6 +1122,37 @@ mod tests {
         assert!(allowed
             .render_junit()
             .contains(r#"tests="3" failures="1" skipped="1""#));
+    }
+
+    /// Seen in an A/A of 6.12 (3 boots a side): one GUP call's p50 in the 8.4 ms bucket on
+    /// every base boot and in the 16.8 ms one on every candidate boot, one latency on a
+    /// bucket's edge. One bucket apart is within the histogram's resolution; two are a change.
+    #[test]
+    fn log2_percentiles_change_only_past_a_bucket() {
+        let b = metric(Kind::Log2, Better::Lower, &[8388608.0; 3]);
+        let c = metric(Kind::Log2, Better::Lower, &[16777216.0; 3]);
+        let r = judge(&b, &c, 5.0, 0.05, None);
+        assert_eq!(r.verdict, Verdict::Same, "{r:?}");
+        assert!(r.why.contains("within a bucket"), "{}", r.why);
+        let worse = metric(Kind::Log2, Better::Lower, &[33554432.0; 3]);
+        let r = judge(&b, &worse, 5.0, 0.05, None);
+        assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
+        assert_eq!(
+            judge(&worse, &b, 5.0, 0.05, None).verdict,
+            Verdict::Improvement
+        );
+        // A side that spans the gap is not apart.
+        let mixed = metric(Kind::Log2, Better::Lower, &[16777216.0, 33554432.0]);
+        assert_eq!(judge(&b, &mixed, 5.0, 0.05, None).verdict, Verdict::Same);
+        // Pooled over boots (the gate's path): the same rule, no Welch t on zero spread.
+        let per_boot = |v: f64| Pooled {
+            boots: vec![vec![v]; 3],
+            ..Pooled::one(&metric(Kind::Log2, Better::Lower, &[v; 3]))
+        };
+        let r = judge_pooled_raw(&per_boot(8388608.0), &per_boot(16777216.0), None);
+        assert_eq!(r.verdict, Verdict::Same, "{r:?}");
+        let r = judge_pooled_raw(&per_boot(8388608.0), &per_boot(33554432.0), None);
+        assert_eq!(r.verdict, Verdict::Regression, "{r:?}");
     }
 
     /// A candidate that lost a measurement, a count, an outcome or a check fails the gate,

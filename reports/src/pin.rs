@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::chart::{Chart, Series};
 use crate::check::{render_checks, Check};
 use crate::geometry::{Geometry, GeometryError, Map};
-use crate::metric::{measured, ms as ms_f64, Better::*, Kind::Time, MetricSpec, Metrics};
+use crate::metric::{measured, ms as ms_f64, Better::*, Kind::Log2, MetricSpec, Metrics};
 use crate::outcome::Outcome;
 use crate::pages::PageFacts;
 use crate::stats::{median_u64, range_pct_u64};
@@ -452,9 +452,9 @@ impl Metrics for PinSuite {
         }),
         // One GUP call's kernel latency from the traced rounds' histograms (log2 buckets:
         // a change is a step of 2x). A latency, so judged as one: not a deterministic count.
-        MetricSpec::new("kpin_p50", "ns", Lower, Time, |_, r| r.kpin_samples(0.5)),
-        MetricSpec::new("kpin_p90", "ns", Lower, Time, |_, r| r.kpin_samples(0.9)),
-        MetricSpec::new("kpin_p99", "ns", Lower, Time, |_, r| r.kpin_samples(0.99)),
+        MetricSpec::new("kpin_p50", "ns", Lower, Log2, |_, r| r.kpin_samples(0.5)),
+        MetricSpec::new("kpin_p90", "ns", Lower, Log2, |_, r| r.kpin_samples(0.9)),
+        MetricSpec::new("kpin_p99", "ns", Lower, Log2, |_, r| r.kpin_samples(0.99)),
         MetricSpec::count("grabs_per_page", "calls/page", Lower, |_, r| {
             r.grabs
                 .as_ref()
