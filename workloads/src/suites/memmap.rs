@@ -107,11 +107,7 @@ fn measure_geometry(
                 rounds.min,
                 rounds.max
             );
-            let s = sample(prov, g, |create| {
-                let before = tracer.read();
-                let applied = create()?;
-                Ok((applied, since_all(&tracer.read(), &before)))
-            });
+            let s = sample_under(prov, g, &tracer);
             // A signal may also have killed ndctl itself (same process group): that is an
             // interruption, not a result.
             if ctx.is_interrupted() {
@@ -193,15 +189,22 @@ fn measure_warm(
     let probes = counting(probes, TIMED_PROBES);
     let mut storage = ProbeStorage::default();
     let tracer = Tracer::start(&mut storage, &probes, &Filter::All).map_err(starting)?;
-    let once = || {
-        sample(prov, g, |create| {
-            let before = tracer.read();
-            let applied = create()?;
-            Ok((applied, since_all(&tracer.read(), &before)))
-        })
-    };
-    let warm = once()?;
-    Ok((warm, once()?))
+    let warm = sample_under(prov, g, &tracer)?;
+    Ok((warm, sample_under(prov, g, &tracer)?))
+}
+
+/// One sample with `tracer` already attached: its counts are what the probes counted
+/// between a read just before the creation and one just after.
+fn sample_under(
+    prov: &Provisioner,
+    g: Geometry,
+    tracer: &Tracer,
+) -> Result<MemmapSample, RunError> {
+    sample(prov, g, |create| {
+        let before = tracer.read();
+        let applied = create()?;
+        Ok((applied, since_all(&tracer.read(), &before)))
+    })
 }
 
 fn starting(e: anyhow::Error) -> RunError {
