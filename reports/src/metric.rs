@@ -29,6 +29,13 @@ pub enum Kind {
     Log2,
 }
 
+impl Kind {
+    /// A timing, read from raw samples or from a log2 histogram (charted as times are).
+    pub fn is_timing(self) -> bool {
+        matches!(self, Kind::Time | Kind::Log2)
+    }
+}
+
 /// One quantity of one results file, with its raw samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {

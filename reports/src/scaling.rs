@@ -166,7 +166,7 @@ pub fn render_text(curves: &[Curve]) -> String {
 /// One chart per suite and timing metric: the sizes as categories, a bar per subject.
 pub fn charts(curves: &[Curve]) -> Vec<Chart> {
     let mut groups: Vec<(String, String, String)> = Vec::new();
-    for c in curves.iter().filter(|c| c.kind == Kind::Time) {
+    for c in curves.iter().filter(|c| c.kind.is_timing()) {
         let g = (c.suite.clone(), c.name.clone(), c.unit.clone());
         if !groups.contains(&g) {
             groups.push(g);
@@ -177,7 +177,7 @@ pub fn charts(curves: &[Curve]) -> Vec<Chart> {
         .map(|(suite, name, unit)| {
             let members: Vec<&Curve> = curves
                 .iter()
-                .filter(|c| c.suite == suite && c.name == name && c.kind == Kind::Time)
+                .filter(|c| c.suite == suite && c.name == name && c.kind.is_timing())
                 .collect();
             let mut sizes: Vec<u64> = members
                 .iter()
@@ -226,5 +226,32 @@ mod tests {
         assert!(f.r2.unwrap() < 0.5, "{f:?}");
         assert_eq!(fit(&[(g, 1.0)]), None);
         assert_eq!(fit(&[(g, 1.0), (g, 2.0)]), None, "one size twice");
+    }
+
+    /// Timings are charted across sizes, the GUP call's log2 percentiles with them (they
+    /// were times before they had a kind of their own); counts are not.
+    #[test]
+    fn timings_and_log2_percentiles_are_charted_counts_not() {
+        let curve = |name: &str, kind| Curve {
+            suite: "pin".into(),
+            subject: "devdax:2M:mem io_uring".into(),
+            name: name.into(),
+            unit: "ns".into(),
+            kind,
+            points: vec![(1 << 29, 1.0), (1 << 30, 2.0)],
+        };
+        let charts = charts(&[
+            curve("pin", Kind::Time),
+            curve("kpin_p50", Kind::Log2),
+            curve("grabs_per_page", Kind::Count),
+        ]);
+        let titles: Vec<&str> = charts.iter().map(|c| c.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "pin pin as the size grows",
+                "pin kpin_p50 as the size grows"
+            ]
+        );
     }
 }
