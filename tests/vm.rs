@@ -1785,8 +1785,9 @@ fn fsdax_suite_and_pfnmap_row_on_612() {
             "{fs}"
         );
         assert_eq!(calls(m, "dax_pte_fault_done"), pages, "{fs}");
-        // The perf witness, with no BPF attached: the same 16 PMD faults, and 16 page
-        // faults in all; no hardware counter under emulation.
+        // The perf witness, with no BPF attached: the same 16 PMD faults, and 16 user
+        // faults in the mapping's addresses (page-faults counts the whole process: CI saw
+        // 17, one major, the binary's text paged in); no hardware counter under emulation.
         let perf = |e: &str| {
             x["perf"]["counts"]
                 .as_array()
@@ -1802,7 +1803,13 @@ fn fsdax_suite_and_pfnmap_row_on_612() {
             x["perf"]
         );
         assert_eq!(perf("fs_dax:dax_pte_fault_done"), Some(0), "{fs}");
-        assert_eq!(perf("page-faults"), Some(16), "{fs}: {}", x["perf"]);
+        assert_eq!(
+            perf("page faults in the mapping"),
+            Some(16),
+            "{fs}: {}",
+            x["perf"]
+        );
+        assert!(perf("page-faults").unwrap() >= 16, "{fs}: {}", x["perf"]);
         assert!(
             x["perf"]["not_counted"].to_string().contains("cycles"),
             "{fs}: {}",

@@ -481,8 +481,10 @@ pub fn fault_checks(results: &[FsdaxResult], size: u64) -> Vec<Check> {
 }
 
 /// The perf witness against the BPF round: the same fault-in counted by perf's tracepoint
-/// counters must give the BPF tracepoints' counts, and perf's page-fault count the faults
-/// that mapped something (PMD faults that did not fall back, plus PTE faults).
+/// counters must give the BPF tracepoints' counts, and the user faults in the mapping's
+/// addresses the faults that mapped something (PMD faults that did not fall back, plus PTE
+/// faults). perf's `page-faults` counts the whole process (its text paged in from the
+/// host's share, a stack page): shown, not compared.
 fn perf_check(r: &FsdaxResult) -> Check {
     let what = format!("{}: perf counts the faults the BPF round counted", r.fs);
     let Some(perf) = &r.perf else {
@@ -495,10 +497,10 @@ fn perf_check(r: &FsdaxResult) -> Check {
             "not measured: the fs_dax fault tracepoints were not traced by BPF",
         );
     };
-    let (Some(perf_pmd), Some(perf_pte), Some(faults)) = (
+    let (Some(perf_pmd), Some(perf_pte), Some(mine)) = (
         perf.get(PERF_TRACEPOINTS[0]),
         perf.get(PERF_TRACEPOINTS[1]),
-        perf.get(crate::perf::PAGE_FAULTS),
+        perf.get(crate::perf::USER_FAULTS_IN_MAPPING),
     ) else {
         return Check::skipped(
             what,
@@ -507,11 +509,15 @@ fn perf_check(r: &FsdaxResult) -> Check {
     };
     let fell = pmd - mapped.min(pmd);
     let handled = pmd - fell + pte;
+    let all = match perf.get(crate::perf::PAGE_FAULTS) {
+        Some(n) => format!(" ({n} page-faults in the whole process)"),
+        None => String::new(),
+    };
     Check::new(
         what,
-        perf_pmd == pmd && perf_pte == pte && faults == handled,
+        perf_pmd == pmd && perf_pte == pte && mine == handled,
         format!(
-            "perf: {perf_pmd} PMD, {perf_pte} PTE fault tracepoints, {faults} page-faults; BPF: {pmd} PMD ({fell} fell back), {pte} PTE, so {handled} faults"
+            "perf: {perf_pmd} PMD, {perf_pte} PTE fault tracepoints, {mine} user faults in the mapping{all}; BPF: {pmd} PMD ({fell} fell back), {pte} PTE, so {handled} faults"
         ),
     )
 }
@@ -798,7 +804,7 @@ mod tests {
     }
 
     /// Seen on 6.12 and 7.3 (32 MiB, aligned): 16 PMD faults, none fell back, no PTE fault,
-    /// and perf counting the same tracepoints and 16 page-faults.
+    /// and perf counting the same tracepoints and 16 user faults in the mapping.
     #[test]
     fn perf_witness_must_agree_with_the_bpf_counts() {
         let mut r = row(
@@ -809,28 +815,54 @@ mod tests {
             ],
         );
         assert!(!perf_check(&r).measured, "no perf counts: SKIP");
-        let counts = |pmd: u64, pte: u64, faults: u64| PerfCounts {
+        // Seen in CI on 6.12 and 7.3: 17 page-faults, one of them major (the process's
+        // own text paged in), beside the mapping's 16.
+        let counts = |pmd: u64, pte: u64, mine: u64, all: u64| PerfCounts {
             counts: vec![
                 (PERF_TRACEPOINTS[0].into(), pmd),
                 (PERF_TRACEPOINTS[1].into(), pte),
-                (crate::perf::PAGE_FAULTS.into(), faults),
+                (crate::perf::USER_FAULTS_IN_MAPPING.into(), mine),
+                (crate::perf::PAGE_FAULTS.into(), all),
             ],
             not_counted: vec![],
         };
-        r.perf = Some(counts(16, 0, 16));
+        r.perf = Some(counts(16, 0, 16, 16));
         let c = perf_check(&r);
         assert!(c.agrees && c.measured, "{c:?}");
-        assert!(c.detail.contains("16 page-faults"), "{}", c.detail);
-        r.perf = Some(counts(16, 0, 17));
-        assert!(!perf_check(&r).agrees, "a fault BPF did not see");
-        r.perf = Some(counts(12, 4, 16));
+        assert!(
+            c.detail.contains("16 user faults in the mapping"),
+            "{}",
+            c.detail
+        );
+        r.perf = Some(counts(16, 0, 16, 17));
+        let c = perf_check(&r);
+        assert!(c.agrees, "a fault elsewhere in the process: {c:?}");
+        assert!(c.detail.contains("17 page-faults in the whole process"));
+        r.perf = Some(counts(16, 0, 17, 17));
+        assert!(
+            !perf_check(&r).agrees,
+            "a fault in the mapping BPF did not see"
+        );
+        r.perf = Some(counts(16, 0, 15, 16));
+        assert!(!perf_check(&r).agrees, "a fault BPF saw that perf did not");
+        r.perf = Some(counts(12, 4, 16, 16));
         assert!(!perf_check(&r).agrees, "tracepoint counts differ");
+        // Without the filtered count (not x86): not measured, whatever page-faults says.
+        r.perf = Some(PerfCounts {
+            counts: vec![
+                (PERF_TRACEPOINTS[0].into(), 16),
+                (PERF_TRACEPOINTS[1].into(), 0),
+                (crate::perf::PAGE_FAULTS.into(), 16),
+            ],
+            not_counted: vec![],
+        });
+        assert!(!perf_check(&r).measured, "{:?}", perf_check(&r));
         // 4 of 16 fell back and took 2048 PTE faults: 12 + 2048 faults mapped something.
         r.faults = vec![
             event("dax_pmd_fault_done", 16, vec![(0x100, 12), (0x800, 4)]),
             event("dax_pte_fault_done", 2048, vec![(0x100, 2048)]),
         ];
-        r.perf = Some(counts(16, 2048, 2060));
+        r.perf = Some(counts(16, 2048, 2060, 2061));
         assert!(perf_check(&r).agrees, "{:?}", perf_check(&r));
     }
 

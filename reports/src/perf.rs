@@ -9,6 +9,9 @@ pub const MINOR_FAULTS: &str = "minor-faults";
 pub const MAJOR_FAULTS: &str = "major-faults";
 pub const CONTEXT_SWITCHES: &str = "context-switches";
 pub const TASK_CLOCK: &str = "task-clock";
+/// x86's user page-fault tracepoint, filtered to one mapping's addresses: that mapping's
+/// faults alone.
+pub const USER_FAULTS_IN_MAPPING: &str = "page faults in the mapping";
 /// Hardware events, counted where the machine offers them (bare metal, a working KVM).
 pub const CYCLES: &str = "cycles";
 pub const INSTRUCTIONS: &str = "instructions";

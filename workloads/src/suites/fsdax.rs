@@ -281,10 +281,13 @@ impl DaxFile {
         })
     }
 
-    /// The perf witness: a read fault-in of a fresh aligned mapping, counted by perf alone.
+    /// The perf witness: a read fault-in of a fresh aligned mapping, counted by perf alone;
+    /// the user faults counted in the mapping's addresses only, as the process may fault
+    /// elsewhere meanwhile (its own text, paged in from the host's share).
     fn perf_round(&self) -> Result<PerfCounts> {
         let m = self.map()?;
-        let (_, counts) = perf::count(&PERF_TRACEPOINTS, || m.read_each(PAGE));
+        let mine = [perf::Filtered::user_faults_in(m.addr(), self.size)];
+        let (_, counts) = perf::count_filtered(&PERF_TRACEPOINTS, &mine, || m.read_each(PAGE));
         Ok(counts)
     }
 
