@@ -62,6 +62,16 @@ impl Filtered {
             filter: format!("address >= {addr:#x} && address < {:#x}", addr + len),
         }
     }
+
+    /// The tracepoint's counter with the filter set, or why not.
+    fn open(&self) -> Result<Counter, String> {
+        let tp = self.tracepoint;
+        let id = tracepoint_id(tp).map_err(|why| format!("{tp}: {why}"))?;
+        let c = open(perf_event::events::Tracepoint::with_id(id))
+            .map_err(|e| format!("{tp}: {}", why_not(false, &e)))?;
+        set_filter(&c, &self.filter).map_err(|e| format!("filter {:?}: {e}", self.filter))?;
+        Ok(c)
+    }
 }
 
 /// Sets a tracepoint counter's filter (PERF_EVENT_IOC_SET_FILTER; perf-event2 has no call
@@ -86,14 +96,10 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens and enables the default software events, `tracepoints` and, where offered,
-    /// cycles, instructions and dTLB load misses. What cannot be opened is noted, not fatal.
-    pub fn start(tracepoints: &[&str]) -> Session {
-        Session::start_filtered(tracepoints, &[])
-    }
-
-    /// `start`, and the `filtered` tracepoints each under its name.
-    pub fn start_filtered(tracepoints: &[&str], filtered: &[Filtered]) -> Session {
+    /// Opens and enables the default software events, `tracepoints`, the `filtered`
+    /// tracepoints (each under its name) and, where offered, cycles, instructions and dTLB
+    /// load misses. What cannot be opened is noted, not fatal.
+    pub fn start(tracepoints: &[&str], filtered: &[Filtered]) -> Session {
         const DTLB_MISS: Cache = Cache {
             which: CacheId::DTLB,
             operation: CacheOp::READ,
@@ -128,18 +134,7 @@ impl Session {
         add(names::INSTRUCTIONS, true, open(Hardware::INSTRUCTIONS));
         add(names::DTLB_LOAD_MISSES, true, open(DTLB_MISS));
         for f in filtered {
-            let c = tracepoint_id(f.tracepoint)
-                .map_err(|why| format!("{}: {why}", f.tracepoint))
-                .and_then(|id| {
-                    open(perf_event::events::Tracepoint::with_id(id))
-                        .map_err(|e| format!("{}: {}", f.tracepoint, why_not(false, &e)))
-                })
-                .and_then(|c| {
-                    set_filter(&c, &f.filter)
-                        .map(|_| c)
-                        .map_err(|e| format!("filter {:?}: {e}", f.filter))
-                });
-            match c {
+            match f.open() {
                 Ok(c) => counters.push((f.name.clone(), c)),
                 Err(why) => counts.not_counted.push((f.name.clone(), why)),
             }
@@ -170,17 +165,12 @@ impl Session {
 }
 
 /// `work`, with perf counting as `Session::start` does.
-pub fn count<T>(tracepoints: &[&str], work: impl FnOnce() -> T) -> (T, PerfCounts) {
-    count_filtered(tracepoints, &[], work)
-}
-
-/// `count`, and the `filtered` tracepoints.
-pub fn count_filtered<T>(
+pub fn count<T>(
     tracepoints: &[&str],
     filtered: &[Filtered],
     work: impl FnOnce() -> T,
 ) -> (T, PerfCounts) {
-    let session = Session::start_filtered(tracepoints, filtered);
+    let session = Session::start(tracepoints, filtered);
     let out = work();
     (out, session.stop())
 }
@@ -194,7 +184,7 @@ mod tests {
     #[test]
     fn page_faults_of_a_fresh_mapping_are_counted() {
         let pages = 64usize;
-        let (_, c) = count(&[], || {
+        let (_, c) = count(&[], &[], || {
             let m = crate::mapping::Mapping::anonymous(pages * 4096, false).unwrap();
             m.touch();
         });
@@ -219,7 +209,7 @@ mod tests {
         let a = crate::mapping::Mapping::anonymous(pages * 4096, false).unwrap();
         let b = crate::mapping::Mapping::anonymous(pages * 4096, false).unwrap();
         let mine = [Filtered::user_faults_in(a.addr(), (pages * 4096) as u64)];
-        let (_, c) = count_filtered(&[], &mine, || {
+        let (_, c) = count(&[], &mine, || {
             a.touch();
             b.touch();
         });
@@ -242,7 +232,7 @@ mod tests {
     fn a_populated_mapping_takes_no_user_faults() {
         let pages = 64usize;
         let m = crate::mapping::Mapping::anonymous(pages * 4096, false).unwrap();
-        let (_, c) = count(&[], || {
+        let (_, c) = count(&[], &[], || {
             m.populate();
             m.touch();
         });

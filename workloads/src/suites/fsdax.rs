@@ -287,7 +287,7 @@ impl DaxFile {
     fn perf_round(&self) -> Result<PerfCounts> {
         let m = self.map()?;
         let mine = [perf::Filtered::user_faults_in(m.addr(), self.size)];
-        let (_, counts) = perf::count_filtered(&PERF_TRACEPOINTS, &mine, || m.read_each(PAGE));
+        let (_, counts) = perf::count(&PERF_TRACEPOINTS, &mine, || m.read_each(PAGE));
         Ok(counts)
     }
 
