@@ -47,6 +47,12 @@ pub struct AbArgs {
     /// both sides; 1 judges the rounds of a single boot (no between-boot noise seen).
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub boots: usize,
+    /// With several boots: when a timing is judged changed, boot each kernel N more times
+    /// (interleaved) and judge again on all boots; only that verdict counts. A whole boot
+    /// of an emulated VM can land in a fast or a slow mode, and three boots a side split by
+    /// mode alone once in about thirty times. 0: believe the first verdict.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub confirm_boots: usize,
     /// Exit codes for `git bisect run`: 0 good, 1 bad (a regression or a loss), 125 when
     /// this kernel cannot be tested (it does not build, boot or run), 128 to stop the
     /// bisection (foliobench's own command line or files are wrong).
@@ -251,32 +257,68 @@ fn gate(mut a: AbArgs) -> Result<Code> {
     let label = |side: &str, boot: usize| {
         if a.boots == 1 {
             format!("ab: {side}")
+        } else if boot > a.boots {
+            format!(
+                "ab: {side} (boot {boot} of {}, confirming)",
+                a.boots + a.confirm_boots
+            )
         } else {
             format!("ab: {side} (boot {boot} of {})", a.boots)
         }
     };
-    for boot in 1..=a.boots {
-        for (side, kernel, append, files) in [
-            ("baseline", &a.baseline, &a.baseline_append, &mut base_files),
-            (
-                "candidate",
-                &a.candidate,
-                &a.candidate_append,
-                &mut cand_files,
-            ),
-        ] {
-            files.push(run_side(
-                &vm,
-                &file(side, boot),
-                &label(side, boot),
-                kernel,
-                append,
-            )?);
+    let boot_both = |boots: std::ops::RangeInclusive<usize>,
+                     base_files: &mut Vec<PathBuf>,
+                     cand_files: &mut Vec<PathBuf>|
+     -> Result<()> {
+        for boot in boots {
+            for (side, kernel, append, files) in [
+                (
+                    "baseline",
+                    &a.baseline,
+                    &a.baseline_append,
+                    &mut *base_files,
+                ),
+                (
+                    "candidate",
+                    &a.candidate,
+                    &a.candidate_append,
+                    &mut *cand_files,
+                ),
+            ] {
+                files.push(run_side(
+                    &vm,
+                    &file(side, boot),
+                    &label(side, boot),
+                    kernel,
+                    append,
+                )?);
+            }
         }
+        Ok(())
+    };
+    boot_both(1..=a.boots, &mut base_files, &mut cand_files)?;
+    let judge = |base_files: &[PathBuf], cand_files: &[PathBuf]| -> Result<_> {
+        let (bases, cands) = (load_all(base_files)?, load_all(cand_files)?);
+        let cmp = a.gate.compare_boots(&named(&bases), &named(&cands));
+        Ok((bases, cands, cmp))
+    };
+    let (mut bases, mut cands, mut cmp) = judge(&base_files, &cand_files)?;
+    let changed = cmp.timing_changes_across_boots();
+    if a.confirm_boots > 0 && !changed.is_empty() {
+        eprintln!(
+            "foliobench ab: {} timing(s) changed on {n}+{n} boots ({}); confirming with {} more boots of each kernel, judged on all",
+            changed.len(),
+            changed.join(", "),
+            a.confirm_boots,
+            n = a.boots,
+        );
+        boot_both(
+            a.boots + 1..=a.boots + a.confirm_boots,
+            &mut base_files,
+            &mut cand_files,
+        )?;
+        (bases, cands, cmp) = judge(&base_files, &cand_files)?;
     }
-    let (bases, cands) = (load_all(&base_files)?, load_all(&cand_files)?);
-    let (b_refs, c_refs) = (named(&bases), named(&cands));
-    let cmp = a.gate.compare_boots(&b_refs, &c_refs);
     shares_metrics(&cmp, &bases[0].1, &cands[0].1)?;
     let text = a.gate.render(&cmp)?;
     let cmp_file = dir.join(format!("compare.{}", extension(a.gate.format)));

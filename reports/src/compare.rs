@@ -257,6 +257,24 @@ impl Comparison {
         v
     }
 
+    /// The timings judged changed across several boots per side: what `ab` confirms with
+    /// more boots before it believes them. A whole boot of the emulated VM can land in a
+    /// fast or a slow mode (one devdax pin: boot medians of 6.3 ms or 9.5 ms, either kernel),
+    /// and three boots per side split by mode alone once in about thirty times, which
+    /// Welch's t on three medians reads as a change.
+    pub fn timing_changes_across_boots(&self) -> Vec<&str> {
+        self.rows
+            .iter()
+            .filter(|r| r.kind.is_timing())
+            .filter(|r| matches!(r.verdict, Verdict::Regression | Verdict::Improvement))
+            .filter(|r| {
+                let boots = |s: &Option<Side>| s.as_ref().map_or(0, |s| s.boot_medians.len());
+                boots(&r.base) > 1 && boots(&r.candidate) > 1
+            })
+            .map(|r| r.key.as_str())
+            .collect()
+    }
+
     pub fn regressions(&self) -> usize {
         self.rows
             .iter()
@@ -1197,6 +1215,53 @@ mod tests {
         p.metric.samples = b.iter().flatten().copied().collect();
         p.boots = b;
         p
+    }
+
+    /// What `ab` confirms with more boots: a timing changed across boots, not a count, not a
+    /// timing of one boot a side, not an unchanged one. The boot medians are a devdax pin's
+    /// in a CI run of the planted THP regression, which cannot touch devdax: every base boot
+    /// in the fast mode, every candidate boot in the slow one.
+    #[test]
+    fn timing_changes_across_boots_are_the_ones_to_confirm() {
+        let split = judge_pooled_raw(
+            &boots(&[8.2055, 7.7366, 7.7157]),
+            &boots(&[11.442, 10.456, 12.275]),
+            None,
+        );
+        assert_eq!(split.verdict, Verdict::Regression, "{split:?}");
+        let same = judge_pooled_raw(&boots(&[8.0, 8.1, 8.2]), &boots(&[8.0, 8.1, 8.2]), None);
+        assert_eq!(same.verdict, Verdict::Same, "{same:?}");
+        // One boot a side, eight rounds each: Mann-Whitney on the rounds.
+        let one = |m: f64| {
+            let mut p = boots(&[m]);
+            p.boots = vec![(0..8).map(|i| m + i as f64 * 0.01).collect()];
+            p.metric.samples = p.boots[0].clone();
+            p
+        };
+        let one_boot = judge_pooled_raw(&one(8.0), &one(12.0), None);
+        assert_eq!(one_boot.verdict, Verdict::Regression, "{one_boot:?}");
+        let count = judge(
+            &metric(Kind::Count, Better::Lower, &[1.0]),
+            &metric(Kind::Count, Better::Lower, &[512.0]),
+            5.0,
+            0.05,
+            None,
+        );
+        assert_eq!(count.verdict, Verdict::Regression, "{count:?}");
+        let key = |mut r: Row, k: &str| {
+            r.key = k.into();
+            r
+        };
+        let cmp = comparison(vec![
+            key(split, "pin devdax:2M:mem io_uring pin"),
+            key(same, "pin devdax:2M:mem io_uring unpin"),
+            key(one_boot, "memmap devdax:2M:mem devm_memremap_pages"),
+            key(count, "pin anon:thp io_uring grabs_per_page"),
+        ]);
+        assert_eq!(
+            cmp.timing_changes_across_boots(),
+            ["pin devdax:2M:mem io_uring pin"]
+        );
     }
 
     /// With several boots a side the boot is the unit: Welch's t on the boots' medians, and
