@@ -43,6 +43,19 @@ fn why_not(hardware: bool, e: &std::io::Error) -> String {
     }
 }
 
+/// A counter of `event`, or why not in the reader's terms.
+fn event<E: Event>(event: E, hardware: bool) -> Result<Counter, String> {
+    open(event).map_err(|e| why_not(hardware, &e))
+}
+
+/// A tracepoint's counter (`category:name`), or why not.
+fn open_tracepoint(tp: &str) -> Result<Counter, String> {
+    event(
+        perf_event::events::Tracepoint::with_id(tracepoint_id(tp)?),
+        false,
+    )
+}
+
 /// A tracepoint counted only where its filter holds (tracefs's filter syntax, e.g.
 /// `address >= 0x7f0000000000 && address < 0x7f0002000000`), under a name of its own.
 pub struct Filtered {
@@ -66,9 +79,7 @@ impl Filtered {
     /// The tracepoint's counter with the filter set, or why not.
     fn open(&self) -> Result<Counter, String> {
         let tp = self.tracepoint;
-        let id = tracepoint_id(tp).map_err(|why| format!("{tp}: {why}"))?;
-        let c = open(perf_event::events::Tracepoint::with_id(id))
-            .map_err(|e| format!("{tp}: {}", why_not(false, &e)))?;
+        let c = open_tracepoint(tp).map_err(|why| format!("{tp}: {why}"))?;
         set_filter(&c, &self.filter).map_err(|e| format!("filter {:?}: {e}", self.filter))?;
         Ok(c)
     }
@@ -106,38 +117,27 @@ impl Session {
             result: CacheResult::MISS,
         };
         let mut counts = PerfCounts::default();
-        let mut ids = Vec::new();
-        for tp in tracepoints {
-            match tracepoint_id(tp) {
-                Ok(id) => ids.push((*tp, id)),
-                Err(why) => counts.not_counted.push((tp.to_string(), why)),
-            }
-        }
         let mut counters: Vec<(String, Counter)> = Vec::new();
-        let mut add = |name: &str, hw: bool, c: std::io::Result<Counter>| match c {
+        let mut add = |name: &str, c: Result<Counter, String>| match c {
             Ok(c) => counters.push((name.to_string(), c)),
-            Err(e) => counts.not_counted.push((name.to_string(), why_not(hw, &e))),
+            Err(why) => counts.not_counted.push((name.to_string(), why)),
         };
-        add(names::PAGE_FAULTS, false, open(Software::PAGE_FAULTS));
-        add(names::MINOR_FAULTS, false, open(Software::PAGE_FAULTS_MIN));
-        add(names::MAJOR_FAULTS, false, open(Software::PAGE_FAULTS_MAJ));
+        add(names::PAGE_FAULTS, event(Software::PAGE_FAULTS, false));
+        add(names::MINOR_FAULTS, event(Software::PAGE_FAULTS_MIN, false));
+        add(names::MAJOR_FAULTS, event(Software::PAGE_FAULTS_MAJ, false));
         add(
             names::CONTEXT_SWITCHES,
-            false,
-            open(Software::CONTEXT_SWITCHES),
+            event(Software::CONTEXT_SWITCHES, false),
         );
-        add(names::TASK_CLOCK, false, open(Software::TASK_CLOCK));
-        for (tp, id) in ids {
-            add(tp, false, open(perf_event::events::Tracepoint::with_id(id)));
+        add(names::TASK_CLOCK, event(Software::TASK_CLOCK, false));
+        for tp in tracepoints {
+            add(tp, open_tracepoint(tp));
         }
-        add(names::CYCLES, true, open(Hardware::CPU_CYCLES));
-        add(names::INSTRUCTIONS, true, open(Hardware::INSTRUCTIONS));
-        add(names::DTLB_LOAD_MISSES, true, open(DTLB_MISS));
+        add(names::CYCLES, event(Hardware::CPU_CYCLES, true));
+        add(names::INSTRUCTIONS, event(Hardware::INSTRUCTIONS, true));
+        add(names::DTLB_LOAD_MISSES, event(DTLB_MISS, true));
         for f in filtered {
-            match f.open() {
-                Ok(c) => counters.push((f.name.clone(), c)),
-                Err(why) => counts.not_counted.push((f.name.clone(), why)),
-            }
+            add(&f.name, f.open());
         }
         for (name, c) in &mut counters {
             if let Err(e) = c.enable() {
