@@ -387,6 +387,51 @@ fn appended_kernel_options_follow_the_pmem_option() {
     assert!(line.contains("'--append=mitigations=off nosmt'"), "{line}");
 }
 
+/// Under TCG the guest's clock is QEMU's instruction counter unless asked otherwise, and the
+/// guest is told which clock it runs on (its results record it); under KVM, or with a
+/// thread per vCPU, icount does not exist: asking for it is a usage error before any boot.
+#[test]
+fn the_clock_is_chosen_and_passed_to_the_guest() {
+    let f = Fake::new();
+    let line = |args: &[&str]| {
+        let out = f.vm(&[], args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tcg = line(&["--accel", "tcg", "--dry-run"]);
+    assert!(
+        tcg.contains("'--qemu-opts=-accel tcg,thread=single -icount shift=0,sleep=off'"),
+        "{tcg}"
+    );
+    assert!(tcg.contains("FOLIOBENCH_CLOCK=instructions"), "{tcg}");
+    let wall = line(&["--accel", "tcg", "--clock", "wall", "--dry-run"]);
+    assert!(!wall.contains("-icount"), "{wall}");
+    assert!(wall.contains("FOLIOBENCH_CLOCK=wall"), "{wall}");
+    let multi = line(&["--accel", "tcg", "--tcg-threads", "multi", "--dry-run"]);
+    assert!(!multi.contains("-icount"), "{multi}");
+    assert!(multi.contains("FOLIOBENCH_CLOCK=wall"), "{multi}");
+    for bad in [
+        &["--accel", "kvm", "--clock", "instructions"][..],
+        &[
+            "--accel",
+            "tcg",
+            "--tcg-threads",
+            "multi",
+            "--clock",
+            "instructions",
+        ][..],
+    ] {
+        let out = f.vm(&[], bad, &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--clock instructions needs"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(f.accels().is_empty(), "nothing booted");
+}
+
 /// Output options after `--` name host directories the guest must be able to write: they
 /// are shared, or the run is refused before booting.
 #[test]

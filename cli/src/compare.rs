@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use foliobench_reports::compare::{compare_boots, Comparison, Correction, Row};
+use foliobench_reports::compare::{
+    compare_boots, default_threshold_pct, Comparison, Correction, Row,
+};
 use foliobench_reports::results::{self, Results};
 
 use crate::exit::{usage, Code};
@@ -38,9 +40,11 @@ pub struct CompareArgs {
 /// How a comparison is judged and printed; shared with `ab`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GateArgs {
-    /// A significant change counts only past this many percent.
-    #[arg(long, default_value_t = 5.0, value_name = "PCT")]
-    pub threshold: f64,
+    /// A significant change counts only past this many percent (default: 1 when every
+    /// run's timings are instruction time, else 5; a metric's baseline spread between
+    /// boots raises it).
+    #[arg(long, value_name = "PCT")]
+    pub threshold: Option<f64>,
     /// Significance level of the Mann-Whitney U test on timing samples.
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
@@ -65,7 +69,7 @@ pub enum CorrectionArg {
 
 impl GateArgs {
     pub fn check(&self) -> Result<()> {
-        check_significance(self.threshold, self.alpha)
+        check_significance(self.threshold.unwrap_or(0.0), self.alpha)
     }
 
     /// Several boots a side compared under these gate settings.
@@ -75,7 +79,11 @@ impl GateArgs {
             CorrectionArg::Holm => Correction::Holm,
             CorrectionArg::None => Correction::None,
         };
-        let mut cmp = compare_boots(b, c, self.threshold, self.alpha, correction);
+        let files: Vec<&Results> = b.iter().chain(c).map(|(_, r)| *r).collect();
+        let threshold = self
+            .threshold
+            .unwrap_or_else(|| default_threshold_pct(&files));
+        let mut cmp = compare_boots(b, c, threshold, self.alpha, correction);
         cmp.allow_missing = self.allow_missing;
         cmp
     }

@@ -70,6 +70,7 @@ pub fn gather() -> Doctor {
             cpu_model,
             config: config.as_ref().map(|c| c.source.display().to_string()),
             accelerator: system::vm_accelerator(),
+            clock: Some(system::clock()),
             package: system::kernel_package(),
         },
         actions,

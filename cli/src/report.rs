@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use foliobench_reports::compare::{compare, Comparison, Correction, Row};
+use foliobench_reports::compare::{compare, default_threshold_pct, Comparison, Correction, Row};
 use foliobench_reports::report::{html, markdown, Named};
 use foliobench_reports::results::Results;
 use foliobench_reports::scaling;
@@ -25,9 +25,10 @@ pub struct ReportArgs {
     /// Write the tables as Markdown to this file.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
-    /// Comparisons: a significant change counts only past this many percent.
-    #[arg(long, default_value_t = 5.0, value_name = "PCT")]
-    pub threshold: f64,
+    /// Comparisons: a significant change counts only past this many percent (default: 1
+    /// when both runs' timings are instruction time, else 5).
+    #[arg(long, value_name = "PCT")]
+    pub threshold: Option<f64>,
     /// Comparisons: significance level of the Mann-Whitney U test.
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
@@ -60,7 +61,7 @@ pub fn write(
 }
 
 pub fn run(a: ReportArgs) -> Result<Code> {
-    crate::compare::check_significance(a.threshold, a.alpha)?;
+    crate::compare::check_significance(a.threshold.unwrap_or(0.0), a.alpha)?;
     let mut runs = Vec::new();
     for p in &a.results {
         runs.push((p.display().to_string(), load(p)?));
@@ -73,7 +74,8 @@ pub fn run(a: ReportArgs) -> Result<Code> {
             compare(
                 (&runs[0].0, &runs[0].1),
                 (f, r),
-                a.threshold,
+                a.threshold
+                    .unwrap_or_else(|| default_threshold_pct(&[&runs[0].1, r])),
                 a.alpha,
                 Correction::Bh,
             )

@@ -20,6 +20,7 @@ use crate::accel::{self, Accel, AccelChoice};
 use crate::boot_kernel::{self, KernelSpec};
 use crate::exit::{env, usage, Code, Fail};
 use crate::units::{fmt_size, parse_size, GIB, MIB};
+use foliobench_reports::clock::{ClockKind, ICOUNT_QEMU_OPTIONS};
 
 /// Where the emulated pmem starts in guest physical memory: above the 4 GiB boundary,
 /// clear of the PCI hole below it.
@@ -74,6 +75,52 @@ pub struct VmOpts {
     /// 125 s against 128 s).
     #[arg(long, value_enum, default_value = "single")]
     pub tcg_threads: TcgThreads,
+    /// The guest's clock. instructions: QEMU's instruction counter (`-icount
+    /// shift=0,sleep=off`, 1 ns = 1 guest instruction): timings repeat between boots to
+    /// within a fraction of a percent, but are not real time (cache and TLB misses cost
+    /// nothing). wall: real time, which under software emulation measures the host as much
+    /// as the kernel. auto: instructions under software emulation, wall under KVM (QEMU's
+    /// icount exists only in TCG).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub clock: ClockChoice,
+}
+
+/// What the user asked for with `--clock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClockChoice {
+    Auto,
+    Instructions,
+    Wall,
+}
+
+impl ClockChoice {
+    /// The clock of a boot under `accel`: icount needs TCG with one thread for all vCPUs.
+    pub fn resolve(self, accel: Accel, threads: TcgThreads) -> ClockKind {
+        match (self, accel, threads) {
+            (ClockChoice::Auto, Accel::Tcg, TcgThreads::Single)
+            | (ClockChoice::Instructions, ..) => ClockKind::Instructions,
+            _ => ClockKind::Wall,
+        }
+    }
+
+    /// The accelerator choice this clock allows: refuses KVM or a thread per vCPU with the
+    /// instruction clock (exit 2), and turns auto into TCG for it.
+    pub fn check(self, accel: AccelChoice, threads: TcgThreads) -> Result<AccelChoice> {
+        if self != ClockChoice::Instructions {
+            return Ok(accel);
+        }
+        if accel == AccelChoice::Kvm {
+            return Err(usage(
+                "--clock instructions needs software emulation: QEMU's instruction counter (icount) exists only under TCG; use --accel tcg, or --clock wall under KVM",
+            ));
+        }
+        if threads == TcgThreads::Multi {
+            return Err(usage(
+                "--clock instructions needs --tcg-threads single: QEMU's icount cannot run one thread per vCPU",
+            ));
+        }
+        Ok(AccelChoice::Tcg)
+    }
 }
 
 /// QEMU's `-accel tcg,thread=...`.
@@ -188,6 +235,8 @@ pub fn is_kernel_log(line: &str) -> bool {
 pub struct GuestEnv<'a> {
     pub config: Option<&'a Path>,
     pub accel: Accel,
+    /// The clock of the guest's time.
+    pub clock: ClockKind,
     /// The Debian package and version booted, if it is one.
     pub package: Option<&'a str>,
 }
@@ -206,7 +255,19 @@ fn guest_script(exe: &Path, args: &[String], cwd: &Path, state: &Path, g: &Guest
             foliobench_workloads::system::ACCEL_ENV,
             g.accel.name()
         ),
+        format!(
+            "{}={}",
+            foliobench_workloads::system::CLOCK_ENV,
+            g.clock.name()
+        ),
     ];
+    if g.clock == ClockKind::Instructions {
+        envs.push(format!(
+            "{}={}",
+            foliobench_workloads::system::CLOCK_QEMU_ENV,
+            q(ICOUNT_QEMU_OPTIONS)
+        ));
+    }
     if let Some(c) = g.config {
         envs.push(format!(
             "{}={}",
@@ -362,6 +423,7 @@ struct Launch {
     layout: Layout,
     cpus: u32,
     tcg_threads: TcgThreads,
+    clock: ClockChoice,
     /// `--append`: more kernel command-line options.
     append: Vec<String>,
     args: Vec<String>,
@@ -436,7 +498,7 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
         "Debian's busybox-static (virtme-ng builds its initramfs with it)",
     )?;
     // Before the kernel is fetched: `--accel kvm` without KVM is an error at once.
-    let accel = accel::plan(m.accel)?;
+    let accel = accel::plan(m.clock.check(m.accel, m.tcg_threads)?)?;
     let kernel = boot_kernel::prepare(&spec)?;
     let state = tempfile::Builder::new()
         .prefix("foliobench-vm-")
@@ -448,6 +510,7 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
         layout,
         cpus: m.cpus,
         tcg_threads: m.tcg_threads,
+        clock: m.clock,
         append: m.append.clone(),
         args,
         cwd,
@@ -471,6 +534,7 @@ impl Launch {
         let guest = GuestEnv {
             config: self.kernel.config.as_deref(),
             accel,
+            clock: self.clock.resolve(accel, self.tcg_threads),
             package: self.kernel.package.as_deref(),
         };
         let script = guest_script(&self.exe, &self.args, &self.cwd, self.state.path(), &guest);
@@ -502,8 +566,15 @@ impl Launch {
             .arg(&self.kernel.run);
         if accel == Accel::Tcg {
             cmd.arg("--disable-kvm");
+            let mut qemu = Vec::new();
             if self.tcg_threads == TcgThreads::Single {
-                cmd.arg("--qemu-opts=-accel tcg,thread=single");
+                qemu.push("-accel tcg,thread=single");
+            }
+            if guest.clock == ClockKind::Instructions {
+                qemu.push(ICOUNT_QEMU_OPTIONS);
+            }
+            if !qemu.is_empty() {
+                cmd.arg(format!("--qemu-opts={}", qemu.join(" ")));
             }
         }
         cmd.arg("--memory")
@@ -529,7 +600,7 @@ impl Launch {
 
     fn say_boot(&self, accel: Accel, why: &str) {
         eprintln!(
-            "foliobench: booting {} [{}] with {} RAM + {} pmem, {} CPUs, {} ({why})",
+            "foliobench: booting {} [{}] with {} RAM + {} pmem, {} CPUs, {}, clock: {} ({why})",
             self.kernel.label,
             self.kernel.release.as_deref().unwrap_or("release unknown"),
             fmt_size(self.layout.memory),
@@ -540,7 +611,8 @@ impl Launch {
                 (Accel::Tcg, TcgThreads::Multi) => "software emulation (TCG)",
                 (Accel::Tcg, TcgThreads::Single) =>
                     "software emulation (TCG), one host thread for all vCPUs",
-            }
+            },
+            self.clock.resolve(accel, self.tcg_threads).describe()
         )
     }
 
@@ -1057,6 +1129,45 @@ mod tests {
     }
 
     #[test]
+    fn the_instruction_clock_is_tcg_only() {
+        use ClockChoice::*;
+        // auto: instructions where icount exists (TCG, one thread), wall elsewhere.
+        assert_eq!(
+            Auto.resolve(Accel::Tcg, TcgThreads::Single),
+            ClockKind::Instructions
+        );
+        assert_eq!(
+            Auto.resolve(Accel::Kvm, TcgThreads::Single),
+            ClockKind::Wall
+        );
+        assert_eq!(Auto.resolve(Accel::Tcg, TcgThreads::Multi), ClockKind::Wall);
+        assert_eq!(
+            Wall.resolve(Accel::Tcg, TcgThreads::Single),
+            ClockKind::Wall
+        );
+        // Asked for explicitly: under KVM or with a thread per vCPU, a usage error (2).
+        for (accel, threads) in [
+            (AccelChoice::Kvm, TcgThreads::Single),
+            (AccelChoice::Tcg, TcgThreads::Multi),
+        ] {
+            let e = Instructions.check(accel, threads).unwrap_err();
+            assert_eq!(code_of(&e), Code::Usage, "{e}");
+            assert!(e.to_string().contains("--clock instructions needs"), "{e}");
+        }
+        // auto accel becomes TCG for it; the other clocks leave the choice alone.
+        assert_eq!(
+            Instructions
+                .check(AccelChoice::Auto, TcgThreads::Single)
+                .unwrap(),
+            AccelChoice::Tcg
+        );
+        assert_eq!(
+            Auto.check(AccelChoice::Kvm, TcgThreads::Multi).unwrap(),
+            AccelChoice::Kvm
+        );
+    }
+
+    #[test]
     fn default_layout_is_the_verified_one() {
         let l = Layout::new(2 * GIB, 4 * GIB).unwrap();
         assert_eq!(l.qemu_memory(), 6 * GIB);
@@ -1104,10 +1215,11 @@ mod tests {
             &GuestEnv {
                 config: Some(Path::new("/c/config-6.12")),
                 accel: Accel::Tcg,
+                clock: ClockKind::Instructions,
                 package: Some("linux-image-6.12.117+deb12-amd64=6.12.117-1"),
             },
         );
-        assert!(s.contains("cd /work/x && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg FOLIOBENCH_KERNEL_CONFIG=/c/config-6.12 FOLIOBENCH_KERNEL_PACKAGE='linux-image-6.12.117+deb12-amd64=6.12.117-1' /work/target/foliobench doctor --out 'a b.json'; echo $? > /tmp/st/exit"), "{s}");
+        assert!(s.contains("cd /work/x && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg FOLIOBENCH_CLOCK=instructions FOLIOBENCH_CLOCK_QEMU='-icount shift=0,sleep=off' FOLIOBENCH_KERNEL_CONFIG=/c/config-6.12 FOLIOBENCH_KERNEL_PACKAGE='linux-image-6.12.117+deb12-amd64=6.12.117-1' /work/target/foliobench doctor --out 'a b.json'; echo $? > /tmp/st/exit"), "{s}");
         assert!(s.starts_with("modprobe -qa nd_e820"));
         assert!(s.contains(&format!("; echo {MARKER}; cd ")));
         // Two commands in one boot: the second runs only if the first succeeded, and the
@@ -1124,6 +1236,7 @@ mod tests {
             &GuestEnv {
                 config: None,
                 accel: Accel::Tcg,
+                clock: ClockKind::Wall,
                 package: None,
             },
         );

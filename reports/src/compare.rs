@@ -7,10 +7,12 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::ClockKind;
+
 pub use crate::metric::{Better, Kind, Metric};
 use crate::outcome::Outcome;
 use crate::results::Results;
-use crate::stats::{mann_whitney_p, median, min_p, range_pct, welch_log_p};
+use crate::stats::{mann_whitney_p, median, min_p, range_pct, welch_log_mde_pct, welch_log_p};
 
 /// Every comparable quantity of a results file (`Results::metrics`).
 pub fn metrics(r: &Results) -> Vec<Metric> {
@@ -102,6 +104,11 @@ pub struct Row {
     /// between-boot spread where it is larger (time metrics, several boots).
     #[serde(default)]
     pub min_effect_pct: f64,
+    /// The smallest change this comparison could have called (time metrics, several boots
+    /// a side): Welch's t at alpha on these boots' spread, and never below
+    /// `min_effect_pct`. An A/A run's calibration of the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mde_pct: Option<f64>,
     pub significant: bool,
     pub verdict: Verdict,
     /// Why the verdict is what it is, in words.
@@ -132,6 +139,9 @@ impl Row {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub file: String,
+    /// The clock its timings were read with.
+    #[serde(default = "wall")]
+    pub clock: ClockKind,
     pub kernel_release: String,
     pub cpu: String,
     pub started: u64,
@@ -165,6 +175,31 @@ pub struct Comparison {
     /// Boots of the baseline and of the candidate (results files per side).
     #[serde(default = "one_boot_each")]
     pub boots: (usize, usize),
+}
+
+fn wall() -> ClockKind {
+    ClockKind::Wall
+}
+
+/// The smallest change that counts when the user names none: 5 % on the wall clock (an
+/// emulated VM's boots spread by tens of percent there), 1 % when every file's timings
+/// are instruction time (two boots agree to hundredths of a percent: a 1 % change is
+/// seen). The baseline's own between-boot spread still raises it per metric.
+pub fn default_threshold_pct(files: &[&Results]) -> f64 {
+    if !files.is_empty() && files.iter().all(|r| r.clock() == ClockKind::Instructions) {
+        1.0
+    } else {
+        5.0
+    }
+}
+
+/// The clock of every file of a side, if they share one.
+fn one_clock(files: &[(&str, &Results)]) -> Option<ClockKind> {
+    let first = files.first()?.1.clock();
+    files
+        .iter()
+        .all(|(_, r)| r.clock() == first)
+        .then_some(first)
 }
 
 fn one_boot_each() -> (usize, usize) {
@@ -292,6 +327,7 @@ impl Comparison {
 fn info(file: &str, r: &Results) -> RunInfo {
     RunInfo {
         file: file.into(),
+        clock: r.clock(),
         kernel_release: r.context.kernel_release.clone(),
         cpu: format!("{:?}", r.context.cpu),
         started: r.context.started,
@@ -382,7 +418,11 @@ fn judge_pooled(
     let threshold_pct = noise.map_or(threshold, |n| n.max(threshold));
     let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let identical = bm.is_some() && bm == cm;
     let (p_value, significant, test) = match b.kind {
+        // Instruction time can repeat to the nanosecond: equal medians are the same, and a
+        // test on samples without spread would only divide by zero.
+        Kind::Time if identical => (None, false, "identical medians on both sides".to_string()),
         Kind::Time => {
             let floor = min_p(b.samples.len(), c.samples.len());
             let name = if boots {
@@ -482,9 +522,40 @@ fn judge_pooled(
         p_value,
         p_adjusted: adjusted,
         min_effect_pct: threshold_pct,
+        mde_pct: (b.kind == Kind::Time && boots)
+            .then(|| welch_log_mde_pct(&boot_medians(&bp.boots), &boot_medians(&cp.boots), alpha))
+            .flatten()
+            .map(|m| m.max(threshold_pct)),
         significant,
         verdict,
         why,
+    }
+}
+
+/// A timing whose sides were read with different clocks: shown, never judged.
+fn across_clocks(bp: &Pooled, cp: &Pooled, clocks: (Option<ClockKind>, Option<ClockKind>)) -> Row {
+    let name = |c: Option<ClockKind>| c.map_or("mixed", ClockKind::name);
+    let b = &bp.metric;
+    Row {
+        key: b.key(),
+        suite: b.suite.clone(),
+        unit: b.unit.clone(),
+        better: b.better,
+        kind: b.kind,
+        base: Side::of_boots(&bp.boots),
+        candidate: Side::of_boots(&cp.boots),
+        change_pct: None,
+        p_value: None,
+        p_adjusted: None,
+        min_effect_pct: 0.0,
+        mde_pct: None,
+        significant: false,
+        verdict: Verdict::Incomparable,
+        why: format!(
+            "not compared: timings of different clocks (base: {}, candidate: {})",
+            name(clocks.0),
+            name(clocks.1)
+        ),
     }
 }
 
@@ -501,6 +572,7 @@ fn missing(m: &Metric, base: bool) -> Row {
         p_value: None,
         p_adjusted: None,
         min_effect_pct: 0.0,
+        mde_pct: None,
         significant: false,
         verdict: if base {
             Verdict::Lost
@@ -586,6 +658,10 @@ pub fn compare_boots(
 ) -> Comparison {
     let ((base_file, base), (cand_file, cand)) = (bases[0], cands[0]);
     let (bm, cm) = (pooled(bases), pooled(cands));
+    // Timings of different clocks are not judged (instruction time against wall time says
+    // nothing about the kernel); counts are.
+    let clocks = (one_clock(bases), one_clock(cands));
+    let one_clock_for_all = matches!(clocks, (Some(b), Some(c)) if b == c);
     let pairs: Vec<(&Pooled, Option<&Pooled>)> = bm
         .iter()
         .map(|b| (b, cm.iter().find(|c| c.metric.key() == b.metric.key())))
@@ -593,7 +669,7 @@ pub fn compare_boots(
     let raw: Vec<Option<f64>> = pairs
         .iter()
         .map(|(b, c)| match c {
-            Some(c) if b.metric.kind == Kind::Time => time_p(b, c),
+            Some(c) if b.metric.kind == Kind::Time && one_clock_for_all => time_p(b, c),
             _ => None,
         })
         .collect();
@@ -601,6 +677,9 @@ pub fn compare_boots(
     let mut rows = Vec::new();
     for (((b, c), p), q) in pairs.iter().zip(&raw).zip(&adjusted) {
         match c {
+            Some(c) if b.metric.kind.is_timing() && !one_clock_for_all => {
+                rows.push(across_clocks(b, c, clocks))
+            }
             Some(c) => rows.push(judge_pooled(b, c, threshold_pct, alpha, (*p, *q))),
             None => rows.push(missing(&b.metric, true)),
         }
@@ -627,6 +706,14 @@ pub fn compare_boots(
                 "the {side} run's CPU was emulated (QEMU TCG): its timings carry the emulator's cost; compare runs of one machine only"
             ));
         }
+    }
+    if !one_clock_for_all {
+        let name = |c: Option<ClockKind>| c.map_or("a mix of clocks", ClockKind::short);
+        caveats.push(format!(
+            "the runs' timings were read with different clocks (base: {}, candidate: {}): timings are not judged, counts are",
+            name(clocks.0),
+            name(clocks.1)
+        ));
     }
     let accel = |r: &Results| {
         r.context
@@ -772,13 +859,22 @@ fn xml(s: &str) -> String {
 impl Comparison {
     fn header(&self) -> String {
         format!(
-            "base: {} ({}, {} CPU); candidate: {} ({}, {} CPU); threshold {}%, alpha {}, p-values adjusted: {}{}",
+            "base: {} ({}, {} CPU); candidate: {} ({}, {} CPU); timings: {}; threshold {}%, alpha {}, p-values adjusted: {}{}",
             self.base.kernel_release,
             self.base.file,
             self.base.cpu,
             self.candidate.kernel_release,
             self.candidate.file,
             self.candidate.cpu,
+            if self.base.clock == self.candidate.clock {
+                self.base.clock.describe().to_string()
+            } else {
+                format!(
+                    "different clocks (base: {}, candidate: {}), not judged",
+                    self.base.clock.short(),
+                    self.candidate.clock.short()
+                )
+            },
             self.threshold_pct,
             self.alpha,
             self.correction.describe(),
@@ -870,6 +966,7 @@ impl Comparison {
                 let _ = writeln!(o, "{bullet}  {c}");
             }
         }
+        self.render_calibration(o, bullet);
         for c in &self.caveats {
             let _ = writeln!(o, "{bullet}caveat: {c}");
         }
@@ -878,6 +975,35 @@ impl Comparison {
             "\n{}  (* = significant and past the threshold; lower or higher is better per metric)",
             self.summary()
         );
+    }
+
+    /// Per timing judged on several boots: the spread between boots on each side and the
+    /// smallest change the gate could call with them (an A/A run calibrates the gate).
+    fn render_calibration(&self, o: &mut String, bullet: &str) {
+        let rows: Vec<&Row> = self.rows.iter().filter(|r| r.mde_pct.is_some()).collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "\n{bullet}smallest change the gate can call, per timing (Welch t at alpha {} on these boots' medians, at least the threshold or the baseline's spread), with the spread between boots (base / candidate):",
+            self.alpha
+        );
+        let pct = |s: &Option<Side>| {
+            s.as_ref()
+                .and_then(|s| s.between_boot_pct)
+                .map_or("-".into(), |p| format!("{p:.3}%"))
+        };
+        for r in rows {
+            let _ = writeln!(
+                o,
+                "{bullet}  {}: {:.2}% (between boots {} / {})",
+                r.key,
+                r.mde_pct.unwrap_or(0.0),
+                pct(&r.base),
+                pct(&r.candidate)
+            );
+        }
     }
 
     pub fn render_markdown(&self) -> String {
@@ -1020,6 +1146,158 @@ impl Comparison {
 mod tests {
     use super::*;
 
+    /// A recorded 6.12 run (memmap, pin, fsdax) on `clock`, every pin time scaled by `f`.
+    fn recorded(clock: ClockKind, f: f64) -> Results {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/matrix/6.12.117.json"))
+                .unwrap();
+        for row in v["pin"]["results"].as_array_mut().unwrap() {
+            for s in row["samples"].as_array_mut().unwrap() {
+                if let Some(ns) = s["pin_ns"].as_f64() {
+                    s["pin_ns"] = ((ns * f).round() as u64).into();
+                }
+            }
+        }
+        let mut r: Results = serde_json::from_value(v).unwrap();
+        r.context.machine.as_mut().unwrap().clock = Some(match clock {
+            ClockKind::Wall => crate::clock::Clock::wall(),
+            ClockKind::Instructions => crate::clock::Clock::instructions(),
+        });
+        r
+    }
+
+    fn boots_of(clock: ClockKind, f: f64) -> Vec<Results> {
+        [1.0, 1.0004, 0.9996]
+            .map(|j| recorded(clock, f * j))
+            .to_vec()
+    }
+
+    fn side_of(v: &[Results]) -> Vec<(&str, &Results)> {
+        v.iter().map(|r| ("x.json", r)).collect()
+    }
+
+    /// Pin times doubled on the candidate: called a regression when both sides' timings
+    /// are instruction time (the positive control), never judged when the sides' clocks
+    /// differ, while their counts are still compared.
+    #[test]
+    fn timings_of_different_clocks_are_not_judged_counts_are() {
+        use ClockKind::*;
+        let base = boots_of(Instructions, 1.0);
+        let same = compare_boots(
+            &side_of(&base),
+            &side_of(&boots_of(Instructions, 2.0)),
+            1.0,
+            0.05,
+            Correction::Bh,
+        );
+        assert!(same.regressions() > 0, "{}", same.render_text());
+        assert!(
+            same.header().contains("timings: instruction time"),
+            "{}",
+            same.header()
+        );
+        let mixed = compare_boots(
+            &side_of(&base),
+            &side_of(&boots_of(Wall, 2.0)),
+            1.0,
+            0.05,
+            Correction::Bh,
+        );
+        assert_eq!(mixed.regressions(), 0, "{}", mixed.render_text());
+        assert!(mixed.failures().is_empty());
+        let timings: Vec<&Row> = mixed.rows.iter().filter(|r| r.kind.is_timing()).collect();
+        assert!(!timings.is_empty());
+        for r in &timings {
+            assert_eq!(r.verdict, Verdict::Incomparable, "{}", r.key);
+            assert!(
+                r.why
+                    .contains("different clocks (base: instructions, candidate: wall)"),
+                "{}",
+                r.why
+            );
+            assert_eq!(r.p_value, None);
+        }
+        let counts: Vec<&Row> = mixed
+            .rows
+            .iter()
+            .filter(|r| r.kind == Kind::Count)
+            .collect();
+        assert!(!counts.is_empty());
+        assert!(
+            counts.iter().all(|r| r.verdict == Verdict::Same),
+            "counts still judged"
+        );
+        assert!(
+            mixed.caveats.iter().any(|c| c.contains("different clocks")),
+            "{:?}",
+            mixed.caveats
+        );
+        assert!(
+            mixed.header().contains("different clocks"),
+            "{}",
+            mixed.header()
+        );
+        // One side's boots on two clocks is a mix too.
+        let mut half = boots_of(Instructions, 1.0);
+        half[2] = recorded(Wall, 1.0);
+        let c = compare_boots(&side_of(&base), &side_of(&half), 1.0, 0.05, Correction::Bh);
+        assert!(c
+            .rows
+            .iter()
+            .filter(|r| r.kind.is_timing())
+            .all(|r| r.verdict == Verdict::Incomparable));
+    }
+
+    /// Files without a clock are wall-clock files; the default threshold is 1 % only when
+    /// every file is instruction time.
+    #[test]
+    fn the_default_threshold_follows_the_clock() {
+        use ClockKind::*;
+        let (i, w) = (recorded(Instructions, 1.0), recorded(Wall, 1.0));
+        assert_eq!(default_threshold_pct(&[&i, &i]), 1.0);
+        assert_eq!(default_threshold_pct(&[&i, &w]), 5.0);
+        let mut old = recorded(Wall, 1.0);
+        old.context.machine.as_mut().unwrap().clock = None;
+        assert_eq!(old.clock(), Wall);
+        assert_eq!(default_threshold_pct(&[&old, &old]), 5.0);
+    }
+
+    /// Equal medians are "same" without a test; every timing of an A/A on several boots
+    /// gets a minimum detectable effect no smaller than the threshold, and it is printed.
+    #[test]
+    fn an_a_against_a_prints_the_smallest_change_it_could_call() {
+        let a = boots_of(ClockKind::Instructions, 1.0);
+        let c = compare_boots(&side_of(&a), &side_of(&a), 1.0, 0.05, Correction::Bh);
+        assert!(c.failures().is_empty());
+        let pin = c
+            .rows
+            .iter()
+            .find(|r| r.key == "pin devdax:4K:mem io_uring pin")
+            .expect("pin row");
+        assert_eq!(pin.verdict, Verdict::Same);
+        assert!(pin.why.contains("identical medians"), "{}", pin.why);
+        let mde = pin.mde_pct.unwrap();
+        // Boots spread by +-0.04 %: the test alone could call ~0.1 %; the threshold is the floor.
+        assert_eq!(mde, 1.0);
+        let text = c.render_text();
+        assert!(text.contains("smallest change the gate can call"), "{text}");
+        assert!(
+            text.contains("pin devdax:4K:mem io_uring pin: 1.00% (between boots 0.080% / 0.080%)"),
+            "{text}"
+        );
+        let c = compare_boots(&side_of(&a), &side_of(&a), 0.0, 0.05, Correction::Bh);
+        let pin = c
+            .rows
+            .iter()
+            .find(|r| r.key == "pin devdax:4K:mem io_uring pin")
+            .unwrap();
+        assert!(
+            pin.mde_pct.unwrap() > 0.05 && pin.mde_pct.unwrap() < 0.5,
+            "{:?}",
+            pin.mde_pct
+        );
+    }
+
     fn metric(kind: Kind, better: Better, samples: &[f64]) -> Metric {
         Metric {
             suite: "rmap".into(),
@@ -1088,6 +1366,7 @@ mod tests {
     fn comparison(rows: Vec<Row>) -> Comparison {
         let info = |k: &str| RunInfo {
             file: format!("{k}.json"),
+            clock: ClockKind::Wall,
             kernel_release: k.into(),
             cpu: "Emulated".into(),
             started: 0,

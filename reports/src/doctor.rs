@@ -50,6 +50,9 @@ pub struct Kernel {
     /// The test VM's accelerator (kvm, tcg); None outside a test VM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accelerator: Option<String>,
+    /// The clock the guest's time ran on (absent in files before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<crate::clock::Clock>,
     /// The Debian kernel package booted (`name=version`), when it was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
@@ -217,6 +220,9 @@ impl Doctor {
         }
         if let Some(a) = &self.kernel.accelerator {
             let _ = writeln!(o, "test VM     accelerator {a}");
+        }
+        if let Some(c) = &self.kernel.clock {
+            let _ = writeln!(o, "clock       {}", c.kind.describe());
         }
         let _ = writeln!(o, "cmdline     {}", self.kernel.cmdline);
         let _ = writeln!(
@@ -420,6 +426,7 @@ mod tests {
                 cpu_model: "x".into(),
                 config: None,
                 accelerator: None,
+                clock: None,
                 package: None,
             },
             actions: vec![],

@@ -5,6 +5,7 @@
 
 pub mod chart;
 pub mod check;
+pub mod clock;
 pub mod compare;
 pub mod doctor;
 pub mod effect;

@@ -102,8 +102,19 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
         );
         let _ = writeln!(
             o,
-            "<p>threshold {}%, Mann-Whitney U at alpha {} on timings; kernel counts differ when their ranges do not overlap. * = significant and past the threshold.</p>",
-            c.threshold_pct, c.alpha
+            "<p>timings: {}; threshold {}%, alpha {}, p-values adjusted: {}; kernel counts differ when their ranges do not overlap. * = significant and past the threshold.</p>",
+            esc(&if c.base.clock == c.candidate.clock {
+                c.base.clock.describe().to_string()
+            } else {
+                format!(
+                    "different clocks (base: {}, candidate: {}): not judged",
+                    c.base.clock.short(),
+                    c.candidate.clock.short()
+                )
+            }),
+            c.threshold_pct,
+            c.alpha,
+            c.correction.describe()
         );
         comparison_table(&mut o, c);
     }
@@ -125,7 +136,7 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
         let _ = writeln!(o, "<h2>{}</h2>", esc(&title(n)));
         let _ = writeln!(
             o,
-            "<p>{}; tool {}; {} probes</p><details><summary>kernel command line</summary><code>{}</code></details>",
+            "<p>{}; tool {}; {} probes</p><p class=\"clock\">timings: {}</p><details><summary>kernel command line</summary><code>{}</code></details>",
             esc(&n.results.context.machine.as_ref().map_or(
                 n.results.context.cpu_model.clone(),
                 |m| format!(
@@ -144,6 +155,7 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
             )),
             esc(&n.results.context.tool_version),
             n.results.context.probes.len(),
+            esc(n.results.clock().describe()),
             esc(&n.results.context.kernel_cmdline),
         );
         for c in charts(n.results) {

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::check::Check;
+use crate::clock::{Clock, ClockKind};
 use crate::facts::Cpu;
 use crate::fsdax::{FsdaxSuite, PfnmapResult};
 use crate::memmap::MemmapResult;
@@ -84,9 +85,22 @@ pub struct Machine {
     /// The Debian kernel package booted, `name=version`, when it was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_package: Option<String>,
+    /// The clock the run's timings were read with (absent in files of foliobench before
+    /// it recorded one: those ran on the wall clock, the only one there was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<Clock>,
 }
 
 impl Results {
+    /// The clock of the run's timings: the wall clock where the file records none.
+    pub fn clock(&self) -> ClockKind {
+        self.context
+            .machine
+            .as_ref()
+            .and_then(|m| m.clock.as_ref())
+            .map_or(ClockKind::Wall, |c| c.kind)
+    }
+
     /// Every check of the run, each named with its suite (and geometry, for memmap).
     pub fn checks(&self) -> Vec<(String, Check)> {
         let mut v = Vec::new();
@@ -165,6 +179,7 @@ impl Results {
             },
             c.struct_page
         );
+        let _ = writeln!(o, "timings: {}", self.clock().describe());
         for n in &c.notes {
             let _ = writeln!(o, "note: {n}");
         }

@@ -19,6 +19,28 @@ pub const ACCEL_ENV: &str = "FOLIOBENCH_ACCEL";
 /// Set by `foliobench vm` in the guest: the Debian package booted, `name=version`.
 pub const KERNEL_PACKAGE_ENV: &str = "FOLIOBENCH_KERNEL_PACKAGE";
 
+/// Set by `foliobench vm` in the guest: the clock the guest's time runs on (`wall`,
+/// `instructions`), and the QEMU options that made it.
+pub const CLOCK_ENV: &str = "FOLIOBENCH_CLOCK";
+pub const CLOCK_QEMU_ENV: &str = "FOLIOBENCH_CLOCK_QEMU";
+
+/// The clock this process's timings are read with: the test VM's as `foliobench vm` set
+/// it, else the wall clock (a host, or a VM foliobench did not boot).
+pub fn clock() -> foliobench_reports::clock::Clock {
+    use foliobench_reports::clock::{Clock, ClockKind};
+    match std::env::var(CLOCK_ENV)
+        .ok()
+        .as_deref()
+        .and_then(ClockKind::parse)
+    {
+        Some(kind) => Clock {
+            kind,
+            qemu_options: std::env::var(CLOCK_QEMU_ENV).ok().filter(|s| !s.is_empty()),
+        },
+        None => Clock::wall(),
+    }
+}
+
 /// The accelerator of the test VM this runs in; None outside one.
 pub fn vm_accelerator() -> Option<String> {
     std::env::var(ACCEL_ENV).ok().filter(|s| !s.is_empty())

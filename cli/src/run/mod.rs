@@ -547,6 +547,7 @@ fn context(
             memory_kb: system::meminfo_kb("MemTotal").unwrap_or(0).max(0) as u64,
             accelerator: system::vm_accelerator(),
             kernel_package: system::kernel_package(),
+            clock: Some(system::clock()),
         }),
         started,
         struct_page: k.struct_page,
