@@ -1241,7 +1241,7 @@ mod tests {
             },
         );
         assert!(
-            s.contains("cd /w && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg /fb doctor && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg /fb run --suite memmap; echo $? > /st/exit"),
+            s.contains("cd /w && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg FOLIOBENCH_CLOCK=wall /fb doctor && FOLIOBENCH_IN_VM=1 FOLIOBENCH_ACCEL=tcg FOLIOBENCH_CLOCK=wall /fb run --suite memmap; echo $? > /st/exit"),
             "{s}"
         );
     }
