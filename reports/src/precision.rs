@@ -46,6 +46,15 @@ pub fn fewest_for_ci(confidence: f64) -> usize {
         .unwrap_or(64) as usize
 }
 
+/// Rounds that agree this closely settle a timing before it has an interval: with fewer
+/// rounds than an interval needs (6 at 95 %), a timing whose every round lies within
+/// `CLOSE` × the target of its median is precise. The instruction clock repeats to
+/// hundredths of a percent (a devdax pin: 36.315 / 36.317 ms), and a sixth round would buy
+/// nothing; the wall clock's rounds under emulation (20–70 % apart) never settle this way.
+pub const CLOSE: f64 = 0.25;
+/// The fewest rounds that settle a timing by agreement alone.
+pub const FEWEST_CLOSE: usize = 3;
+
 /// One timing's precision.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Precision {
@@ -53,14 +62,21 @@ pub struct Precision {
     pub median: f64,
     /// The 95 % interval of the median; None with too few samples for one.
     pub ci: Option<(f64, f64)>,
+    /// The farther of the smallest and largest sample from the median, percent of it.
+    pub spread_pct: Option<f64>,
 }
 
 impl Precision {
     pub fn of(v: &[f64]) -> Option<Precision> {
+        let median = median(v)?;
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         Some(Precision {
             n: v.len(),
-            median: median(v)?,
+            median,
             ci: median_ci(v, CONFIDENCE),
+            spread_pct: (median != 0.0)
+                .then(|| (median - lo).max(hi - median) * 100.0 / median.abs()),
         })
     }
 
@@ -72,12 +88,33 @@ impl Precision {
             .then(|| (self.median - lo).max(hi - self.median) * 100.0 / self.median.abs())
     }
 
-    /// Within ± `target_pct` of the median at 95 %.
+    /// Within ± `target_pct` of the median at 95 %; or, before an interval exists, every
+    /// round within `CLOSE` × the target of the median (`settled_by_agreement`).
     pub fn within(&self, target_pct: f64) -> bool {
-        self.half_width_pct().is_some_and(|h| h <= target_pct)
+        match self.half_width_pct() {
+            Some(h) => h <= target_pct,
+            None => self.settled_by_agreement(target_pct),
+        }
+    }
+
+    /// Too few rounds for an interval, but at least `FEWEST_CLOSE` that agree within
+    /// `CLOSE` × the target.
+    pub fn settled_by_agreement(&self, target_pct: f64) -> bool {
+        self.ci.is_none()
+            && self.n >= FEWEST_CLOSE
+            && self.spread_pct.is_some_and(|s| s <= target_pct * CLOSE)
     }
 
     pub fn describe(&self) -> String {
+        if let (None, Some(s)) = (self.ci, self.spread_pct) {
+            if self.n >= FEWEST_CLOSE {
+                return format!(
+                    "every round within ±{s:.3}% of the median (n={}; a 95% CI needs at least {} rounds)",
+                    self.n,
+                    fewest_for_ci(CONFIDENCE)
+                );
+            }
+        }
         match self.half_width_pct() {
             Some(h) => format!("±{h:.1}% (95% CI of the median, n={})", self.n),
             None if self.ci.is_some() => format!(
@@ -263,8 +300,30 @@ mod tests {
         let loose = vec![vec![100.0, 108.0, 93.0, 100.0, 104.0, 97.0]];
         assert!(r.want_more(2, &tight), "below the minimum");
         assert!(
-            r.want_more(3, &[vec![100.0, 101.0, 99.0]]),
+            r.want_more(3, &[vec![100.0, 104.0, 97.0]]),
             "no interval yet"
+        );
+        // Rounds that agree within a quarter of the target need no interval (the
+        // instruction clock's); a hair wider, they do.
+        assert!(
+            !r.want_more(3, &[vec![100.0, 101.2, 98.8]]),
+            "settled by agreement"
+        );
+        assert!(r.want_more(3, &[vec![100.0, 101.3, 98.8]]));
+        assert!(r.want_more(2, &[vec![100.0, 100.0]]), "below the minimum");
+        let lone = Rounds { min: 2, ..r };
+        assert!(
+            lone.want_more(2, &[vec![100.0, 100.0]]),
+            "two rounds never settle"
+        );
+        let icount = Precision::of(&[36.315, 36.317, 36.316, 36.315, 36.316]).unwrap();
+        assert!(icount.within(1.0), "{}", icount.describe());
+        assert!(
+            icount
+                .describe()
+                .starts_with("every round within ±0.003% of the median (n=5"),
+            "{}",
+            icount.describe()
         );
         assert!(!r.want_more(6, &tight), "precise: stop");
         assert!(r.want_more(6, &loose), "imprecise: go on");
