@@ -1301,6 +1301,8 @@ fn matrix_of_three_recorded_kernels_renders_with_its_headline() {
     ] {
         assert!(text.contains(line), "{line} in {text}");
     }
+    // Files from before clocks were recorded ran on the wall clock, and say so.
+    assert!(text.contains("\ntimings: wall clock (real time"), "{text}");
     // 4K devdax grabs one reference per page on all three: no headline.
     assert!(!text.contains("devdax:4K:mem odirect grabs_per_page [calls/page]: 1 -> 1 -> 1 ("));
     let header = text.lines().find(|l| l.starts_with("metric")).unwrap();

@@ -87,6 +87,8 @@ pub struct Headline<'a> {
 pub struct Matrix {
     /// Kernel releases, in release order.
     pub kernels: Vec<String>,
+    /// Each kernel's run's clock, in the same order.
+    pub clocks: Vec<crate::clock::ClockKind>,
     pub trends: Vec<Trend>,
     /// Each kernel against the one before it.
     pub steps: Vec<Comparison>,
@@ -122,6 +124,7 @@ impl Matrix {
                 .iter()
                 .map(|r| r.context.kernel_release.clone())
                 .collect(),
+            clocks: runs.iter().map(|r| r.clock()).collect(),
             trends,
             steps,
         }
@@ -242,9 +245,28 @@ impl Matrix {
         let _ = writeln!(o);
     }
 
+    /// The clock of every run, or each kernel's where they differ (timings are then not
+    /// judged between those kernels).
+    pub fn clocks_described(&self) -> String {
+        match self.clocks.first() {
+            Some(c) if self.clocks.iter().all(|x| x == c) => c.describe().to_string(),
+            Some(_) => format!(
+                "different clocks ({}): timings of different clocks are not judged",
+                self.kernels
+                    .iter()
+                    .zip(&self.clocks)
+                    .map(|(k, c)| format!("{k}: {}", c.short()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "no runs".into(),
+        }
+    }
+
     pub fn render_text(&self) -> String {
         let mut o = String::new();
         self.render_headlines(&mut o);
+        let _ = writeln!(o, "timings: {}", self.clocks_described());
         let w = self
             .trends
             .iter()
