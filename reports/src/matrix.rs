@@ -406,6 +406,7 @@ mod tests {
         // Seen: devdax 2M GUP-fast grabs per page 6.1 / 6.12 / 7.3 (odirect, 1 GiB).
         let m = Matrix {
             kernels: vec!["6.1".into(), "6.12".into(), "7.3".into()],
+            clocks: vec![crate::clock::ClockKind::Wall; 3],
             trends: vec![
                 trend(
                     "pin",
