@@ -245,7 +245,9 @@ pub fn render(o: &mut String, metrics: &[Metric], rounds: Option<&Rounds>) {
                 )
             })
             .unwrap_or_default();
-        let _ = writeln!(o, "  {}: {}{early}", m.key(), p.describe());
+        let idle = crate::clock::idle_waits(&m.suite, &m.name)
+            .map_or(String::new(), |w| format!(" ({w})"));
+        let _ = writeln!(o, "  {}: {}{early}{idle}", m.key(), p.describe());
     }
 }
 
