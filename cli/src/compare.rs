@@ -8,6 +8,7 @@ use foliobench_reports::compare::{
     compare_boots, default_threshold_pct, Comparison, Correction, Row,
 };
 use foliobench_reports::results::{self, Results};
+use foliobench_reports::seed003;
 
 use crate::exit::{usage, Code};
 use crate::output::write_atomic;
@@ -90,8 +91,14 @@ impl GateArgs {
 
     pub fn render(&self, c: &Comparison) -> Result<String> {
         Ok(match self.format {
-            Format::Text => c.render_text(),
-            Format::Markdown => c.render_markdown(),
+            // Seed 003's table follows where the comparison has its rmap rows.
+            Format::Text => c.render_text() + &seed003::render(c).unwrap_or_default(),
+            Format::Markdown => {
+                c.render_markdown()
+                    + &seed003::render(c)
+                        .map(|t| format!("\n```\n{}```\n", t.trim_start()))
+                        .unwrap_or_default()
+            }
             Format::Ktap => c.render_ktap(),
             Format::Junit => c.render_junit(),
             Format::Json => serde_json::to_string_pretty(c)? + "\n",

@@ -25,6 +25,7 @@ pub mod report;
 pub mod results;
 pub mod rmap;
 pub mod scaling;
+pub mod seed003;
 pub mod stats;
 pub mod trace;
 pub mod units;
