@@ -810,6 +810,43 @@ fn compare_and_report_a_real_run() {
     }
     let compare = |args: &[&str]| run(foliobench().arg("compare").args(args).current_dir(d));
 
+    // A run on the host is on the wall clock, and says so. The same file relabelled as
+    // instruction time, its pin times tripled: the timings are not judged across the two
+    // clocks (exit 0, "n/a", a caveat; the host has no counts to compare, the unit tests
+    // show that counts still are).
+    assert_eq!(
+        a["context"]["machine"]["clock"],
+        serde_json::json!({"kind": "wall"})
+    );
+    let mut icount = a.clone();
+    icount["context"]["machine"]["clock"] =
+        serde_json::json!({"kind": "instructions", "qemu_options": "-icount shift=0,sleep=off"});
+    for row in icount["pin"]["results"].as_array_mut().unwrap() {
+        for x in row["samples"].as_array_mut().unwrap() {
+            x["pin_ns"] = (x["pin_ns"].as_u64().unwrap() * 3).into();
+        }
+    }
+    std::fs::write(d.join("icount.json"), serde_json::to_vec(&icount).unwrap()).unwrap();
+    let out = compare(&["a.json", "icount.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("timings: different clocks (base: wall clock, candidate: instruction time"),
+        "{text}"
+    );
+    let pin = text
+        .lines()
+        .find(|l| l.starts_with("pin anon:4K io_uring pin "))
+        .unwrap();
+    assert!(
+        pin.contains("n/a") && pin.contains("not compared: timings of different clocks"),
+        "{pin}"
+    );
+    assert!(
+        text.contains("caveat: the runs' timings were read with different clocks"),
+        "{text}"
+    );
+
     // A run against itself: nothing changed, exit 0, in every format.
     // A matrix from results already written: no boot; one kernel twice is two columns.
     let out = run(foliobench()
