@@ -267,6 +267,19 @@ impl Correction {
 }
 
 impl Comparison {
+    /// The clock of the timings compared, or both where they differ (then not judged).
+    pub fn clocks_described(&self) -> String {
+        if self.base.clock == self.candidate.clock {
+            self.base.clock.describe().to_string()
+        } else {
+            format!(
+                "different clocks (base: {}, candidate: {}), not judged",
+                self.base.clock.short(),
+                self.candidate.clock.short()
+            )
+        }
+    }
+
     pub fn lost_metrics(&self) -> usize {
         self.rows
             .iter()
@@ -532,58 +545,63 @@ fn judge_pooled(
     }
 }
 
-/// A timing whose sides were read with different clocks: shown, never judged.
-fn across_clocks(bp: &Pooled, cp: &Pooled, clocks: (Option<ClockKind>, Option<ClockKind>)) -> Row {
-    let name = |c: Option<ClockKind>| c.map_or("mixed", ClockKind::name);
-    let b = &bp.metric;
-    Row {
-        key: b.key(),
-        suite: b.suite.clone(),
-        unit: b.unit.clone(),
-        better: b.better,
-        kind: b.kind,
-        base: Side::of_boots(&bp.boots),
-        candidate: Side::of_boots(&cp.boots),
-        change_pct: None,
-        p_value: None,
-        p_adjusted: None,
-        min_effect_pct: 0.0,
-        mde_pct: None,
-        significant: false,
-        verdict: Verdict::Incomparable,
-        why: format!(
-            "not compared: timings of different clocks (base: {}, candidate: {})",
-            name(clocks.0),
-            name(clocks.1)
-        ),
-    }
-}
-
-fn missing(m: &Metric, base: bool) -> Row {
+/// A row shown without a test: its sides as they are, the verdict and why given.
+fn unjudged(
+    m: &Metric,
+    (base, candidate): (Option<Side>, Option<Side>),
+    verdict: Verdict,
+    why: String,
+) -> Row {
     Row {
         key: m.key(),
         suite: m.suite.clone(),
         unit: m.unit.clone(),
         better: m.better,
         kind: m.kind,
-        base: if base { Side::of(&m.samples) } else { None },
-        candidate: if base { None } else { Side::of(&m.samples) },
+        base,
+        candidate,
         change_pct: None,
         p_value: None,
         p_adjusted: None,
         min_effect_pct: 0.0,
         mde_pct: None,
         significant: false,
-        verdict: if base {
-            Verdict::Lost
-        } else {
-            Verdict::Missing
-        },
-        why: if base {
-            "lost: measured in the base run, not in the candidate".into()
-        } else {
-            "only in the candidate run".into()
-        },
+        verdict,
+        why,
+    }
+}
+
+/// A timing whose sides were read with different clocks: shown, never judged.
+fn across_clocks(bp: &Pooled, cp: &Pooled, clocks: (Option<ClockKind>, Option<ClockKind>)) -> Row {
+    let name = |c: Option<ClockKind>| c.map_or("mixed", ClockKind::name);
+    unjudged(
+        &bp.metric,
+        (Side::of_boots(&bp.boots), Side::of_boots(&cp.boots)),
+        Verdict::Incomparable,
+        format!(
+            "not compared: timings of different clocks (base: {}, candidate: {})",
+            name(clocks.0),
+            name(clocks.1)
+        ),
+    )
+}
+
+fn missing(m: &Metric, base: bool) -> Row {
+    let side = Side::of(&m.samples);
+    if base {
+        unjudged(
+            m,
+            (side, None),
+            Verdict::Lost,
+            "lost: measured in the base run, not in the candidate".into(),
+        )
+    } else {
+        unjudged(
+            m,
+            (None, side),
+            Verdict::Missing,
+            "only in the candidate run".into(),
+        )
     }
 }
 
@@ -881,15 +899,7 @@ impl Comparison {
             self.candidate.kernel_release,
             self.candidate.file,
             self.candidate.cpu,
-            if self.base.clock == self.candidate.clock {
-                self.base.clock.describe().to_string()
-            } else {
-                format!(
-                    "different clocks (base: {}, candidate: {}), not judged",
-                    self.base.clock.short(),
-                    self.candidate.clock.short()
-                )
-            },
+            self.clocks_described(),
             self.threshold_pct,
             self.alpha,
             self.correction.describe(),

@@ -103,15 +103,7 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
         let _ = writeln!(
             o,
             "<p>timings: {}; threshold {}%, alpha {}, p-values adjusted: {}; kernel counts differ when their ranges do not overlap. * = significant and past the threshold.</p>",
-            esc(&if c.base.clock == c.candidate.clock {
-                c.base.clock.describe().to_string()
-            } else {
-                format!(
-                    "different clocks (base: {}, candidate: {}): not judged",
-                    c.base.clock.short(),
-                    c.candidate.clock.short()
-                )
-            }),
+            esc(&c.clocks_described()),
             c.threshold_pct,
             c.alpha,
             c.correction.describe()
