@@ -109,7 +109,7 @@ impl Precision {
         if let (None, Some(s)) = (self.ci, self.spread_pct) {
             if self.n >= FEWEST_CLOSE {
                 return format!(
-                    "every round within ±{s:.3}% of the median (n={}; a 95% CI needs at least {} rounds)",
+                    "rounds within ±{s:.3}% of the median (n={}; no 95% CI: at least {} rounds needed)",
                     self.n,
                     fewest_for_ci(CONFIDENCE)
                 );
@@ -224,8 +224,9 @@ pub fn render(o: &mut String, metrics: &[Metric], rounds: Option<&Rounds>) {
         timings.iter().filter(|(_, p)| !p.within(target)).collect();
     let _ = writeln!(
         o,
-        "\nprecision of the timings ({}): {} of {} within ±{target}% (95% CI of the median){}",
+        "\nprecision of the timings ({}): {} of {} within ±{target}% (95% CI of the median; before one exists, every round within ±{}%){}",
         rounds.map_or("rounds not recorded".into(), Rounds::describe),
+        target * CLOSE,
         timings.len() - imprecise.len(),
         timings.len(),
         if imprecise.is_empty() {
@@ -247,7 +248,12 @@ pub fn render(o: &mut String, metrics: &[Metric], rounds: Option<&Rounds>) {
             .unwrap_or_default();
         let idle = crate::clock::idle_waits(&m.suite, &m.name)
             .map_or(String::new(), |w| format!(" ({w})"));
-        let _ = writeln!(o, "  {}: {}{early}{idle}", m.key(), p.describe());
+        let settle = if p.ci.is_none() && p.n >= FEWEST_CLOSE {
+            format!(", wider than the ±{}% that settles rounds", target * CLOSE)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(o, "  {}: {}{settle}{early}{idle}", m.key(), p.describe());
     }
 }
 
@@ -323,7 +329,7 @@ mod tests {
         assert!(
             icount
                 .describe()
-                .starts_with("every round within ±0.003% of the median (n=5"),
+                .starts_with("rounds within ±0.003% of the median (n=5"),
             "{}",
             icount.describe()
         );
