@@ -226,9 +226,9 @@ pub fn render(o: &mut String, metrics: &[Metric], rounds: Option<&Rounds>) {
         o,
         "\nprecision of the timings ({}): {} of {} within ±{target}% (95% CI of the median; before one exists, every round within ±{}%){}",
         rounds.map_or("rounds not recorded".into(), Rounds::describe),
-        target * CLOSE,
         timings.len() - imprecise.len(),
         timings.len(),
+        target * CLOSE,
         if imprecise.is_empty() {
             ""
         } else {
