@@ -54,6 +54,8 @@ if [ "$n" -le "${FAKE_VNG_OOPS:-0}" ]; then
 fi
 if [ -n "$FAKE_VNG_DIE_RUNNING" ]; then
   echo foliobench-guest-start
+  echo "[   41.202611] BUG: kernel NULL pointer dereference, address: 0000000000000008"
+  echo "qemu-system-x86_64: warning: icount sleep disabled and no active timers" >&2
   exit 255
 fi
 exec sh -c "${@: -1}"
@@ -165,7 +167,17 @@ fn a_guest_that_dies_mid_command_is_not_retried() {
         "the guest command had started: never run it twice"
     );
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("started but the VM ended without an exit status"));
+    let err = stderr(&out);
+    assert!(
+        err.contains("started but the VM ended without an exit status"),
+        "{err}"
+    );
+    // What the console said after the start explains it (the kernel's and QEMU's words).
+    assert!(
+        err.contains("First sign of trouble: [   41.202611] BUG: kernel NULL pointer")
+            && err.contains("icount sleep disabled and no active timers"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -660,11 +660,16 @@ impl Launch {
                     self.say_boot(at.accel, &format!("KVM cannot run this guest: {reason}"));
                 }
                 Boot::DiedBooting(output) => at.retry_after_boot_death(output)?,
-                Boot::DiedRunning => {
-                    return Err(env(
+                Boot::DiedRunning(output) => {
+                    return Err(env(format!(
                         "the guest command started but the VM ended without an exit status \
-                         (the kernel crashed or the command was killed); rerun with --boot-log",
-                    ))
+                         (the kernel crashed or the command was killed); rerun with --boot-log.{} \
+                         Last console lines:\n{}",
+                        output
+                            .oops
+                            .map_or(String::new(), |o| format!(" First sign of trouble: {o}.")),
+                        last_lines(&output.tail)
+                    )))
                 }
             }
         }
@@ -813,7 +818,7 @@ enum Boot {
     /// was done in the guest, so booting again is safe.
     DiedBooting(BootOutput),
     /// The guest command started but no exit status came back.
-    DiedRunning,
+    DiedRunning(BootOutput),
 }
 
 /// What the console showed of a boot that went wrong.
@@ -1041,7 +1046,10 @@ impl Console {
         let kvm_error = self.kvm_error();
         match (ran, exit_file.exists()) {
             (true, true) => Boot::Ran,
-            (true, false) => Boot::DiedRunning,
+            (true, false) => Boot::DiedRunning(BootOutput {
+                oops: self.oops(),
+                tail: self.tail_lines(),
+            }),
             // QEMU gave up on KVM and exited by itself.
             (false, _) if kvm_error.is_some() => Boot::NoLife {
                 kvm_error,
