@@ -164,18 +164,33 @@ pub fn run_side(
     machine.append.extend(append.iter().cloned());
     // The guest's tables go to stderr: stdout carries only the comparison, so that
     // `ab --format ktap | ...` is KTAP and nothing else.
-    let code = with_stdout_on_stderr(|| {
-        crate::vm::run(VmArgs {
-            kernel: kernel.to_string(),
-            machine,
-            timeout: s.timeout.to_string(),
-            share: vec![s.dir.to_path_buf()],
-            boot_log: false,
-            expect: None,
-            dry_run: false,
-            args: run_args(s.sweep, out),
+    let boot = || {
+        with_stdout_on_stderr(|| {
+            crate::vm::run(VmArgs {
+                kernel: kernel.to_string(),
+                machine: machine.clone(),
+                timeout: s.timeout.to_string(),
+                share: vec![s.dir.to_path_buf()],
+                boot_log: false,
+                expect: None,
+                dry_run: false,
+                args: run_args(s.sweep, out),
+            })
         })
-    })?;
+    };
+    // A VM that died mid-run (seen once in about thirty instruction-clock boots) is booted
+    // once more: the run is ab's own and writes a fresh file.
+    let code = match boot() {
+        Err(e) if e.downcast_ref::<crate::vm::VmDied>().is_some() => {
+            eprintln!(
+                "foliobench: {label} {kernel}: the VM died during the run, booting it once more: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            );
+            let _ = std::fs::remove_file(out);
+            boot()?
+        }
+        other => other?,
+    };
     if code != Code::Ok {
         let why = format!(
             "the run {label} on {kernel} ended with exit {} (see its output above); nothing compared",

@@ -661,7 +661,7 @@ impl Launch {
                 }
                 Boot::DiedBooting(output) => at.retry_after_boot_death(output)?,
                 Boot::DiedRunning(output) => {
-                    return Err(env(format!(
+                    return Err(anyhow::Error::new(VmDied(format!(
                         "the guest command started but the VM ended without an exit status \
                          (the kernel crashed or the command was killed); rerun with --boot-log.{} \
                          Last console lines:\n{}",
@@ -669,7 +669,7 @@ impl Launch {
                             .oops
                             .map_or(String::new(), |o| format!(" First sign of trouble: {o}.")),
                         last_lines(&output.tail)
-                    )))
+                    ))))
                 }
             }
         }
@@ -820,6 +820,20 @@ enum Boot {
     /// The guest command started but no exit status came back.
     DiedRunning(BootOutput),
 }
+
+/// The VM ended after the guest command had started, without its exit status (an exit code
+/// of 3, environment). `vm` never runs a user's command twice; `ab`, whose runs are its own
+/// and write a fresh file, boots such a run once more.
+#[derive(Debug)]
+pub struct VmDied(pub String);
+
+impl std::fmt::Display for VmDied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for VmDied {}
 
 /// What the console showed of a boot that went wrong.
 struct BootOutput {
