@@ -38,6 +38,11 @@ if [ "$accel" = kvm ] && [ -n "$FAKE_KVM_ABORTS" ]; then
   echo "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion \`ret == cpu->kvm_msr_buf->nmsrs' failed." >&2
   exit 134
 fi
+# Debian 6.1 under QEMU's icount with two vCPUs: the boot stops bringing up the second.
+if [ -n "$FAKE_ICOUNT_SILENT" ] && [[ "$*" == *"-icount "* ]]; then
+  echo "[    0.519230] x86: Booting SMP configuration:"
+  exec sleep 600
+fi
 if [ "$accel" = kvm ] && [ -n "$FAKE_KVM_SILENT" ] || [ -n "$FAKE_SILENT" ]; then
   exec sleep 600
 fi
@@ -94,6 +99,10 @@ impl Fake {
             .env("FAKE_VNG_STATE", self.dir.path())
             .env("FOLIOBENCH_KVM_DEVICE", "/dev/null")
             .env("FOLIOBENCH_ACCEL_CACHE", self.dir.path().join("accel.json"))
+            .env(
+                "FOLIOBENCH_CLOCK_CACHE",
+                self.dir.path().join("icount.json"),
+            )
             .current_dir(self.dir.path())
             .args(["vm", "--timeout", "5m", "--kernel"])
             .arg(self.dir.path().join("bzImage"))
@@ -320,8 +329,10 @@ fn the_boot_watchdog_stops_a_guest_without_sign_of_life() {
         Some(3),
         "the watchdog's exit, not --timeout's 5"
     );
-    // A hang before the guest command started is booted again, as an oops at boot is.
-    assert_eq!(f.accels(), ["kvm", "tcg", "tcg", "tcg", "tcg"]);
+    // A hang before the guest command started is booted again, as an oops at boot is; the
+    // first silent boot was under auto's instruction clock, which gives way to the wall
+    // clock before the three attempts.
+    assert_eq!(f.accels(), ["kvm", "tcg", "tcg", "tcg", "tcg", "tcg"]);
     let err = stderr(&out);
     assert!(
         err.contains("booting again (attempt 3 of 3)")
@@ -440,6 +451,60 @@ fn the_clock_is_chosen_and_passed_to_the_guest() {
         );
     }
     assert!(f.accels().is_empty(), "nothing booted");
+}
+
+/// A kernel that does not start under the instruction clock (Debian 6.1 with two vCPUs):
+/// auto boots it again on the wall clock, says so, and the guest records the wall clock;
+/// the next VM of that kernel starts on the wall clock at once. Asked for by name, the
+/// instruction clock is kept and the boot fails as any other.
+#[test]
+fn a_kernel_silent_under_the_instruction_clock_falls_back_to_the_wall_clock() {
+    let f = Fake::new();
+    let env = [("FAKE_ICOUNT_SILENT", "1")];
+    let args = ["--accel", "tcg", "--boot-deadline", "3s"];
+    let out = f.vm(&env, &args, &["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the guest did not start under the instruction clock: no sign of life")
+            && err.contains("x86: Booting SMP configuration")
+            && err.contains("clock: wall clock"),
+        "{err}"
+    );
+    assert_eq!(f.accels().len(), 2, "one silent boot, one that ran");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["kernel"]["clock"]["kind"], "wall", "{}", doc["kernel"]);
+    // Remembered: the next VM of the kernel boots once, on the wall clock.
+    let out = f.vm(&env, &args, &["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("did not start under the instruction clock earlier on this host boot"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(f.accels().len(), 3);
+    // By name: no fallback; three silent boots, then exit 3.
+    let g = Fake::new();
+    let out = g.vm(
+        &env,
+        &[
+            "--accel",
+            "tcg",
+            "--boot-deadline",
+            "2s",
+            "--clock",
+            "instructions",
+        ],
+        &["doctor"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("try --clock wall"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(g.accels().len(), 3);
 }
 
 /// Output options after `--` name host directories the guest must be able to write: they

@@ -10,7 +10,8 @@ use crate::compare::{load_all, named, shares_metrics, verdict, Format, GateArgs}
 use crate::exit::{env, usage, Code};
 use crate::output::write_atomic;
 use crate::run::SweepArgs;
-use crate::vm::{VmArgs, VmOpts};
+use crate::vm::{ClockChoice, VmArgs, VmOpts};
+use foliobench_reports::clock::ClockKind;
 
 #[derive(Debug, clap::Args)]
 pub struct AbArgs {
@@ -138,6 +139,10 @@ pub struct SweepInVm<'a> {
     pub machine: &'a VmOpts,
     pub timeout: &'a str,
     pub dir: &'a Path,
+    /// The clock the first run ran on, which every later run takes: a kernel that does not
+    /// start under the instruction clock (Debian 6.1) puts the whole comparison on the
+    /// wall clock, rather than leaving its timings unjudged between clocks.
+    pub clock: std::cell::Cell<Option<ClockChoice>>,
 }
 
 /// One sweep in the test VM on `kernel`, writing `out` (a file of `dir`); `label` names the
@@ -162,6 +167,9 @@ pub fn run_side(
     );
     let mut machine = s.machine.clone();
     machine.append.extend(append.iter().cloned());
+    if let Some(c) = s.clock.get() {
+        machine.clock = c;
+    }
     // The guest's tables go to stderr: stdout carries only the comparison, so that
     // `ab --format ktap | ...` is KTAP and nothing else.
     let boot = || {
@@ -207,6 +215,17 @@ pub fn run_side(
             "the run {label} on {kernel} wrote no {}",
             out.display()
         )));
+    }
+    if s.clock.get().is_none() {
+        let ran = crate::compare::load(out)?.clock();
+        eprintln!(
+            "foliobench: every run of this comparison takes the clock the first ran on: {}",
+            ran.describe()
+        );
+        s.clock.set(Some(match ran {
+            ClockKind::Wall => ClockChoice::Wall,
+            ClockKind::Instructions => ClockChoice::Instructions,
+        }));
     }
     Ok(out.to_path_buf())
 }
@@ -261,6 +280,7 @@ fn gate(mut a: AbArgs) -> Result<Code> {
         machine: &a.machine,
         timeout: &a.timeout,
         dir: &dir,
+        clock: Default::default(),
     };
     let file = |side: &str, boot: usize| {
         if a.boots == 1 {

@@ -13,6 +13,7 @@ mod compare;
 mod debian_registry;
 mod doctor;
 mod exit;
+mod icount_memo;
 mod kernels;
 mod matrix;
 mod model;

@@ -93,6 +93,7 @@ fn booted(a: &mut MatrixArgs) -> Result<(PathBuf, Vec<PathBuf>)> {
         machine: &a.machine,
         timeout: &a.timeout,
         dir: &dir,
+        clock: Default::default(),
     };
     let mut files = Vec::new();
     for (i, k) in a.kernels.iter().enumerate() {

@@ -19,6 +19,7 @@ use anyhow::{Context, Result};
 use crate::accel::{self, Accel, AccelChoice};
 use crate::boot_kernel::{self, KernelSpec};
 use crate::exit::{env, usage, Code, Fail};
+use crate::icount_memo;
 use crate::units::{fmt_size, parse_size, GIB, MIB};
 use foliobench_reports::clock::{ClockKind, ICOUNT_QEMU_OPTIONS};
 
@@ -530,11 +531,11 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
 
 impl Launch {
     /// The vng command that boots the guest under `accel` and runs the guest command.
-    fn command(&self, accel: Accel, how: Pass) -> Result<Command> {
+    fn command(&self, accel: Accel, clock: ClockChoice, how: Pass) -> Result<Command> {
         let guest = GuestEnv {
             config: self.kernel.config.as_deref(),
             accel,
-            clock: self.clock.resolve(accel, self.tcg_threads),
+            clock: clock.resolve(accel, self.tcg_threads),
             package: self.kernel.package.as_deref(),
         };
         let script = guest_script(&self.exe, &self.args, &self.cwd, self.state.path(), &guest);
@@ -598,7 +599,7 @@ impl Launch {
         Ok(cmd)
     }
 
-    fn say_boot(&self, accel: Accel, why: &str) {
+    fn say_boot(&self, accel: Accel, clock: ClockChoice, why: &str) {
         eprintln!(
             "foliobench: booting {} [{}] with {} RAM + {} pmem, {} CPUs, {}, clock: {} ({why})",
             self.kernel.label,
@@ -612,8 +613,22 @@ impl Launch {
                 (Accel::Tcg, TcgThreads::Single) =>
                     "software emulation (TCG), one host thread for all vCPUs",
             },
-            self.clock.resolve(accel, self.tcg_threads).describe()
+            clock.resolve(accel, self.tcg_threads).describe()
         )
+    }
+
+    /// The clock of the first boot: auto takes the wall clock at once for a kernel that
+    /// did not start under the instruction clock earlier on this host boot.
+    fn first_clock(&self) -> (ClockChoice, Option<String>) {
+        match (self.clock, icount_memo::did_not_start(&self.kernel.run)) {
+            (ClockChoice::Auto, Some(why)) => (
+                ClockChoice::Wall,
+                Some(format!(
+                    "wall clock: this kernel did not start under the instruction clock earlier on this host boot ({why})"
+                )),
+            ),
+            (c, _) => (c, None),
+        }
     }
 
     /// Boots until the guest command has run: under KVM while it is proven (falling back to
@@ -621,11 +636,17 @@ impl Launch {
     fn boot_until_ran(&self, interrupted: &AtomicBool) -> Result<()> {
         let plan = &self.accel;
         let deadline = Instant::now() + self.timeout;
+        let (clock, clock_why) = self.first_clock();
         let mut at = Attempt {
             accel: plan.accel,
+            clock,
             failed_boots: 0,
         };
-        self.say_boot(at.accel, &plan.why);
+        self.say_boot(
+            at.accel,
+            at.clock,
+            &clock_why.map_or_else(|| plan.why.clone(), |w| format!("{}; {w}", plan.why)),
+        );
         loop {
             let life = self
                 .boot_deadline
@@ -637,7 +658,7 @@ impl Launch {
                 interrupted,
             };
             let exit_file = self.state.path().join("exit");
-            let mut cmd = self.command(at.accel, Pass::File)?;
+            let mut cmd = self.command(at.accel, at.clock, Pass::File)?;
             match boot(&mut cmd, self.show, &waits, &exit_file)? {
                 Boot::Ran => {
                     if at.accel == Accel::Kvm && plan.fallback {
@@ -657,7 +678,11 @@ impl Launch {
                     );
                     accel::remember(Accel::Tcg, &reason);
                     at.accel = Accel::Tcg;
-                    self.say_boot(at.accel, &format!("KVM cannot run this guest: {reason}"));
+                    self.say_boot(
+                        at.accel,
+                        at.clock,
+                        &format!("KVM cannot run this guest: {reason}"),
+                    );
                 }
                 Boot::DiedBooting(output) => at.retry_after_boot_death(output)?,
                 Boot::DiedRunning(output) => {
@@ -694,7 +719,28 @@ impl Launch {
         if at.accel == Accel::Kvm && self.accel.fallback {
             accel::remember(Accel::Tcg, &reason);
             at.accel = Accel::Tcg;
-            self.say_boot(at.accel, &format!("KVM cannot run this guest: {reason}"));
+            self.say_boot(
+                at.accel,
+                at.clock,
+                &format!("KVM cannot run this guest: {reason}"),
+            );
+            return Ok(());
+        }
+        // A guest silent under the instruction clock that auto chose (Debian 6.1 stops
+        // bringing up its second vCPU under icount): the wall clock, remembered for this
+        // kernel; a clock asked for by name is kept, and the boot fails as any other.
+        let icount = at.clock.resolve(at.accel, self.tcg_threads) == ClockKind::Instructions;
+        if silent && icount && at.clock == ClockChoice::Auto {
+            let why = format!("{reason} ({})", output.first_sign());
+            icount_memo::remember(&self.kernel.run, &why);
+            at.clock = ClockChoice::Wall;
+            self.say_boot(
+                at.accel,
+                at.clock,
+                &format!(
+                    "the guest did not start under the instruction clock: {why}; its timings are wall-clock timings"
+                ),
+            );
             return Ok(());
         }
         // A guest that hung before its command started (seen under TCG: a warning at the
@@ -711,6 +757,9 @@ impl Launch {
         }
         let hint = match at.accel {
             Accel::Kvm => " (try --accel tcg)",
+            Accel::Tcg if icount => {
+                " (under the instruction clock: Debian 6.1 never starts its second vCPU there; try --clock wall, or --cpus 1)"
+            }
             Accel::Tcg => " (a slow or loaded machine: raise --boot-deadline)",
         };
         Err(env(format!(
@@ -726,6 +775,8 @@ impl Launch {
 /// failed before the guest command could start.
 struct Attempt {
     accel: Accel,
+    /// The clock asked for, or the wall clock where auto's instruction clock failed.
+    clock: ClockChoice,
     failed_boots: u32,
 }
 
@@ -756,7 +807,7 @@ pub fn run(a: VmArgs) -> Result<Code> {
     };
     if a.dry_run {
         // Shown with the guest command inline (its file goes with the state directory).
-        let cmd = l.command(l.accel.accel, Pass::Inline)?;
+        let cmd = l.command(l.accel.accel, l.first_clock().0, Pass::Inline)?;
         let words: Vec<String> = std::iter::once(cmd.get_program())
             .chain(cmd.get_args())
             .map(|s| {
