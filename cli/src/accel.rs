@@ -100,7 +100,8 @@ fn verdict_path() -> PathBuf {
     )
 }
 
-fn boot_id() -> String {
+/// This host boot's id: verdicts kept under /run hold for it alone.
+pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
@@ -124,18 +125,7 @@ pub fn remember(accel: Accel, reason: &str) {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
-    let write = || -> Result<()> {
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d)?;
-        }
-        crate::output::write_atomic(&path, &serde_json::to_vec_pretty(&v)?)
-    };
-    if let Err(e) = write() {
-        eprintln!(
-            "foliobench: could not keep the accelerator verdict in {}: {e:#}",
-            path.display()
-        );
-    }
+    crate::output::keep_verdict(&path, &v, "the accelerator verdict");
 }
 
 /// How the first boot is made, and whether a KVM failure may fall back to TCG.

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::accel::boot_id;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Memo {
     boot_id: String,
@@ -23,12 +25,6 @@ fn memo_path() -> PathBuf {
         || PathBuf::from("/run/foliobench/icount.json"),
         PathBuf::from,
     )
-}
-
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }
 
 fn read() -> Memo {
@@ -55,17 +51,5 @@ pub fn remember(kernel: &Path, reason: &str) {
     memo.boot_id = boot_id();
     memo.kernels
         .insert(kernel.display().to_string(), reason.to_string());
-    let path = memo_path();
-    let write = || -> anyhow::Result<()> {
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d)?;
-        }
-        crate::output::write_atomic(&path, &serde_json::to_vec_pretty(&memo)?)
-    };
-    if let Err(e) = write() {
-        eprintln!(
-            "foliobench: could not keep the instruction clock's verdict in {}: {e:#}",
-            path.display()
-        );
-    }
+    crate::output::keep_verdict(&memo_path(), &memo, "the instruction clock's verdict");
 }

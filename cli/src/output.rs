@@ -23,6 +23,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Keeps a small verdict of this host boot (under /run): the directory made, the file
+/// written whole. One that cannot be written costs a probe next time, no more: said, not
+/// an error.
+pub fn keep_verdict(path: &Path, value: &impl serde::Serialize, what: &str) {
+    let write = || -> Result<()> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        write_atomic(path, &serde_json::to_vec_pretty(value)?)
+    };
+    if let Err(e) = write() {
+        eprintln!(
+            "foliobench: could not keep {what} in {}: {e:#}",
+            path.display()
+        );
+    }
+}
+
 /// How a command's report is given back: table or JSON on stdout, and a JSON file.
 #[derive(Debug, clap::Args)]
 pub struct OutputArgs {
