@@ -90,8 +90,10 @@ fn doctor_in_vm(vm_args: &[&str]) -> Value {
         "{said}"
     );
     assert_eq!(d["kernel"]["accelerator"], accel, "{}", d["kernel"]);
-    // And the clock it announced: the instruction clock under TCG unless asked otherwise.
+    // And the clock it announced: in_vm's wall clock unless a clock is named; auto's
+    // instruction clock under TCG.
     let clock = match (accel, vm_args.windows(2).find(|w| w[0] == "--clock")) {
+        (_, None) => "wall",
         (_, Some(w)) if w[1] != "auto" => w[1],
         ("tcg", _) => "instructions",
         _ => "wall",
