@@ -1232,7 +1232,10 @@ fn ns_mode(listing: &str) -> String {
 #[test]
 fn interrupted_and_killed_runs_are_restored() {
     let fb = env!("CARGO_BIN_EXE_foliobench");
-    let suite = format!("{fb} run --suite memmap --repeat 20 --geometry devdax:4K:mem");
+    // 60 samples take about a minute on the fastest host seen (a sample ~1 s), so the
+    // signals at 15 s and 35 s land mid-run; at 20 samples a fast host finished before 35 s.
+    let suite =
+        format!("{fb} run --suite memmap --repeat 60 --max-repeat 60 --geometry devdax:4K:mem");
     let script = format!(
         "timeout --preserve-status -s INT 15 {suite}; echo $? > int.status; ndctl list -N -i > after-int.json; \
          timeout -s KILL 35 {suite}; ndctl list -N -i > after-kill.json; \
