@@ -5,8 +5,6 @@
 //! parts in 100 000 — but that is not real time: cache and TLB misses cost nothing in it.
 //! Timings of different clocks are never judged against each other.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 /// QEMU's options for the instruction clock: one guest instruction per ns (shift=0), and
@@ -54,12 +52,6 @@ impl ClockKind {
             ClockKind::Wall => "wall clock",
             ClockKind::Instructions => "instruction time, 1 ns = 1 guest instruction",
         }
-    }
-}
-
-impl fmt::Display for ClockKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use crate::compare::{Comparison, Row, Side};
-use crate::stats::median;
+use crate::stats::{median, WelchLogs};
 
 /// (operation, folio KiB, what the seed says). The seed's "faster" is a negative change.
 pub const CLAIMS: &[(&str, u64, &str)] = &[
@@ -34,28 +34,10 @@ pub fn change_interval(base: &Side, cand: &Side) -> Option<(f64, f64)> {
 }
 
 fn welch_log_interval(b: &[f64], c: &[f64]) -> Option<(f64, f64)> {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
-    if b.iter().chain(c).any(|&x| x <= 0.0) {
-        return None;
-    }
-    let logs = |v: &[f64]| v.iter().map(|x| x.ln()).collect::<Vec<_>>();
-    let (lb, lc) = (logs(b), logs(c));
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let var_of_mean = |v: &[f64]| {
-        let m = mean(v);
-        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / ((v.len() - 1) * v.len()) as f64
-    };
-    let (sb, sc) = (var_of_mean(&lb), var_of_mean(&lc));
-    let d = mean(&lc) - mean(&lb);
-    let se2 = sb + sc;
-    let half = if se2 == 0.0 {
-        0.0
-    } else {
-        let df = se2 * se2 / (sb * sb / (lb.len() - 1) as f64 + sc * sc / (lc.len() - 1) as f64);
-        StudentsT::new(0.0, 1.0, df).ok()?.inverse_cdf(0.975) * se2.sqrt()
-    };
+    let w = WelchLogs::of(b, c)?;
+    let half = w.half_width(0.95)?;
     let pct = |x: f64| (x.exp() - 1.0) * 100.0;
-    Some((pct(d - half), pct(d + half)))
+    Some((pct(w.diff - half), pct(w.diff + half)))
 }
 
 fn bootstrap_interval(b: &[f64], c: &[f64]) -> Option<(f64, f64)> {

@@ -152,34 +152,79 @@ fn normal_sf(z: f64) -> f64 {
     0.5 * poly * (-x * x).exp()
 }
 
+/// Welch's t on the logarithms of two samples, the pieces every use takes: the difference
+/// of the mean logs (b − a), its squared standard error, and the Welch–Satterthwaite degrees
+/// of freedom (None where there is no spread at all). Logarithms because a change is a ratio
+/// (and timings are skewed). None with fewer than two values a side, or a value that is
+/// not positive.
+pub struct WelchLogs {
+    pub diff: f64,
+    pub se2: f64,
+    pub df: Option<f64>,
+}
+
+impl WelchLogs {
+    pub fn of(a: &[f64], b: &[f64]) -> Option<WelchLogs> {
+        if a.len() < 2 || b.len() < 2 || a.iter().chain(b).any(|&x| x.is_nan() || x <= 0.0) {
+            return None;
+        }
+        // Mean of the logs, and the variance of that mean.
+        let moments = |v: &[f64]| {
+            let l: Vec<f64> = v.iter().map(|x| x.ln()).collect();
+            let n = l.len() as f64;
+            let m = l.iter().sum::<f64>() / n;
+            (
+                m,
+                l.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / n,
+            )
+        };
+        let ((ma, sa), (mb, sb)) = (moments(a), moments(b));
+        let se2 = sa + sb;
+        let df = (se2 > 0.0)
+            .then(|| se2 * se2 / (sa * sa / (a.len() - 1) as f64 + sb * sb / (b.len() - 1) as f64));
+        Some(WelchLogs {
+            diff: mb - ma,
+            se2,
+            df,
+        })
+    }
+
+    /// The t quantile for a two-sided `level` (e.g. 0.95) at these degrees of freedom.
+    fn t(&self, level: f64) -> Option<f64> {
+        use statrs::distribution::{ContinuousCDF, StudentsT};
+        let df = self.df?;
+        Some(
+            StudentsT::new(0.0, 1.0, df)
+                .ok()?
+                .inverse_cdf(0.5 + level / 2.0),
+        )
+    }
+
+    /// Two-sided p-value.
+    pub fn p(&self) -> Option<f64> {
+        use statrs::distribution::{ContinuousCDF, StudentsT};
+        let Some(df) = self.df else {
+            return Some(if self.diff == 0.0 { 1.0 } else { 0.0 });
+        };
+        let t = self.diff / self.se2.sqrt();
+        let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+        Some((2.0 * dist.sf(t.abs())).min(1.0))
+    }
+
+    /// The half-width, in logs, of the interval of `diff` at two-sided `level`; 0 without
+    /// spread.
+    pub fn half_width(&self, level: f64) -> Option<f64> {
+        match self.df {
+            None => Some(0.0),
+            Some(_) => Some(self.t(level)? * self.se2.sqrt()),
+        }
+    }
+}
+
 /// Two-sided p-value of Welch's t-test on the logarithms of `a` and `b`: for per-boot
-/// medians, where the boot is the unit of replication. Logarithms because a change is a
-/// ratio (and timings are skewed). None with fewer than two values a side, or a value that
-/// is not positive.
+/// medians, where the boot is the unit of replication.
 pub fn welch_log_p(a: &[f64], b: &[f64]) -> Option<f64> {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
-    if a.len() < 2 || b.len() < 2 || a.iter().chain(b).any(|&x| x.is_nan() || x <= 0.0) {
-        return None;
-    }
-    let logs = |v: &[f64]| v.iter().map(|x| x.ln()).collect::<Vec<_>>();
-    let (la, lb) = (logs(a), logs(b));
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let var =
-        |v: &[f64], m: f64| v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
-    let (ma, mb) = (mean(&la), mean(&lb));
-    let (sa, sb) = (
-        var(&la, ma) / la.len() as f64,
-        var(&lb, mb) / lb.len() as f64,
-    );
-    let se2 = sa + sb;
-    if se2 == 0.0 {
-        return Some(if ma == mb { 1.0 } else { 0.0 });
-    }
-    let t = (ma - mb) / se2.sqrt();
-    // Welch-Satterthwaite degrees of freedom.
-    let df = se2 * se2 / (sa * sa / (la.len() - 1) as f64 + sb * sb / (lb.len() - 1) as f64);
-    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
-    Some((2.0 * dist.sf(t.abs())).min(1.0))
+    WelchLogs::of(a, b)?.p()
 }
 
 /// The smallest change, percent, that Welch's t on the logarithms of per-boot medians
@@ -188,25 +233,8 @@ pub fn welch_log_p(a: &[f64], b: &[f64]) -> Option<f64> {
 /// size is called about half the time). 0 where neither side has any spread. None with
 /// fewer than two values a side.
 pub fn welch_log_mde_pct(a: &[f64], b: &[f64], alpha: f64) -> Option<f64> {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
-    if a.len() < 2 || b.len() < 2 || a.iter().chain(b).any(|&x| x.is_nan() || x <= 0.0) {
-        return None;
-    }
-    let var_of_mean = |v: &[f64]| {
-        let l: Vec<f64> = v.iter().map(|x| x.ln()).collect();
-        let m = l.iter().sum::<f64>() / l.len() as f64;
-        l.iter().map(|x| (x - m).powi(2)).sum::<f64>() / ((l.len() - 1) * l.len()) as f64
-    };
-    let (sa, sb) = (var_of_mean(a), var_of_mean(b));
-    let se2 = sa + sb;
-    if se2 == 0.0 {
-        return Some(0.0);
-    }
-    let df = se2 * se2 / (sa * sa / (a.len() - 1) as f64 + sb * sb / (b.len() - 1) as f64);
-    let t = StudentsT::new(0.0, 1.0, df)
-        .ok()?
-        .inverse_cdf(1.0 - alpha / 2.0);
-    Some(((t * se2.sqrt()).exp() - 1.0) * 100.0)
+    let h = WelchLogs::of(a, b)?.half_width(1.0 - alpha)?;
+    Some((h.exp() - 1.0) * 100.0)
 }
 
 #[cfg(test)]
