@@ -12,6 +12,8 @@ use crate::output::write_atomic;
 use crate::run::SweepArgs;
 use crate::vm::{ClockChoice, VmArgs, VmOpts};
 use foliobench_reports::clock::ClockKind;
+use foliobench_reports::compare::Comparison;
+use foliobench_reports::results::Results;
 
 #[derive(Debug, clap::Args)]
 pub struct AbArgs {
@@ -265,6 +267,49 @@ pub fn run(a: AbArgs) -> Result<Code> {
     })
 }
 
+/// What a boot is called in the progress lines.
+fn boot_label(side: &str, boot: usize, boots: usize, confirm: usize) -> String {
+    if boots == 1 {
+        format!("ab: {side}")
+    } else if boot > boots {
+        format!(
+            "ab: {side} (boot {boot} of {}, confirming)",
+            boots + confirm
+        )
+    } else {
+        format!("ab: {side} (boot {boot} of {boots})")
+    }
+}
+
+/// Writes the gate's comparison, its report of `runs` and the one-line summary.
+fn write_gate(
+    gate: &GateArgs,
+    dir: &Path,
+    cmp: &Comparison,
+    runs: Vec<(String, Results)>,
+) -> Result<()> {
+    let text = gate.render(cmp)?;
+    let cmp_file = dir.join(format!("compare.{}", extension(gate.format)));
+    write_atomic(&cmp_file, text.as_bytes())?;
+    let html = dir.join("report.html");
+    crate::report::write(
+        &runs,
+        std::slice::from_ref(cmp),
+        Some(&html),
+        Some(&dir.join("report.md")),
+    )?;
+    print!("{text}");
+    eprintln!(
+        "foliobench ab: {} regressions, {} lost, {} improvements; {} and {} written",
+        cmp.regressions(),
+        cmp.lost_metrics() + cmp.lost.len(),
+        cmp.improvements(),
+        cmp_file.display(),
+        html.display()
+    );
+    Ok(())
+}
+
 fn gate(mut a: AbArgs) -> Result<Code> {
     a.gate.check()?;
     if a.boots == 0 {
@@ -289,18 +334,7 @@ fn gate(mut a: AbArgs) -> Result<Code> {
             dir.join(format!("{side}-{boot}.json"))
         }
     };
-    let label = |side: &str, boot: usize| {
-        if a.boots == 1 {
-            format!("ab: {side}")
-        } else if boot > a.boots {
-            format!(
-                "ab: {side} (boot {boot} of {}, confirming)",
-                a.boots + a.confirm_boots
-            )
-        } else {
-            format!("ab: {side} (boot {boot} of {})", a.boots)
-        }
-    };
+    let label = |side: &str, boot: usize| boot_label(side, boot, a.boots, a.confirm_boots);
     let boot_both = |boots: std::ops::RangeInclusive<usize>,
                      base_files: &mut Vec<PathBuf>,
                      cand_files: &mut Vec<PathBuf>|
@@ -355,26 +389,12 @@ fn gate(mut a: AbArgs) -> Result<Code> {
         (bases, cands, cmp) = judge(&base_files, &cand_files)?;
     }
     shares_metrics(&cmp, &bases[0].1, &cands[0].1)?;
-    let text = a.gate.render(&cmp)?;
-    let cmp_file = dir.join(format!("compare.{}", extension(a.gate.format)));
-    write_atomic(&cmp_file, text.as_bytes())?;
     // The report shows the first boot of each side.
-    let runs = vec![bases[0].clone(), cands[0].clone()];
-    let html = dir.join("report.html");
-    crate::report::write(
-        &runs,
-        std::slice::from_ref(&cmp),
-        Some(&html),
-        Some(&dir.join("report.md")),
+    write_gate(
+        &a.gate,
+        &dir,
+        &cmp,
+        vec![bases[0].clone(), cands[0].clone()],
     )?;
-    print!("{text}");
-    eprintln!(
-        "foliobench ab: {} regressions, {} lost, {} improvements; {} and {} written",
-        cmp.regressions(),
-        cmp.lost_metrics() + cmp.lost.len(),
-        cmp.improvements(),
-        cmp_file.display(),
-        html.display()
-    );
     Ok(verdict(&cmp))
 }

@@ -413,7 +413,7 @@ fn judge_pooled(
     alpha: f64,
     (p, adjusted): (Option<f64>, Option<f64>),
 ) -> Row {
-    let (b, c) = (&bp.metric, &cp.metric);
+    let b = &bp.metric;
     let (bs, cs) = (Side::of_boots(&bp.boots), Side::of_boots(&cp.boots));
     let (bm, cm) = (bs.as_ref().map(|s| s.median), cs.as_ref().map(|s| s.median));
     let change_pct = match (bm, cm) {
@@ -429,10 +429,62 @@ fn judge_pooled(
         .and_then(|s| s.between_boot_pct)
         .filter(|_| b.kind == Kind::Time);
     let threshold_pct = noise.map_or(threshold, |n| n.max(threshold));
+    let identical = bm.is_some() && bm == cm;
+    let (p_value, significant, test) = test_of(bp, cp, identical, alpha, (p, adjusted));
+    let past = change_pct.is_some_and(|x| x.abs() >= threshold_pct);
+    let verdict = verdict_of(b, significant, past, (bm, cm));
+    let why = match verdict {
+        Verdict::Lost => {
+            "lost: none in the candidate run, where the base counted some (a probe gone, or a path no longer taken)".to_string()
+        }
+        Verdict::Incomparable => format!(
+            "not comparable: none in the {} run (the kernels take different paths here)",
+            if bm == Some(0.0) { "base" } else { "candidate" }
+        ),
+        Verdict::Same if significant && noise.is_some_and(|n| n > threshold) => format!(
+            "{test}; change within the baseline's between-boot spread of {threshold_pct:.1}%"
+        ),
+        Verdict::Same if significant => {
+            format!("{test}; change within the {threshold_pct}% threshold")
+        }
+        _ => test,
+    };
+    Row {
+        key: b.key(),
+        suite: b.suite.clone(),
+        unit: b.unit.clone(),
+        better: b.better,
+        kind: b.kind,
+        base: bs,
+        candidate: cs,
+        change_pct,
+        p_value,
+        p_adjusted: adjusted,
+        min_effect_pct: threshold_pct,
+        mde_pct: (b.kind == Kind::Time && boots)
+            .then(|| welch_log_mde_pct(&boot_medians(&bp.boots), &boot_medians(&cp.boots), alpha))
+            .flatten()
+            .map(|m| m.max(threshold_pct)),
+        significant,
+        verdict,
+        why,
+    }
+}
+
+/// The test a metric's kind calls for: its p-value (timings), whether it found a
+/// difference, and its name with its figures.
+fn test_of(
+    bp: &Pooled,
+    cp: &Pooled,
+    identical: bool,
+    alpha: f64,
+    (p, adjusted): (Option<f64>, Option<f64>),
+) -> (Option<f64>, bool, String) {
+    let (b, c) = (&bp.metric, &cp.metric);
+    let boots = bp.boots.len() > 1 && cp.boots.len() > 1;
     let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let identical = bm.is_some() && bm == cm;
-    let (p_value, significant, test) = match b.kind {
+    match b.kind {
         // Instruction time can repeat to the nanosecond: equal medians are the same, and a
         // test on samples without spread would only divide by zero.
         Kind::Time if identical => (None, false, "identical medians on both sides".to_string()),
@@ -490,11 +542,20 @@ fn judge_pooled(
                 },
             )
         }
-    };
-    let past = change_pct.is_some_and(|x| x.abs() >= threshold_pct);
+    }
+}
+
+/// Regression or improvement only when the test found a difference past the threshold; a
+/// count that went to or came from zero says a path changed.
+fn verdict_of(
+    b: &Metric,
+    significant: bool,
+    past: bool,
+    (bm, cm): (Option<f64>, Option<f64>),
+) -> Verdict {
     let zero_on_one_side =
         b.kind == Kind::Count && significant && (bm == Some(0.0)) != (cm == Some(0.0));
-    let verdict = if zero_on_one_side && cm == Some(0.0) {
+    if zero_on_one_side && cm == Some(0.0) {
         Verdict::Lost
     } else if zero_on_one_side {
         Verdict::Incomparable
@@ -506,42 +567,6 @@ fn judge_pooled(
             (Better::Lower, true) | (Better::Higher, false) => Verdict::Regression,
             _ => Verdict::Improvement,
         }
-    };
-    let why = match verdict {
-        Verdict::Lost => {
-            "lost: none in the candidate run, where the base counted some (a probe gone, or a path no longer taken)".to_string()
-        }
-        Verdict::Incomparable => format!(
-            "not comparable: none in the {} run (the kernels take different paths here)",
-            if bm == Some(0.0) { "base" } else { "candidate" }
-        ),
-        Verdict::Same if significant && noise.is_some_and(|n| n > threshold) => format!(
-            "{test}; change within the baseline's between-boot spread of {threshold_pct:.1}%"
-        ),
-        Verdict::Same if significant => {
-            format!("{test}; change within the {threshold_pct}% threshold")
-        }
-        _ => test,
-    };
-    Row {
-        key: b.key(),
-        suite: b.suite.clone(),
-        unit: b.unit.clone(),
-        better: b.better,
-        kind: b.kind,
-        base: bs,
-        candidate: cs,
-        change_pct,
-        p_value,
-        p_adjusted: adjusted,
-        min_effect_pct: threshold_pct,
-        mde_pct: (b.kind == Kind::Time && boots)
-            .then(|| welch_log_mde_pct(&boot_medians(&bp.boots), &boot_medians(&cp.boots), alpha))
-            .flatten()
-            .map(|m| m.max(threshold_pct)),
-        significant,
-        verdict,
-        why,
     }
 }
 
@@ -732,6 +757,31 @@ pub fn compare_boots(
         })
         .collect();
     let lost = losses(base, cand, (&bo, &co));
+    let caveats = caveats_of((base, cand), clocks, &rows, alpha);
+    Comparison {
+        base: info(base_file, base),
+        candidate: info(cand_file, cand),
+        boots: (bases.len(), cands.len()),
+        threshold_pct,
+        alpha,
+        rows,
+        outcome_changes,
+        caveats,
+        lost,
+        allow_missing: false,
+        correction,
+    }
+}
+
+/// What a reader must know before trusting the comparison's timings: emulation, clocks,
+/// accelerators, too few samples.
+fn caveats_of(
+    (base, cand): (&Results, &Results),
+    clocks: (Option<ClockKind>, Option<ClockKind>),
+    rows: &[Row],
+    alpha: f64,
+) -> Vec<String> {
+    let one_clock_for_all = matches!(clocks, (Some(b), Some(c)) if b == c);
     let mut caveats = Vec::new();
     for (side, r) in [("base", base), ("candidate", cand)] {
         if r.context.cpu == crate::facts::Cpu::Emulated {
@@ -770,19 +820,7 @@ pub fn compare_boots(
             "{few} timing metrics have too few samples for any difference to be significant at p<{alpha}"
         ));
     }
-    Comparison {
-        base: info(base_file, base),
-        candidate: info(cand_file, cand),
-        boots: (bases.len(), cands.len()),
-        threshold_pct,
-        alpha,
-        rows,
-        outcome_changes,
-        caveats,
-        lost,
-        allow_missing: false,
-        correction,
-    }
+    caveats
 }
 
 /// What the candidate lost besides metrics: outcomes measured on the base and not on the

@@ -74,6 +74,41 @@ fn comparison_table(o: &mut String, c: &Comparison) {
     }
 }
 
+/// One run's section: its machine, clock, charts and text.
+fn run_section(o: &mut String, n: &Named) -> Result<(), String> {
+    let _ = writeln!(o, "<h2>{}</h2>", esc(&title(n)));
+    let _ = writeln!(
+        o,
+        "<p>{}; tool {}; {} probes</p><p class=\"clock\">timings: {}</p><details><summary>kernel command line</summary><code>{}</code></details>",
+        esc(&n.results.context.machine.as_ref().map_or(
+            n.results.context.cpu_model.clone(),
+            |m| format!(
+                "{} ({}, {} CPUs, {} MiB{}{})",
+                m.hostname,
+                n.results.context.cpu_model,
+                m.cpus,
+                m.memory_kb >> 10,
+                m.accelerator
+                    .as_ref()
+                    .map_or(String::new(), |a| format!(", test VM under {a}")),
+                m.kernel_package
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(", {p}")),
+            )
+        )),
+        esc(&n.results.context.tool_version),
+        n.results.context.probes.len(),
+        esc(n.results.clock().describe()),
+        esc(&n.results.context.kernel_cmdline),
+    );
+    for c in charts(n.results) {
+        let svg = c.svg()?;
+        let _ = writeln!(o, "<figure class=\"chart\">{svg}</figure>");
+    }
+    let _ = writeln!(o, "<pre>{}</pre>", esc(&n.results.render_text()));
+    Ok(())
+}
+
 /// The whole report as one HTML file: no external resources, SVG charts inline.
 pub fn html(runs: &[Named], comparisons: &[Comparison]) -> Result<String, String> {
     let mut o = String::new();
@@ -125,36 +160,7 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
         );
     }
     for n in runs {
-        let _ = writeln!(o, "<h2>{}</h2>", esc(&title(n)));
-        let _ = writeln!(
-            o,
-            "<p>{}; tool {}; {} probes</p><p class=\"clock\">timings: {}</p><details><summary>kernel command line</summary><code>{}</code></details>",
-            esc(&n.results.context.machine.as_ref().map_or(
-                n.results.context.cpu_model.clone(),
-                |m| format!(
-                    "{} ({}, {} CPUs, {} MiB{}{})",
-                    m.hostname,
-                    n.results.context.cpu_model,
-                    m.cpus,
-                    m.memory_kb >> 10,
-                    m.accelerator
-                        .as_ref()
-                        .map_or(String::new(), |a| format!(", test VM under {a}")),
-                    m.kernel_package
-                        .as_ref()
-                        .map_or(String::new(), |p| format!(", {p}")),
-                )
-            )),
-            esc(&n.results.context.tool_version),
-            n.results.context.probes.len(),
-            esc(n.results.clock().describe()),
-            esc(&n.results.context.kernel_cmdline),
-        );
-        for c in charts(n.results) {
-            let svg = c.svg()?;
-            let _ = writeln!(o, "<figure class=\"chart\">{svg}</figure>");
-        }
-        let _ = writeln!(o, "<pre>{}</pre>", esc(&n.results.render_text()));
+        run_section(&mut o, n)?;
     }
     // Counted by the browser after it parsed the page: the test reads this attribute from
     // chromium's DOM dump to know the charts were really there as SVG elements.

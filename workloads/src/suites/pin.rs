@@ -244,28 +244,7 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
         PinMemory::Anon { .. } => mapping.thp_bytes(),
         PinMemory::Dax(_) => None,
     };
-    let (pages, pages_error) = match m {
-        PinMemory::Anon { .. } => (None, None),
-        PinMemory::Dax(g) => match pagemap::page_facts(mapping.addr(), size) {
-            Ok(f) => (Some(f), None),
-            // 6.12's pagemap gives no pfn for a PUD-mapped (1G) devdax page: the device's
-            // own physical range says which pfns the mapping's first bytes are.
-            Err(e) if matches!(g, Geometry::Devdax { .. }) => {
-                match dax_device.as_deref().map(|d| dax_range_facts(d, size)) {
-                    Some(Ok(mut f)) => {
-                        f.pfn_source = Some(format!(
-                            "{}; /proc/self/pagemap: {e}",
-                            f.pfn_source.unwrap_or_default()
-                        ));
-                        (Some(f), None)
-                    }
-                    Some(Err(e2)) => (None, Some(format!("{e}; and {e2}"))),
-                    None => (None, Some(e)),
-                }
-            }
-            Err(e) => (None, Some(e)),
-        },
-    };
+    let (pages, pages_error) = page_facts_of(m, &mapping, size, dax_device.as_deref());
     Ok(Ready {
         mapping,
         _fs: fs,
@@ -279,6 +258,37 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
             pages_error,
         },
     })
+}
+
+/// The pfns and page facts of a dax mapping (None for anonymous memory), or why not.
+fn page_facts_of(
+    m: PinMemory,
+    mapping: &Mapping,
+    size: u64,
+    dax_device: Option<&str>,
+) -> (Option<PageFacts>, Option<String>) {
+    match m {
+        PinMemory::Anon { .. } => (None, None),
+        PinMemory::Dax(g) => match pagemap::page_facts(mapping.addr(), size) {
+            Ok(f) => (Some(f), None),
+            // 6.12's pagemap gives no pfn for a PUD-mapped (1G) devdax page: the device's
+            // own physical range says which pfns the mapping's first bytes are.
+            Err(e) if matches!(g, Geometry::Devdax { .. }) => {
+                match dax_device.map(|d| dax_range_facts(d, size)) {
+                    Some(Ok(mut f)) => {
+                        f.pfn_source = Some(format!(
+                            "{}; /proc/self/pagemap: {e}",
+                            f.pfn_source.unwrap_or_default()
+                        ));
+                        (Some(f), None)
+                    }
+                    Some(Err(e2)) => (None, Some(format!("{e}; and {e2}"))),
+                    None => (None, Some(e)),
+                }
+            }
+            Err(e) => (None, Some(e)),
+        },
+    }
 }
 
 /// The page facts of a devdax device's first `len` bytes (the mapping, from offset 0) by
