@@ -753,6 +753,10 @@ fn rmap_suite_on_the_host() {
     assert!(rows
         .iter()
         .any(|r| r["op"] == "pte_remap" && r["folio_kb"] == 2048));
+    // The rounds ran in a helper process (this binary again), whose own anonymous memory
+    // before its mapping is recorded: a fork copies it too.
+    let kb = rm["forking_process_anon_kb"].as_u64().unwrap();
+    assert!((1..16384).contains(&kb), "forking process held {kb} kB");
 
     // A killed run's saved controls: refused until restored.
     let state = std::path::Path::new("/var/lib/foliobench/thp-state.json");

@@ -1629,6 +1629,9 @@ fn pin_time(r: &Value, memory: &str) -> (f64, f64) {
 /// The instruction clock makes a kernel-side timing repeat between boots: two boots of
 /// one devdax pin run agree within 1 % (seen: 36.315 / 36.317 ms at 256 MiB, where two
 /// wall-clock boots gave 56.1 / 90.6 ms), and each records its clock and QEMU's options.
+/// The rmap suite's operations on 2M folios too: fork repeats only because the rounds run
+/// in a small helper process bound to one CPU (forked from the tool itself, two boots gave
+/// 1.730 / 1.953 ms, as the tool's own memory differed between boots).
 #[test]
 fn instruction_clock_repeats_between_boots() {
     let boot = || {
@@ -1648,12 +1651,29 @@ fn instruction_clock_repeats_between_boots() {
                 "5",
                 "--out",
                 "p.json",
+                ";",
+                "run",
+                "--suite",
+                "rmap",
+                "--folio-size",
+                "2M",
+                "--size",
+                "32M",
+                "--repeat",
+                "5",
+                "--max-repeat",
+                "5",
+                "--out",
+                "r.json",
             ],
         );
-        read_json(&dir.path().join("p.json"))
+        (
+            read_json(&dir.path().join("p.json")),
+            read_json(&dir.path().join("r.json")),
+        )
     };
-    let (a, b) = (boot(), boot());
-    for r in [&a, &b] {
+    let ((a, ra_json), (b, rb_json)) = (boot(), boot());
+    for r in [&a, &b, &ra_json, &rb_json] {
         assert_eq!(
             r["context"]["machine"]["clock"],
             serde_json::json!({"kind": "instructions", "qemu_options": "-icount shift=0,sleep=off"})
@@ -1670,6 +1690,30 @@ fn instruction_clock_repeats_between_boots() {
         ra < 0.05 && rb < 0.05,
         "rounds within a boot spread {ra:.4} / {rb:.4}"
     );
+    let median = |r: &Value, op: &str| {
+        let mut ns: Vec<f64> = rmap_row(r, op, 2048)["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_f64().unwrap())
+            .collect();
+        ns.sort_by(f64::total_cmp);
+        ns[ns.len() / 2]
+    };
+    for op in ["pte_remap", "fork", "munmap", "dontneed_per_pte"] {
+        let (x, y) = (median(&ra_json, op), median(&rb_json, op));
+        let apart = (x - y).abs() / x.min(y);
+        assert!(
+            apart < 0.01,
+            "rmap {op} 2M: boot medians {x} / {y} ns, {:.3} % apart",
+            apart * 100.0
+        );
+    }
+    // The helper's own memory, not the tool's 16-21 MB (4.4 MB seen on 6.12).
+    for r in [&ra_json, &rb_json] {
+        let kb = r["rmap"]["forking_process_anon_kb"].as_u64().unwrap();
+        assert!((1..8192).contains(&kb), "forking process held {kb} kB");
+    }
 }
 
 /// Several guest commands in one boot (the main job's form): each runs, in turn.

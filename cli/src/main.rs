@@ -76,6 +76,11 @@ pub fn cli_command() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    // A re-executed copy of this binary that runs one rmap round (the suite forks from a
+    // small process, not from the whole tool).
+    if let Some(code) = foliobench_workloads::rmap_round::serve_if_asked() {
+        return ExitCode::from(code as u8);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         // Under `git bisect run`, a command line clap refuses (exit 2) would mark every

@@ -334,6 +334,11 @@ pub struct RmapSuite {
     pub folios: Vec<FolioCheck>,
     pub results: Vec<RmapResult>,
     pub checks: Vec<Check>,
+    /// The anonymous memory (RssAnon, kB) of the process that ran the rounds, before it
+    /// mapped anything: fork copies its page tables too. The most any round saw; absent in
+    /// files from before the rounds ran in a helper process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forking_process_anon_kb: Option<u64>,
 }
 
 /// Whether each operation handled the mapping's folios in whole-folio batches: as many
@@ -399,6 +404,12 @@ impl RmapSuite {
             self.repeat,
             self.method
         );
+        if let Some(kb) = self.forking_process_anon_kb {
+            let _ = writeln!(
+                o,
+                "rounds run in a helper process of {kb} kB of anonymous memory before its mapping (fork copies that process's page tables too, so not the whole tool's)"
+            );
+        }
         let _ = writeln!(
             o,
             "batched rmap API: {} ({})",

@@ -15,6 +15,7 @@ pub mod pfnmap;
 pub mod pin;
 pub mod pmem;
 pub mod rmap;
+pub mod rmap_round;
 pub mod suites;
 pub mod system;
 pub mod thp;

@@ -19,7 +19,7 @@ use super::{failed, refused, Result, SuiteCtx};
 use crate::fsdax::{DaxFs, FsKind};
 use crate::mapping::Mapping;
 use crate::namespace::Provisioner;
-use crate::rmap::{run_group, GROUPS};
+use crate::rmap_round::Round;
 use crate::thp::FolioSizes;
 
 pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<N>kB/enabled = \
@@ -28,7 +28,9 @@ pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<
     cow and for dontneed_per_pte (PMD folios are PTE-remapped first, untimed, as in the \
     thread's benchmarks); one untimed warm-up round on an eighth of the size (at least a PMD), \
     the timed rounds untraced, then one traced \
-    round whose probe counts are taken just around each operation";
+    round whose probe counts are taken just around each operation; every round runs in a \
+    fresh helper process (this binary again) bound to one CPU, so that fork copies a small \
+    process and its child stays on that CPU";
 
 pub struct Plan {
     pub folio_kbs: Vec<u64>,
@@ -113,9 +115,10 @@ fn run_anonymous(
         }
         eprintln!("foliobench: rmap: folio {kb}K");
         match measure(plan, kb, &ops, &ctx.rounds, probes, ctx.interrupted) {
-            Ok((rows, check)) => {
+            Ok((rows, check, anon_kb)) => {
                 suite.results.extend(rows);
                 suite.folios.push(check);
+                suite.forking_process_anon_kb = suite.forking_process_anon_kb.max(anon_kb);
             }
             Err(e) => {
                 for &op in &ops {
@@ -168,7 +171,9 @@ fn file_case(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Vec<RmapResu
     }
 }
 
-type Rows = (Vec<RmapResult>, FolioCheck);
+/// The rows of one folio size, its folio check, and the most anonymous memory (kB) the
+/// helper process held before mapping.
+type Rows = (Vec<RmapResult>, FolioCheck, Option<u64>);
 
 /// The warm-up round's mapping: an eighth of a timed round's, at least one PMD, whole PMDs.
 /// It warms the operations' code paths (and, under emulation, their translation), which
@@ -187,33 +192,29 @@ fn measure(
     probes: &[Resolution],
     interrupted: &AtomicBool,
 ) -> Result<Rows> {
-    let size = plan.size as usize;
-    let mut noop = |_: RmapOp, _: bool| {};
+    let round = |size: usize| Round {
+        ops: ops.to_vec(),
+        size,
+        folio_kb: kb,
+        pmd_kb: plan.pmd_kb,
+        stepped: false,
+    };
+    let mut noop = |_: Option<RmapOp>, _: bool| {};
     // The folio size obtained is checked on every mapping, warm-up and timed: a round
     // whose mapping fell back to smaller folios would time something else.
-    let mut checks = Vec::new();
-    for g in GROUPS {
-        let (_, c) = run_group(
-            g,
-            ops,
-            warm_up_size(size, plan.pmd_kb),
-            kb,
-            plan.pmd_kb,
-            &mut noop,
-        )?;
-        checks.push(c);
-    }
+    let warm_up = round(warm_up_size(plan.size as usize, plan.pmd_kb)).run_apart(&mut noop)?;
+    let mut checks = warm_up.checks;
+    let mut anon_kb = warm_up.anon_kb;
     let mut samples: HashMap<RmapOp, Vec<u64>> = HashMap::new();
     let mut taken = 0;
     // A round runs every operation: rounds go on while any operation's time is imprecise.
     while rounds.want_more_ns(taken, &samples.values().collect::<Vec<_>>()) {
         taken += 1;
-        for g in GROUPS {
-            let (times, c) = run_group(g, ops, size, kb, plan.pmd_kb, &mut noop)?;
-            checks.push(c);
-            for (op, t) in times {
-                samples.entry(op).or_default().push(t.as_nanos() as u64);
-            }
+        let done = round(plan.size as usize).run_apart(&mut noop)?;
+        checks.extend(done.checks);
+        anon_kb = anon_kb.max(done.anon_kb);
+        for (op, t) in done.times {
+            samples.entry(op).or_default().push(t);
         }
         if interrupted.load(Ordering::Relaxed) {
             break;
@@ -244,7 +245,7 @@ fn measure(
             }
         })
         .collect();
-    Ok((rows, FolioCheck::of_every_mapping(checks)))
+    Ok((rows, FolioCheck::of_every_mapping(checks), anon_kb))
 }
 
 /// One round with the rmap probes loaded once, read just before and after each operation;
@@ -261,23 +262,18 @@ fn traced_round(
     if !any_traceable(probes) {
         return Ok(Default::default());
     }
-    let size = plan.size as usize;
-    let round = |hook: &mut dyn FnMut(Option<RmapOp>, bool)| -> Result<OpTimes> {
-        let mut times = Vec::new();
-        {
-            let mut per_op = |op: RmapOp, start: bool| hook(Some(op), start);
-            for g in GROUPS {
-                let (t, _) = run_group(g, ops, size, kb, plan.pmd_kb, &mut per_op)?;
-                times.extend(t.into_iter().map(|(op, d)| (op, d.as_nanos() as u64)));
-            }
-        }
-        hook(None, true);
-        crate::rmap::fork()?;
-        hook(None, false);
-        Ok(times)
+    let round = Round {
+        ops: ops.to_vec(),
+        size: plan.size as usize,
+        folio_kb: kb,
+        pmd_kb: plan.pmd_kb,
+        stepped: true,
     };
-    let (done, t) = tracer::around(&counting(probes, &[]), &Filter::this_process(), round)?;
-    let times = done?;
+    // The helper is forked after the probes are attached: the filter follows it.
+    let (done, t) = tracer::around(&counting(probes, &[]), &Filter::this_process(), |hook| {
+        round.run_apart(hook)
+    })?;
+    let times = done?.times;
     let mut per_op = HashMap::new();
     let mut control = vec![];
     for (key, stats) in t.spans {

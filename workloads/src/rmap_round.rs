@@ -1,0 +1,177 @@
+//! One rmap round in a fresh, small process: this binary run again with the round in
+//! `FOLIOBENCH_RMAP_ROUND`.
+//!
+//! Why: `fork()` copies the page tables of every private mapping of the process that forks,
+//! not only the mapping under test. Done from foliobench itself, the timed fork copied the
+//! tool's own 16-21 MB of anonymous memory (libbpf's BTF, symbol tables, results), whose size
+//! changed from boot to boot: two boots timed a 32 MiB fork of 2M folios at 1.730 and 1.953
+//! ms of instruction time, and a fork with no mapping at 0.832 and 1.061 ms. The thread's own
+//! benchmarks fork a small C program; a re-executed foliobench holds little more than its
+//! stack and the mapping under test, the same in every boot (4.4 MB of RssAnon, against 16-21).
+//!
+//! The helper is bound to the CPU it starts on, and so are the children it forks. Unbound,
+//! a child was sometimes woken on the other vCPU, whose instructions the instruction clock
+//! also counts: a 2M fork's rounds fell in two modes, 1.10 and 1.20 ms.
+//!
+//! The protocol, on the helper's stdout: `B <op>` / `E <op>` before and after each operation
+//! when the parent traces (the helper then waits for one byte on stdin before going on, so
+//! that the parent reads its probes just around the operation), then `R <json>` with the
+//! times and folio checks, or `X <message>` on failure.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use foliobench_reports::rmap::{FolioCheck, RmapOp};
+use serde::{Deserialize, Serialize};
+
+use crate::mapping::WorkloadError;
+use crate::rmap::{fork, run_group, GROUPS};
+
+const ENV: &str = "FOLIOBENCH_RMAP_ROUND";
+
+/// What the helper runs: every group of `GROUPS` once, on `size` bytes of `folio_kb` folios.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Round {
+    pub ops: Vec<RmapOp>,
+    pub size: usize,
+    pub folio_kb: u64,
+    pub pmd_kb: u64,
+    /// Stop before and after each operation for the parent (a traced round), and fork once
+    /// more without the mapping at the end: the control.
+    pub stepped: bool,
+}
+
+/// What a round gave.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RoundTimes {
+    /// Each operation's time, ns.
+    pub times: Vec<(RmapOp, u64)>,
+    pub checks: Vec<FolioCheck>,
+    /// This process's RssAnon (kB) before the round mapped anything.
+    pub anon_kb: Option<u64>,
+}
+
+/// Where the parent is called: `Some(op)` around an operation, `None` around the control.
+pub type Hook<'a> = &'a mut dyn FnMut(Option<RmapOp>, bool);
+
+impl Round {
+    /// Runs the round in a fresh process of this binary; `hook` runs in this process just
+    /// before and after each of the helper's operations when the round is `stepped`.
+    pub fn run_apart(&self, hook: Hook) -> Result<RoundTimes, WorkloadError> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            WorkloadError::Failed(format!("rmap round in a helper process: {what}: {e}"))
+        };
+        let exe = std::env::current_exe().map_err(|e| failed("this binary's path", &e))?;
+        let spec = serde_json::to_string(self).map_err(|e| failed("its plan", &e))?;
+        let mut child = Command::new(&exe)
+            .env(ENV, spec)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(&format!("starting {}", exe.display()), &e))?;
+        let mut to_helper = child.stdin.take().expect("piped");
+        let from_helper = BufReader::new(child.stdout.take().expect("piped"));
+        let mut result = Err(failed("it ended without a result", &"no R line"));
+        for line in from_helper.lines() {
+            let line = line.map_err(|e| failed("reading it", &e))?;
+            let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
+            match tag {
+                "B" | "E" => {
+                    hook(serde_json::from_str(rest).ok(), tag == "B");
+                    to_helper
+                        .write_all(b"g")
+                        .map_err(|e| failed("answering it", &e))?;
+                }
+                "R" => {
+                    result = serde_json::from_str(rest).map_err(|e| failed("its result", &e));
+                }
+                "X" => result = Err(WorkloadError::Failed(rest.to_string())),
+                _ => {}
+            }
+        }
+        drop(to_helper);
+        let status = child.wait().map_err(|e| failed("waiting for it", &e))?;
+        match result {
+            Ok(r) if status.success() => Ok(r),
+            Ok(_) => Err(failed("it ended", &status)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// In the helper: the round itself.
+    fn run_here(&self, out: &mut impl Write) -> Result<RoundTimes, WorkloadError> {
+        let mut stdin = std::io::stdin().lock();
+        let mut step = |tag: &str, op: Option<RmapOp>| {
+            if self.stepped {
+                let op = serde_json::to_string(&op).unwrap_or_default();
+                let _ = writeln!(out, "{tag} {op}").and_then(|_| out.flush());
+                let _ = stdin.read(&mut [0u8]);
+            }
+        };
+        let mut round = RoundTimes {
+            anon_kb: rss_anon_kb(),
+            ..Default::default()
+        };
+        let mut hook = |op: RmapOp, start: bool| step(if start { "B" } else { "E" }, Some(op));
+        for g in GROUPS {
+            let (times, check) = run_group(
+                g,
+                &self.ops,
+                self.size,
+                self.folio_kb,
+                self.pmd_kb,
+                &mut hook,
+            )?;
+            round.checks.push(check);
+            round.times.extend(
+                times
+                    .into_iter()
+                    .map(|(op, d): (RmapOp, Duration)| (op, d.as_nanos() as u64)),
+            );
+        }
+        if self.stepped {
+            step("B", None);
+            fork()?;
+            step("E", None);
+        }
+        Ok(round)
+    }
+}
+
+/// `RssAnon` of /proc/self/status, kB.
+fn rss_anon_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// In `main`, first: if this process is an rmap helper, runs its round, prints the result
+/// and returns the exit status; otherwise `None`.
+pub fn serve_if_asked() -> Option<i32> {
+    let spec = std::env::var(ENV).ok()?;
+    // The parent decides when to stop (Ctrl-C reaches the whole process group): finish the
+    // round, and go with the parent if it is killed.
+    // SAFETY: plain signal disposition and prctl calls on this process.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        let cpu = libc::sched_getcpu();
+        if cpu >= 0 {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu as usize, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let result = serde_json::from_str::<Round>(&spec)
+        .map_err(|e| WorkloadError::Failed(format!("{ENV}: {e}")))
+        .and_then(|r| r.run_here(&mut out));
+    let line = match &result {
+        Ok(r) => format!("R {}", serde_json::to_string(r).unwrap_or_default()),
+        Err(e) => format!("X {e}"),
+    };
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+    Some(if result.is_ok() { 0 } else { 1 })
+}
