@@ -10,7 +10,7 @@ use crate::compare::{load_all, named, shares_metrics, verdict, Format, GateArgs}
 use crate::exit::{env, usage, Code};
 use crate::output::write_atomic;
 use crate::run::SweepArgs;
-use crate::vm::{ClockChoice, VmArgs, VmOpts};
+use crate::vm::{ClockChoice, Guest, VmArgs, VmOpts};
 use foliobench_reports::clock::ClockKind;
 use foliobench_reports::compare::Comparison;
 use foliobench_reports::results::Results;
@@ -176,16 +176,21 @@ pub fn run_side(
     // `ab --format ktap | ...` is KTAP and nothing else.
     let boot = || {
         with_stdout_on_stderr(|| {
-            crate::vm::run(VmArgs {
-                kernel: kernel.to_string(),
-                machine: machine.clone(),
-                timeout: s.timeout.to_string(),
-                share: vec![s.dir.to_path_buf()],
-                boot_log: false,
-                expect: None,
-                dry_run: false,
-                args: run_args(s.sweep, out),
-            })
+            crate::vm::run(
+                VmArgs {
+                    kernel: kernel.to_string(),
+                    machine: machine.clone(),
+                    timeout: s.timeout.to_string(),
+                    share: vec![s.dir.to_path_buf()],
+                    boot_log: false,
+                    expect: None,
+                    dry_run: false,
+                    args: run_args(s.sweep, out),
+                },
+                // ab wrote this command from its typed sweep; its one output is in `dir`,
+                // which is shared.
+                Guest::Writes(vec![]),
+            )
         })
     };
     // A VM that died mid-run (seen once in about thirty instruction-clock boots) is booted
@@ -327,12 +332,10 @@ fn gate(mut a: AbArgs) -> Result<Code> {
         dir: &dir,
         clock: Default::default(),
     };
-    let file = |side: &str, boot: usize| {
-        if a.boots == 1 {
-            dir.join(format!("{side}.json"))
-        } else {
-            dir.join(format!("{side}-{boot}.json"))
-        }
+    // One boot a side: baseline.json; several: baseline-1.json, ...
+    let file = |side: &str, boot: usize| match a.boots {
+        1 => dir.join(format!("{side}.json")),
+        _ => dir.join(format!("{side}-{boot}.json")),
     };
     let label = |side: &str, boot: usize| boot_label(side, boot, a.boots, a.confirm_boots);
     let boot_both = |boots: std::ops::RangeInclusive<usize>,

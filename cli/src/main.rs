@@ -13,6 +13,7 @@ mod compare;
 mod debian_registry;
 mod doctor;
 mod exit;
+mod guest;
 mod icount_memo;
 mod kernels;
 mod matrix;
@@ -103,7 +104,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.cmd {
         Cmd::Doctor(a) => doctor::run(a),
-        Cmd::Vm(a) => vm::run(a),
+        Cmd::Vm(a) => guest::check(&cli_command(), &a.args).and_then(|g| vm::run(a, g)),
         Cmd::Trace(a) => trace::run(a),
         Cmd::Workload(w) => workload::run(w),
         Cmd::Model(a) => model::run(a),

@@ -310,74 +310,13 @@ pub fn guest_commands(args: &[String]) -> Vec<&[String]> {
     args.split(|a| a == ";").filter(|c| !c.is_empty()).collect()
 }
 
-/// Options of foliobench's commands whose value is a file or directory the command writes.
-const WRITTEN_PATHS: &[&str] = &["out", "html", "markdown", "out_dir"];
-
-/// What the guest command is, as the guest will parse it.
-enum GuestCommand {
+/// What the guest command is, as the guest will parse it: checked by the caller (`main`,
+/// which owns foliobench's command line, or `ab`/`matrix`, which wrote the command).
+pub enum Guest {
     /// Runs in the guest; these directories must be writable there.
     Writes(Vec<PathBuf>),
     /// `--help`, `--version`: the same binary answers here, without a boot.
     Answered(String),
-}
-
-/// Parses the guest's arguments here, so that a typo costs no boot, and finds the
-/// directories its output options write to: the guest sees the host read-only outside the
-/// shared directories, and a write elsewhere would vanish with the guest's overlay.
-fn guest_command(args: &[String], cwd: &Path) -> Result<GuestCommand> {
-    let argv = std::iter::once("foliobench".to_string()).chain(args.iter().cloned());
-    let mut m = match crate::cli_command().try_get_matches_from(argv) {
-        Ok(m) => m,
-        Err(e) => {
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    Ok(GuestCommand::Answered(e.render().to_string()))
-                }
-                _ => Err(usage(format!(
-                    "the command for the guest is not valid (nothing was booted):\n{}",
-                    e.render()
-                ))),
-            }
-        }
-    };
-    // The innermost subcommand holds the options.
-    while let Some((_, sub)) = m.remove_subcommand() {
-        m = sub;
-    }
-    let mut dirs = Vec::new();
-    for id in WRITTEN_PATHS {
-        let Ok(Some(values)) = m.try_get_raw(id) else {
-            continue;
-        };
-        for v in values {
-            let path = cwd.join(v);
-            let dir = if *id == "out_dir" {
-                path.clone()
-            } else {
-                path.parent()
-                    .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf)
-            };
-            let dir = dir.canonicalize().map_err(|e| {
-                usage(format!(
-                    "--{} {}: the directory {} cannot be used on the host ({e}); create it first",
-                    id.replace('_', "-"),
-                    Path::new(v).display(),
-                    dir.display()
-                ))
-            })?;
-            if dir == Path::new("/") {
-                return Err(usage(format!(
-                    "--{} {}: the guest may not write the host's / ; write under a directory",
-                    id.replace('_', "-"),
-                    Path::new(v).display()
-                )));
-            }
-            dirs.push(dir);
-        }
-    }
-    Ok(GuestCommand::Writes(dirs))
 }
 
 /// The directories the guest may write: the state directory, the current directory, the
@@ -450,7 +389,7 @@ fn parse_duration(flag: &str, text: &str, example: &str) -> Result<Duration> {
 
 /// Checks the arguments, the guest command and the host; prepares the kernel. `None`:
 /// the guest command was `--help` or `--version`, answered here.
-fn launch(a: &VmArgs) -> Result<Option<Launch>> {
+fn launch(a: &VmArgs, guest: Guest) -> Result<Option<Launch>> {
     let spec = KernelSpec::parse(&a.kernel)?;
     let m = &a.machine;
     let layout = Layout::new(
@@ -477,16 +416,13 @@ fn launch(a: &VmArgs) -> Result<Option<Launch>> {
     } else {
         a.args.clone()
     };
-    let mut writes = Vec::new();
-    for cmd in guest_commands(&args) {
-        match guest_command(cmd, &cwd)? {
-            GuestCommand::Writes(w) => writes.extend(w),
-            GuestCommand::Answered(text) => {
-                print!("{text}");
-                return Ok(None);
-            }
+    let mut writes = match guest {
+        Guest::Writes(w) => w,
+        Guest::Answered(text) => {
+            print!("{text}");
+            return Ok(None);
         }
-    }
+    };
     writes.sort();
     writes.dedup();
     let available = foliobench_workloads::system::meminfo_kb("MemAvailable")
@@ -801,8 +737,8 @@ impl Attempt {
     }
 }
 
-pub fn run(a: VmArgs) -> Result<Code> {
-    let Some(l) = launch(&a)? else {
+pub fn run(a: VmArgs, guest: Guest) -> Result<Code> {
+    let Some(l) = launch(&a, guest)? else {
         return Ok(Code::Ok);
     };
     if a.dry_run {
