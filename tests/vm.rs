@@ -1629,9 +1629,9 @@ fn pin_time(r: &Value, memory: &str) -> (f64, f64) {
 /// The instruction clock makes a kernel-side timing repeat between boots: two boots of
 /// one devdax pin run agree within 1 % (seen: 36.315 / 36.317 ms at 256 MiB, where two
 /// wall-clock boots gave 56.1 / 90.6 ms), and each records its clock and QEMU's options.
-/// The rmap suite's operations on 2M folios too: fork repeats only because the rounds run
-/// in a small helper process bound to one CPU (forked from the tool itself, two boots gave
-/// 1.730 / 1.953 ms, as the tool's own memory differed between boots).
+/// The rmap suite's operations on 2M folios too: fork repeats (within 3 %) only because the
+/// rounds run in a small helper process bound to one CPU (forked from the tool itself, two
+/// boots gave 1.730 / 1.953 ms, as the tool's own memory differed between boots).
 #[test]
 fn instruction_clock_repeats_between_boots() {
     let boot = || {
@@ -1700,15 +1700,25 @@ fn instruction_clock_repeats_between_boots() {
         ns.sort_by(f64::total_cmp);
         ns[ns.len() / 2]
     };
-    for op in ["pte_remap", "fork", "munmap", "dontneed_per_pte"] {
+    // fork allocates page tables and task structures: its rounds still spread about 1.6 %
+    // within a boot (1.195-1.214 ms), so its medians are held to 3 % (forked from the tool
+    // itself they were 12.9 % apart); the others to 1 %.
+    let spreads: Vec<(&str, f64, f64, f64)> = [
+        ("pte_remap", 0.01),
+        ("fork", 0.03),
+        ("munmap", 0.01),
+        ("dontneed_per_pte", 0.01),
+    ]
+    .into_iter()
+    .map(|(op, bound)| {
         let (x, y) = (median(&ra_json, op), median(&rb_json, op));
-        let apart = (x - y).abs() / x.min(y);
-        assert!(
-            apart < 0.01,
-            "rmap {op} 2M: boot medians {x} / {y} ns, {:.3} % apart",
-            apart * 100.0
-        );
-    }
+        (op, x, y, (x - y).abs() / x.min(y) / bound)
+    })
+    .collect();
+    assert!(
+        spreads.iter().all(|s| s.3 < 1.0),
+        "rmap 2M boot medians (op, ns, ns, spread / its bound): {spreads:?}"
+    );
     // The helper's own memory, not the tool's 16-21 MB (4.4 MB seen on 6.12).
     for r in [&ra_json, &rb_json] {
         let kb = r["rmap"]["forking_process_anon_kb"].as_u64().unwrap();
