@@ -14,6 +14,7 @@ use crate::vm::{ClockChoice, Guest, VmArgs, VmOpts};
 use foliobench_reports::clock::ClockKind;
 use foliobench_reports::compare::Comparison;
 use foliobench_reports::results::Results;
+use foliobench_reports::suite::Suite;
 
 #[derive(Debug, clap::Args)]
 pub struct AbArgs {
@@ -113,7 +114,7 @@ pub fn before_booting(
     out_dir: &Path,
 ) -> Result<PathBuf> {
     if sweep.suite.is_empty() {
-        sweep.suite = vec!["memmap".into(), "rmap".into()];
+        sweep.suite = vec![Suite::Memmap.name().into(), Suite::Rmap.name().into()];
     }
     sweep.size.get_or_insert_with(|| "256M".into());
     sweep.check()?;

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use foliobench_ebpf::catalog::{self, Flavour, Probe, Resolution};
 use foliobench_ebpf::kernel::KernelFacts;
 use foliobench_ebpf::tracer::{Filter, ProbeStorage, Tracer};
+use foliobench_reports::suite::Suite;
 use foliobench_reports::trace::{Overhead, Variant, TRACE_SCHEMA_VERSION};
 use foliobench_workloads::system;
 
@@ -229,7 +230,7 @@ pub fn run(a: OverheadArgs) -> Result<Code> {
 /// The catalog probes named by `--probe`; the pin group when none is named.
 fn selected_probes(probes: &[String]) -> Result<Vec<&'static Probe>> {
     let names = if probes.is_empty() {
-        vec!["pin".to_string()]
+        vec![Suite::Pin.name().to_string()]
     } else {
         probes.to_vec()
     };

@@ -639,34 +639,11 @@ fn outcomes(r: &Results) -> Vec<OutcomeOf> {
         Outcome::Refused { errno, .. } => format!("refused ({errno})"),
         Outcome::Skipped { reason } => format!("skipped ({reason})"),
     };
-    let mut v = Vec::new();
-    if let Some(p) = &r.pin {
-        for x in &p.results {
-            v.push((
-                format!("pin {} {}", x.memory, x.driver.name()),
-                word(&x.outcome),
-            ));
-        }
-    }
-    if let Some(rm) = &r.rmap {
-        for x in &rm.results {
-            v.push((
-                format!("rmap {} {} {}K", x.op.name(), x.memory, x.folio_kb),
-                word(&x.outcome),
-            ));
-        }
-    }
-    if let Some(f) = &r.fsdax {
-        for x in &f.results {
-            v.push((format!("fsdax {}", x.fs), word(&x.outcome)));
-            for p in &x.pins {
-                v.push((
-                    format!("fsdax {} pin {}", x.fs, p.driver.name()),
-                    word(&p.outcome),
-                ));
-            }
-        }
-    }
+    let mut v: Vec<OutcomeOf> = r
+        .parts()
+        .flat_map(|p| p.outcomes())
+        .map(|(k, o)| (k, word(&o)))
+        .collect();
     if let Some(p) = &r.pfnmap {
         v.push(("pfnmap".into(), word(&p.outcome)));
         for x in &p.pins {

@@ -761,6 +761,41 @@ impl FsdaxResult {
     }
 }
 
+impl crate::suite::SuiteReport for FsdaxSuite {
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+    fn outcomes(&self) -> Vec<(String, Outcome)> {
+        let mut v = Vec::new();
+        for x in &self.results {
+            v.push((format!("fsdax {}", x.fs), x.outcome.clone()));
+            for p in &x.pins {
+                v.push((
+                    format!("fsdax {} pin {}", x.fs, p.driver.name()),
+                    p.outcome.clone(),
+                ));
+            }
+        }
+        v
+    }
+    fn suite(&self) -> crate::suite::Suite {
+        crate::suite::Suite::Fsdax
+    }
+    fn metrics(&self) -> Vec<crate::metric::Metric> {
+        <FsdaxSuite as crate::metric::Metrics>::metrics(self)
+    }
+    fn charts(&self) -> Vec<Chart> {
+        FsdaxSuite::charts(self)
+    }
+    fn checks(&self) -> Vec<(String, Check)> {
+        crate::suite::named_checks(crate::suite::Suite::Fsdax, &self.checks)
+    }
+    fn render_text(&self, o: &mut String) {
+        let _ = writeln!(o);
+        FsdaxSuite::render_text(self, o);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

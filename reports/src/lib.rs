@@ -27,5 +27,6 @@ pub mod rmap;
 pub mod scaling;
 pub mod seed003;
 pub mod stats;
+pub mod suite;
 pub mod trace;
 pub mod units;

@@ -566,6 +566,40 @@ fn render_row(r: &MemmapResult, base: Option<u64>, o: &mut String) {
         )),
     );
 }
+impl crate::suite::SuiteReport for Vec<MemmapResult> {
+    fn size(&self) -> Option<u64> {
+        self.first().map(|m| m.model.size)
+    }
+    fn outcomes(&self) -> Vec<(String, crate::outcome::Outcome)> {
+        // A geometry that could not be measured is an error of the run (`Results::failures`)
+        // and a loss in `compare`: memmap rows have no outcome of their own.
+        vec![]
+    }
+    fn suite(&self) -> crate::suite::Suite {
+        crate::suite::Suite::Memmap
+    }
+    fn metrics(&self) -> Vec<crate::metric::Metric> {
+        crate::metric::Metrics::metrics(self.as_slice())
+    }
+    fn charts(&self) -> Vec<Chart> {
+        charts(self)
+    }
+    /// Named by geometry: "memmap devdax:2M:mem: what".
+    fn checks(&self) -> Vec<(String, Check)> {
+        self.iter()
+            .flat_map(|m| {
+                m.checks
+                    .iter()
+                    .map(move |c| (format!("memmap {}: {}", m.geometry, c.what), c.clone()))
+            })
+            .collect()
+    }
+    fn render_text(&self, o: &mut String) {
+        let _ = writeln!(o, "\nmemmap suite:");
+        render_text(self, o);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1003,6 +1003,39 @@ pub fn refs_checks(results: &[PinResult]) -> Vec<Check> {
         .collect()
 }
 
+impl crate::suite::SuiteReport for PinSuite {
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+    fn outcomes(&self) -> Vec<(String, Outcome)> {
+        self.results
+            .iter()
+            .map(|x| {
+                (
+                    format!("pin {} {}", x.memory, x.driver.name()),
+                    x.outcome.clone(),
+                )
+            })
+            .collect()
+    }
+    fn suite(&self) -> crate::suite::Suite {
+        crate::suite::Suite::Pin
+    }
+    fn metrics(&self) -> Vec<crate::metric::Metric> {
+        <PinSuite as crate::metric::Metrics>::metrics(self)
+    }
+    fn charts(&self) -> Vec<Chart> {
+        PinSuite::charts(self)
+    }
+    fn checks(&self) -> Vec<(String, Check)> {
+        crate::suite::named_checks(crate::suite::Suite::Pin, &self.checks)
+    }
+    fn render_text(&self, o: &mut String) {
+        let _ = writeln!(o);
+        PinSuite::render_text(self, o);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,10 +15,7 @@ pub struct Named<'a> {
 
 /// Every chart a results file has data for, in the order of the suites.
 pub fn charts(r: &Results) -> Vec<Chart> {
-    let mut out = crate::memmap::charts(&r.memmap);
-    out.extend(r.pin.iter().flat_map(|p| p.charts()));
-    out.extend(r.rmap.iter().flat_map(|p| p.charts()));
-    out.extend(r.fsdax.iter().flat_map(|p| p.charts()));
+    let mut out: Vec<Chart> = r.parts().flat_map(|p| p.charts()).collect();
     out.retain(|c| !c.is_empty());
     out
 }

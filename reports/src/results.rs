@@ -13,6 +13,7 @@ use crate::memmap::MemmapResult;
 use crate::metric::{Metric, Metrics};
 use crate::pin::PinSuite;
 use crate::rmap::RmapSuite;
+use crate::suite::{Suite, SuiteReport};
 
 /// 2: the pin and rmap suites; the namespace became optional (anonymous-memory runs have
 /// none).
@@ -103,24 +104,27 @@ impl Results {
 
     /// Every check of the run, each named with its suite (and geometry, for memmap).
     pub fn checks(&self) -> Vec<(String, Check)> {
-        let mut v = Vec::new();
-        for m in &self.memmap {
-            for c in &m.checks {
-                v.push((format!("memmap {}: {}", m.geometry, c.what), c.clone()));
-            }
-        }
-        let suites = [
-            ("pin", self.pin.as_ref().map(|p| p.checks.clone())),
-            ("rmap", self.rmap.as_ref().map(|r| r.checks.clone())),
-            ("fsdax", self.fsdax.as_ref().map(|f| f.checks.clone())),
-            ("pfnmap", self.pfnmap.as_ref().map(PfnmapResult::checks)),
-        ];
-        for (suite, checks) in suites {
-            for c in checks.unwrap_or_default() {
-                v.push((format!("{suite}: {}", c.what), c));
-            }
+        let mut v: Vec<(String, Check)> = self.parts().flat_map(|p| p.checks()).collect();
+        if let Some(p) = &self.pfnmap {
+            v.extend(crate::suite::named_checks_as("pfnmap", &p.checks()));
         }
         v
+    }
+
+    /// Each suite's part of the file, if it ran: an exhaustive match, so that a new suite
+    /// is a compile error here until its results say what a suite says.
+    pub fn part(&self, s: Suite) -> Option<&dyn SuiteReport> {
+        match s {
+            Suite::Memmap => (!self.memmap.is_empty()).then_some(&self.memmap as &dyn SuiteReport),
+            Suite::Pin => self.pin.as_ref().map(|p| p as &dyn SuiteReport),
+            Suite::Rmap => self.rmap.as_ref().map(|p| p as &dyn SuiteReport),
+            Suite::Fsdax => self.fsdax.as_ref().map(|p| p as &dyn SuiteReport),
+        }
+    }
+
+    /// The suites' parts the file has, in the order of `Suite::ALL`.
+    pub fn parts(&self) -> impl Iterator<Item = &dyn SuiteReport> {
+        Suite::ALL.into_iter().filter_map(|s| self.part(s))
     }
 
     /// What went wrong in the run: a requested geometry that could not be measured, a
@@ -145,13 +149,8 @@ impl Results {
 
     /// Every comparable quantity of the file, from each suite's metric table.
     pub fn metrics(&self) -> Vec<Metric> {
-        let r = self;
-        let mut v = Vec::new();
-        v.extend(r.memmap.metrics());
-        v.extend(r.pin.iter().flat_map(Metrics::metrics));
-        v.extend(r.rmap.iter().flat_map(Metrics::metrics));
-        v.extend(r.fsdax.iter().flat_map(Metrics::metrics));
-        v.extend(r.pfnmap.iter().flat_map(Metrics::metrics));
+        let mut v: Vec<Metric> = self.parts().flat_map(|p| p.metrics()).collect();
+        v.extend(self.pfnmap.iter().flat_map(Metrics::metrics));
         // A subject measured twice in one file (a geometry given twice) keeps both, told apart
         // by their order, so that each is compared with its counterpart.
         let keys: Vec<String> = v.iter().map(Metric::key).collect();
@@ -186,21 +185,8 @@ impl Results {
         if let Some(r) = &c.restored {
             let _ = writeln!(o, "namespace restored afterwards, {r}");
         }
-        if !self.memmap.is_empty() {
-            let _ = writeln!(o, "\nmemmap suite:");
-            crate::memmap::render_text(&self.memmap, &mut o);
-        }
-        if let Some(p) = &self.pin {
-            let _ = writeln!(o);
+        for p in self.parts() {
             p.render_text(&mut o);
-        }
-        if let Some(r) = &self.rmap {
-            let _ = writeln!(o);
-            r.render_text(&mut o);
-        }
-        if let Some(f) = &self.fsdax {
-            let _ = writeln!(o);
-            f.render_text(&mut o);
         }
         if let Some(p) = &self.pfnmap {
             let _ = writeln!(o);

@@ -509,6 +509,39 @@ impl RmapSuite {
     }
 }
 
+impl crate::suite::SuiteReport for RmapSuite {
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+    fn outcomes(&self) -> Vec<(String, Outcome)> {
+        self.results
+            .iter()
+            .map(|x| {
+                (
+                    format!("rmap {} {} {}K", x.op.name(), x.memory, x.folio_kb),
+                    x.outcome.clone(),
+                )
+            })
+            .collect()
+    }
+    fn suite(&self) -> crate::suite::Suite {
+        crate::suite::Suite::Rmap
+    }
+    fn metrics(&self) -> Vec<crate::metric::Metric> {
+        <RmapSuite as crate::metric::Metrics>::metrics(self)
+    }
+    fn charts(&self) -> Vec<Chart> {
+        RmapSuite::charts(self)
+    }
+    fn checks(&self) -> Vec<(String, Check)> {
+        crate::suite::named_checks(crate::suite::Suite::Rmap, &self.checks)
+    }
+    fn render_text(&self, o: &mut String) {
+        let _ = writeln!(o);
+        RmapSuite::render_text(self, o);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use crate::compare::metrics;
 use crate::metric::Kind;
 use crate::results::Results;
 use crate::stats::median;
+use crate::suite::Suite;
 use crate::units::fmt_size;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -17,24 +18,18 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// The size a suite's metrics were measured at in one results file: bytes per round (pin,
 /// rmap), the file (fsdax), the namespace (memmap).
 pub fn suite_size(r: &Results, suite: &str) -> Option<u64> {
-    match suite {
-        "pin" => r.pin.as_ref().map(|p| p.size),
-        "rmap" => r.rmap.as_ref().map(|p| p.size),
-        "fsdax" => r.fsdax.as_ref().map(|p| p.size),
-        "memmap" => r.memmap.first().map(|m| m.model.size),
-        _ => None,
-    }
+    r.part(suite.parse::<Suite>().ok()?)?.size()
 }
 
 /// Whether two results files measured every suite they share at the same size: only then
 /// are they compared; otherwise they are points of a curve.
 pub fn same_sizes(a: &Results, b: &Results) -> bool {
-    ["pin", "rmap", "fsdax", "memmap"]
-        .iter()
-        .all(|s| match (suite_size(a, s), suite_size(b, s)) {
+    Suite::ALL.iter().all(
+        |s| match (suite_size(a, s.name()), suite_size(b, s.name())) {
             (Some(x), Some(y)) => x == y,
             _ => true,
-        })
+        },
+    )
 }
 
 /// One metric across sizes.

@@ -11,9 +11,10 @@ use foliobench_reports::pin::PinMemory;
 use foliobench_reports::precision::Rounds;
 use foliobench_reports::results::{Context, Machine, Results, RESULTS_SCHEMA_VERSION};
 use foliobench_reports::scaling;
+use foliobench_reports::suite::Suite;
 use foliobench_workloads::kconfig::KernelConfig;
 use foliobench_workloads::namespace::{self, Provisioner, RunError, Target};
-use foliobench_workloads::suites::{self, SuiteCtx};
+use foliobench_workloads::suites::{self, SuiteCtx, SuiteRun};
 use foliobench_workloads::system;
 
 use crate::exit::{env, usage, Code};
@@ -24,8 +25,6 @@ mod fsdax;
 mod memmap;
 mod pin;
 mod rmap;
-
-pub const SUITES: &[&str] = &["memmap", "pin", "rmap", "fsdax"];
 
 /// What a sweep measures: shared by `run` and `ab` (which passes it on to `run` in the
 /// guest).
@@ -104,7 +103,7 @@ impl SweepArgs {
         if self.suite.is_empty() {
             return Err(usage(format!(
                 "--suite is required: one or more of {}",
-                SUITES.join(", ")
+                Suite::names()
             )));
         }
         let chosen = suites(&self.suite)?;
@@ -112,7 +111,7 @@ impl SweepArgs {
         for s in &sizes {
             parse_size("--size", s)?;
         }
-        if sizes.len() > 1 && chosen.contains(&"memmap") {
+        if sizes.len() > 1 && chosen.contains(&Suite::Memmap) {
             return Err(usage(
                 "--size with several sizes is for pin, rmap and fsdax: memmap measures the whole namespace (size it with `vm --pmem`, one boot per size, and give the results files to `report`)",
             ));
@@ -190,19 +189,14 @@ fn mode_map(n: &foliobench_workloads::pmem::Namespace) -> String {
 }
 
 /// Which suites, in the canonical order, without repeats.
-pub(crate) fn suites(given: &[String]) -> Result<Vec<&'static str>> {
-    for s in given {
-        if !SUITES.contains(&s.as_str()) {
-            return Err(usage(format!(
-                "unknown suite '{s}': available: {}",
-                SUITES.join(", ")
-            )));
-        }
-    }
-    Ok(SUITES
+pub(crate) fn suites(given: &[String]) -> Result<Vec<Suite>> {
+    let given: Vec<Suite> = given
         .iter()
-        .copied()
-        .filter(|s| given.iter().any(|g| g == s))
+        .map(|s| s.parse::<Suite>().map_err(usage))
+        .collect::<Result<_>>()?;
+    Ok(Suite::ALL
+        .into_iter()
+        .filter(|s| given.contains(s))
         .collect())
 }
 
@@ -243,7 +237,7 @@ fn split_geometries(
 
 /// What a run will do, checked before anything is changed.
 struct RunPlan {
-    suites: Vec<&'static str>,
+    suites: Vec<Suite>,
     rounds: Rounds,
     /// The memmap suite's geometries (empty: no memmap suite).
     memmap: Vec<Geometry>,
@@ -262,7 +256,7 @@ struct RunPlan {
 }
 
 impl RunPlan {
-    fn has(&self, suite: &str) -> bool {
+    fn has(&self, suite: Suite) -> bool {
         self.suites.contains(&suite)
     }
 }
@@ -272,13 +266,15 @@ fn plan(a: &SweepArgs, granted: Option<&str>) -> Result<RunPlan> {
     let size_text = a.size.clone().unwrap_or_else(|| "1G".into());
     let size = parse_size("--size", &size_text)?;
     let suites = suites(&a.suite)?;
-    let has = |s: &str| suites.contains(&s);
-    let (do_memmap, do_pin) = (has("memmap"), has("pin"));
-    let fsdax = has("fsdax").then(|| fsdax::check_size(size)).transpose()?;
-    if !has("rmap") && !a.folio_sizes.is_empty() {
+    let has = |s: Suite| suites.contains(&s);
+    let (do_memmap, do_pin) = (has(Suite::Memmap), has(Suite::Pin));
+    let fsdax = has(Suite::Fsdax)
+        .then(|| fsdax::check_size(size))
+        .transpose()?;
+    if !has(Suite::Rmap) && !a.folio_sizes.is_empty() {
         return Err(usage("--folio-size is for the rmap suite (--suite rmap)"));
     }
-    let rmap = has("rmap")
+    let rmap = has(Suite::Rmap)
         .then(|| rmap::plan(&a.folio_sizes, size))
         .transpose()?;
     let (geometries, memories) = split_geometries(&a.geometries, do_memmap, do_pin)?;
@@ -365,13 +361,19 @@ struct KernelSide {
     struct_page: u64,
     optimization: bool,
     nr_memmap: bool,
-    memmap: Vec<Resolution>,
-    fault: Vec<Resolution>,
-    rmap: Vec<Resolution>,
-    pin_latency: Vec<Resolution>,
-    pin_grab: Vec<Resolution>,
+    /// Each planned suite's probes (its catalog groups, resolved on this kernel).
+    probes: Vec<(Suite, Vec<Resolution>)>,
     /// The probes that will be attached, for the results' context.
     used: Vec<Resolution>,
+}
+
+impl KernelSide {
+    fn probes_of(&self, suite: Suite) -> &[Resolution] {
+        self.probes
+            .iter()
+            .find(|(s, _)| *s == suite)
+            .map_or(&[], |(_, p)| p.as_slice())
+    }
 }
 
 /// Reads the kernel's facts (BTF, config, vmstat) and resolves the probes of the suites
@@ -391,23 +393,22 @@ fn kernel_side(plan: &RunPlan, notes: &mut Vec<String>) -> KernelSide {
     });
     notes.push(format!("vmemmap optimization: {}", sp.optimization.reason));
     let nr_memmap = system::vmstat("nr_memmap_pages").is_some();
-    if plan.has("memmap") && !nr_memmap {
+    if plan.has(Suite::Memmap) && !nr_memmap {
         notes.push("this kernel has no /proc/vmstat nr_memmap_pages (added in 6.11): vmstat figures are absent".into());
     }
     let mut used: Vec<Resolution> = Vec::new();
     let mut untraceable: Vec<String> = Vec::new();
-    let mut resolve_if = |on: bool, groups: &[&str]| {
-        if on {
-            resolve(&facts, groups, notes, &mut used, &mut untraceable)
-        } else {
-            vec![]
-        }
-    };
-    let memmap = resolve_if(plan.has("memmap"), &["memmap", "vmemmap"]);
-    let fault = resolve_if(plan.has("fsdax"), &["fault"]);
-    let rmap = resolve_if(plan.has("rmap"), &["rmap"]);
-    let pin_latency = resolve_if(plan.has("pin"), &["pin"]);
-    let pin_grab = resolve_if(plan.has("pin"), &["grab"]);
+    let probes = plan
+        .suites
+        .iter()
+        .map(|&s| {
+            let groups = suites::probe_groups(s);
+            (
+                s,
+                resolve(&facts, groups, notes, &mut used, &mut untraceable),
+            )
+        })
+        .collect();
     if !untraceable.is_empty() {
         notes.push(format!(
             "probes not used, {NO_TRACING}: {}",
@@ -419,11 +420,7 @@ fn kernel_side(plan: &RunPlan, notes: &mut Vec<String>) -> KernelSide {
         struct_page,
         optimization: sp.optimization.available,
         nr_memmap,
-        memmap,
-        fault,
-        rmap,
-        pin_latency,
-        pin_grab,
+        probes,
         used,
     }
 }
@@ -438,7 +435,7 @@ fn announce(plan: &RunPlan) {
     };
     let orig = &t.namespace;
     let mut parts: Vec<String> = Vec::new();
-    if plan.has("memmap") {
+    if plan.has(Suite::Memmap) {
         parts.push(format!(
             "memmap: {} ({} each)",
             plan.memmap
@@ -487,6 +484,16 @@ struct SuiteResults {
     pfnmap: Option<foliobench_reports::fsdax::PfnmapResult>,
 }
 
+/// One suite's loop with its probes.
+fn run_suite<S: SuiteRun>(
+    plan: &S,
+    ctx: &SuiteCtx,
+    k: &KernelSide,
+    notes: &mut Vec<String>,
+) -> Result<S::Results> {
+    plan.run(ctx, k.probes_of(S::SUITE), notes).map_err(run_err)
+}
+
 /// Runs the suites' loops in order.
 fn execute(
     plan: &RunPlan,
@@ -495,16 +502,16 @@ fn execute(
     notes: &mut Vec<String>,
 ) -> Result<SuiteResults> {
     let mut out = SuiteResults::default();
-    if let (Some(p), true) = (ctx.prov, plan.has("memmap")) {
+    // Every suite's loop the same way: its plan, the shared context, its probes.
+    if let (Some(_), true) = (ctx.prov, plan.has(Suite::Memmap)) {
         let memmap = memmap::plan(&plan.memmap, k.struct_page, k.optimization, k.nr_memmap);
-        out.memmap = suites::memmap::run(&memmap, p, ctx, &k.memmap).map_err(run_err)?;
+        out.memmap = run_suite(&memmap, ctx, k, notes)?;
     }
     if let Some(pin) = &plan.pin {
-        out.pin =
-            Some(suites::pin::run(pin, ctx, &k.pin_latency, &k.pin_grab, notes).map_err(run_err)?);
+        out.pin = Some(run_suite(pin, ctx, k, notes)?);
     }
     if let Some(rmap) = &plan.rmap {
-        out.rmap = Some(suites::rmap::run(rmap, ctx, &k.rmap).map_err(run_err)?);
+        out.rmap = Some(run_suite(rmap, ctx, k, notes)?);
     }
     if plan.fsdax.is_some() || plan.pfnmap {
         // The drivers the fsdax suite and the PFN-map row pin with (a source device for
@@ -512,9 +519,12 @@ fn execute(
         let size = plan.fsdax.unwrap_or(0).max(2 << 20);
         let drivers =
             suites::pin::Drivers::open(&pin::plan(vec![], &plan.drivers, size, false)?, notes);
-        if let (Some(p), Some(size)) = (ctx.prov, plan.fsdax) {
-            out.fsdax =
-                Some(suites::fsdax::run(p, size, ctx, &k.fault, &drivers).map_err(run_err)?);
+        if let (Some(_), Some(size)) = (ctx.prov, plan.fsdax) {
+            let fsdax = suites::fsdax::Plan {
+                size,
+                drivers: &drivers,
+            };
+            out.fsdax = Some(run_suite(&fsdax, ctx, k, notes)?);
         }
         if plan.pfnmap {
             eprintln!("foliobench: pfnmap: a PCI memory BAR, read-only");
@@ -677,7 +687,7 @@ fn run_one(args: &RunArgs, interrupted: &std::sync::atomic::AtomicBool) -> Resul
     let report = Results {
         schema_version: RESULTS_SCHEMA_VERSION,
         context: context(&plan, &kernel, started, restored, notes),
-        suites: plan.suites.iter().map(|s| s.to_string()).collect(),
+        suites: plan.suites.iter().map(|s| s.name().to_string()).collect(),
         memmap: results.memmap,
         pin: results.pin,
         rmap: results.rmap,

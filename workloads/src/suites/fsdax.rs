@@ -103,6 +103,29 @@ fn skipped(kind: FsKind, reason: String) -> FsdaxResult {
     }
 }
 
+/// The fsdax suite's plan: the file's size, and the pin drivers it pins the file with
+/// (opened once, shared with the PFN-map row).
+pub struct Plan<'a> {
+    pub size: u64,
+    pub drivers: &'a Drivers,
+}
+
+impl super::SuiteRun for Plan<'_> {
+    type Results = FsdaxSuite;
+    const SUITE: foliobench_reports::suite::Suite = foliobench_reports::suite::Suite::Fsdax;
+    fn run(
+        &self,
+        ctx: &SuiteCtx,
+        probes: &[Resolution],
+        _: &mut Vec<String>,
+    ) -> Result<FsdaxSuite> {
+        let prov = ctx.prov.ok_or_else(|| {
+            super::refused(ctx.no_namespace.unwrap_or("no namespace was granted"))
+        })?;
+        run(prov, self.size, ctx, probes, self.drivers)
+    }
+}
+
 /// A `size` file on each filesystem in turn, on the namespace made fsdax afresh for each.
 pub fn run(
     prov: &Provisioner,

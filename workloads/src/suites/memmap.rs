@@ -41,6 +41,22 @@ pub struct Plan {
     pub nr_memmap: bool,
 }
 
+impl super::SuiteRun for Plan {
+    type Results = Vec<MemmapResult>;
+    const SUITE: foliobench_reports::suite::Suite = foliobench_reports::suite::Suite::Memmap;
+    fn run(
+        &self,
+        ctx: &SuiteCtx,
+        probes: &[Resolution],
+        _: &mut Vec<String>,
+    ) -> Result<Self::Results> {
+        let prov = ctx.prov.ok_or_else(|| {
+            super::refused(ctx.no_namespace.unwrap_or("no namespace was granted"))
+        })?;
+        run(self, prov, ctx, probes)
+    }
+}
+
 /// Measures every geometry `ctx.rounds` times on the provisioned namespace, then once
 /// traced.
 pub fn run(

@@ -10,7 +10,9 @@ pub mod rmap;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use foliobench_ebpf::catalog::Resolution;
 use foliobench_reports::precision::Rounds;
+use foliobench_reports::suite::Suite;
 
 use crate::mapping::WorkloadError;
 use crate::namespace::Provisioner;
@@ -40,6 +42,32 @@ impl SuiteCtx<'_> {
             return Err(RunError::Failed(format!("interrupted: {what_was_done}")));
         }
         Ok(())
+    }
+}
+
+/// One suite's loop, whatever the suite: its plan (what to measure, built by `cli` from
+/// the arguments) runs with the shared context and the probes of its catalog groups, and
+/// returns that suite's part of the results.
+pub trait SuiteRun {
+    /// The suite's part of the results (`reports::<suite>`).
+    type Results;
+    const SUITE: Suite;
+    fn run(
+        &self,
+        ctx: &SuiteCtx,
+        probes: &[Resolution],
+        notes: &mut Vec<String>,
+    ) -> Result<Self::Results>;
+}
+
+/// The probe catalog's groups each suite counts with (`ebpf::catalog`): an exhaustive
+/// match, so that a new suite says which probes it needs.
+pub fn probe_groups(suite: Suite) -> &'static [&'static str] {
+    match suite {
+        Suite::Memmap => &["memmap", "vmemmap"],
+        Suite::Pin => &["pin", "grab"],
+        Suite::Rmap => &["rmap"],
+        Suite::Fsdax => &["fault"],
     }
 }
 

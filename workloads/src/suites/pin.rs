@@ -332,6 +332,25 @@ fn row(m: PinMemory, d: PinDriver, size: u64, outcome: Outcome) -> PinResult {
     }
 }
 
+impl super::SuiteRun for Plan {
+    type Results = PinSuite;
+    const SUITE: foliobench_reports::suite::Suite = foliobench_reports::suite::Suite::Pin;
+    /// The latency probes (group pin) and the grab probes (group grab) go to two traced
+    /// rounds.
+    fn run(
+        &self,
+        ctx: &SuiteCtx,
+        probes: &[Resolution],
+        notes: &mut Vec<String>,
+    ) -> Result<PinSuite> {
+        let (grab, latency): (Vec<Resolution>, Vec<Resolution>) = probes
+            .iter()
+            .cloned()
+            .partition(|r| r.group == foliobench_reports::facts::Group::Grab);
+        run(self, ctx, &latency, &grab, notes)
+    }
+}
+
 /// Runs the pin suite: every memory, prepared once, then every driver on it. `latency` and
 /// `grab` are the probes of its two traced rounds.
 pub fn run(

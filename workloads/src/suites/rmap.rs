@@ -58,6 +58,14 @@ fn skipped(op: RmapOp, folio_kb: u64, reason: String) -> RmapResult {
     }
 }
 
+impl super::SuiteRun for Plan {
+    type Results = RmapSuite;
+    const SUITE: foliobench_reports::suite::Suite = foliobench_reports::suite::Suite::Rmap;
+    fn run(&self, ctx: &SuiteCtx, probes: &[Resolution], _: &mut Vec<String>) -> Result<RmapSuite> {
+        run(self, ctx, probes)
+    }
+}
+
 /// Runs every operation on every folio size, then the file case.
 pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSuite> {
     let batched = probes.iter().any(|p| {

@@ -1,0 +1,160 @@
+//! The suites foliobench has, as a type, and what every suite's results must say.
+//!
+//! Adding a suite: a variant of [`Suite`], its results type implementing [`SuiteReport`],
+//! and its arm in `Results::part` (an exhaustive match: the compiler names what is missing).
+//! `results`, `report` and `compare` loop over [`Suite::ALL`]; the unit test below fails for a
+//! suite whose recorded results give no metrics, charts, checks or text.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chart::Chart;
+use crate::check::Check;
+use crate::metric::Metric;
+use crate::outcome::Outcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Suite {
+    /// ZONE_DEVICE memmap: struct page memory and `memmap_init_zone_device` per geometry.
+    Memmap,
+    /// Pinning (`pin_user_pages*`, GUP-fast, long-term pins) per memory and driver.
+    Pin,
+    /// rmap batching (`folio_*_rmap_ptes`) per folio size.
+    Rmap,
+    /// fsdax: fault sizes of a file on ext4/xfs `-o dax`, and the PFN-map floor.
+    Fsdax,
+}
+
+impl Suite {
+    /// Every suite, in the order reports show them.
+    pub const ALL: [Suite; 4] = [Suite::Memmap, Suite::Pin, Suite::Rmap, Suite::Fsdax];
+
+    /// The name used on the command line, in results files and in metric keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Memmap => "memmap",
+            Suite::Pin => "pin",
+            Suite::Rmap => "rmap",
+            Suite::Fsdax => "fsdax",
+        }
+    }
+
+    /// Every suite's name, for messages: "memmap, pin, rmap, fsdax".
+    pub fn names() -> String {
+        Suite::ALL.map(Suite::name).join(", ")
+    }
+}
+
+impl fmt::Display for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Suite {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Suite, String> {
+        Suite::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| format!("unknown suite '{s}': available: {}", Suite::names()))
+    }
+}
+
+/// What a suite's results say, whatever the suite: its part of `compare` (metrics), of the
+/// report (charts, text) and of the checks.
+pub trait SuiteReport {
+    fn suite(&self) -> Suite;
+    /// Every comparable quantity (the suite's metric table applied to its rows).
+    fn metrics(&self) -> Vec<Metric>;
+    fn charts(&self) -> Vec<Chart>;
+    /// Its checks, each named as the report shows it ("pin: …", "memmap devdax:2M:mem: …").
+    fn checks(&self) -> Vec<(String, Check)>;
+    /// Its section of the terminal report.
+    fn render_text(&self, o: &mut String);
+    /// The size its metrics were measured at: bytes per round (pin, rmap), the file
+    /// (fsdax), the namespace (memmap). Runs of one suite at different sizes are points
+    /// of a curve, not a comparison.
+    fn size(&self) -> Option<u64>;
+    /// What became of each row ("pin devdax:2M:mem io_uring" measured, refused, skipped):
+    /// compared apart from the metrics, so that a row that stops being measured is seen.
+    fn outcomes(&self) -> Vec<(String, Outcome)>;
+}
+
+/// Names a suite's own checks "suite: what".
+pub fn named_checks(suite: Suite, checks: &[Check]) -> Vec<(String, Check)> {
+    named_checks_as(suite.name(), checks)
+}
+
+/// Names checks "part: what" (the PFN-map floor, measured by two suites, is no suite).
+pub fn named_checks_as(part: &str, checks: &[Check]) -> Vec<(String, Check)> {
+    checks
+        .iter()
+        .map(|c| (format!("{part}: {}", c.what), c.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{parse, Results};
+
+    #[test]
+    fn names_parse_back() {
+        for s in Suite::ALL {
+            assert_eq!(s.name().parse::<Suite>(), Ok(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+        let e = "hugetlb".parse::<Suite>().unwrap_err();
+        assert_eq!(
+            e,
+            "unknown suite 'hugetlb': available: memmap, pin, rmap, fsdax"
+        );
+    }
+
+    /// Recorded runs of real kernels (6.12), one holding each suite.
+    fn recorded() -> Vec<Results> {
+        [
+            include_str!("../../tests/fixtures/matrix/6.12.117.json"),
+            include_str!("../../tests/fixtures/suites/rmap-6.12.118.json"),
+        ]
+        .into_iter()
+        .map(|t| parse(t).unwrap())
+        .collect()
+    }
+
+    /// A suite registered without metrics, charts, checks or text fails here: every suite of
+    /// `Suite::ALL` must say all four on a recorded run that has it.
+    #[test]
+    fn every_suite_says_its_metrics_charts_checks_and_text() {
+        let runs = recorded();
+        for s in Suite::ALL {
+            let part = runs
+                .iter()
+                .find_map(|r| r.part(s))
+                .unwrap_or_else(|| panic!("no recorded run has the {s} suite: add one"));
+            assert_eq!(part.suite(), s);
+            let metrics = part.metrics();
+            assert!(!metrics.is_empty(), "{s}: no metrics");
+            assert!(
+                metrics.iter().all(|m| m.suite == s.name()),
+                "{s}: a metric of another suite"
+            );
+            assert!(
+                part.charts().iter().any(|c| !c.is_empty()),
+                "{s}: no charts"
+            );
+            assert!(!part.checks().is_empty(), "{s}: no checks");
+            let mut text = String::new();
+            part.render_text(&mut text);
+            assert!(
+                text.contains(s.name()),
+                "{s}: its text does not name it:\n{text}"
+            );
+            assert!(part.size().is_some_and(|b| b > 0), "{s}: no size");
+        }
+    }
+}
