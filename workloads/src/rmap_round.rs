@@ -7,7 +7,8 @@
 //! changed from boot to boot: two boots timed a 32 MiB fork of 2M folios at 1.730 and 1.953
 //! ms of instruction time, and a fork with no mapping at 0.832 and 1.061 ms. The thread's own
 //! benchmarks fork a small C program; a re-executed foliobench holds little more than its
-//! stack and the mapping under test, the same in every boot (4.4 MB of RssAnon, against 16-21).
+//! stack and the mapping under test, the same in every boot (244 kB of RssAnon before its
+//! mapping in the main job, against 16-21 MB).
 //!
 //! The helper is bound to the CPU it starts on, and so are the children it forks. Unbound,
 //! a child was sometimes woken on the other vCPU, whose instructions the instruction clock
@@ -19,6 +20,7 @@
 //! times and folio checks, or `X <message>` on failure.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -64,7 +66,24 @@ impl Round {
         };
         let exe = std::env::current_exe().map_err(|e| failed("this binary's path", &e))?;
         let spec = serde_json::to_string(self).map_err(|e| failed("its plan", &e))?;
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        // SAFETY: between fork and exec only personality(2), a plain system call.
+        unsafe {
+            command.pre_exec(|| {
+                // The same layout in every boot: with address-space randomisation the
+                // stack's offset within its page moved, and with it how many stack pages
+                // a fork copies (the operation's fork and the control's then differed
+                // by a page in one boot and not in another: fork 2M counted 21 or 22).
+                let now = libc::personality(0xffff_ffff);
+                if now != -1 {
+                    libc::personality(
+                        (now as libc::c_ulong) | libc::ADDR_NO_RANDOMIZE as libc::c_ulong,
+                    );
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
             .env(ENV, spec)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
