@@ -356,6 +356,24 @@ pub const CATALOG: &[Probe] = &[
         &[],
         "device-dax probe (memremaps the namespace)",
     ),
+    // Per folio: 6.12+ has static out-of-line __*_folio functions under the batched
+    // hugetlb_vmemmap_{optimize,restore}_folios that a pool write takes; 6.1 has only the
+    // per-page hugetlb_vmemmap_{optimize,restore}. Both are called for every folio, HVO on
+    // or off (they return early when it does not apply): calls count pages, not savings.
+    func(
+        "__hugetlb_vmemmap_optimize_folio",
+        Group::Hugetlb,
+        &["__hugetlb_vmemmap_optimize_folio", "hugetlb_vmemmap_optimize"],
+        &[],
+        "optimizes one HugeTLB folio's vmemmap (frees all but its head page)",
+    ),
+    func(
+        "__hugetlb_vmemmap_restore_folio",
+        Group::Hugetlb,
+        &["__hugetlb_vmemmap_restore_folio", "hugetlb_vmemmap_restore"],
+        &[],
+        "restores one HugeTLB folio's vmemmap before it is freed",
+    ),
 ];
 
 /// Probes selected by `--probe`: a probe id or a group name (memmap, vmemmap, pin, grab,
@@ -402,6 +420,7 @@ pub fn group_name(g: Group) -> &'static str {
         Group::Rmap => "rmap",
         Group::Dax => "dax",
         Group::Fault => "fault",
+        Group::Hugetlb => "hugetlb",
         Group::Function => "function",
     }
 }

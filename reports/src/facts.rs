@@ -166,6 +166,8 @@ pub enum Group {
     Function,
     /// DAX page faults (the `fs_dax` tracepoints): PMD against PTE mappings.
     Fault,
+    /// HugeTLB's vmemmap optimization: a pool page's vmemmap freed and restored.
+    Hugetlb,
 }
 
 /// What a probe attaches to, as the tracer must know it.

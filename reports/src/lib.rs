@@ -12,6 +12,7 @@ pub mod effect;
 pub mod facts;
 pub mod fsdax;
 pub mod geometry;
+pub mod hugetlb;
 pub mod kcidb;
 pub mod matrix;
 pub mod memmap;

@@ -18,3 +18,14 @@ pub enum Outcome {
         reason: String,
     },
 }
+
+impl Outcome {
+    /// "measured", "refused (EPERM): detail", "skipped: reason".
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Measured => "measured".into(),
+            Outcome::Refused { errno, detail } => format!("refused ({errno}): {detail}"),
+            Outcome::Skipped { reason } => format!("skipped: {reason}"),
+        }
+    }
+}

@@ -9,6 +9,7 @@ use crate::check::Check;
 use crate::clock::{Clock, ClockKind};
 use crate::facts::Cpu;
 use crate::fsdax::{FsdaxSuite, PfnmapResult};
+use crate::hugetlb::HugetlbSuite;
 use crate::memmap::MemmapResult;
 use crate::metric::{Metric, Metrics};
 use crate::pin::PinSuite;
@@ -36,6 +37,8 @@ pub struct Results {
     pub rmap: Option<RmapSuite>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fsdax: Option<FsdaxSuite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hugetlb: Option<HugetlbSuite>,
     /// The PFN-map floor measured: device memory mapped with no struct page (the memmap
     /// suite's pfnmap geometry, and the fsdax suite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +122,7 @@ impl Results {
             Suite::Pin => self.pin.as_ref().map(|p| p as &dyn SuiteReport),
             Suite::Rmap => self.rmap.as_ref().map(|p| p as &dyn SuiteReport),
             Suite::Fsdax => self.fsdax.as_ref().map(|p| p as &dyn SuiteReport),
+            Suite::Hugetlb => self.hugetlb.as_ref().map(|p| p as &dyn SuiteReport),
         }
     }
 

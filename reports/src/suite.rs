@@ -26,11 +26,19 @@ pub enum Suite {
     Rmap,
     /// fsdax: fault sizes of a file on ext4/xfs `-o dax`, and the PFN-map floor.
     Fsdax,
+    /// HugeTLB's vmemmap optimization (HVO): struct page memory and pool grow/shrink time.
+    Hugetlb,
 }
 
 impl Suite {
     /// Every suite, in the order reports show them.
-    pub const ALL: [Suite; 4] = [Suite::Memmap, Suite::Pin, Suite::Rmap, Suite::Fsdax];
+    pub const ALL: [Suite; 5] = [
+        Suite::Memmap,
+        Suite::Pin,
+        Suite::Rmap,
+        Suite::Fsdax,
+        Suite::Hugetlb,
+    ];
 
     /// The name used on the command line, in results files and in metric keys.
     pub fn name(self) -> &'static str {
@@ -39,6 +47,7 @@ impl Suite {
             Suite::Pin => "pin",
             Suite::Rmap => "rmap",
             Suite::Fsdax => "fsdax",
+            Suite::Hugetlb => "hugetlb",
         }
     }
 
@@ -108,10 +117,10 @@ mod tests {
             assert_eq!(s.name().parse::<Suite>(), Ok(s));
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
         }
-        let e = "hugetlb".parse::<Suite>().unwrap_err();
+        let e = "bogus".parse::<Suite>().unwrap_err();
         assert_eq!(
             e,
-            "unknown suite 'hugetlb': available: memmap, pin, rmap, fsdax"
+            "unknown suite 'bogus': available: memmap, pin, rmap, fsdax, hugetlb"
         );
     }
 
@@ -120,6 +129,7 @@ mod tests {
         [
             include_str!("../../tests/fixtures/matrix/6.12.117.json"),
             include_str!("../../tests/fixtures/suites/rmap-6.12.118.json"),
+            include_str!("../../tests/fixtures/suites/hugetlb-6.12.118.json"),
         ]
         .into_iter()
         .map(|t| parse(t).unwrap())

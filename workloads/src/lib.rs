@@ -6,6 +6,7 @@ pub mod blockdev;
 pub mod command;
 pub mod error;
 pub mod fsdax;
+pub mod hugetlb;
 pub mod kconfig;
 pub mod mapping;
 pub mod namespace;

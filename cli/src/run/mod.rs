@@ -22,6 +22,7 @@ use crate::output::OutputArgs;
 use crate::units::{fmt_size, parse_size};
 
 mod fsdax;
+mod hugetlb;
 mod memmap;
 mod pin;
 mod rmap;
@@ -245,6 +246,8 @@ struct RunPlan {
     rmap: Option<suites::rmap::Plan>,
     /// The fsdax suite's file size.
     fsdax: Option<u64>,
+    /// The hugetlb suite's page sizes (kB) and bytes of pages per size.
+    hugetlb: Option<(Vec<u64>, u64)>,
     /// The PFN-map row (with the fsdax suite, or memmap's pfnmap geometry).
     pfnmap: bool,
     /// The pin drivers asked for (the fsdax suite and the PFN-map row pin with them too).
@@ -274,6 +277,9 @@ fn plan(a: &SweepArgs, granted: Option<&str>) -> Result<RunPlan> {
     if !has(Suite::Rmap) && !a.folio_sizes.is_empty() {
         return Err(usage("--folio-size is for the rmap suite (--suite rmap)"));
     }
+    let hugetlb = has(Suite::Hugetlb)
+        .then(|| hugetlb::plan(size))
+        .transpose()?;
     let rmap = has(Suite::Rmap)
         .then(|| rmap::plan(&a.folio_sizes, size))
         .transpose()?;
@@ -316,6 +322,7 @@ fn plan(a: &SweepArgs, granted: Option<&str>) -> Result<RunPlan> {
         pin,
         rmap,
         fsdax,
+        hugetlb,
         drivers: a.drivers.clone(),
         target,
         no_namespace,
@@ -427,6 +434,14 @@ fn kernel_side(plan: &RunPlan, notes: &mut Vec<String>) -> KernelSide {
 
 /// Says what will be reconfigured and measured, before anything is.
 fn announce(plan: &RunPlan) {
+    if let Some((kbs, size)) = &plan.hugetlb {
+        eprintln!(
+            "foliobench: plan: hugetlb: {} MiB of {} pages, vm.hugetlb_optimize_vmemmap off then on ({}), the pools and the control restored afterwards",
+            size >> 20,
+            kbs.iter().map(|&kb| foliobench_reports::hugetlb::size_name(kb)).collect::<Vec<_>>().join(" and "),
+            plan.rounds.describe()
+        );
+    }
     let Some(t) = &plan.target else {
         if let Some(p) = &plan.pin {
             eprintln!("foliobench: plan: pin: {}", p.describe(&plan.rounds));
@@ -482,6 +497,7 @@ struct SuiteResults {
     rmap: Option<foliobench_reports::rmap::RmapSuite>,
     fsdax: Option<foliobench_reports::fsdax::FsdaxSuite>,
     pfnmap: Option<foliobench_reports::fsdax::PfnmapResult>,
+    hugetlb: Option<foliobench_reports::hugetlb::HugetlbSuite>,
 }
 
 /// One suite's loop with its probes.
@@ -512,6 +528,14 @@ fn execute(
     }
     if let Some(rmap) = &plan.rmap {
         out.rmap = Some(run_suite(rmap, ctx, k, notes)?);
+    }
+    if let Some((page_kbs, size)) = &plan.hugetlb {
+        let hugetlb = suites::hugetlb::Plan {
+            page_kbs: page_kbs.clone(),
+            size: *size,
+            struct_page: k.struct_page,
+        };
+        out.hugetlb = Some(run_suite(&hugetlb, ctx, k, notes)?);
     }
     if plan.fsdax.is_some() || plan.pfnmap {
         // The drivers the fsdax suite and the PFN-map row pin with (a source device for
@@ -692,6 +716,7 @@ fn run_one(args: &RunArgs, interrupted: &std::sync::atomic::AtomicBool) -> Resul
         pin: results.pin,
         rmap: results.rmap,
         fsdax: results.fsdax,
+        hugetlb: results.hugetlb,
         pfnmap: results.pfnmap,
     };
     args.output.emit(&report, || report.render_text())?;
@@ -746,6 +771,14 @@ pub fn restore() -> Result<Code> {
     {
         Some(n) => println!("foliobench: restored {n} THP size controls"),
         None => println!("foliobench: no THP size controls to restore"),
+    }
+    match foliobench_workloads::hugetlb::restore_saved(std::time::Duration::from_secs(120))
+        .map_err(env)?
+    {
+        Some(n) => {
+            println!("foliobench: restored {n} HugeTLB pools and vm.hugetlb_optimize_vmemmap")
+        }
+        None => println!("foliobench: no HugeTLB controls to restore"),
     }
     Ok(Code::Ok)
 }

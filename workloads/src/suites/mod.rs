@@ -4,6 +4,7 @@
 //! from separate traced rounds.
 
 pub mod fsdax;
+pub mod hugetlb;
 pub mod memmap;
 pub mod pin;
 pub mod rmap;
@@ -68,6 +69,7 @@ pub fn probe_groups(suite: Suite) -> &'static [&'static str] {
         Suite::Pin => &["pin", "grab"],
         Suite::Rmap => &["rmap"],
         Suite::Fsdax => &["fault"],
+        Suite::Hugetlb => &["hugetlb"],
     }
 }
 

@@ -1,0 +1,194 @@
+//! The HugeTLB pool and its vmemmap optimization, through the kernel's own controls:
+//! `/sys/kernel/mm/hugepages/hugepages-<N>kB/nr_hugepages` (the pool of one page size) and
+//! `/proc/sys/vm/hugetlb_optimize_vmemmap` (5.19+: whether pages allocated from now on have
+//! their vmemmap optimized; pages already in the pool keep theirs).
+//!
+//! Both are system settings. The guard records them before the first change, on disk too
+//! (so `foliobench restore` can repair a killed run), and puts them back on drop. A pool
+//! that is not empty is someone's: it is refused, never shrunk.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::namespace::{foliobench_alive, wait_for_exit, STATE_DIR};
+use crate::system::{parse_hugepages_dir, read_trim};
+
+pub const HUGEPAGES_DIR: &str = "/sys/kernel/mm/hugepages";
+pub const HVO_SYSCTL: &str = "/proc/sys/vm/hugetlb_optimize_vmemmap";
+
+fn state_path() -> PathBuf {
+    Path::new(STATE_DIR).join("hugetlb-state.json")
+}
+
+fn pool_file(kb: u64) -> PathBuf {
+    Path::new(HUGEPAGES_DIR).join(format!("hugepages-{kb}kB/nr_hugepages"))
+}
+
+/// The huge page sizes this kernel has, kB, ascending.
+pub fn page_sizes() -> Vec<u64> {
+    let mut v: Vec<u64> = fs::read_dir(HUGEPAGES_DIR)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| parse_hugepages_dir(&e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
+/// Pages in the pool of one size.
+pub fn pool(kb: u64) -> Option<u64> {
+    read_trim(pool_file(kb))?.parse().ok()
+}
+
+/// `vm.hugetlb_optimize_vmemmap`; None when the kernel has no such control.
+pub fn hvo() -> Option<bool> {
+    read_trim(HVO_SYSCTL).map(|s| s != "0")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedHugetlb {
+    pub pid: u32,
+    pub hvo: Option<bool>,
+    /// (page size kB, pages) of the pools foliobench uses, as found (empty).
+    pub pools: Vec<(u64, u64)>,
+}
+
+/// The controls as foliobench found them; restored on drop.
+pub struct HugetlbControls {
+    saved: SavedHugetlb,
+    restored: bool,
+}
+
+impl HugetlbControls {
+    /// Records the optimization control and the pools of `sizes`, refusing a pool that is
+    /// not empty (its pages are someone's) and a state a killed run left.
+    pub fn begin(sizes: &[u64]) -> Result<HugetlbControls, String> {
+        if let Ok(text) = fs::read_to_string(state_path()) {
+            let owner = serde_json::from_str::<SavedHugetlb>(&text).map(|s| s.pid);
+            return Err(match owner {
+                Ok(pid) if foliobench_alive(pid) => format!(
+                    "pid {pid} (foliobench) is using the HugeTLB pools now; wait for it to finish"
+                ),
+                _ => format!(
+                    "a previous run left the HugeTLB controls changed ({}); run `foliobench restore` first",
+                    text.trim()
+                ),
+            });
+        }
+        let mut pools = Vec::new();
+        for &kb in sizes {
+            let n = pool(kb).ok_or_else(|| {
+                format!(
+                    "{}: not readable: this kernel has no {kb} kB huge pages",
+                    pool_file(kb).display()
+                )
+            })?;
+            if n != 0 {
+                return Err(format!(
+                    "the {kb} kB HugeTLB pool holds {n} pages: foliobench measures an empty pool and does not take pages that may be in use; empty it (echo 0 > {}) or leave this size out",
+                    pool_file(kb).display()
+                ));
+            }
+            pools.push((kb, n));
+        }
+        let saved = SavedHugetlb {
+            pid: std::process::id(),
+            hvo: hvo(),
+            pools,
+        };
+        fs::create_dir_all(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(state_path())
+            .and_then(|mut f| {
+                std::io::Write::write_all(
+                    &mut f,
+                    &serde_json::to_vec_pretty(&saved).expect("serializable"),
+                )
+            })
+            .map_err(|e| format!("{}: {e}", state_path().display()))?;
+        Ok(HugetlbControls {
+            saved,
+            restored: false,
+        })
+    }
+
+    /// The optimization control as found.
+    pub fn hvo_found(&self) -> Option<bool> {
+        self.saved.hvo
+    }
+
+    /// Whether pages allocated from now on have their vmemmap optimized.
+    pub fn set_hvo(&self, on: bool) -> Result<(), String> {
+        fs::write(HVO_SYSCTL, if on { "1" } else { "0" })
+            .map_err(|e| format!("writing {} to {HVO_SYSCTL}: {e}", u8::from(on)))
+    }
+
+    /// Sets the pool of `kb` pages to `n` and times the write (the kernel allocates or
+    /// frees the pages in it); returns the pages the pool then holds.
+    pub fn set_pool(&self, kb: u64, n: u64) -> Result<(Duration, u64), String> {
+        let path = pool_file(kb);
+        let t = Instant::now();
+        fs::write(&path, n.to_string())
+            .map_err(|e| format!("writing {n} to {}: {e}", path.display()))?;
+        let took = t.elapsed();
+        let now = pool(kb).ok_or_else(|| format!("{}: not readable", path.display()))?;
+        Ok((took, now))
+    }
+
+    /// Puts the pools and the control back as they were and forgets the saved state.
+    pub fn restore(&mut self) -> Result<(), String> {
+        if self.restored {
+            return Ok(());
+        }
+        restore_controls(&self.saved)?;
+        self.restored = true;
+        Ok(())
+    }
+}
+
+fn restore_controls(saved: &SavedHugetlb) -> Result<(), String> {
+    for (kb, n) in &saved.pools {
+        fs::write(pool_file(*kb), n.to_string())
+            .map_err(|e| format!("restoring {} to {n}: {e}", pool_file(*kb).display()))?;
+    }
+    if let Some(on) = saved.hvo {
+        fs::write(HVO_SYSCTL, if on { "1" } else { "0" })
+            .map_err(|e| format!("restoring {HVO_SYSCTL}: {e}"))?;
+    }
+    let _ = fs::remove_file(state_path());
+    Ok(())
+}
+
+impl Drop for HugetlbControls {
+    fn drop(&mut self) {
+        if let Err(e) = self.restore() {
+            eprintln!(
+                "foliobench: could not restore the HugeTLB controls: {e}; they are saved in {}: run `foliobench restore`",
+                state_path().display()
+            );
+        }
+    }
+}
+
+/// `foliobench restore`'s part: the controls a killed run left changed, if any (waiting up
+/// to `wait` for the run that saved them to be gone).
+pub fn restore_saved(wait: Duration) -> Result<Option<usize>, String> {
+    let Ok(text) = fs::read_to_string(state_path()) else {
+        return Ok(None);
+    };
+    let saved: SavedHugetlb =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state_path().display()))?;
+    wait_for_exit(saved.pid, wait, "the HugeTLB controls")?;
+    if !state_path().exists() {
+        return Ok(None);
+    }
+    restore_controls(&saved)?;
+    Ok(Some(saved.pools.len()))
+}

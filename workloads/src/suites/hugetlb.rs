@@ -1,0 +1,163 @@
+//! The hugetlb suite: HugeTLB's vmemmap optimization (HVO) per huge page size, off and on.
+//! Each round grows the pool from empty to the pages asked for and shrinks it back, each
+//! by one write of `nr_hugepages` (timed), with free memory and `nr_memmap_pages` read
+//! around both; a traced round counts the kernel's optimize/restore calls.
+
+use foliobench_ebpf::catalog::Resolution;
+use foliobench_ebpf::tracer::{self, any_traceable, counting, Filter};
+use foliobench_reports::hugetlb::{checks, size_name, HugetlbResult, HugetlbSample, HugetlbSuite};
+use foliobench_reports::outcome::Outcome;
+use foliobench_reports::precision::Rounds;
+use foliobench_reports::suite::Suite;
+use foliobench_reports::trace::ProbeStats;
+
+use super::{failed, refused, Result, SuiteCtx, SuiteRun};
+use crate::hugetlb::HugetlbControls;
+use crate::system::{settled_free_pages_kb, vmstat};
+
+pub const METHOD: &str = "per huge page size, with vm.hugetlb_optimize_vmemmap off then on \
+    (it applies to pages allocated from then on): the pool grown from empty to the pages \
+    asked for by one write of nr_hugepages and shrunk back to empty by another, each write \
+    timed; free memory (buddy and per-CPU lists, settled) and nr_memmap_pages read around \
+    each; one untimed warm-up round, the timed rounds untraced, then one traced round \
+    counting the vmemmap optimize and restore calls; the control and the pools restored \
+    afterwards";
+
+pub struct Plan {
+    /// Huge page sizes, kB.
+    pub page_kbs: Vec<u64>,
+    /// Bytes of huge pages per size (at least one page).
+    pub size: u64,
+    /// sizeof(struct page), for the model.
+    pub struct_page: u64,
+}
+
+impl SuiteRun for Plan {
+    type Results = HugetlbSuite;
+    const SUITE: Suite = Suite::Hugetlb;
+    fn run(
+        &self,
+        ctx: &SuiteCtx,
+        probes: &[Resolution],
+        _: &mut Vec<String>,
+    ) -> Result<HugetlbSuite> {
+        let mut controls = HugetlbControls::begin(&self.page_kbs).map_err(refused)?;
+        let found = controls.hvo_found();
+        let mut results = Vec::new();
+        for &kb in &self.page_kbs {
+            let pages = (self.size / (kb * 1024)).max(1);
+            for hvo in [false, true] {
+                ctx.check_interrupted("HugeTLB controls restored, no results written")?;
+                let row = |outcome, samples, probes| HugetlbResult {
+                    page_kb: kb,
+                    hvo,
+                    outcome,
+                    pages,
+                    samples,
+                    probes,
+                };
+                if found.is_none() {
+                    let reason = "this kernel has no vm.hugetlb_optimize_vmemmap".to_string();
+                    if hvo {
+                        results.push(row(Outcome::Skipped { reason }, vec![], vec![]));
+                        continue;
+                    }
+                } else {
+                    controls.set_hvo(hvo).map_err(failed)?;
+                }
+                eprintln!(
+                    "foliobench: hugetlb: {} x {pages}, hvo={}",
+                    size_name(kb),
+                    if hvo { "on" } else { "off" }
+                );
+                results.push(match measure(&controls, kb, pages, &ctx.rounds, probes) {
+                    Ok((samples, probes)) => row(Outcome::Measured, samples, probes),
+                    Err(reason) => row(Outcome::Skipped { reason }, vec![], vec![]),
+                });
+            }
+        }
+        controls.restore().map_err(failed)?;
+        Ok(HugetlbSuite {
+            size: self.size,
+            repeat: ctx.rounds.min,
+            method: METHOD.into(),
+            struct_page: self.struct_page,
+            hvo_control: found,
+            checks: checks(&results, self.struct_page),
+            results,
+        })
+    }
+}
+
+/// One round: grow the pool to `pages`, shrink it to empty.
+fn round(c: &HugetlbControls, kb: u64, pages: u64) -> std::result::Result<HugetlbSample, String> {
+    let free = || settled_free_pages_kb().ok_or("free memory not readable (/proc/zoneinfo)");
+    let memmap = || (vmstat("nr_memmap_pages"), vmstat("nr_memmap_boot_pages"));
+    let delta = |a: Option<i64>, b: Option<i64>| a.zip(b).map(|(a, b)| b - a);
+    let (f0, m0) = (free()?, memmap());
+    let (alloc, obtained) = c.set_pool(kb, pages)?;
+    let (f1, m1) = (free()?, memmap());
+    let (release, left) = c.set_pool(kb, 0)?;
+    let (f2, m2) = (free()?, memmap());
+    if left != 0 {
+        return Err(format!("the pool kept {left} pages after writing 0"));
+    }
+    Ok(HugetlbSample {
+        obtained,
+        alloc_ns: alloc.as_nanos() as u64,
+        free_ns: release.as_nanos() as u64,
+        taken_kb: f0 - f1,
+        returned_kb: f2 - f1,
+        memmap_pages_grow: delta(m0.0, m1.0),
+        memmap_pages_shrink: delta(m1.0, m2.0),
+        memmap_boot_pages_grow: delta(m0.1, m1.1),
+        memmap_boot_pages_shrink: delta(m1.1, m2.1),
+    })
+}
+
+/// A warm-up round, timed rounds while imprecise, then a traced one. Err: why the size
+/// cannot be measured here (the pool could not be grown to `pages`).
+fn measure(
+    c: &HugetlbControls,
+    kb: u64,
+    pages: u64,
+    rounds: &Rounds,
+    probes: &[Resolution],
+) -> std::result::Result<(Vec<HugetlbSample>, Vec<ProbeStats>), String> {
+    let warm = round(c, kb, pages)?;
+    if warm.obtained < pages {
+        return Err(format!(
+            "the kernel gave {} of {pages} {} pages at run time (no free, aligned range that large){}",
+            warm.obtained,
+            size_name(kb),
+            if kb >= 1 << 20 {
+                "; pages reserved at boot (hugepagesz=1G hugepages=N) fill the pool before the suite starts, which it refuses: not measured yet"
+            } else {
+                ""
+            }
+        ));
+    }
+    let mut samples: Vec<HugetlbSample> = Vec::new();
+    loop {
+        let times: [Vec<u64>; 2] = [
+            samples.iter().map(|s| s.alloc_ns).collect(),
+            samples.iter().map(|s| s.free_ns).collect(),
+        ];
+        if !rounds.want_more_ns(samples.len(), &times) {
+            break;
+        }
+        samples.push(round(c, kb, pages)?);
+    }
+    let probes = if any_traceable(probes) {
+        let (done, stats, _) =
+            tracer::whole(&counting(probes, &[]), &Filter::this_process(), || {
+                round(c, kb, pages)
+            })
+            .map_err(|e| format!("traced round: {e:#}"))?;
+        done?;
+        stats
+    } else {
+        vec![]
+    };
+    Ok((samples, probes))
+}
