@@ -124,7 +124,7 @@ pub fn before_booting(
         ));
     }
     for k in kernels {
-        crate::boot_kernel::KernelSpec::parse(k)?;
+        crate::vm::boot_kernel::KernelSpec::parse(k)?;
     }
     std::fs::create_dir_all(out_dir).map_err(|e| {
         usage(format!(
@@ -245,7 +245,7 @@ pub fn run(a: AbArgs) -> Result<Code> {
     }
     // The commit under test is the candidate: one that did not build (no bzImage in the
     // tree) is skipped, not judged.
-    if let Err(e) = crate::boot_kernel::KernelSpec::parse(&a.candidate) {
+    if let Err(e) = crate::vm::boot_kernel::KernelSpec::parse(&a.candidate) {
         eprintln!("foliobench: error: {e:#}");
         eprintln!("foliobench ab --bisect: no kernel to test: exit 125 (git bisect skips it)");
         return Ok(Code::BisectSkip);

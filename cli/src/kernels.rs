@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::boot_kernel::{cache_dir, registry};
 use crate::exit::Code;
+use crate::vm::boot_kernel::{cache_dir, registry};
 
 #[derive(Debug, clap::Args)]
 pub struct KernelsArgs {
@@ -32,7 +32,7 @@ fn disk_usage(p: &Path) -> u64 {
 
 fn wanted(release: &str, version: Option<&str>) -> bool {
     version.is_none_or(|v| {
-        !crate::boot_kernel::debian_releases(&format!("linux-image-{release}"), v).is_empty()
+        !crate::vm::boot_kernel::debian_releases(&format!("linux-image-{release}"), v).is_empty()
     })
 }
 
@@ -59,7 +59,7 @@ pub fn run(a: KernelsArgs) -> Result<Code> {
         })
         .unwrap_or_default();
     cached.retain(|(r, _, _)| wanted(r, version));
-    cached.sort_by_key(|(r, _, _)| std::cmp::Reverse(crate::boot_kernel::version_key(r)));
+    cached.sort_by_key(|(r, _, _)| std::cmp::Reverse(crate::vm::boot_kernel::version_key(r)));
     if cached.is_empty() {
         println!("  none");
     }

@@ -7,14 +7,11 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod ab;
-mod accel;
-mod boot_kernel;
 mod compare;
 mod debian_registry;
 mod doctor;
 mod exit;
 mod guest;
-mod icount_memo;
 mod kernels;
 mod matrix;
 mod model;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::accel::boot_id;
+use crate::vm::accel::boot_id;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Memo {
