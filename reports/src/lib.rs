@@ -3,7 +3,6 @@
 //! leaf modules (check, metric, outcome, stats, units) serve them all. It never touches the
 //! kernel.
 
-pub mod chart;
 pub mod check;
 pub mod clock;
 pub mod compare;
@@ -13,7 +12,6 @@ pub mod facts;
 pub mod fsdax;
 pub mod geometry;
 pub mod hugetlb;
-pub mod kcidb;
 pub mod matrix;
 pub mod memmap;
 pub mod metric;
@@ -22,7 +20,7 @@ pub mod pages;
 pub mod perf;
 pub mod pin;
 pub mod precision;
-pub mod report;
+pub mod render;
 pub mod results;
 pub mod rmap;
 pub mod scaling;
@@ -31,3 +29,6 @@ pub mod stats;
 pub mod suite;
 pub mod trace;
 pub mod units;
+
+// The renderers' old paths, kept for the crates that use them.
+pub use render::{chart, kcidb, report};

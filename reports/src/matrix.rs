@@ -151,10 +151,10 @@ impl Matrix {
                         r.key,
                         r.base
                             .as_ref()
-                            .map_or("-".into(), |s| crate::compare::num(s.median)),
+                            .map_or("-".into(), |s| crate::render::comparison::num(s.median)),
                         r.candidate
                             .as_ref()
-                            .map_or("-".into(), |s| crate::compare::num(s.median)),
+                            .map_or("-".into(), |s| crate::render::comparison::num(s.median)),
                         r.why
                     ),
                 ));
@@ -230,7 +230,7 @@ impl Matrix {
                     .trend
                     .medians
                     .iter()
-                    .map(|m| m.map_or("-".into(), crate::compare::num))
+                    .map(|m| m.map_or("-".into(), crate::render::comparison::num))
                     .collect();
                 let _ = writeln!(
                     o,
@@ -282,7 +282,11 @@ impl Matrix {
         for t in &self.trends {
             let _ = write!(o, "{:<w$} {:>8}", t.key, t.unit);
             for m in &t.medians {
-                let _ = write!(o, " {:>22}", m.map_or("-".into(), crate::compare::num));
+                let _ = write!(
+                    o,
+                    " {:>22}",
+                    m.map_or("-".into(), crate::render::comparison::num)
+                );
             }
             let _ = writeln!(o);
         }

@@ -140,14 +140,14 @@ pub fn render_text(curves: &[Curve]) -> String {
         let pts: Vec<String> = c
             .points
             .iter()
-            .map(|(s, y)| format!("{}: {}", fmt_size(*s), crate::compare::num(*y)))
+            .map(|(s, y)| format!("{}: {}", fmt_size(*s), crate::render::comparison::num(*y)))
             .collect();
         let line = match c.fit() {
             Some(f) => format!(
                 "slope {} {}/GiB, fixed {} {}, R² {}",
-                crate::compare::num(f.slope_per_gib),
+                crate::render::comparison::num(f.slope_per_gib),
                 c.unit,
-                crate::compare::num(f.intercept),
+                crate::render::comparison::num(f.intercept),
                 c.unit,
                 f.r2.map_or("- (constant)".into(), |r| format!("{r:.3}"))
             ),

@@ -48,8 +48,9 @@ fn comparison_table(o: &mut String, c: &Comparison) {
             _ => "",
         };
         let side = |s: &Option<crate::compare::Side>| {
-            s.as_ref()
-                .map_or("-".to_string(), |s| crate::compare::num(s.median))
+            s.as_ref().map_or("-".to_string(), |s| {
+                crate::render::comparison::num(s.median)
+            })
         };
         let star = if class.is_empty() { "" } else { "*" };
         let _ = writeln!(
