@@ -13,15 +13,17 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::namespace::{foliobench_alive, wait_for_exit, STATE_DIR};
+use crate::saved::StateFile;
 use crate::system::{parse_hugepages_dir, read_trim};
 
 pub const HUGEPAGES_DIR: &str = "/sys/kernel/mm/hugepages";
 pub const HVO_SYSCTL: &str = "/proc/sys/vm/hugetlb_optimize_vmemmap";
 
-fn state_path() -> PathBuf {
-    Path::new(STATE_DIR).join("hugetlb-state.json")
-}
+/// Where the control and pools are saved while a run has them changed.
+const STATE: StateFile = StateFile {
+    name: "hugetlb-state.json",
+    what: "the HugeTLB controls",
+};
 
 fn pool_file(kb: u64) -> PathBuf {
     Path::new(HUGEPAGES_DIR).join(format!("hugepages-{kb}kB/nr_hugepages"))
@@ -52,7 +54,6 @@ pub fn hvo() -> Option<bool> {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SavedHugetlb {
-    pub pid: u32,
     pub hvo: Option<bool>,
     /// (page size kB, pages) of the pools foliobench uses, as found (empty).
     pub pools: Vec<(u64, u64)>,
@@ -68,18 +69,6 @@ impl HugetlbControls {
     /// Records the optimization control and the pools of `sizes`, refusing a pool that is
     /// not empty (its pages are someone's) and a state a killed run left.
     pub fn begin(sizes: &[u64]) -> Result<HugetlbControls, String> {
-        if let Ok(text) = fs::read_to_string(state_path()) {
-            let owner = serde_json::from_str::<SavedHugetlb>(&text).map(|s| s.pid);
-            return Err(match owner {
-                Ok(pid) if foliobench_alive(pid) => format!(
-                    "pid {pid} (foliobench) is using the HugeTLB pools now; wait for it to finish"
-                ),
-                _ => format!(
-                    "a previous run left the HugeTLB controls changed ({}); run `foliobench restore` first",
-                    text.trim()
-                ),
-            });
-        }
         let mut pools = Vec::new();
         for &kb in sizes {
             let n = pool(kb).ok_or_else(|| {
@@ -96,23 +85,7 @@ impl HugetlbControls {
             }
             pools.push((kb, n));
         }
-        let saved = SavedHugetlb {
-            pid: std::process::id(),
-            hvo: hvo(),
-            pools,
-        };
-        fs::create_dir_all(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(state_path())
-            .and_then(|mut f| {
-                std::io::Write::write_all(
-                    &mut f,
-                    &serde_json::to_vec_pretty(&saved).expect("serializable"),
-                )
-            })
-            .map_err(|e| format!("{}: {e}", state_path().display()))?;
+        let saved = STATE.save(SavedHugetlb { hvo: hvo(), pools })?.settings;
         Ok(HugetlbControls {
             saved,
             restored: false,
@@ -162,7 +135,7 @@ fn restore_controls(saved: &SavedHugetlb) -> Result<(), String> {
         fs::write(HVO_SYSCTL, if on { "1" } else { "0" })
             .map_err(|e| format!("restoring {HVO_SYSCTL}: {e}"))?;
     }
-    let _ = fs::remove_file(state_path());
+    STATE.forget();
     Ok(())
 }
 
@@ -171,7 +144,7 @@ impl Drop for HugetlbControls {
         if let Err(e) = self.restore() {
             eprintln!(
                 "foliobench: could not restore the HugeTLB controls: {e}; they are saved in {}: run `foliobench restore`",
-                state_path().display()
+                STATE.path().display()
             );
         }
     }
@@ -180,15 +153,7 @@ impl Drop for HugetlbControls {
 /// `foliobench restore`'s part: the controls a killed run left changed, if any (waiting up
 /// to `wait` for the run that saved them to be gone).
 pub fn restore_saved(wait: Duration) -> Result<Option<usize>, String> {
-    let Ok(text) = fs::read_to_string(state_path()) else {
-        return Ok(None);
-    };
-    let saved: SavedHugetlb =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state_path().display()))?;
-    wait_for_exit(saved.pid, wait, "the HugeTLB controls")?;
-    if !state_path().exists() {
-        return Ok(None);
-    }
-    restore_controls(&saved)?;
-    Ok(Some(saved.pools.len()))
+    Ok(STATE
+        .restore_left(wait, restore_controls)?
+        .map(|s: SavedHugetlb| s.pools.len()))
 }

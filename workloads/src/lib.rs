@@ -17,6 +17,7 @@ pub mod pin;
 pub mod pmem;
 pub mod rmap;
 pub mod rmap_round;
+pub mod saved;
 pub mod suites;
 pub mod system;
 pub mod thp;

@@ -12,14 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use crate::namespace::{foliobench_alive, wait_for_exit, STATE_DIR};
+use crate::saved::StateFile;
 use crate::system::{parse_hugepages_dir, read_trim, selected, Thp, ThpSize};
 
 pub const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
-
-fn state_path() -> PathBuf {
-    Path::new(STATE_DIR).join("thp-state.json")
-}
 
 fn size_dir(kb: u64) -> PathBuf {
     Path::new(THP_DIR).join(format!("hugepages-{kb}kB"))
@@ -75,9 +71,14 @@ pub fn stat(kb: u64, name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Where the per-size controls are saved while a run has them changed.
+const STATE: StateFile = StateFile {
+    name: "thp-state.json",
+    what: "the THP size controls",
+};
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SavedControls {
-    pub pid: u32,
     /// (control file, selected value) as found.
     pub controls: Vec<(PathBuf, String)>,
 }
@@ -92,18 +93,6 @@ impl FolioSizes {
     /// Saves every per-size control (refusing if another run holds them, or a killed run
     /// left some unrestored).
     pub fn begin() -> Result<FolioSizes, String> {
-        if let Ok(text) = fs::read_to_string(state_path()) {
-            let owner = serde_json::from_str::<SavedControls>(&text).map(|s| s.pid);
-            return Err(match owner {
-                Ok(pid) if foliobench_alive(pid) => format!(
-                    "pid {pid} (foliobench) is using the THP size controls now; wait for it to finish"
-                ),
-                _ => format!(
-                    "a previous run left the THP size controls changed ({}); run `foliobench restore` first",
-                    text.trim()
-                ),
-            });
-        }
         let controls: Vec<(PathBuf, String)> = offered_sizes()
             .into_iter()
             .filter_map(|kb| {
@@ -112,35 +101,12 @@ impl FolioSizes {
                 Some((p, v))
             })
             .collect();
-        let saved = SavedControls {
-            pid: std::process::id(),
-            controls,
-        };
-        fs::create_dir_all(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
-        // create_new: of two runs starting at once, one saves and the other is refused.
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(state_path())
-            .and_then(|mut f| {
-                std::io::Write::write_all(
-                    &mut f,
-                    &serde_json::to_vec_pretty(&saved).expect("serializable"),
-                )
-            })
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => format!(
-                    "{}: another foliobench run saved the THP size controls just now; wait for it to finish",
-                    state_path().display()
-                ),
-                _ => format!("{}: {e}", state_path().display()),
-            })?;
+        let saved = STATE.save(SavedControls { controls })?.settings;
         Ok(FolioSizes {
             saved,
             restored: false,
         })
     }
-
     /// Lets MADV_HUGEPAGE memory get folios of `kb` only (`madvise` for that size, `never`
     /// for the others); `None`: no large folios at all.
     pub fn choose(&self, kb: Option<u64>) -> Result<(), String> {
@@ -174,7 +140,7 @@ fn restore_controls(saved: &SavedControls) -> Result<(), String> {
     for (p, v) in &saved.controls {
         fs::write(p, v).map_err(|e| format!("restoring {} to {v}: {e}", p.display()))?;
     }
-    let _ = fs::remove_file(state_path());
+    STATE.forget();
     Ok(())
 }
 
@@ -183,7 +149,7 @@ impl Drop for FolioSizes {
         if let Err(e) = self.restore() {
             eprintln!(
                 "foliobench: could not restore the THP size controls: {e}; they are saved in {}: run `foliobench restore`",
-                state_path().display()
+                STATE.path().display()
             );
         }
     }
@@ -193,16 +159,7 @@ impl Drop for FolioSizes {
 /// that saved them must be gone (it restores them itself on its way out): this waits up to
 /// `wait` for it, then refuses.
 pub fn restore_saved(wait: Duration) -> Result<Option<usize>, String> {
-    let Ok(text) = fs::read_to_string(state_path()) else {
-        return Ok(None);
-    };
-    let saved: SavedControls =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state_path().display()))?;
-    wait_for_exit(saved.pid, wait, "the THP size controls")?;
-    // It may have restored them on its way out.
-    if !state_path().exists() {
-        return Ok(None);
-    }
-    restore_controls(&saved)?;
-    Ok(Some(saved.controls.len()))
+    Ok(STATE
+        .restore_left(wait, restore_controls)?
+        .map(|s: SavedControls| s.controls.len()))
 }
