@@ -180,21 +180,21 @@ pub fn checks(results: &[HugetlbResult], struct_page: u64) -> Vec<Check> {
             .map(|s| s.vmemmap_freed_kb(r.page_kb))
             .collect();
         let expected_kb = (per_page * PAGE_KB * r.pages) as i64;
-        // Free memory is a noisy witness (another task's allocation or free lands in the
-        // window now and then: 7.3 once gave back 712 kB more): the median round is judged,
-        // every round shown.
-        let off_by = median(
-            &freed
-                .iter()
-                .map(|f| (f - expected_kb) as f64)
-                .collect::<Vec<_>>(),
-        )
-        .map_or(i64::MAX, |d| d.abs() as i64);
+        // Free memory is a noisy witness: other tasks allocate and free in the window (7.3
+        // once gave back 712 kB more; on a busy host, hundreds of MB either way). Its noise
+        // lands on either side, while HVO that did not apply (or applied when off) moves
+        // every round by the whole model: the round closest to the model is judged, every
+        // round shown.
+        let off_by = freed
+            .iter()
+            .map(|f| (f - expected_kb).abs())
+            .min()
+            .unwrap_or(i64::MAX);
         v.push(Check::new(
             format!("{name}: vmemmap freed, by free memory"),
             off_by <= FREE_MEMORY_SLACK_KB,
             format!(
-                "{} kB per round against the model's {expected_kb} kB ({per_page} of {} vmemmap pages per {} page, {} pages; the median round within {FREE_MEMORY_SLACK_KB} kB)",
+                "{} kB per round against the model's {expected_kb} kB ({per_page} of {} vmemmap pages per {} page, {} pages; the closest round within {FREE_MEMORY_SLACK_KB} kB)",
                 freed.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
                 vmemmap_pages(r.page_kb, struct_page),
                 size_name(r.page_kb),
@@ -540,10 +540,10 @@ mod tests {
         assert_eq!(c.iter().filter(|c| !c.agrees).count(), 3, "{c:#?}");
     }
 
-    /// One noisy round (7.3: 712 kB more given back) does not fail the free-memory check;
-    /// a majority does.
+    /// Noisy rounds (7.3: 712 kB more given back) do not fail the free-memory check while
+    /// one round agrees; rounds that are all off do.
     #[test]
-    fn free_memory_is_judged_on_the_median_round() {
+    fn free_memory_is_judged_on_the_closest_round() {
         let full = 128 * 2048;
         let good = sample(full - 3584, Some(-896));
         let noisy = sample(full - 4296, Some(-896));
@@ -554,7 +554,8 @@ mod tests {
                 .unwrap()
         };
         assert!(freed_check(vec![noisy.clone(), good.clone(), good.clone()]).agrees);
-        assert!(!freed_check(vec![noisy.clone(), noisy, good]).agrees);
+        assert!(freed_check(vec![noisy.clone(), noisy.clone(), good]).agrees);
+        assert!(!freed_check(vec![noisy.clone(), noisy.clone(), noisy]).agrees);
     }
 
     /// The recorded 6.12.118 run: 128 2M pages, HVO off then on.

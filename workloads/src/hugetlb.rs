@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::saved::StateFile;
+use crate::saved::{Held, StateFile};
 use crate::system::{parse_hugepages_dir, read_trim};
 
 pub const HUGEPAGES_DIR: &str = "/sys/kernel/mm/hugepages";
@@ -61,8 +61,7 @@ pub struct SavedHugetlb {
 
 /// The controls as foliobench found them; restored on drop.
 pub struct HugetlbControls {
-    saved: SavedHugetlb,
-    restored: bool,
+    held: Held<SavedHugetlb>,
 }
 
 impl HugetlbControls {
@@ -85,16 +84,14 @@ impl HugetlbControls {
             }
             pools.push((kb, n));
         }
-        let saved = STATE.save(SavedHugetlb { hvo: hvo(), pools })?.settings;
         Ok(HugetlbControls {
-            saved,
-            restored: false,
+            held: STATE.hold(SavedHugetlb { hvo: hvo(), pools }, restore_controls)?,
         })
     }
 
     /// The optimization control as found.
     pub fn hvo_found(&self) -> Option<bool> {
-        self.saved.hvo
+        self.held.settings.hvo
     }
 
     /// Whether pages allocated from now on have their vmemmap optimized.
@@ -117,12 +114,7 @@ impl HugetlbControls {
 
     /// Puts the pools and the control back as they were and forgets the saved state.
     pub fn restore(&mut self) -> Result<(), String> {
-        if self.restored {
-            return Ok(());
-        }
-        restore_controls(&self.saved)?;
-        self.restored = true;
-        Ok(())
+        self.held.restore()
     }
 }
 
@@ -135,19 +127,7 @@ fn restore_controls(saved: &SavedHugetlb) -> Result<(), String> {
         fs::write(HVO_SYSCTL, if on { "1" } else { "0" })
             .map_err(|e| format!("restoring {HVO_SYSCTL}: {e}"))?;
     }
-    STATE.forget();
     Ok(())
-}
-
-impl Drop for HugetlbControls {
-    fn drop(&mut self) {
-        if let Err(e) = self.restore() {
-            eprintln!(
-                "foliobench: could not restore the HugeTLB controls: {e}; they are saved in {}: run `foliobench restore`",
-                STATE.path().display()
-            );
-        }
-    }
 }
 
 /// `foliobench restore`'s part: the controls a killed run left changed, if any (waiting up

@@ -33,9 +33,23 @@ impl StateFile {
         PathBuf::from(STATE_DIR).join(self.name)
     }
 
-    /// Saves `settings` for this run, refusing if another run holds them or a killed run
-    /// left them unrestored.
-    pub fn save<T: Serialize + DeserializeOwned>(&self, settings: T) -> Result<Saved<T>, String> {
+    /// Saves `settings` for this run (refusing if another run holds them or a killed run
+    /// left them unrestored); `put_back` restores them, by `Held::restore` or on drop.
+    pub fn hold<T: Serialize + DeserializeOwned>(
+        &'static self,
+        settings: T,
+        put_back: fn(&T) -> Result<(), String>,
+    ) -> Result<Held<T>, String> {
+        let saved = self.save(settings)?;
+        Ok(Held {
+            file: self,
+            settings: saved.settings,
+            put_back,
+            restored: false,
+        })
+    }
+
+    fn save<T: Serialize + DeserializeOwned>(&self, settings: T) -> Result<Saved<T>, String> {
         let path = self.path();
         if let Ok(text) = fs::read_to_string(&path) {
             let owner = serde_json::from_str::<Saved<serde_json::Value>>(&text).map(|s| s.pid);
@@ -79,7 +93,7 @@ impl StateFile {
     }
 
     /// The settings are back: the state file goes.
-    pub fn forget(&self) {
+    fn forget(&self) {
         let _ = fs::remove_file(self.path());
     }
 
@@ -105,5 +119,39 @@ impl StateFile {
         restore(&saved.settings)?;
         self.forget();
         Ok(Some(saved.settings))
+    }
+}
+
+/// Settings this run saved: put back by `restore`, or on drop (saying so if that fails).
+pub struct Held<T> {
+    file: &'static StateFile,
+    /// As found.
+    pub settings: T,
+    put_back: fn(&T) -> Result<(), String>,
+    restored: bool,
+}
+
+impl<T> Held<T> {
+    /// Puts the settings back and forgets the saved state.
+    pub fn restore(&mut self) -> Result<(), String> {
+        if self.restored {
+            return Ok(());
+        }
+        (self.put_back)(&self.settings)?;
+        self.file.forget();
+        self.restored = true;
+        Ok(())
+    }
+}
+
+impl<T> Drop for Held<T> {
+    fn drop(&mut self) {
+        if let Err(e) = self.restore() {
+            eprintln!(
+                "foliobench: could not restore {}: {e}; they are saved in {}: run `foliobench restore`",
+                self.file.what,
+                self.file.path().display()
+            );
+        }
     }
 }

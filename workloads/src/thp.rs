@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use crate::saved::StateFile;
+use crate::saved::{Held, StateFile};
 use crate::system::{parse_hugepages_dir, read_trim, selected, Thp, ThpSize};
 
 pub const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
@@ -85,8 +85,7 @@ pub struct SavedControls {
 
 /// The per-size controls as foliobench found them; restored on drop.
 pub struct FolioSizes {
-    saved: SavedControls,
-    restored: bool,
+    held: Held<SavedControls>,
 }
 
 impl FolioSizes {
@@ -101,16 +100,14 @@ impl FolioSizes {
                 Some((p, v))
             })
             .collect();
-        let saved = STATE.save(SavedControls { controls })?.settings;
         Ok(FolioSizes {
-            saved,
-            restored: false,
+            held: STATE.hold(SavedControls { controls }, restore_controls)?,
         })
     }
     /// Lets MADV_HUGEPAGE memory get folios of `kb` only (`madvise` for that size, `never`
     /// for the others); `None`: no large folios at all.
     pub fn choose(&self, kb: Option<u64>) -> Result<(), String> {
-        for (p, _) in &self.saved.controls {
+        for (p, _) in &self.held.settings.controls {
             let this = p
                 .parent()
                 .and_then(|d| d.file_name())
@@ -127,12 +124,7 @@ impl FolioSizes {
 
     /// Puts every control back as it was and forgets the saved state.
     pub fn restore(&mut self) -> Result<(), String> {
-        if self.restored {
-            return Ok(());
-        }
-        restore_controls(&self.saved)?;
-        self.restored = true;
-        Ok(())
+        self.held.restore()
     }
 }
 
@@ -140,19 +132,7 @@ fn restore_controls(saved: &SavedControls) -> Result<(), String> {
     for (p, v) in &saved.controls {
         fs::write(p, v).map_err(|e| format!("restoring {} to {v}: {e}", p.display()))?;
     }
-    STATE.forget();
     Ok(())
-}
-
-impl Drop for FolioSizes {
-    fn drop(&mut self) {
-        if let Err(e) = self.restore() {
-            eprintln!(
-                "foliobench: could not restore the THP size controls: {e}; they are saved in {}: run `foliobench restore`",
-                STATE.path().display()
-            );
-        }
-    }
 }
 
 /// `foliobench restore`'s part: the controls a killed run left changed, if any. The run
