@@ -1463,3 +1463,57 @@ fn hugetlb_suite_on_the_host() {
     assert_eq!(held.unwrap().trim(), "1", "the user's pool untouched");
     assert_eq!(hugetlb_controls(), before);
 }
+
+/// `report` reports; it compares only two runs of one sweep. The main job's files (one
+/// run's parts: memmap+pin+fsdax, rmap) make one report with no comparison and no "lost"
+/// row; two kernels' runs of the same suites are still compared, under a heading.
+#[test]
+fn report_compares_only_runs_of_one_sweep() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("r.html");
+    // The main job's split of one recorded 6.12 run: run.json (memmap, pin, with the
+    // pfnmap row of memmap's pfnmap geometry) and fsdax.json (fsdax, with the pfnmap row).
+    // They share the pfnmap metric, so a comparison of them was all "lost" rows.
+    let recorded = read_json(&fixtures.join("matrix/6.12.117.json"));
+    let mut run_json = recorded.clone();
+    run_json["suites"] = serde_json::json!(["memmap", "pin"]);
+    run_json.as_object_mut().unwrap().remove("fsdax");
+    let mut fsdax_json = recorded;
+    fsdax_json["suites"] = serde_json::json!(["fsdax"]);
+    fsdax_json["memmap"] = serde_json::json!([]);
+    fsdax_json.as_object_mut().unwrap().remove("pin");
+    let (a, b) = (dir.path().join("run.json"), dir.path().join("fsdax.json"));
+    std::fs::write(&a, run_json.to_string()).unwrap();
+    std::fs::write(&b, fsdax_json.to_string()).unwrap();
+    let out = run(foliobench()
+        .arg("report")
+        .args([&a, &b])
+        .arg(fixtures.join("suites/rmap-6.12.118.json"))
+        .arg("--html")
+        .arg(&html));
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fsdax.json (fsdax) is not another run of")
+            && stderr.contains("rmap-6.12.118.json (rmap) is not another run of"),
+        "{stderr}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("regressions,"), "no comparison heading");
+    assert!(!page.to_lowercase().contains("lost"), "no lost row");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("gate:"));
+
+    let out = run(foliobench()
+        .arg("report")
+        .arg(fixtures.join("matrix/6.12.117.json"))
+        .arg(fixtures.join("matrix/7.3.4.json"))
+        .arg("--html")
+        .arg(&html));
+    assert_eq!(out.status.code(), Some(0));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("7.3.4+deb13-amd64 against 6.12.117+deb12-amd64"),
+        "the comparison of two kernels' runs of one sweep"
+    );
+}

@@ -1,6 +1,7 @@
 //! `foliobench report RESULTS...`: the results files as terminal tables, and optionally as
-//! one HTML file with charts and a Markdown file. Every file after the first is compared
-//! against the first.
+//! one HTML file with charts and a Markdown file. A file after the first that is another run
+//! of the first's sweep (the same suites, the same sizes) is also compared against it;
+//! files of other suites are reported beside it, never compared.
 
 use std::path::PathBuf;
 
@@ -16,7 +17,8 @@ use crate::output::write_atomic;
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// Results files (`foliobench run --out`); the first is the base of the comparisons.
+    /// Results files (`foliobench run --out`); the first is the base of the comparisons
+    /// (of the files that are another run of its sweep).
     #[arg(required = true, value_name = "RESULTS")]
     pub results: Vec<PathBuf>,
     /// Write a self-contained HTML report (tables and SVG charts) to this file.
@@ -60,28 +62,50 @@ pub fn write(
     Ok(())
 }
 
+/// Two runs of one sweep: the same suites at the same sizes (files of other sizes are
+/// points of a curve; files of other suites are parts of one run, or unrelated).
+fn same_sweep(a: &Results, b: &Results) -> bool {
+    let mut sa = a.suites.clone();
+    let mut sb = b.suites.clone();
+    sa.sort();
+    sb.sort();
+    sa == sb && scaling::same_sizes(a, b)
+}
+
 pub fn run(a: ReportArgs) -> Result<Code> {
     crate::compare::check_significance(a.threshold.unwrap_or(0.0), a.alpha)?;
     let mut runs = Vec::new();
     for p in &a.results {
         runs.push((p.display().to_string(), load(p)?));
     }
+    // `report` reports; a comparison is made only of files that are two runs of one sweep
+    // (the same suites, at the same sizes). The main job's run.json, fsdax.json and
+    // rmap.json are one run's parts: compared, they gave hundreds of "lost" rows.
+    let base = &runs[0];
     let comparisons: Vec<Comparison> = runs[1..]
         .iter()
-        // Files of other sizes are points of a curve (below), not candidates.
-        .filter(|(_, r)| scaling::same_sizes(&runs[0].1, r))
+        .filter(|(f, r)| {
+            let same = same_sweep(&base.1, r);
+            if !same {
+                eprintln!(
+                    "foliobench report: {f} ({}) is not another run of {}'s sweep ({}): reported beside it, not compared",
+                    r.suites.join(", "),
+                    base.0,
+                    base.1.suites.join(", ")
+                );
+            }
+            same
+        })
         .map(|(f, r)| {
             compare(
-                (&runs[0].0, &runs[0].1),
+                (&base.0, &base.1),
                 (f, r),
                 a.threshold
-                    .unwrap_or_else(|| default_threshold_pct(&[&runs[0].1, r])),
+                    .unwrap_or_else(|| default_threshold_pct(&[&base.1, r])),
                 a.alpha,
                 Correction::Bh,
             )
         })
-        // Files of other suites than the first's (the main job's run.json and rmap.json)
-        // are shown, not compared.
         .filter(|c| c.rows.iter().any(Row::in_both))
         .collect();
     for (_, r) in &runs {
