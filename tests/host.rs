@@ -1501,6 +1501,12 @@ fn report_compares_only_runs_of_one_sweep() {
     );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(!page.contains("regressions,"), "no comparison heading");
+    // The first screen: each file's summary (memmap's table first), the checks line, then
+    // the details, folded.
+    let at = |needle: &str| page.find(needle).unwrap_or_else(|| panic!("no {needle}"));
+    assert!(at("memmap: struct page memory") < at("<h2>Details</h2>"));
+    assert!(at("rmap: rmap operations per folio size") < at("<h2>Details</h2>"));
+    assert!(at("class=\"checks\">checks: ") < at("<details class=\"run\">"));
     assert!(!page.to_lowercase().contains("lost"), "no lost row");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("gate:"));
 

@@ -762,6 +762,17 @@ impl FsdaxResult {
 }
 
 impl crate::suite::SuiteReport for FsdaxSuite {
+    fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        (
+            "fault sizes of a file on fsdax, per filesystem",
+            &[
+                ("fault_in_per_gib", "fault-in per GiB (ms)"),
+                ("pmd_mapped", "PMD faults"),
+                ("pmd_fallbacks", "PMD fallbacks"),
+                ("pte_faults", "PTE faults"),
+            ],
+        )
+    }
     fn size(&self) -> Option<u64> {
         Some(self.size)
     }

@@ -454,6 +454,17 @@ impl HugetlbSuite {
 }
 
 impl SuiteReport for HugetlbSuite {
+    fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        (
+            "HugeTLB vmemmap optimization per page size, off and on",
+            &[
+                ("grow_pool", "grow the pool (ms)"),
+                ("shrink_pool", "shrink it (ms)"),
+                ("memmap_pages_grow", "memmap pages, growing"),
+                ("memmap_pages_shrink", "memmap pages, shrinking"),
+            ],
+        )
+    }
     fn suite(&self) -> Suite {
         Suite::Hugetlb
     }

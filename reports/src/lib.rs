@@ -27,6 +27,7 @@ pub mod scaling;
 pub mod seed003;
 pub mod stats;
 pub mod suite;
+pub mod summary;
 pub mod trace;
 pub mod units;
 

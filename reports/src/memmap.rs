@@ -567,6 +567,18 @@ fn render_row(r: &MemmapResult, base: Option<u64>, o: &mut String) {
     );
 }
 impl crate::suite::SuiteReport for Vec<MemmapResult> {
+    fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        (
+            "struct page memory and memmap_init_zone_device per geometry",
+            &[
+                ("vmemmap_ram_pages", "vmemmap in RAM (pages)"),
+                ("nr_memmap_pages_delta", "nr_memmap_pages change"),
+                ("struct_pages_initialised", "struct pages initialised"),
+                ("memmap_init", "memmap_init_zone_device (ms)"),
+                ("create_namespace", "create-namespace (ms)"),
+            ],
+        )
+    }
     fn size(&self) -> Option<u64> {
         self.first().map(|m| m.model.size)
     }

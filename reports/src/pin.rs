@@ -1004,6 +1004,17 @@ pub fn refs_checks(results: &[PinResult]) -> Vec<Check> {
 }
 
 impl crate::suite::SuiteReport for PinSuite {
+    fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        (
+            "pin time and grabs per page, per memory and driver",
+            &[
+                ("pin", "pin (ms)"),
+                ("unpin", "unpin (ms)"),
+                ("read_with_pin_io_unpin", "O_DIRECT read (ms)"),
+                ("grabs_per_page", "grabs per page"),
+            ],
+        )
+    }
     fn size(&self) -> Option<u64> {
         Some(self.size)
     }

@@ -510,6 +510,12 @@ impl RmapSuite {
 }
 
 impl crate::suite::SuiteReport for RmapSuite {
+    fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        (
+            "rmap operations per folio size (rmap calls in the traced round)",
+            &[("time", "time (ms)"), ("rmap_calls", "rmap calls")],
+        )
+    }
     fn size(&self) -> Option<u64> {
         Some(self.size)
     }

@@ -91,6 +91,9 @@ pub trait SuiteReport {
     /// What became of each row ("pin devdax:2M:mem io_uring" measured, refused, skipped):
     /// compared apart from the metrics, so that a row that stops being measured is seen.
     fn outcomes(&self) -> Vec<(String, Outcome)>;
+    /// The report's first screen: what the table is, and the metrics it shows (metric
+    /// name, column heading), the answers the suite exists for.
+    fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]);
 }
 
 /// Names a suite's own checks "suite: what".
@@ -165,6 +168,13 @@ mod tests {
                 "{s}: its text does not name it:\n{text}"
             );
             assert!(part.size().is_some_and(|b| b > 0), "{s}: no size");
+            let (_, chosen) = part.first_screen();
+            assert!(
+                chosen
+                    .iter()
+                    .all(|(n, _)| metrics.iter().any(|m| m.name == *n)),
+                "{s}: a first-screen metric it does not have"
+            );
         }
     }
 }

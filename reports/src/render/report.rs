@@ -72,28 +72,37 @@ fn comparison_table(o: &mut String, c: &Comparison) {
     }
 }
 
-/// One run's section: its machine, clock, charts and text.
+/// The machine a file's kernel ran on, in one line.
+fn machine(n: &Named) -> String {
+    let c = &n.results.context;
+    c.machine.as_ref().map_or(c.cpu_model.clone(), |m| {
+        format!(
+            "{} ({}, {} CPUs, {} MiB{}{})",
+            m.hostname,
+            c.cpu_model,
+            m.cpus,
+            m.memory_kb >> 10,
+            m.accelerator
+                .as_ref()
+                .map_or(String::new(), |a| format!(", test VM under {a}")),
+            m.kernel_package
+                .as_ref()
+                .map_or(String::new(), |p| format!(", {p}")),
+        )
+    })
+}
+
+/// One run's section, folded: its machine, clock, charts and text.
 fn run_section(o: &mut String, n: &Named) -> Result<(), String> {
-    let _ = writeln!(o, "<h2>{}</h2>", esc(&title(n)));
+    let _ = writeln!(
+        o,
+        "<details class=\"run\"><summary>{}</summary>",
+        esc(&title(n))
+    );
     let _ = writeln!(
         o,
         "<p>{}; tool {}; {} probes</p><p class=\"clock\">timings: {}</p><details><summary>kernel command line</summary><code>{}</code></details>",
-        esc(&n.results.context.machine.as_ref().map_or(
-            n.results.context.cpu_model.clone(),
-            |m| format!(
-                "{} ({}, {} CPUs, {} MiB{}{})",
-                m.hostname,
-                n.results.context.cpu_model,
-                m.cpus,
-                m.memory_kb >> 10,
-                m.accelerator
-                    .as_ref()
-                    .map_or(String::new(), |a| format!(", test VM under {a}")),
-                m.kernel_package
-                    .as_ref()
-                    .map_or(String::new(), |p| format!(", {p}")),
-            )
-        )),
+        esc(&machine(n)),
         esc(&n.results.context.tool_version),
         n.results.context.probes.len(),
         esc(n.results.clock().describe()),
@@ -103,8 +112,81 @@ fn run_section(o: &mut String, n: &Named) -> Result<(), String> {
         let svg = c.svg()?;
         let _ = writeln!(o, "<figure class=\"chart\">{svg}</figure>");
     }
-    let _ = writeln!(o, "<pre>{}</pre>", esc(&n.results.render_text()));
+    let _ = writeln!(o, "<pre>{}</pre></details>", esc(&n.results.render_text()));
     Ok(())
+}
+
+/// `summary_section` as Markdown.
+fn summary_markdown(o: &mut String, n: &Named) {
+    let r = n.results;
+    let _ = writeln!(
+        o,
+        "## {} ({})\n\n{}; timings: {}\n",
+        r.context.kernel_release,
+        r.suites.join(", "),
+        machine(n),
+        r.clock().describe()
+    );
+    for t in crate::summary::tables(r) {
+        let _ = writeln!(o, "**{}**\n\n| | {} |", t.title, t.columns.join(" | "));
+        let _ = writeln!(o, "|---|{}", "---:|".repeat(t.columns.len()));
+        for (subject, cells) in &t.rows {
+            let _ = writeln!(o, "| {subject} | {} |", cells.join(" | "));
+        }
+        let _ = writeln!(o);
+    }
+    let (line, bad) = crate::summary::checks(r);
+    let _ = writeln!(o, "checks: {line}\n");
+    for (what, c) in bad {
+        let _ = writeln!(o, "- MISMATCH {what}: {}", c.detail);
+    }
+    let _ = writeln!(o);
+}
+
+/// One file's first screen: its kernel, machine and clock, each suite's table, the checks.
+fn summary_section(o: &mut String, n: &Named) {
+    let r = n.results;
+    let _ = writeln!(
+        o,
+        "<h2 class=\"summary\">{} ({})</h2><p>{}; timings: {}</p>",
+        esc(&r.context.kernel_release),
+        esc(&r.suites.join(", ")),
+        esc(&machine(n)),
+        esc(r.clock().describe())
+    );
+    for t in crate::summary::tables(r) {
+        let _ = writeln!(
+            o,
+            "<div class=\"wide\"><table class=\"summary\"><caption>{}</caption><tr><th></th>{}</tr>",
+            esc(&t.title),
+            t.columns
+                .iter()
+                .map(|c| format!("<th>{}</th>", esc(c)))
+                .collect::<String>()
+        );
+        for (subject, cells) in &t.rows {
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td>{}</tr>",
+                esc(subject),
+                cells
+                    .iter()
+                    .map(|c| format!("<td>{}</td>", esc(c)))
+                    .collect::<String>()
+            );
+        }
+        let _ = writeln!(o, "</table></div>");
+    }
+    let (line, bad) = crate::summary::checks(r);
+    let _ = writeln!(o, "<p class=\"checks\">checks: {}</p>", esc(&line));
+    for (what, c) in bad {
+        let _ = writeln!(
+            o,
+            "<p class=\"mismatch\">MISMATCH {}: {}</p>",
+            esc(&what),
+            esc(&c.detail)
+        );
+    }
 }
 
 /// The whole report as one HTML file: no external resources, SVG charts inline.
@@ -115,15 +197,22 @@ pub fn html(runs: &[Named], comparisons: &[Comparison]) -> Result<String, String
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>foliobench report</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; max-width: 1500px; }}
-pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }}
+body {{ font-family: sans-serif; margin: 1em 2em; }}
+pre {{ background: #f6f6f6; padding: 1em; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }}
+.wide {{ max-width: 100%; overflow-x: auto; }}
 table {{ border-collapse: collapse; font-size: 13px; }}
+table.summary td:not(:first-child) {{ text-align: right; }}
+figure svg {{ max-width: 100%; height: auto; }}
+.checks {{ font-weight: bold; }} .mismatch {{ color: #b00; }}
 td, th {{ border: 1px solid #ccc; padding: 2px 6px; text-align: left; }}
 tr.worse {{ background: #fdd; }} tr.better {{ background: #dfd; }}
 figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
 </style></head><body>
 <h1>foliobench report</h1>"#
     );
+    for n in runs {
+        summary_section(&mut o, n);
+    }
     for c in comparisons {
         let _ = writeln!(
             o,
@@ -157,6 +246,7 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
             esc(&crate::scaling::render_text(&curves))
         );
     }
+    let _ = writeln!(o, "<h2>Details</h2>");
     for n in runs {
         run_section(&mut o, n)?;
     }
@@ -171,6 +261,9 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
 
 pub fn markdown(runs: &[Named], comparisons: &[Comparison]) -> String {
     let mut o = String::from("# foliobench report\n\n");
+    for n in runs {
+        summary_markdown(&mut o, n);
+    }
     for c in comparisons {
         let _ = writeln!(
             o,

@@ -1,0 +1,125 @@
+//! The first screen: per suite, one compact table of the figures the tool exists for (each
+//! suite names them: `SuiteReport::first_screen`), the medians of its metrics per subject;
+//! and the checks in one line, mismatches in full.
+
+use crate::check::Check;
+use crate::metric::Metric;
+use crate::results::Results;
+use crate::stats::median;
+
+/// One suite's table: a row per subject, a column per chosen metric (its median).
+pub struct SummaryTable {
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<(String, Vec<String>)>,
+}
+
+/// Every suite's table of one results file, in the order of the suites.
+pub fn tables(r: &Results) -> Vec<SummaryTable> {
+    r.parts()
+        .map(|p| {
+            let (title, chosen) = p.first_screen();
+            table(format!("{}: {title}", p.suite()), chosen, &p.metrics())
+        })
+        .filter(|t| !t.rows.is_empty())
+        .collect()
+}
+
+fn table(title: String, chosen: &[(&str, &str)], metrics: &[Metric]) -> SummaryTable {
+    let mut subjects: Vec<&str> = Vec::new();
+    for m in metrics {
+        if chosen.iter().any(|(n, _)| *n == m.name) && !subjects.contains(&m.subject.as_str()) {
+            subjects.push(&m.subject);
+        }
+    }
+    let rows = subjects
+        .iter()
+        .map(|s| {
+            let cells = chosen
+                .iter()
+                .map(|(n, _)| {
+                    metrics
+                        .iter()
+                        .find(|m| m.subject == *s && m.name == *n)
+                        .and_then(|m| median(&m.samples))
+                        .map_or("-".into(), short)
+                })
+                .collect();
+            (s.to_string(), cells)
+        })
+        .collect();
+    SummaryTable {
+        title,
+        columns: chosen.iter().map(|(_, c)| c.to_string()).collect(),
+        rows,
+    }
+}
+
+/// A figure for a table cell: whole numbers whole, others to about four significant
+/// digits, without an exponent unless the figure is tiny.
+pub fn short(x: f64) -> String {
+    let a = x.abs();
+    if x.fract() == 0.0 && a < 1e15 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.3}")
+    } else if a >= 1e-4 {
+        let s = format!("{x:.6}");
+        let s = s.trim_end_matches('0');
+        s.to_string()
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
+/// "12 ok, 1 mismatch, 3 not measured", and the mismatches (name, check).
+pub fn checks(r: &Results) -> (String, Vec<(String, Check)>) {
+    let all = r.checks();
+    let ok = all.iter().filter(|(_, c)| c.measured && c.agrees).count();
+    let skip = all.iter().filter(|(_, c)| !c.measured).count();
+    let bad: Vec<(String, Check)> = all
+        .into_iter()
+        .filter(|(_, c)| c.measured && !c.agrees)
+        .collect();
+    (
+        format!("{ok} ok, {} mismatch, {skip} not measured", bad.len()),
+        bad,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::parse;
+
+    /// The recorded 6.12 run: its memmap table has a row per geometry with the vmemmap in
+    /// RAM and memmap_init; its checks line counts what the file holds.
+    #[test]
+    fn the_first_screen_of_a_recorded_run() {
+        let r = parse(include_str!("../../tests/fixtures/matrix/6.12.117.json")).unwrap();
+        let t = tables(&r);
+        let memmap = t.iter().find(|t| t.title.starts_with("memmap")).unwrap();
+        assert!(
+            memmap.rows.iter().any(|(s, _)| s == "devdax:2M:mem"),
+            "{:?}",
+            memmap.rows
+        );
+        assert_eq!(memmap.columns.len(), memmap.rows[0].1.len());
+        assert!(t.iter().any(|t| t.title.starts_with("pin")));
+        assert!(t.iter().any(|t| t.title.starts_with("fsdax")));
+        let (line, bad) = checks(&r);
+        assert!(line.ends_with("not measured"), "{line}");
+        assert_eq!(line.contains(" 0 mismatch"), bad.is_empty());
+    }
+
+    #[test]
+    fn cells_read_without_exponents() {
+        assert_eq!(short(8192.0), "8192");
+        assert_eq!(short(0.07725), "0.07725");
+        assert_eq!(short(22.1404), "22.140");
+        assert_eq!(short(2757.53), "2757.5");
+        assert_eq!(short(7.629e-6), "7.63e-6");
+    }
+}
