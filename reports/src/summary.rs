@@ -58,20 +58,13 @@ fn table(title: String, chosen: &[(&str, &str)], metrics: &[Metric]) -> SummaryT
 /// A figure for a table cell: whole numbers whole, others to about four significant
 /// digits, without an exponent unless the figure is tiny.
 pub fn short(x: f64) -> String {
-    let a = x.abs();
-    if x.fract() == 0.0 && a < 1e15 {
-        format!("{x:.0}")
-    } else if a >= 100.0 {
-        format!("{x:.1}")
-    } else if a >= 1.0 {
-        format!("{x:.3}")
-    } else if a >= 1e-4 {
-        let s = format!("{x:.6}");
-        let s = s.trim_end_matches('0');
-        s.to_string()
-    } else {
-        format!("{x:.2e}")
-    }
+    crate::render::comparison::figure(x, |x| {
+        if x.abs() >= 1e-4 {
+            format!("{x:.6}").trim_end_matches('0').to_string()
+        } else {
+            format!("{x:.2e}")
+        }
+    })
 }
 
 /// "12 ok, 1 mismatch, 3 not measured", and the mismatches (name, check).
