@@ -120,6 +120,27 @@ pub fn fork() -> Result<Duration, WorkloadError> {
     Ok(took)
 }
 
+/// The control fork: `mapping` left out of the child (MADV_DONTFORK), `hook(None, ..)`
+/// around it.
+fn fork_without(
+    mapping: &Mapping,
+    hook: &mut dyn FnMut(Option<RmapOp>, bool),
+) -> Result<(), WorkloadError> {
+    let advise = |advice| {
+        // SAFETY: our own mapping, whole; only whether fork copies it changes.
+        if unsafe { libc::madvise(mapping.addr() as *mut _, mapping.len(), advice) } != 0 {
+            return Err(errno("madvise"));
+        }
+        Ok(())
+    };
+    advise(libc::MADV_DONTFORK)?;
+    hook(None, true);
+    let forked = fork();
+    hook(None, false);
+    advise(libc::MADV_DOFORK)?;
+    forked.map(|_| ())
+}
+
 /// Times the munmap of the whole mapping.
 pub fn munmap(m: Mapping) -> Result<Duration, WorkloadError> {
     let t = Instant::now();
@@ -231,8 +252,11 @@ pub const GROUPS: [&[RmapOp]; 4] = [
     &[RmapOp::DontneedPerPte],
 ];
 
-/// Runs the operations of `group` that are in `ops` on one fresh mapping. `hook(op, true)`
-/// runs just before an operation and `hook(op, false)` just after (for tracing); a
+/// Runs the operations of `group` that are in `ops` on one fresh mapping. `hook(Some(op),
+/// true)` runs just before an operation and `hook(Some(op), false)` just after (for
+/// tracing). With `control`, the fork is preceded by the control, `hook(None, ..)` around
+/// it: the same fork with the mapping marked MADV_DONTFORK, so that what the child's exit
+/// zaps of the rest of the process is counted from the very state the fork leaves; a
 /// PMD-sized folio is PTE-remapped first (untimed, unless PteRemap itself is measured),
 /// as the thread's benchmarks work on PTE-mapped large folios.
 pub fn run_group(
@@ -241,7 +265,8 @@ pub fn run_group(
     size: usize,
     folio_kb: u64,
     pmd_kb: u64,
-    hook: &mut dyn FnMut(RmapOp, bool),
+    hook: &mut dyn FnMut(Option<RmapOp>, bool),
+    control: bool,
 ) -> Result<(Vec<(RmapOp, Duration)>, FolioCheck), WorkloadError> {
     let (m, check) = prepare(size, folio_kb, pmd_kb)?;
     let pmd = pmd_kb as usize * 1024;
@@ -256,7 +281,10 @@ pub fn run_group(
         if op == RmapOp::PteRemap && !is_pmd {
             continue;
         }
-        hook(op, true);
+        if op == RmapOp::Fork && control {
+            fork_without(mapping, hook)?;
+        }
+        hook(Some(op), true);
         let took = match op {
             RmapOp::PteRemap => pte_remap(mapping, pmd),
             RmapOp::Fork => fork(),
@@ -267,7 +295,7 @@ pub fn run_group(
             // The file case's fault-in; not in the anonymous groups.
             RmapOp::Fault => Ok(mapping.touch()),
         };
-        hook(op, false);
+        hook(Some(op), false);
         out.push((op, took?));
     }
     Ok((out, check))

@@ -28,7 +28,7 @@ use foliobench_reports::rmap::{FolioCheck, RmapOp};
 use serde::{Deserialize, Serialize};
 
 use crate::mapping::WorkloadError;
-use crate::rmap::{fork, run_group, GROUPS};
+use crate::rmap::{run_group, GROUPS};
 
 const ENV: &str = "FOLIOBENCH_RMAP_ROUND";
 
@@ -39,8 +39,8 @@ pub struct Round {
     pub size: usize,
     pub folio_kb: u64,
     pub pmd_kb: u64,
-    /// Stop before and after each operation for the parent (a traced round), and fork once
-    /// more without the mapping at the end: the control.
+    /// Stop before and after each operation for the parent (a traced round), and before
+    /// the fork, the control: the same fork with the mapping left out of the child.
     pub stepped: bool,
 }
 
@@ -132,7 +132,7 @@ impl Round {
             anon_kb: rss_anon_kb(),
             ..Default::default()
         };
-        let mut hook = |op: RmapOp, start: bool| step(if start { "B" } else { "E" }, Some(op));
+        let mut hook = |op: Option<RmapOp>, start: bool| step(if start { "B" } else { "E" }, op);
         for g in GROUPS {
             let (times, check) = run_group(
                 g,
@@ -141,6 +141,7 @@ impl Round {
                 self.folio_kb,
                 self.pmd_kb,
                 &mut hook,
+                self.stepped,
             )?;
             round.checks.push(check);
             round.times.extend(
@@ -148,11 +149,6 @@ impl Round {
                     .into_iter()
                     .map(|(op, d): (RmapOp, Duration)| (op, d.as_nanos() as u64)),
             );
-        }
-        if self.stepped {
-            step("B", None);
-            fork()?;
-            step("E", None);
         }
         Ok(round)
     }

@@ -256,11 +256,10 @@ fn measure(
     Ok((rows, FolioCheck::of_every_mapping(checks), anon_kb))
 }
 
-/// One round with the rmap probes loaded once, read just before and after each operation;
-/// then, under the same attachment, the control: a fork of this process with no mapping
-/// under test (the child's exit zaps the rest of the process's memory). Attached apart, the
-/// two took an attachment and a detachment each, 1-2 s under emulation. Empty when nothing
-/// can be traced.
+/// One round with the rmap probes loaded once, read just before and after each operation
+/// and around the control: the same fork with the mapping left out of the child
+/// (MADV_DONTFORK), just before the fork under test (the child's exit zaps the rest of the
+/// helper's memory too). Empty when nothing can be traced.
 fn traced_round(
     plan: &Plan,
     kb: u64,
