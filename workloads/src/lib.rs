@@ -21,3 +21,4 @@ pub mod saved;
 pub mod suites;
 pub mod system;
 pub mod thp;
+pub mod unpreempted;

@@ -18,6 +18,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::mapping::{Mapping, WorkloadError, PAGE};
+use crate::unpreempted::Unpreempted;
 
 /// io_uring refuses a fixed buffer longer than 1 GiB (`io_buffer_validate`).
 pub const IO_URING_MAX_BUFFER: usize = 1 << 30;
@@ -50,6 +51,7 @@ impl FixedBuffers {
     pub fn round(&self, bufs: &[libc::iovec]) -> Result<PinTiming, WorkloadError> {
         let sub = self.ring.submitter();
         let pages = bufs.iter().map(|b| (b.iov_len / PAGE) as u64).sum();
+        let _unpreempted = Unpreempted::enter();
         let t = Instant::now();
         // SAFETY: the iovecs point into a live mapping that outlives the registration
         // (unregistered below before returning; a failed registration pins nothing).
@@ -89,6 +91,7 @@ pub fn odirect(
     chunk: usize,
     dir: Direction,
 ) -> Result<PinTiming, WorkloadError> {
+    let _unpreempted = Unpreempted::enter();
     let t = Instant::now();
     let mut off = 0usize;
     while off < m.len() {
@@ -167,6 +170,7 @@ pub fn xdp_umem(m: &Mapping) -> Result<PinTiming, WorkloadError> {
         chunk_size: PAGE as u32,
         headroom: 0,
     };
+    let unpreempted = Unpreempted::enter();
     let t = Instant::now();
     // SAFETY: `reg` is a valid xdp_umem_reg_v1 of the size passed; the UMEM points into a
     // live mapping, unpinned when the socket is released (dropped below).
@@ -180,6 +184,7 @@ pub fn xdp_umem(m: &Mapping) -> Result<PinTiming, WorkloadError> {
         )
     };
     let pin = t.elapsed();
+    drop(unpreempted);
     if r < 0 {
         return Err(WorkloadError::Refused {
             what: "AF_XDP UMEM registration (FOLL_LONGTERM)",
@@ -255,6 +260,7 @@ pub fn gup_test_with(
         ..Default::default()
     };
     let fd = dev.as_raw_fd();
+    let unpreempted = Unpreempted::enter();
     // SAFETY: `a` is a valid struct gup_test; the ioctl reads and writes only it, and pins
     // pages of our own live mapping, releasing them before it returns.
     let r = unsafe {
@@ -264,6 +270,7 @@ pub fn gup_test_with(
             GupTestCmd::PinLongterm => pin_longterm_benchmark(fd, &mut a),
         }
     };
+    drop(unpreempted);
     r.map_err(|e| WorkloadError::Refused {
         what: "gup_test ioctl",
         err: io::Error::from_raw_os_error(e as i32),

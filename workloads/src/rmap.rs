@@ -9,6 +9,7 @@ use foliobench_reports::rmap::{FolioCheck, RmapOp};
 
 use crate::mapping::{Mapping, WorkloadError, PAGE};
 use crate::thp;
+use crate::unpreempted::Unpreempted;
 
 fn errno(what: &str) -> WorkloadError {
     WorkloadError::Failed(format!("{what}: {}", std::io::Error::last_os_error()))
@@ -285,6 +286,7 @@ pub fn run_group(
             fork_without(mapping, hook)?;
         }
         hook(Some(op), true);
+        let unpreempted = Unpreempted::enter();
         let took = match op {
             RmapOp::PteRemap => pte_remap(mapping, pmd),
             RmapOp::Fork => fork(),
@@ -295,6 +297,7 @@ pub fn run_group(
             // The file case's fault-in; not in the anonymous groups.
             RmapOp::Fault => Ok(mapping.touch()),
         };
+        drop(unpreempted);
         hook(Some(op), false);
         out.push((op, took?));
     }

@@ -12,7 +12,9 @@
 //!
 //! The helper is bound to the CPU it starts on, and so are the children it forks. Unbound,
 //! a child was sometimes woken on the other vCPU, whose instructions the instruction clock
-//! also counts: a 2M fork's rounds fell in two modes, 1.10 and 1.20 ms.
+//! also counts: a 2M fork's rounds fell in two modes, 1.10 and 1.20 ms. On its CPU, the child
+//! could still preempt the parent before fork() returned: each operation runs unpreempted
+//! (`crate::unpreempted`).
 //!
 //! The protocol, on the helper's stdout: `B <op>` / `E <op>` before and after each operation
 //! when the parent traces (the helper then waits for one byte on stdin before going on, so

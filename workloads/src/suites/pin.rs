@@ -4,7 +4,8 @@
 //! for the pin functions' latencies and another for the refcount grabs (apart, so that the
 //! per-page grab probes do not inflate the latencies; neither touches the timings). The
 //! drivers of one memory run their timed rounds first, then share each probe set's one
-//! attachment for their traced rounds.
+//! attachment for their traced rounds. Every pin and unpin runs as a SCHED_FIFO task
+//! (`crate::unpreempted`): no ordinary task preempts it inside its timing.
 
 use std::fs::{File, OpenOptions};
 

@@ -30,7 +30,8 @@ pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<
     the timed rounds untraced, then one traced \
     round whose probe counts are taken just around each operation; every round runs in a \
     fresh helper process (this binary again) bound to one CPU, so that fork copies a small \
-    process and its child stays on that CPU";
+    process and its child stays on that CPU; each operation runs as a SCHED_FIFO task (its \
+    children SCHED_OTHER), so that neither its child nor a kworker preempts it inside its timing";
 
 pub struct Plan {
     pub folio_kbs: Vec<u64>,
