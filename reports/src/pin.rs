@@ -25,6 +25,11 @@ pub enum PinMemory {
     Anon {
         thp: bool,
     },
+    /// Private HugeTLB memory of `kb` pages (MAP_HUGETLB), from a pool reserved for the
+    /// row: the memory HVO was made for, beside devdax of the same folio size.
+    Hugetlb {
+        kb: u64,
+    },
 }
 
 impl PinMemory {
@@ -44,7 +49,7 @@ impl PinMemory {
     pub fn geometry(&self) -> Option<Geometry> {
         match self {
             PinMemory::Dax(g) => Some(*g),
-            PinMemory::Anon { .. } => None,
+            PinMemory::Anon { .. } | PinMemory::Hugetlb { .. } => None,
         }
     }
 
@@ -53,6 +58,17 @@ impl PinMemory {
         match self {
             PinMemory::Dax(g) => g.align(),
             PinMemory::Anon { .. } => crate::geometry::PAGE_SIZE,
+            PinMemory::Hugetlb { kb } => kb * 1024,
+        }
+    }
+
+    /// Base pages per folio where the memory fixes it (devdax: its align; HugeTLB: its page
+    /// size); None where it does not (anonymous memory, fsdax).
+    pub fn folio_pages(&self) -> Option<u64> {
+        match self {
+            PinMemory::Dax(Geometry::Devdax { align, .. }) => Some(align / 4096),
+            PinMemory::Hugetlb { kb } => Some(kb / 4),
+            _ => None,
         }
     }
 }
@@ -63,11 +79,13 @@ impl fmt::Display for PinMemory {
             PinMemory::Dax(g) => write!(f, "{g}"),
             PinMemory::Anon { thp: false } => write!(f, "anon:4K"),
             PinMemory::Anon { thp: true } => write!(f, "anon:thp"),
+            PinMemory::Hugetlb { kb } => write!(f, "hugetlb:{}", crate::hugetlb::size_name(*kb)),
         }
     }
 }
 
-pub const PIN_MEMORY_FORMS: &str = "devdax:4K|2M|1G:mem|dev, fsdax:mem|dev, anon:4K, anon:thp";
+pub const PIN_MEMORY_FORMS: &str =
+    "devdax:4K|2M|1G:mem|dev, fsdax:mem|dev, anon:4K, anon:thp, hugetlb:2M|1G";
 
 impl FromStr for PinMemory {
     type Err = String;
@@ -76,6 +94,8 @@ impl FromStr for PinMemory {
         match s.trim() {
             "anon:4K" | "anon:4k" => Ok(PinMemory::Anon { thp: false }),
             "anon:thp" | "anon:THP" => Ok(PinMemory::Anon { thp: true }),
+            "hugetlb:2M" | "hugetlb:2m" => Ok(PinMemory::Hugetlb { kb: 2048 }),
+            "hugetlb:1G" | "hugetlb:1g" => Ok(PinMemory::Hugetlb { kb: 1 << 20 }),
             "pfnmap" => Err(
                 "pfnmap has no struct pages, so nothing can pin it (GUP refuses VM_PFNMAP); \
                  its refused pins are measured by `run --suite fsdax` (the pfnmap row)"
@@ -901,18 +921,21 @@ impl PinSuite {
     }
 }
 
-/// Per devdax row: the grabs taken against the fewest possible, one per folio per call.
+/// Per devdax or HugeTLB row: the grabs taken against the fewest possible, one per folio per
+/// call.
 /// Slow GUP takes a folio's first page apart from the rest (follow_page, then
 /// page_increm), so up to twice that is still per folio; more is per page.
 pub fn grab_checks(results: &[PinResult]) -> Vec<Check> {
     let mut out = Vec::new();
     for r in results.iter().filter(|r| r.outcome == Outcome::Measured) {
-        let PinMemory::Dax(g @ Geometry::Devdax { align, .. }) = r.memory else {
+        let Some(folio_pages) = r.memory.folio_pages() else {
             continue;
         };
         let Some(grabs) = &r.grabs else { continue };
-        let what = format!("{} {g}: refcount grabs per folio per GUP call", r.driver);
-        let folio_pages = align / 4096;
+        let what = format!(
+            "{} {}: refcount grabs per folio per GUP call",
+            r.driver, r.memory
+        );
         let Some(fewest) = grabs.fewest(folio_pages) else {
             out.push(Check::skipped(
                 what,
@@ -1079,9 +1102,25 @@ mod tests {
 
     #[test]
     fn memories_parse_and_print_back() {
-        for s in ["devdax:2M:dev", "fsdax:mem", "anon:4K", "anon:thp"] {
+        for s in [
+            "devdax:2M:dev",
+            "fsdax:mem",
+            "anon:4K",
+            "anon:thp",
+            "hugetlb:2M",
+            "hugetlb:1G",
+        ] {
             assert_eq!(s.parse::<PinMemory>().unwrap().to_string(), s);
         }
+        // Pages per folio where the memory fixes it: devdax by its align, HugeTLB by its
+        // page size; anonymous memory and fsdax by nothing.
+        let pages = |s: &str| s.parse::<PinMemory>().unwrap().folio_pages();
+        assert_eq!(pages("devdax:2M:mem"), Some(512));
+        assert_eq!(pages("hugetlb:2M"), Some(512));
+        assert_eq!(pages("hugetlb:1G"), Some(262144));
+        assert_eq!(pages("anon:thp"), None);
+        assert_eq!(pages("fsdax:dev"), None);
+        assert!("hugetlb:4M".parse::<PinMemory>().is_err());
         assert!("pfnmap"
             .parse::<PinMemory>()
             .unwrap_err()
@@ -1145,6 +1184,27 @@ mod tests {
         assert!(!c[2].agrees);
         assert!(c[2].detail.contains("grabs per page"), "{}", c[2].detail);
         assert!(!c[3].measured, "no GUP calls traced: SKIP, {:?}", c[3]);
+        // HugeTLB rows are held to their page size as devdax rows to their align.
+        let c = grab_checks(&[
+            with_calls(row("hugetlb:2M", PinDriver::IoUring, 40, 512), 512),
+            with_calls(row("hugetlb:2M", PinDriver::Odirect, 40, 262144), 512),
+        ]);
+        assert_eq!(c.len(), 2);
+        assert!(
+            c[0].what.starts_with("io_uring hugetlb:2M"),
+            "{}",
+            c[0].what
+        );
+        assert!(
+            c[0].agrees && c[0].detail.contains("512-page folio"),
+            "{}",
+            c[0].detail
+        );
+        assert!(
+            !c[1].agrees && c[1].detail.contains("grabs per page"),
+            "{}",
+            c[1].detail
+        );
         // Seen on 6.12, O_DIRECT of 256 MiB of 4K devdax: 257 bios of at most 255 pages,
         // one grab per page, which is the fewest for 4K folios.
         let mut od = with_calls(row("devdax:4K:mem", PinDriver::Odirect, 900, 65536), 257);

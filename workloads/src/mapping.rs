@@ -112,6 +112,22 @@ impl Mapping {
         })
     }
 
+    /// Private anonymous HugeTLB memory of `kb` pages (MAP_HUGETLB with the page size in the
+    /// flags), from that size's pool; the kernel aligns it to the page size.
+    pub fn hugetlb(len: usize, kb: u64) -> Result<Mapping, WorkloadError> {
+        let shift = (kb * 1024).trailing_zeros() as libc::c_int;
+        let flags = libc::MAP_PRIVATE
+            | libc::MAP_ANONYMOUS
+            | libc::MAP_HUGETLB
+            | (shift << libc::MAP_HUGE_SHIFT);
+        let ptr = mmap(len, flags, -1)?;
+        Ok(Mapping {
+            ptr,
+            len,
+            _file: None,
+        })
+    }
+
     /// A shared mapping of a dax device (`/dev/daxX.Y`) or a file on a dax filesystem.
     pub fn shared(file: File, len: usize) -> Result<Mapping, WorkloadError> {
         let ptr = mmap(len, libc::MAP_SHARED, file.as_raw_fd())?;

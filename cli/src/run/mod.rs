@@ -201,8 +201,8 @@ pub(crate) fn suites(given: &[String]) -> Result<Vec<Suite>> {
         .collect())
 }
 
-/// Splits --geometry between the suites: anon:* is the pin suite's, pfnmap the memmap
-/// suite's; the rest go to both.
+/// Splits --geometry between the suites: anon:* and hugetlb:* are the pin suite's, pfnmap
+/// the memmap suite's; the rest go to both.
 fn split_geometries(
     given: &[String],
     memmap: bool,
@@ -213,11 +213,11 @@ fn split_geometries(
     }
     let (mut geometries, mut memories) = (Vec::new(), Vec::new());
     for g in given {
-        let is_anon = g.trim().starts_with("anon:");
+        let is_anon = g.trim().starts_with("anon:") || g.trim().starts_with("hugetlb:");
         let is_pfnmap = g.trim() == "pfnmap";
         if is_anon && !pin {
             return Err(usage(format!(
-                "--geometry {g}: anonymous memory is measured by the pin suite (--suite pin)"
+                "--geometry {g}: anonymous and HugeTLB memory are pinned by the pin suite (--suite pin); the hugetlb suite takes its page sizes from --size and the kernel"
             )));
         }
         if is_pfnmap && !memmap {

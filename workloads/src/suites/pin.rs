@@ -13,6 +13,7 @@ use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, any_traceable, counting, Filter};
 use foliobench_reports::facts::Group;
 use foliobench_reports::geometry::Geometry;
+use foliobench_reports::hugetlb::size_name;
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::pages::PageFacts;
 use foliobench_reports::pin::{
@@ -26,6 +27,7 @@ use foliobench_reports::units::fmt_size;
 use super::{Result, SuiteCtx};
 use crate::blockdev::SourceDevice;
 use crate::fsdax::{DaxFs, FsKind};
+use crate::hugetlb::{self, HugetlbControls};
 use crate::mapping::{Mapping, WorkloadError, PAGE};
 use crate::namespace::Provisioner;
 use crate::pagemap;
@@ -180,19 +182,126 @@ impl Drivers {
 struct Ready {
     mapping: Mapping,
     _fs: Option<DaxFs>,
+    /// The HugeTLB pool reserved for the mapping, emptied after it.
+    _pool: Option<HugetlbControls>,
     info: Prepared,
 }
 
-/// Configures the namespace as `g` (if dax) and maps `size` bytes of it.
-fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready, String> {
+/// A memory mapped, before it is faulted in.
+struct Mapped {
+    mapping: Mapping,
+    fs: Option<DaxFs>,
+    pool: Option<HugetlbControls>,
+    /// What the dax device offers, for dax memories.
+    usable: Option<u64>,
+    /// What was mapped, for the results.
+    what: String,
+    /// The dax device, for devdax: its physical range stands in for pagemap where needed.
+    dax_device: Option<String>,
+}
+
+impl Mapped {
+    fn plain(mapping: Mapping, what: String) -> Mapped {
+        Mapped {
+            mapping,
+            fs: None,
+            pool: None,
+            usable: None,
+            what,
+            dax_device: None,
+        }
+    }
+}
+
+/// `size` bytes of `kb` HugeTLB pages, from a pool reserved for the row (put back as found
+/// when the row is done).
+fn map_hugetlb(kb: u64, size: u64) -> Result<Mapped, String> {
+    let pool = HugetlbControls::begin(&[kb])?;
+    let want = size / (kb * 1024);
+    let (_, got) = pool.set_pool(kb, want)?;
+    if got < want {
+        return Err(format!(
+            "the {} HugeTLB pool grew to {got} of the {want} pages asked for: too little free \
+             contiguous memory (1G pages may need reserving at boot, which this row does not use)",
+            size_name(kb)
+        ));
+    }
+    let what = format!(
+        "private HugeTLB memory (MAP_HUGETLB), {want} pages of {} from a pool reserved for the \
+         row; vm.hugetlb_optimize_vmemmap {}",
+        size_name(kb),
+        match hugetlb::hvo() {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "absent",
+        }
+    );
+    let mapping = Mapping::hugetlb(size as usize, kb).map_err(|e| e.to_string())?;
+    Ok(Mapped {
+        pool: Some(pool),
+        ..Mapped::plain(mapping, what)
+    })
+}
+
+/// Configures the namespace as `g` and maps `size` bytes of it.
+fn map_dax(g: Geometry, size: u64, prov: Option<&Provisioner>) -> Result<Mapped, String> {
     let len = size as usize;
-    // The dax device, for devdax: its physical range stands in for pagemap where needed.
-    let mut dax_device = None;
-    let (mapping, fs, usable, mapped) = match m {
-        PinMemory::Anon { thp } => (
-            Mapping::anonymous(len, thp).map_err(|e| e.to_string())?,
-            None,
-            None,
+    let prov = prov.ok_or("no namespace")?;
+    let applied = prov.apply(g).map_err(|e| e.to_string())?;
+    let usable = applied.usable_size();
+    if let Some(u) = usable.filter(|u| *u < size) {
+        return Err(format!(
+            "the device offers {} MiB, less than --size {}",
+            u >> 20,
+            fmt_size(size)
+        ));
+    }
+    match g {
+        Geometry::Devdax { .. } => {
+            let path = applied.dax_device().ok_or("ndctl reported no dax device")?;
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| format!("opening {path}: {e}"))?;
+            let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
+            Ok(Mapped {
+                usable,
+                dax_device: Some(path.clone()),
+                ..Mapped::plain(mapping, format!("{path} (MAP_SHARED)"))
+            })
+        }
+        Geometry::Fsdax { .. } => {
+            let dev = applied
+                .block_device()
+                .ok_or("ndctl reported no block device")?;
+            let fs = DaxFs::create(std::path::Path::new(&dev), FsKind::Ext4)?;
+            let f = fs.file(size)?;
+            let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
+            let what = format!("a file on ext4 -o dax on {dev} (MAP_SHARED)");
+            Ok(Mapped {
+                usable,
+                fs: Some(fs),
+                ..Mapped::plain(mapping, what)
+            })
+        }
+        Geometry::Pfnmap => Err("pfnmap has no struct pages to pin".into()),
+    }
+}
+
+/// Maps `size` bytes of `m` (configuring the namespace if it is dax) and faults them in.
+fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready, String> {
+    let Mapped {
+        mapping,
+        fs,
+        pool,
+        usable,
+        what: mapped,
+        dax_device,
+    } = match m {
+        PinMemory::Hugetlb { kb } => map_hugetlb(kb, size)?,
+        PinMemory::Anon { thp } => Mapped::plain(
+            Mapping::anonymous(size as usize, thp).map_err(|e| e.to_string())?,
             format!(
                 "anonymous memory, {}",
                 if thp {
@@ -202,53 +311,18 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
                 }
             ),
         ),
-        PinMemory::Dax(g) => {
-            let prov = prov.ok_or("no namespace")?;
-            let applied = prov.apply(g).map_err(|e| e.to_string())?;
-            let usable = applied.usable_size();
-            if let Some(u) = usable.filter(|u| *u < size) {
-                return Err(format!(
-                    "the device offers {} MiB, less than --size {}",
-                    u >> 20,
-                    fmt_size(size)
-                ));
-            }
-            match g {
-                Geometry::Devdax { .. } => {
-                    let path = applied.dax_device().ok_or("ndctl reported no dax device")?;
-                    let f = OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(&path)
-                        .map_err(|e| format!("opening {path}: {e}"))?;
-                    let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
-                    let what = format!("{path} (MAP_SHARED)");
-                    dax_device = Some(path);
-                    (mapping, None, usable, what)
-                }
-                Geometry::Fsdax { .. } => {
-                    let dev = applied
-                        .block_device()
-                        .ok_or("ndctl reported no block device")?;
-                    let fs = DaxFs::create(std::path::Path::new(&dev), FsKind::Ext4)?;
-                    let f = fs.file(size)?;
-                    let mapping = Mapping::shared(f, len).map_err(|e| e.to_string())?;
-                    let what = format!("a file on ext4 -o dax on {dev} (MAP_SHARED)");
-                    (mapping, Some(fs), usable, what)
-                }
-                Geometry::Pfnmap => return Err("pfnmap has no struct pages to pin".into()),
-            }
-        }
+        PinMemory::Dax(g) => map_dax(g, size, prov)?,
     };
     let touch = mapping.populate();
     let thp_bytes = match m {
         PinMemory::Anon { .. } => mapping.thp_bytes(),
-        PinMemory::Dax(_) => None,
+        PinMemory::Dax(_) | PinMemory::Hugetlb { .. } => None,
     };
     let (pages, pages_error) = page_facts_of(m, &mapping, size, dax_device.as_deref());
     Ok(Ready {
         mapping,
         _fs: fs,
+        _pool: pool,
         info: Prepared {
             memory: m,
             touch_ns: Some(touch.as_nanos() as u64),
@@ -269,7 +343,7 @@ fn page_facts_of(
     dax_device: Option<&str>,
 ) -> (Option<PageFacts>, Option<String>) {
     match m {
-        PinMemory::Anon { .. } => (None, None),
+        PinMemory::Anon { .. } | PinMemory::Hugetlb { .. } => (None, None),
         PinMemory::Dax(g) => match pagemap::page_facts(mapping.addr(), size) {
             Ok(f) => (Some(f), None),
             // 6.12's pagemap gives no pfn for a PUD-mapped (1G) devdax page: the device's
