@@ -700,6 +700,14 @@ fn rmap_suite_on_the_host() {
     for (args, says) in [
         (&["--folio-size", "3K"][..], "this kernel offers 4K"),
         (&["--size", "3M"], "needs a multiple of 2M"),
+        (
+            &["--folio-size", "hugetlb:3M"],
+            "--folio-size hugetlb:3M: this kernel has HugeTLB pages of 2M",
+        ),
+        (
+            &["--folio-size", "hugetlb:2M", "--size", "3M"],
+            "--size 3M: hugetlb:2M maps whole pages, so --size must be a multiple of 2M",
+        ),
     ] {
         let out = run(foliobench().args(["run", "--suite", "rmap"]).args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}");

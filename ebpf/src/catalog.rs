@@ -287,6 +287,31 @@ pub const CATALOG: &[Probe] = &[
         NR,
         "fork's rmap duplication for a batch of PTEs",
     ),
+    // HugeTLB's rmap (seed 003's hugetlb_* calls) is per whole folio and static inline on
+    // 6.8+ (hugetlb_add_new_anon_rmap, hugetlb_try_dup_anon_rmap, hugetlb_remove_rmap; the
+    // out-of-line hugetlb_add_anon_rmap serves only migration): counted at their callers,
+    // the fault (once per folio) and the page-table walks of fork and munmap (once per VMA).
+    func(
+        "hugetlb_fault",
+        Group::Rmap,
+        &["hugetlb_fault"],
+        &[],
+        "one HugeTLB page fault (a COW copies and maps a whole folio)",
+    ),
+    func(
+        "copy_hugetlb_page_range",
+        Group::Rmap,
+        &["copy_hugetlb_page_range"],
+        &[],
+        "fork's copy of one HugeTLB VMA's page table entries (dups each folio's rmap)",
+    ),
+    func(
+        "__unmap_hugepage_range",
+        Group::Rmap,
+        &["__unmap_hugepage_range"],
+        &[],
+        "zaps a range of one HugeTLB VMA (removes each folio's rmap)",
+    ),
     syscall(
         "sys_munmap",
         Group::Rmap,

@@ -128,6 +128,9 @@ impl FolioCheck {
 /// The memory of anonymous rows; the file case says `fsdax:mem`.
 pub const ANON: &str = "anon";
 
+/// The memory of private HugeTLB rows (`--folio-size hugetlb:2M`).
+pub const HUGETLB: &str = "hugetlb";
+
 fn anon() -> String {
     ANON.into()
 }
@@ -135,7 +138,7 @@ fn anon() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RmapResult {
     pub op: RmapOp,
-    /// `anon`, or `fsdax:mem` for a file on ext4 -o dax.
+    /// `anon`, `hugetlb`, or `fsdax:mem` for a file on ext4 -o dax.
     #[serde(default = "anon")]
     pub memory: String,
     pub folio_kb: u64,
@@ -291,10 +294,13 @@ impl Metrics for RmapSuite {
 }
 
 impl RmapResult {
-    /// The folio size of an anonymous row, or the file case's memory.
+    /// The folio size of an anonymous row, `hugetlb:2M` for a HugeTLB one, or the file
+    /// case's memory.
     pub fn folio_label(&self) -> String {
         if self.memory == ANON {
             format!("{}K", self.folio_kb)
+        } else if self.memory == HUGETLB {
+            format!("{HUGETLB}:{}", crate::hugetlb::size_name(self.folio_kb))
         } else {
             self.memory.clone()
         }
@@ -382,6 +388,46 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec
             )),
             _ => {}
         }
+    }
+    v
+}
+
+/// Per HugeTLB row, against the mapping: COW takes one fault per folio, never per page
+/// (`hugetlb_fault`; the new folio's rmap is added inline, hugetlb_add_new_anon_rmap on
+/// 6.12); fork copies the one VMA in one walk (`copy_hugetlb_page_range`, which dups each
+/// folio's rmap inline: hugetlb_try_dup_anon_rmap), munmap zaps it in one
+/// (`__unmap_hugepage_range`, hugetlb_remove_rmap inline). Seed 003's hugetlb_* rmap calls
+/// are static inline on 6.8+: these are their callers.
+pub fn hugetlb_checks(results: &[RmapResult], size: u64) -> Vec<Check> {
+    let mut v = Vec::new();
+    for r in results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Measured && r.memory == HUGETLB)
+    {
+        let folios = size / (r.folio_kb * 1024);
+        let (id, want, per) = match r.op {
+            RmapOp::Cow => ("hugetlb_fault", folios, "one fault per folio copied"),
+            RmapOp::Fork => (
+                "copy_hugetlb_page_range",
+                1,
+                "one walk of the mapping's VMA",
+            ),
+            RmapOp::Munmap => ("__unmap_hugepage_range", 1, "one zap of the mapping's VMA"),
+            _ => continue,
+        };
+        let what = format!("{} {}: {id}, {per}", r.op.name(), r.folio_label());
+        v.push(match r.probe(id) {
+            Some(p) => Check::new(
+                what,
+                p.calls == want,
+                format!(
+                    "{} calls for the mapping's {folios} folios of {} pages (expected {want})",
+                    p.calls,
+                    r.folio_kb / 4
+                ),
+            ),
+            _ => Check::skipped(what, format!("not measured: {id} was not traced")),
+        });
     }
     v
 }
@@ -582,6 +628,44 @@ mod tests {
             traced_ns: None,
             control: vec![],
         }
+    }
+
+    /// Seen on 6.12, 32 MiB of 2M HugeTLB pages: fork walks the VMA once, munmap zaps it
+    /// once, COW faults once per folio.
+    #[test]
+    fn hugetlb_rows_are_held_to_one_call_per_vma_or_folio() {
+        let named = |id: &str, calls: u64| ProbeStats {
+            probe: id.into(),
+            function: id.into(),
+            ..probe(id, false, vec![(0, calls)])
+        };
+        let hugetlb = |op, p| RmapResult {
+            memory: HUGETLB.into(),
+            ..row(op, 2048, p)
+        };
+        let rows = [
+            hugetlb(RmapOp::Fork, named("copy_hugetlb_page_range", 1)),
+            hugetlb(RmapOp::Munmap, named("__unmap_hugepage_range", 1)),
+            hugetlb(RmapOp::Cow, named("hugetlb_fault", 16)),
+            // A per-page COW would fault 8192 times; a row without the probe is not measured.
+            hugetlb(RmapOp::Cow, named("hugetlb_fault", 8192)),
+            hugetlb(RmapOp::Cow, named("folio_remove_rmap_ptes", 9)),
+            // Anonymous rows are batch_checks' business.
+            row(RmapOp::Fork, 2048, named("copy_hugetlb_page_range", 0)),
+        ];
+        let c = hugetlb_checks(&rows, 32 << 20);
+        assert_eq!(c.len(), 5, "{c:?}");
+        assert!(c[0].agrees && c[1].agrees && c[2].agrees, "{c:?}");
+        assert_eq!(
+            c[2].what,
+            "cow hugetlb:2M: hugetlb_fault, one fault per folio copied"
+        );
+        assert!(c[2]
+            .detail
+            .starts_with("16 calls for the mapping's 16 folios of 512 pages"));
+        assert!(!c[3].agrees, "{:?}", c[3]);
+        assert!(!c[4].measured, "{:?}", c[4]);
+        assert_eq!(rows[0].folio_label(), "hugetlb:2M");
     }
 
     /// Seen on 6.12: munmap of 64K folios removes rmap in batches of 16.

@@ -278,6 +278,12 @@ impl Mapping {
 
     /// Bytes of this mapping backed by transparent huge pages (AnonHugePages in smaps):
     /// whether THP really backs it.
+    /// One of smaps' byte fields (`Private_Hugetlb`, …) for this mapping.
+    pub fn smaps_bytes(&self, field: &str) -> Option<u64> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        smaps_bytes(&smaps_fields(&smaps, self.addr())?, field)
+    }
+
     pub fn thp_bytes(&self) -> Option<u64> {
         let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
         smaps_anon_huge_bytes(&smaps, self.addr())

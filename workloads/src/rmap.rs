@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use foliobench_reports::rmap::{FolioCheck, RmapOp};
+use serde::{Deserialize, Serialize};
 
 use crate::mapping::{Mapping, WorkloadError, PAGE};
 use crate::thp;
@@ -177,6 +178,46 @@ pub fn cow(m: &Mapping, folio: usize) -> Result<Duration, WorkloadError> {
     Ok(took)
 }
 
+/// What a round's mapping is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folio {
+    pub kb: u64,
+    /// The PMD size, kB: anonymous folios of this size are PMD-mapped THPs.
+    pub pmd_kb: u64,
+    /// HugeTLB pages of `kb` (MAP_HUGETLB, from a pool the caller reserved), rather than
+    /// anonymous memory whose folio size the THP controls choose.
+    #[serde(default)]
+    pub hugetlb: bool,
+}
+
+impl Folio {
+    /// A PMD-mapped THP, which PTE-remap splits (not a HugeTLB page: it is never split).
+    fn is_pmd_thp(&self) -> bool {
+        self.kb == self.pmd_kb && !self.hugetlb
+    }
+}
+
+/// Maps `size` bytes of `kb` HugeTLB pages and faults them in; the check is the mapping's
+/// Private_Hugetlb in smaps.
+fn prepare_hugetlb(size: usize, kb: u64) -> Result<(Mapping, FolioCheck), WorkloadError> {
+    let m = Mapping::hugetlb(size, kb)?;
+    m.populate();
+    let expected = (size as u64) / (kb * 1024);
+    let bytes = m.smaps_bytes("Private_Hugetlb");
+    let obtained = bytes.map(|b| b / (kb * 1024));
+    let check = FolioCheck {
+        folio_kb: kb,
+        expected,
+        obtained,
+        verified: obtained == Some(expected),
+        detail: format!(
+            "MAP_HUGETLB; Private_Hugetlb of the mapping: {}",
+            bytes.map_or("unknown".into(), |b| format!("{} kB", b / 1024))
+        ),
+    };
+    Ok((m, check))
+}
+
 /// Maps `size` bytes of anonymous memory meant to be made of `folio_kb` folios (the size
 /// controls set by the caller), faults it in for writing, and checks what the kernel
 /// allocated.
@@ -264,14 +305,18 @@ pub fn run_group(
     group: &[RmapOp],
     ops: &[RmapOp],
     size: usize,
-    folio_kb: u64,
-    pmd_kb: u64,
+    folio: Folio,
     hook: &mut dyn FnMut(Option<RmapOp>, bool),
     control: bool,
 ) -> Result<(Vec<(RmapOp, Duration)>, FolioCheck), WorkloadError> {
-    let (m, check) = prepare(size, folio_kb, pmd_kb)?;
-    let pmd = pmd_kb as usize * 1024;
-    let is_pmd = folio_kb == pmd_kb;
+    let folio_kb = folio.kb;
+    let (m, check) = if folio.hugetlb {
+        prepare_hugetlb(size, folio.kb)?
+    } else {
+        prepare(size, folio.kb, folio.pmd_kb)?
+    };
+    let pmd = folio.pmd_kb as usize * 1024;
+    let is_pmd = folio.is_pmd_thp();
     let mut out = Vec::new();
     if is_pmd && !(group.contains(&RmapOp::PteRemap) && ops.contains(&RmapOp::PteRemap)) {
         pte_remap(&m, pmd)?;
@@ -282,7 +327,10 @@ pub fn run_group(
         if op == RmapOp::PteRemap && !is_pmd {
             continue;
         }
-        if op == RmapOp::Fork && control {
+        // No control for HugeTLB: 7.3 refuses MADV_DOFORK on a HugeTLB VMA (EINVAL; 6.12
+        // takes it), and the helper has no HugeTLB memory but the mapping, so what the
+        // hugetlb probes count is the mapping's alone.
+        if op == RmapOp::Fork && control && !folio.hugetlb {
             fork_without(mapping, hook)?;
         }
         hook(Some(op), true);

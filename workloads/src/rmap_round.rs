@@ -30,7 +30,7 @@ use foliobench_reports::rmap::{FolioCheck, RmapOp};
 use serde::{Deserialize, Serialize};
 
 use crate::mapping::WorkloadError;
-use crate::rmap::{run_group, GROUPS};
+use crate::rmap::{run_group, Folio, GROUPS};
 
 const ENV: &str = "FOLIOBENCH_RMAP_ROUND";
 
@@ -39,8 +39,7 @@ const ENV: &str = "FOLIOBENCH_RMAP_ROUND";
 pub struct Round {
     pub ops: Vec<RmapOp>,
     pub size: usize,
-    pub folio_kb: u64,
-    pub pmd_kb: u64,
+    pub folio: Folio,
     /// Stop before and after each operation for the parent (a traced round), and before
     /// the fork, the control: the same fork with the mapping left out of the child.
     pub stepped: bool,
@@ -136,15 +135,8 @@ impl Round {
         };
         let mut hook = |op: Option<RmapOp>, start: bool| step(if start { "B" } else { "E" }, op);
         for g in GROUPS {
-            let (times, check) = run_group(
-                g,
-                &self.ops,
-                self.size,
-                self.folio_kb,
-                self.pmd_kb,
-                &mut hook,
-                self.stepped,
-            )?;
+            let (times, check) =
+                run_group(g, &self.ops, self.size, self.folio, &mut hook, self.stepped)?;
             round.checks.push(check);
             round.times.extend(
                 times

@@ -11,14 +11,17 @@ use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::precision::Rounds;
 use foliobench_reports::rmap::{
-    batch_checks, folio_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
+    batch_checks, folio_checks, hugetlb_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
+    HUGETLB,
 };
 use foliobench_reports::trace::{since_all, ProbeStats};
 
 use super::{failed, refused, Result, SuiteCtx};
 use crate::fsdax::{DaxFs, FsKind};
+use crate::hugetlb::HugetlbControls;
 use crate::mapping::Mapping;
 use crate::namespace::Provisioner;
+use crate::rmap::Folio;
 use crate::rmap_round::Round;
 use crate::thp::FolioSizes;
 
@@ -41,16 +44,31 @@ pub struct Plan {
     pub fsdax: bool,
     /// Whether fsdax was asked for by name (then a missing namespace is an error).
     pub fsdax_named: bool,
+    /// HugeTLB page sizes, kB (`--folio-size hugetlb:2M`): fork, munmap and COW of private
+    /// HugeTLB memory, whose rmap is per whole folio.
+    pub hugetlb_kbs: Vec<u64>,
+}
+
+/// The operations on HugeTLB memory: it is never PTE-mapped, so neither PTE-remap nor a
+/// per-page COW or MADV_DONTNEED (HugeTLB takes only whole pages) has a HugeTLB form.
+const HUGETLB_OPS: [RmapOp; 3] = [RmapOp::Fork, RmapOp::Munmap, RmapOp::Cow];
+
+fn memory_name(folio: Folio) -> &'static str {
+    if folio.hugetlb {
+        HUGETLB
+    } else {
+        ANON
+    }
 }
 
 /// The file-backed case's name in --folio-size and in the results.
 pub const FSDAX: &str = "fsdax:mem";
 
-fn skipped(op: RmapOp, folio_kb: u64, reason: String) -> RmapResult {
+fn skipped(folio: Folio, op: RmapOp, reason: String) -> RmapResult {
     RmapResult {
         op,
-        memory: ANON.into(),
-        folio_kb,
+        memory: memory_name(folio).into(),
+        folio_kb: folio.kb,
         outcome: Outcome::Skipped { reason },
         samples: vec![],
         probes: vec![],
@@ -90,11 +108,15 @@ pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSui
         ..Default::default()
     };
     run_anonymous(plan, ctx, probes, &mut suite)?;
+    run_hugetlb(plan, ctx, probes, &mut suite)?;
     if plan.fsdax {
         eprintln!("foliobench: rmap: {FSDAX} file");
         suite.results.extend(file_case(plan, ctx, probes));
     }
     suite.checks = batch_checks(&suite.results, batched, plan.size);
+    suite
+        .checks
+        .extend(hugetlb_checks(&suite.results, plan.size));
     suite.checks.extend(folio_checks(&suite.folios));
     Ok(suite)
 }
@@ -112,34 +134,89 @@ fn run_anonymous(
             .into_iter()
             .filter(|op| *op != RmapOp::PteRemap || kb == plan.pmd_kb)
             .collect();
-        if let Err(e) = sizes.choose((kb > 4).then_some(kb)) {
-            for &op in &ops {
-                suite.results.push(skipped(
-                    op,
-                    kb,
-                    format!("cannot choose the folio size: {e}"),
-                ));
-            }
-            continue;
-        }
-        eprintln!("foliobench: rmap: folio {kb}K");
-        match measure(plan, kb, &ops, &ctx.rounds, probes, ctx.interrupted) {
-            Ok((rows, check, anon_kb)) => {
-                suite.results.extend(rows);
-                suite.folios.push(check);
-                suite.forking_process_anon_kb = suite.forking_process_anon_kb.max(anon_kb);
-            }
-            Err(e) => {
-                for &op in &ops {
-                    suite
-                        .results
-                        .push(skipped(op, kb, format!("failed: {e:#}")));
-                }
+        let folio = Folio {
+            kb,
+            pmd_kb: plan.pmd_kb,
+            hugetlb: false,
+        };
+        match sizes.choose((kb > 4).then_some(kb)) {
+            Err(e) => skip_all(
+                suite,
+                folio,
+                &ops,
+                &format!("cannot choose the folio size: {e}"),
+            ),
+            Ok(()) => {
+                eprintln!("foliobench: rmap: folio {kb}K");
+                measure_into(suite, plan, folio, &ops, ctx, probes);
             }
         }
         ctx.check_interrupted("THP size controls restored, no results written")?;
     }
     sizes.restore().map_err(failed)
+}
+
+/// Every HugeTLB page size in turn, from a pool reserved for it (put back as found): twice
+/// the round's pages, since COW after fork copies every folio.
+fn run_hugetlb(
+    plan: &Plan,
+    ctx: &SuiteCtx,
+    probes: &[Resolution],
+    suite: &mut RmapSuite,
+) -> Result<()> {
+    for &kb in &plan.hugetlb_kbs {
+        let folio = Folio {
+            kb,
+            pmd_kb: plan.pmd_kb,
+            hugetlb: true,
+        };
+        let want = 2 * plan.size / (kb * 1024);
+        let pool = HugetlbControls::begin(&[kb]).and_then(|p| {
+            let (_, got) = p.set_pool(kb, want)?;
+            if got < want {
+                return Err(format!(
+                    "the {kb} kB HugeTLB pool grew to {got} of the {want} pages a round needs \
+                     (its mapping and the COW copies): too little free contiguous memory"
+                ));
+            }
+            Ok(p)
+        });
+        match pool {
+            Err(e) => skip_all(suite, folio, &HUGETLB_OPS, &e),
+            Ok(mut pool) => {
+                eprintln!("foliobench: rmap: HugeTLB {kb}K");
+                measure_into(suite, plan, folio, &HUGETLB_OPS, ctx, probes);
+                pool.restore().map_err(failed)?;
+            }
+        }
+        ctx.check_interrupted("HugeTLB pool restored, no results written")?;
+    }
+    Ok(())
+}
+
+fn skip_all(suite: &mut RmapSuite, folio: Folio, ops: &[RmapOp], why: &str) {
+    for &op in ops {
+        suite.results.push(skipped(folio, op, why.to_string()));
+    }
+}
+
+/// One folio's rows into the suite: measured, or skipped with why.
+fn measure_into(
+    suite: &mut RmapSuite,
+    plan: &Plan,
+    folio: Folio,
+    ops: &[RmapOp],
+    ctx: &SuiteCtx,
+    probes: &[Resolution],
+) {
+    match measure(plan, folio, ops, &ctx.rounds, probes, ctx.interrupted) {
+        Ok((rows, check, anon_kb)) => {
+            suite.results.extend(rows);
+            suite.folios.push(check);
+            suite.forking_process_anon_kb = suite.forking_process_anon_kb.max(anon_kb);
+        }
+        Err(e) => skip_all(suite, folio, ops, &format!("failed: {e:#}")),
+    }
 }
 
 /// The file case's rows: measured, or skipped with the reason.
@@ -195,7 +272,7 @@ fn warm_up_size(size: usize, pmd_kb: u64) -> usize {
 
 fn measure(
     plan: &Plan,
-    kb: u64,
+    folio: Folio,
     ops: &[RmapOp],
     rounds: &Rounds,
     probes: &[Resolution],
@@ -204,14 +281,15 @@ fn measure(
     let round = |size: usize| Round {
         ops: ops.to_vec(),
         size,
-        folio_kb: kb,
-        pmd_kb: plan.pmd_kb,
+        folio,
         stepped: false,
     };
     let mut noop = |_: Option<RmapOp>, _: bool| {};
     // The folio size obtained is checked on every mapping, warm-up and timed: a round
     // whose mapping fell back to smaller folios would time something else.
-    let warm_up = round(warm_up_size(plan.size as usize, plan.pmd_kb)).run_apart(&mut noop)?;
+    // (Whole HugeTLB pages: a 1G page's warm-up is a whole 1G page.)
+    let warm_up =
+        round(warm_up_size(plan.size as usize, plan.pmd_kb.max(folio.kb))).run_apart(&mut noop)?;
     let mut checks = warm_up.checks;
     let mut anon_kb = warm_up.anon_kb;
     let mut samples: HashMap<RmapOp, Vec<u64>> = HashMap::new();
@@ -229,7 +307,7 @@ fn measure(
             break;
         }
     }
-    let ((traced, traced_ns), control) = traced_round(plan, kb, ops, probes)?;
+    let ((traced, traced_ns), control) = traced_round(plan, folio, ops, probes)?;
     let rows = ops
         .iter()
         .map(|&op| {
@@ -244,8 +322,8 @@ fn measure(
             };
             RmapResult {
                 op,
-                memory: ANON.into(),
-                folio_kb: kb,
+                memory: memory_name(folio).into(),
+                folio_kb: folio.kb,
                 outcome: Outcome::Measured,
                 samples: samples.remove(&op).unwrap_or_default(),
                 probes,
@@ -263,7 +341,7 @@ fn measure(
 /// helper's memory too). Empty when nothing can be traced.
 fn traced_round(
     plan: &Plan,
-    kb: u64,
+    folio: Folio,
     ops: &[RmapOp],
     probes: &[Resolution],
 ) -> Result<(Traced, Vec<ProbeStats>)> {
@@ -273,8 +351,7 @@ fn traced_round(
     let round = Round {
         ops: ops.to_vec(),
         size: plan.size as usize,
-        folio_kb: kb,
-        pmd_kb: plan.pmd_kb,
+        folio,
         stepped: true,
     };
     // The helper is forked after the probes are attached: the filter follows it.
