@@ -1517,6 +1517,40 @@ fn report_compares_only_runs_of_one_sweep() {
     assert!(at("class=\"checks\">checks: ") < at("<details class=\"run\">"));
     assert!(!page.to_lowercase().contains("lost"), "no lost row");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("gate:"));
+    // As a browser shows it at 1280x800: the summary on the first screen, no comparison
+    // there, nothing wider than the page (wide tables and text scroll or wrap in their box).
+    let png = dir.path().join("first-screen.png");
+    let layout = layout_in_chromium(&html, 1280, 800, &png);
+    assert_eq!(png_size(&png), (1280, 800));
+    let first = layout["first_screen"].as_str().unwrap();
+    assert!(
+        layout["summary_top"].as_f64().is_some_and(|t| t < 800.0),
+        "{layout}"
+    );
+    assert!(first.contains("memmap: struct page memory"), "{first}");
+    assert!(first.contains("checks: "), "{first}");
+    assert!(
+        !first.contains("Lost") && !first.contains("regressions,"),
+        "{first}"
+    );
+    assert_eq!(layout["wide"], serde_json::json!([]), "{layout}");
+    assert!(
+        layout["scroll_width"].as_u64() <= layout["width"].as_u64(),
+        "{layout}"
+    );
+    // The measure's control: a row of unbreakable text outside any scrolling box is seen.
+    let wide = dir.path().join("wide.html");
+    let row = format!(
+        "<table><tr><td>{}</td></tr></table></body>",
+        "x".repeat(400)
+    );
+    std::fs::write(&wide, page.replace("</body>", &row)).unwrap();
+    let layout = layout_in_chromium(&wide, 1280, 800, &png);
+    assert!(
+        layout["wide"].to_string().contains("table")
+            && layout["scroll_width"].as_u64() > layout["width"].as_u64(),
+        "{layout}"
+    );
 
     let out = run(foliobench()
         .arg("report")

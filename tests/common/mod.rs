@@ -212,3 +212,89 @@ pub fn assert_rounds_followed_precision(
         "{what}: stopped at {n} while the rule wanted more: {timings:?}"
     );
 }
+
+/// How a report lays out in Chromium at `width`×`height` (the script below, added to a
+/// copy of the page): `scroll_width` (the page's, against `width`), `wide` (elements
+/// reaching past the page's right edge outside a box that scrolls or clips them),
+/// `first_screen` (the text shown above `height`), `summary_top` (the first summary
+/// table's top, px; null if none). Also writes a screenshot of that window to `png`.
+pub fn layout_in_chromium(html: &Path, width: u32, height: u32, png: &Path) -> serde_json::Value {
+    const MEASURE: &str = r#"<script>
+window.addEventListener('load', () => {
+  const W = document.documentElement.clientWidth, H = window.innerHeight;
+  const clipped = e => { for (let p = e.parentElement; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; }
+    return false; };
+  const wide = [];
+  for (const e of document.body.querySelectorAll('*')) {
+    const r = e.getBoundingClientRect();
+    if (r.width > 0 && r.right > W + 1 && !clipped(e)) wide.push(e.tagName.toLowerCase() + (e.className ? '.' + e.className : '') + ' ' + Math.round(r.right) + 'px');
+  }
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = [];
+  for (let n; (n = walker.nextNode()); ) {
+    const range = document.createRange(); range.selectNodeContents(n);
+    const r = range.getBoundingClientRect();
+    if (r.height > 0 && r.top < H && n.textContent.trim()) seen.push(n.textContent.trim());
+  }
+  const s = document.querySelector('table.summary');
+  const out = document.createElement('pre'); out.id = 'foliobench-layout';
+  out.textContent = JSON.stringify({ width: W, scroll_width: document.documentElement.scrollWidth,
+    wide: wide.slice(0, 20), first_screen: seen.join('\n'),
+    summary_top: s ? s.getBoundingClientRect().top : null });
+  document.body.appendChild(out);
+});
+</script>"#;
+    let page = std::fs::read_to_string(html).unwrap();
+    let measured = html.with_extension("measured.html");
+    std::fs::write(
+        &measured,
+        page.replace("</body>", &format!("{MEASURE}</body>")),
+    )
+    .unwrap();
+    let window = format!("--window-size={width},{height}");
+    let chromium = |extra: &[String], page: &Path| {
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .arg(&window)
+            .args(extra)
+            .arg(format!("file://{}", page.canonicalize().unwrap().display()))
+            .output()
+            .expect("chromium (installed by scripts/test.sh)");
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    chromium(&[format!("--screenshot={}", png.display())], html);
+    let dom = chromium(
+        &["--dump-dom".into(), "--virtual-time-budget=3000".into()],
+        &measured,
+    );
+    let at = dom
+        .find("<pre id=\"foliobench-layout\">")
+        .expect("the measuring script ran")
+        + "<pre id=\"foliobench-layout\">".len();
+    let text = dom[at..].split("</pre>").next().unwrap();
+    let json = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+/// A PNG's width and height, from its header.
+pub fn png_size(png: &Path) -> (u32, u32) {
+    let b = std::fs::read(png).unwrap();
+    assert_eq!(&b[1..4], b"PNG", "{} is not a PNG", png.display());
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
