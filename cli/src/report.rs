@@ -108,6 +108,10 @@ pub fn run(a: ReportArgs) -> Result<Code> {
         })
         .filter(|c| c.rows.iter().any(Row::in_both))
         .collect();
+    // The first screens first, then the details.
+    for (_, r) in &runs {
+        println!("{}", foliobench_reports::render::report::summary_text(r));
+    }
     for (_, r) in &runs {
         println!("{}", r.render_text());
     }

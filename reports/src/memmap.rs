@@ -566,7 +566,49 @@ fn render_row(r: &MemmapResult, base: Option<u64>, o: &mut String) {
         )),
     );
 }
+/// The first screen's per-geometry answers beside the counts: the struct page memory in
+/// RAM per TiB of device (measured), the model's pages (in RAM / on the device), and whether
+/// the vmemmap optimization applied (the measured RAM pages are the optimized model's).
+fn memmap_derived(rows: &[MemmapResult]) -> Vec<crate::suite::Derived> {
+    const TIB: f64 = (1u64 << 40) as f64;
+    let ram = |r: &MemmapResult| {
+        crate::stats::median(&r.counted(|x| x.probe_ram_vmemmap_pages.map(|v| v as f64)))
+    };
+    let col = |heading: &str, f: &dyn Fn(&MemmapResult) -> Option<String>| {
+        (
+            heading.to_string(),
+            rows.iter()
+                .filter(|r| r.error.is_none())
+                .filter_map(|r| f(r).map(|c| (r.geometry.to_string(), c)))
+                .collect(),
+        )
+    };
+    vec![
+        col("in RAM per TiB", &|r| {
+            let per_tib = ram(r)? * 4096.0 * TIB / r.model.size as f64;
+            Some(crate::units::fmt_bytes(per_tib))
+        }),
+        col("model: pages in RAM / on device", &|r| {
+            Some(format!("{} / {}", r.model.ram_pages, r.model.device_pages))
+        }),
+        col("vmemmap optimization", &|r| {
+            Some(
+                match (r.model.optimized, ram(r)) {
+                    (false, _) => "does not apply",
+                    (true, Some(m)) if m as u64 == r.model.ram_pages => "applied",
+                    (true, Some(_)) => "NOT applied",
+                    (true, None) => "applies (RAM not measured)",
+                }
+                .to_string(),
+            )
+        }),
+    ]
+}
+
 impl crate::suite::SuiteReport for Vec<MemmapResult> {
+    fn first_screen_derived(&self) -> Vec<crate::suite::Derived> {
+        memmap_derived(self)
+    }
     fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         (
             "struct page memory and memmap_init_zone_device per geometry",

@@ -1026,10 +1026,79 @@ pub fn refs_checks(results: &[PinResult]) -> Vec<Check> {
         .collect()
 }
 
+impl PinMemory {
+    /// The 4K memory of the same kind a row is set against on the first screen: devdax
+    /// 2M/1G against devdax 4K with the struct pages in the same place, anonymous THP and
+    /// HugeTLB against anonymous 4K pages (fsdax: none).
+    fn base_4k(&self) -> Option<PinMemory> {
+        match self {
+            PinMemory::Dax(Geometry::Devdax { map, .. }) => {
+                Some(PinMemory::Dax(Geometry::Devdax {
+                    align: 4096,
+                    map: *map,
+                }))
+            }
+            PinMemory::Anon { .. } | PinMemory::Hugetlb { .. } => {
+                Some(PinMemory::Anon { thp: false })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The first screen's ns per pinned page and the time against the same driver's 4K row
+/// (`base_4k`), per measured row: the pin's median, or O_DIRECT's whole read.
+fn pin_derived(suite: &PinSuite) -> Vec<crate::suite::Derived> {
+    let median_ns = |r: &PinResult| {
+        crate::stats::median(
+            &r.samples
+                .iter()
+                .map(|x| x.pin_ns as f64)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let measured = || {
+        suite
+            .results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Measured)
+    };
+    let subject = |r: &PinResult| format!("{} {}", r.memory, r.driver.name());
+    let per_page = measured()
+        .filter_map(|r| {
+            let t = median_ns(r)?;
+            (r.pages > 0).then(|| (subject(r), crate::summary::short(t / r.pages as f64)))
+        })
+        .collect();
+    let vs_4k = measured()
+        .filter_map(|r| {
+            let base = r.memory.base_4k()?;
+            let b = measured().find(|x| x.memory == base && x.driver == r.driver)?;
+            let ratio = median_ns(r)? / median_ns(b)?;
+            Some((subject(r), format!("{ratio:.2}×")))
+        })
+        .collect();
+    let per_folio = measured()
+        .filter_map(|r| {
+            let folio = r.memory.folio_pages()?;
+            let per_page = r.grabs.as_ref()?.per_page()?;
+            Some((subject(r), crate::summary::short(per_page * folio as f64)))
+        })
+        .collect();
+    vec![
+        ("ns per page".into(), per_page),
+        ("grabs per folio".into(), per_folio),
+        ("time vs 4K".into(), vs_4k),
+    ]
+}
+
 impl crate::suite::SuiteReport for PinSuite {
+    fn first_screen_derived(&self) -> Vec<crate::suite::Derived> {
+        pin_derived(self)
+    }
     fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         (
-            "pin time and grabs per page, per memory and driver",
+            "pin time and grabs per page, per memory and driver (time vs 4K: devdax against devdax:4K with its struct pages in the same place, THP and HugeTLB against anon:4K)",
             &[
                 ("pin", "pin (ms)"),
                 ("unpin", "unpin (ms)"),

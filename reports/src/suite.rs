@@ -94,7 +94,16 @@ pub trait SuiteReport {
     /// The report's first screen: what the table is, and the metrics it shows (metric
     /// name, column heading), the answers the suite exists for.
     fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]);
+    /// Columns the first screen derives from the rows rather than shows as a metric (per
+    /// TiB, the model, the ratio to 4K): per column its heading and (subject, cell) pairs,
+    /// the subjects those of the suite's metrics.
+    fn first_screen_derived(&self) -> Vec<Derived> {
+        vec![]
+    }
 }
+
+/// A derived first-screen column: its heading, and per subject its cell.
+pub type Derived = (String, Vec<(String, String)>);
 
 /// Names a suite's own checks "suite: what".
 pub fn named_checks(suite: Suite, checks: &[Check]) -> Vec<(String, Check)> {

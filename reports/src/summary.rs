@@ -19,7 +19,19 @@ pub fn tables(r: &Results) -> Vec<SummaryTable> {
     r.parts()
         .map(|p| {
             let (title, chosen) = p.first_screen();
-            table(format!("{}: {title}", p.suite()), chosen, &p.metrics())
+            let mut t = table(format!("{}: {title}", p.suite()), chosen, &p.metrics());
+            for (heading, cells) in p.first_screen_derived() {
+                t.columns.push(heading);
+                for (subject, row) in &mut t.rows {
+                    row.push(
+                        cells
+                            .iter()
+                            .find(|(s, _)| s == subject)
+                            .map_or("-".into(), |(_, c)| c.clone()),
+                    );
+                }
+            }
+            t
         })
         .filter(|t| !t.rows.is_empty())
         .collect()
@@ -100,6 +112,34 @@ mod tests {
             memmap.rows
         );
         assert_eq!(memmap.columns.len(), memmap.rows[0].1.len());
+        // Derived columns: per TiB from the measured pages, the model, the optimization.
+        let cell = |t: &SummaryTable, row: &str, col: &str| {
+            let c = t.columns.iter().position(|x| x == col).unwrap();
+            let r = t.rows.iter().find(|(s, _)| s == row).unwrap();
+            r.1[c].clone()
+        };
+        assert_eq!(cell(memmap, "devdax:4K:mem", "in RAM per TiB"), "16 GiB");
+        assert_eq!(cell(memmap, "devdax:2M:mem", "in RAM per TiB"), "4 GiB");
+        assert_eq!(cell(memmap, "devdax:1G:mem", "in RAM per TiB"), "8 MiB");
+        assert_eq!(
+            cell(memmap, "devdax:2M:mem", "vmemmap optimization"),
+            "applied"
+        );
+        assert_eq!(
+            cell(memmap, "devdax:4K:mem", "vmemmap optimization"),
+            "does not apply"
+        );
+        assert_eq!(
+            cell(memmap, "devdax:1G:mem", "model: pages in RAM / on device"),
+            "4 / 0"
+        );
+        let pin = t.iter().find(|t| t.title.starts_with("pin")).unwrap();
+        assert_eq!(cell(pin, "devdax:4K:mem io_uring", "time vs 4K"), "1.00×");
+        assert_eq!(
+            cell(pin, "devdax:2M:mem io_uring", "grabs per folio"),
+            "512"
+        );
+        assert_eq!(cell(pin, "fsdax:mem odirect", "time vs 4K"), "-");
         assert!(t.iter().any(|t| t.title.starts_with("pin")));
         assert!(t.iter().any(|t| t.title.starts_with("fsdax")));
         let (line, bad) = checks(&r);

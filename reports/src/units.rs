@@ -14,9 +14,33 @@ pub fn fmt_size(b: u64) -> String {
     format!("{b}")
 }
 
+/// Bytes in the largest binary unit they fill, to about four digits ("16 GiB", "8 MiB",
+/// "3.938 GiB").
+pub fn fmt_bytes(b: f64) -> String {
+    for (u, m) in [
+        ("TiB", GIB * 1024),
+        ("GiB", GIB),
+        ("MiB", MIB),
+        ("KiB", KIB),
+    ] {
+        if b >= m as f64 {
+            return format!("{} {u}", crate::summary::short(b / m as f64));
+        }
+    }
+    format!("{b} B")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_in_their_unit() {
+        assert_eq!(fmt_bytes((16 * GIB) as f64), "16 GiB");
+        assert_eq!(fmt_bytes((8 * MIB) as f64), "8 MiB");
+        assert_eq!(fmt_bytes(1.5 * GIB as f64), "1.500 GiB");
+        assert_eq!(fmt_bytes(512.0), "512 B");
+    }
 
     #[test]
     fn exact_units() {

@@ -116,6 +116,53 @@ fn run_section(o: &mut String, n: &Named) -> Result<(), String> {
     Ok(())
 }
 
+/// One file's first screen as terminal text: its kernel and clock, each suite's table
+/// (columns aligned, figures to the right), the checks line and the mismatches in full.
+pub fn summary_text(r: &Results) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "== {} ({}); timings: {}",
+        r.context.kernel_release,
+        r.suites.join(", "),
+        r.clock().describe()
+    );
+    for t in crate::summary::tables(r) {
+        let _ = writeln!(o, "\n{}", t.title);
+        let header: Vec<&str> = std::iter::once("")
+            .chain(t.columns.iter().map(String::as_str))
+            .collect();
+        let lines: Vec<Vec<&str>> = std::iter::once(header)
+            .chain(t.rows.iter().map(|(s, cells)| {
+                std::iter::once(s.as_str())
+                    .chain(cells.iter().map(String::as_str))
+                    .collect()
+            }))
+            .collect();
+        let width = |i: usize| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..lines[0].len()).map(width).collect();
+        for l in &lines {
+            let mut line = format!("{:<w$}", l[0], w = widths[0]);
+            for (cell, w) in l.iter().zip(&widths).skip(1) {
+                let _ = write!(line, "  {cell:>w$}");
+            }
+            let _ = writeln!(o, "{}", line.trim_end());
+        }
+    }
+    let (line, bad) = crate::summary::checks(r);
+    let _ = writeln!(o, "\nchecks: {line}");
+    for (what, c) in bad {
+        let _ = writeln!(o, "  MISMATCH {what}: {}", c.detail);
+    }
+    o
+}
+
 /// `summary_section` as Markdown.
 fn summary_markdown(o: &mut String, n: &Named) {
     let r = n.results;
