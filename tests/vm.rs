@@ -333,6 +333,19 @@ fn pin_suite_on_612() {
     // 9.07 ms against 32 grabs and 0.78 ms.
     let hugetlb = &pin_row(&r, "hugetlb:2M", "io_uring")["grabs"];
     assert_eq!(hugetlb["calls"], 512, "{hugetlb}");
+    // The kernel's own pin counters witness the probes: every reference acquired and
+    // released in the round; while registered, io_uring holds one pin per folio of its
+    // coalesced buffer (seen: 512 for 1 GiB of 2M, 1 for a 1G page).
+    for (memory, held) in [
+        ("devdax:1G:mem", 1),
+        ("devdax:2M:mem", 512),
+        ("hugetlb:2M", 512),
+    ] {
+        let f = &pin_row(&r, memory, "io_uring")["grabs"]["foll_pin"];
+        assert_eq!(f["acquired"], 262144, "{memory}: {f}");
+        assert_eq!(f["released"], 262144, "{memory}: {f}");
+        assert_eq!(f["held"], held, "{memory}: {f}");
+    }
     assert_eq!(
         grabs_per_page(pin_row(&r, "devdax:2M:mem", "io_uring")),
         1.0
@@ -412,10 +425,10 @@ fn pin_suite_on_612() {
     );
 
     // 5 memories x (1 warm-up + 2 timed + 3 traced: 2 latency rounds, as many as --repeat
-    // up to 3, and 1 grab round) rounds x (register + unregister), and one refused
-    // registration on fsdax.
+    // up to 3, and 1 grab round; + 1 round read while its pins are held) rounds x
+    // (register + unregister), and one refused registration on fsdax.
     let t = read_json(&dir.path().join("t.json"));
-    assert_eq!(t["probes"][0]["calls"], 61, "{}", t["probes"][0]);
+    assert_eq!(t["probes"][0]["calls"], 71, "{}", t["probes"][0]);
     // Kernel latency per GUP call from those rounds' histograms.
     assert_eq!(pin_row(&r, "devdax:4K:mem", "io_uring")["kernel_rounds"], 2);
     assert!(stdout.contains("kpin per GUP call: p50 <="), "{stdout}");
@@ -1119,6 +1132,17 @@ fn struct_pages_and_folio_grabs_on_debian_73() {
     // devdax:2M took 65: 32 + 32 + 1, the fast path's grab and drop, then slow GUP's).
     let h = &pin_row(&r, "hugetlb:2M", "io_uring")["grabs"];
     assert_eq!(h["calls"], 32, "{h}");
+    // The kernel's pin counters count 7.3's double grab too: 16896 references acquired
+    // and released for 16384 pages of devdax:2M (the fast path's 512, dropped, then slow
+    // GUP's), 16384 for HugeTLB's; 32 pins held while registered (one per folio).
+    let f = &pin_row(&r, "devdax:2M:mem", "io_uring")["grabs"]["foll_pin"];
+    assert_eq!(
+        (&f["acquired"], &f["released"], &f["held"]),
+        (&16896.into(), &16896.into(), &32.into()),
+        "{f}"
+    );
+    let f = &h["foll_pin"];
+    assert_eq!(f["acquired"], 16384, "{f}");
     assert_eq!(
         grab_function(h, "try_grab_folio_fast").expect("traced")["refs_values"],
         serde_json::json!([[512, 32]]),

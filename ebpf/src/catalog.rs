@@ -139,6 +139,16 @@ pub const CATALOG: &[Probe] = &[
         &["size"],
         "allocates one page-table page, or one RAM vmemmap block for vmemmap_alloc_block_buf: calls less the latter's RAM calls = the vmemmap's page tables",
     ),
+    // Where nr_memmap_pages is accounted (6.11+): its argument summed is what vmstat's
+    // counter moved by, at the call that moved it (a third witness beside the allocator's
+    // count and the counter itself: which of them disagrees, and where).
+    func(
+        "memmap_pages_add",
+        Group::Vmemmap,
+        &["memmap_pages_add"],
+        &["delta"],
+        "accounts struct page memory in nr_memmap_pages: delta summed = the counter's move",
+    ),
     func(
         "altmap_alloc_block_buf",
         Group::Vmemmap,

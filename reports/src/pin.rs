@@ -219,6 +219,21 @@ pub struct Grabs {
     /// the latency round of the same work); `None` when they were not traced.
     #[serde(default)]
     pub gup_calls: Option<u64>,
+    /// The kernel's own pin counters over the same round; absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foll_pin: Option<FollPins>,
+}
+
+/// `/proc/vmstat` nr_foll_pin_acquired and nr_foll_pin_released, after minus before a
+/// round (system-wide, per-CPU deltas folded): an independent witness of the pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollPins {
+    pub acquired: i64,
+    pub released: i64,
+    /// Acquired less released while an io_uring registration still held its pins, against
+    /// before it (another round): the leak check's positive control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -966,6 +981,78 @@ pub fn grab_checks(results: &[PinResult]) -> Vec<Check> {
     out
 }
 
+/// Per traced row, the kernel's own pin counters (`/proc/vmstat` nr_foll_pin_*) over the
+/// grab round against the probes: the references acquired are the references the grab
+/// probes counted (a fast-path grab that is dropped again counts in both), and every one is
+/// released by the end of the round (a leak check). FOLL_GET paths (gup_test's gup_fast,
+/// O_DIRECT before 6.2) take no pin: there the counter must not move, the witness's
+/// negative control.
+pub fn foll_pin_checks(results: &[PinResult]) -> Vec<Check> {
+    let mut out = Vec::new();
+    for r in results.iter().filter(|r| r.outcome == Outcome::Measured) {
+        let Some(g) = &r.grabs else { continue };
+        let Some(f) = g.foll_pin else { continue };
+        let name = format!("{} {}", r.driver, r.memory);
+        let counters = format!(
+            "nr_foll_pin_acquired {:+}, nr_foll_pin_released {:+}",
+            f.acquired, f.released
+        );
+        let refs = g.refs as i64;
+        if r.driver == PinDriver::GupTestGupFast {
+            out.push(Check::new(
+                format!("{name}: FOLL_GET takes no pin (vmstat)"),
+                f.acquired == 0 && f.released == 0,
+                format!("{counters} while the probes counted {refs} references got"),
+            ));
+            continue;
+        }
+        let what = format!("{name}: the kernel's pin counters (vmstat) vs the probes' references");
+        if r.driver == PinDriver::Odirect && f.acquired == 0 && refs > 0 {
+            out.push(Check::skipped(
+                what,
+                format!("not applicable: this kernel's O_DIRECT took its {refs} references with FOLL_GET, not FOLL_PIN ({counters})"),
+            ));
+            continue;
+        }
+        out.push(Check::new(
+            what,
+            f.acquired == refs,
+            format!("{counters}; the grab probes counted {refs} references"),
+        ));
+        let what = format!("{name}: every pin released by the end of the round (vmstat)");
+        if let Some(h) = f.held {
+            // io_uring keeps one pin per folio of a buffer it can coalesce (huge folios,
+            // 6.10+) and drops the others at registration: seen, 512 held for 1 GiB of 2M
+            // devdax and 1 for a 1G page on 6.12 and 7.3, one per page on 6.1.
+            let pages = r.pages as i64;
+            let per = if h == pages {
+                "one per page".to_string()
+            } else if h > 0 && pages % h == 0 {
+                format!(
+                    "one per {}-page folio: io_uring keeps one pin per folio of a coalesced buffer",
+                    pages / h
+                )
+            } else {
+                "neither one per page nor one per folio".to_string()
+            };
+            out.push(Check::new(
+                format!("{name}: pins still registered are seen as held (vmstat)"),
+                h > 0 && pages % h == 0,
+                format!("acquired - released {h:+} while the registration held {pages} pages pinned ({per})"),
+            ));
+        }
+        out.push(if r.driver == PinDriver::XdpUmem {
+            Check::skipped(
+                what,
+                format!("not applicable: the UMEM is unpinned after an RCU grace period, past the round ({counters})"),
+            )
+        } else {
+            Check::new(what, f.released == f.acquired, counters)
+        });
+    }
+    out
+}
+
 /// Per dax memory: every pfn of the mapping has a struct page in the vmemmap. The positive
 /// control of the pfnmap row's "no struct page" (same witness, opposite answer), and of the
 /// kernel keeping struct pages for ZONE_DEVICE memory in RAM (`mem`) or on the device (`dev`).
@@ -1165,6 +1252,7 @@ mod tests {
                 by_function: vec![],
                 releases: vec![],
                 gup_calls: None,
+                foll_pin: None,
             }),
         }
     }
@@ -1325,6 +1413,75 @@ mod tests {
         assert!(!c[2].measured && c[2].detail.contains("no vmemmap_base"));
     }
 
+    /// The kernel's pin counters against the probes: equal on a pin (7.3's devdax:2M
+    /// double grab counts in both: 16896 for 16384 pages), every pin released; a leak and a
+    /// FOLL_GET path that moved the pin counter are mismatches; O_DIRECT with FOLL_GET is
+    /// not applicable.
+    #[test]
+    fn the_kernels_pin_counters_witness_the_probes() {
+        let with = |memory, driver, refs: u64, acquired: i64, released: i64| {
+            let mut r = row(memory, driver, 1_000_000, 1);
+            let g = r.grabs.as_mut().unwrap();
+            g.refs = refs;
+            g.foll_pin = Some(FollPins {
+                acquired,
+                released,
+                held: None,
+            });
+            r
+        };
+        let c = foll_pin_checks(&[
+            with("devdax:2M:mem", PinDriver::IoUring, 16896, 16896, 16896),
+            with(
+                "devdax:2M:mem",
+                PinDriver::GupTestPinFast,
+                16384,
+                16384,
+                16383,
+            ),
+            with("anon:thp", PinDriver::GupTestGupFast, 16384, 0, 0),
+            with("anon:thp", PinDriver::GupTestGupFast, 16384, 512, 512),
+            with("devdax:2M:mem", PinDriver::Odirect, 16384, 0, 0),
+        ]);
+        let verdicts: Vec<(bool, bool)> = c.iter().map(|c| (c.measured, c.agrees)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                (true, true),   // io_uring: acquired = references
+                (true, true),   // io_uring: all released
+                (true, true),   // pin_fast: acquired = references
+                (true, false),  // pin_fast: one pin left
+                (true, true),   // gup_fast: no pin
+                (true, false),  // gup_fast: the counter moved
+                (false, false), // O_DIRECT with FOLL_GET: not applicable
+            ],
+            "{c:#?}"
+        );
+        assert!(
+            c[0].detail.contains("nr_foll_pin_acquired +16896"),
+            "{}",
+            c[0].detail
+        );
+        // Pins held by a registration: one per page (6.1) or per folio (6.12+: 512 for
+        // 1 GiB of 2M folios) is seen; none seen means the witness is blind.
+        let held = |h: i64| {
+            let mut r = with("devdax:2M:mem", PinDriver::IoUring, 262144, 262144, 262144);
+            r.pages = 262144;
+            r.grabs.as_mut().unwrap().foll_pin.as_mut().unwrap().held = Some(h);
+            foll_pin_checks(&[r])
+                .into_iter()
+                .find(|c| c.what.ends_with("seen as held (vmstat)"))
+                .unwrap()
+        };
+        assert!(held(262144).agrees && held(512).agrees && held(1).agrees);
+        assert!(
+            held(512).detail.contains("one per 512-page folio"),
+            "{}",
+            held(512).detail
+        );
+        assert!(!held(0).agrees && !held(100).agrees);
+    }
+
     /// Seen on Debian 6.1, 64 MiB of devdax:2M:mem: AF_XDP's UMEM registration pins it
     /// long-term (io_uring refuses it there) with one try_grab_page per base page; its
     /// releases run after an RCU grace period outside the process, so the table says "-"
@@ -1350,6 +1507,7 @@ mod tests {
                 refs_values: vec![],
             }],
             gup_calls: Some(1),
+            foll_pin: None,
         });
         let suite = PinSuite {
             size: 64 << 20,

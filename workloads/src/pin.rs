@@ -49,6 +49,16 @@ impl FixedBuffers {
     /// Registers `bufs` as fixed buffers (one long-term pin each) and unregisters them,
     /// timing both.
     pub fn round(&self, bufs: &[libc::iovec]) -> Result<PinTiming, WorkloadError> {
+        self.round_holding(bufs, &mut || {})
+    }
+
+    /// `round`, calling `held` between the timed registration and the timed
+    /// unregistration, while the pins are held.
+    pub fn round_holding(
+        &self,
+        bufs: &[libc::iovec],
+        held: &mut dyn FnMut(),
+    ) -> Result<PinTiming, WorkloadError> {
         let sub = self.ring.submitter();
         let pages = bufs.iter().map(|b| (b.iov_len / PAGE) as u64).sum();
         let _unpreempted = Unpreempted::enter();
@@ -60,6 +70,7 @@ impl FixedBuffers {
             err,
         })?;
         let pin = t.elapsed();
+        held();
         let t = Instant::now();
         sub.unregister_buffers().map_err(|e| {
             WorkloadError::Failed(format!("io_uring buffer unregistration failed: {e}"))
@@ -315,6 +326,28 @@ impl Driver<'_> {
             Driver::GupTest(dev, cmd) => gup_test(dev, *cmd, m, GUP_TEST_PAGES_PER_CALL),
             Driver::XdpUmem => xdp_umem(m),
         }
+    }
+
+    /// For io_uring, the pins the kernel counts as held while the registration holds them:
+    /// nr_foll_pin_acquired - nr_foll_pin_released then, less before the round (the leak
+    /// check's positive control: a pin not yet released is seen). None for the other
+    /// drivers, whose pins are released before the call that took them returns.
+    pub fn held_pins(&self, m: &Mapping) -> Option<Result<i64, WorkloadError>> {
+        let Driver::IoUring(ring) = self else {
+            return None;
+        };
+        let net = |p: Option<(i64, i64)>| p.map(|(a, r)| a - r);
+        let before = net(crate::system::foll_pins());
+        let mut during = None;
+        let done = ring.round_holding(&m.iovecs(IO_URING_MAX_BUFFER), &mut || {
+            during = net(crate::system::foll_pins());
+        });
+        Some(done.and_then(|_| {
+            before
+                .zip(during)
+                .map(|(b, d)| d - b)
+                .ok_or_else(|| WorkloadError::Failed("no nr_foll_pin_* in /proc/vmstat".into()))
+        }))
     }
 
     /// Pins and unpins a read-only mapping once, each driver as far as it can without

@@ -217,6 +217,19 @@ pub fn vmstat(key: &str) -> Option<i64> {
     procfs::vmstat().ok()?.get(key).copied()
 }
 
+/// `/proc/vmstat`'s nr_foll_pin_acquired and nr_foll_pin_released (5.8+): the kernel's own
+/// count of FOLL_PIN references taken and dropped, system-wide. The per-CPU deltas are
+/// folded first (vm.stat_refresh): unfolded, each CPU may hold back up to its threshold.
+pub fn foll_pins() -> Option<(i64, i64)> {
+    // Refused (not root) or warning of negative counters: the read is then a bit stale.
+    let _ = std::fs::write("/proc/sys/vm/stat_refresh", "1");
+    let v = procfs::vmstat().ok()?;
+    Some((
+        *v.get("nr_foll_pin_acquired")?,
+        *v.get("nr_foll_pin_released")?,
+    ))
+}
+
 /// A /proc/meminfo field in kB, by its name there (MemTotal, MemFree, MemAvailable).
 pub fn meminfo_kb(key: &str) -> Option<i64> {
     use procfs::Current;

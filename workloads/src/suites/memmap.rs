@@ -286,6 +286,9 @@ fn sample(
         memmap_init_nr_pages: zone
             .filter(|z| z.calls > 0 && z.arg_name.is_some())
             .map(|z| z.arg_sum),
+        memmap_pages_added: stat(&stats, "memmap_pages_add")
+            .filter(|a| a.arg_name.is_some())
+            .map(|a| a.arg_sum as i64),
         init_struct_pages: struct_pages_initialised(&stats, g),
         usable_size: applied.usable_size(),
     })

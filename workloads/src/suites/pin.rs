@@ -17,8 +17,9 @@ use foliobench_reports::hugetlb::size_name;
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::pages::PageFacts;
 use foliobench_reports::pin::{
-    grab_checks, order_checks, refs_checks, struct_page_checks, GrabFunction, Grabs, PinDriver,
-    PinMemory, PinResult, PinSample, PinSuite, Prepared, PIN_PROBES, RELEASES,
+    foll_pin_checks, grab_checks, order_checks, refs_checks, struct_page_checks, FollPins,
+    GrabFunction, Grabs, PinDriver, PinMemory, PinResult, PinSample, PinSuite, Prepared,
+    PIN_PROBES, RELEASES,
 };
 use foliobench_reports::precision::Rounds;
 use foliobench_reports::trace::ProbeStats;
@@ -455,6 +456,7 @@ pub fn run(
     );
     suite.checks = order_checks(&suite.results);
     suite.checks.extend(grab_checks(&suite.results));
+    suite.checks.extend(foll_pin_checks(&suite.results));
     suite.checks.extend(refs_checks(&suite.results));
     suite.checks.extend(struct_page_checks(&suite.prepared));
     Ok(suite)
@@ -649,33 +651,58 @@ fn traced_phases(
     not_traced: &mut Vec<String>,
 ) {
     let latency_rounds = rounds.min.clamp(1, LATENCY_ROUNDS);
-    for (x, ts, stats) in traced(m, cells, latency, latency_rounds, not_traced) {
+    for (x, ts, stats, _) in traced(m, cells, latency, latency_rounds, not_traced) {
         x.kernel = stats;
         x.kernel_rounds = ts.len() as u32;
         x.traced_samples.extend(ts);
     }
-    for (x, ts, stats) in traced(m, cells, &counting(grab, &[]), 1, not_traced) {
+    for (x, ts, stats, foll_pin) in traced(m, cells, &counting(grab, &[]), 1, not_traced) {
         let per_round = gup_calls(&x.kernel).map(|c| c / u64::from(x.kernel_rounds.max(1)));
         x.grabs = grabs(ts[0].pages, &stats).map(|g| Grabs {
             gup_calls: per_round,
+            foll_pin,
             ..g
         });
         x.traced_samples.extend(ts);
+    }
+    held_pins(m, cells, not_traced);
+}
+
+/// For each cell whose driver holds its pins across calls (io_uring), one more untimed
+/// round that reads the kernel's pin counters while they are held, into its `foll_pin`.
+fn held_pins(
+    m: &Mapping,
+    cells: &mut [(PinResult, Option<(Driver, Measured)>)],
+    not_traced: &mut Vec<String>,
+) {
+    for (_, x) in cells.iter_mut() {
+        let Some((d, measured)) = x.as_mut() else {
+            continue;
+        };
+        let Some(f) = measured.grabs.as_mut().and_then(|g| g.foll_pin.as_mut()) else {
+            continue;
+        };
+        match d.held_pins(m) {
+            Some(Ok(h)) => f.held = Some(h),
+            Some(Err(e)) => not_traced.push(format!("pins held (vmstat): {e}")),
+            None => {}
+        }
     }
 }
 
 /// `rounds` rounds of every measured cell's driver with `probes` attached once for all of
 /// them, to this process (pins, and with null_blk's inline completion also the unpins, run
 /// in it); each driver's rounds are a span of their own. Gives each cell that ran its
-/// rounds' timings and counts; a cell whose rounds failed takes that outcome. Nothing when
-/// nothing could be attached.
+/// rounds' timings and counts, and the kernel's pin counters over them (`/proc/vmstat`,
+/// read just outside the probes' span); a cell whose rounds failed takes that outcome.
+/// Nothing when nothing could be attached.
 fn traced<'c>(
     m: &Mapping,
     cells: &'c mut [(PinResult, Option<(Driver, Measured)>)],
     probes: &[Resolution],
     rounds: usize,
     not_traced: &mut Vec<String>,
-) -> Vec<(&'c mut Measured, Vec<PinTiming>, Vec<ProbeStats>)> {
+) -> Vec<TracedCell<'c>> {
     if !any_traceable(probes) || cells.iter().all(|(_, x)| x.is_none()) {
         return vec![];
     }
@@ -685,12 +712,18 @@ fn traced<'c>(
             .enumerate()
             .filter_map(|(i, (_, x))| Some((i, &x.as_ref()?.0)))
             .map(|(i, d)| {
+                let before = system::foll_pins();
                 hook(i, true);
                 let out = (0..rounds)
                     .map(|_| d.round(m))
                     .collect::<Result<Vec<_>, _>>();
                 hook(i, false);
-                (i, out)
+                let pins = before.zip(system::foll_pins()).map(|(b, a)| FollPins {
+                    acquired: a.0 - b.0,
+                    released: a.1 - b.1,
+                    held: None,
+                });
+                (i, out.map(|o| (o, pins)))
             })
             .collect::<Vec<_>>()
     };
@@ -715,7 +748,7 @@ fn traced<'c>(
     for (i, s) in t.spans {
         spans[i] = Some(s);
     }
-    let mut by_cell: Vec<Option<Result<Vec<PinTiming>, WorkloadError>>> =
+    let mut by_cell: Vec<Option<Result<RoundsOut, WorkloadError>>> =
         (0..cells.len()).map(|_| None).collect();
     for (i, o) in outs {
         by_cell[i] = Some(o);
@@ -723,9 +756,9 @@ fn traced<'c>(
     let mut got = Vec::new();
     for (((r, x), o), s) in cells.iter_mut().zip(by_cell).zip(spans) {
         match o {
-            Some(Ok(ts)) if attached => {
+            Some(Ok((ts, pins))) if attached => {
                 if let Some((_, measured)) = x.as_mut() {
-                    got.push((measured, ts, s.unwrap_or_default()));
+                    got.push((measured, ts, s.unwrap_or_default(), pins));
                 }
             }
             Some(Err(e)) => {
@@ -737,6 +770,18 @@ fn traced<'c>(
     }
     got
 }
+
+/// A cell's traced rounds: their times and the kernel's pin counters over them.
+type RoundsOut = (Vec<PinTiming>, Option<FollPins>);
+
+/// What a traced phase gives a cell: its rounds' times, the probes' counts and the pin
+/// counters.
+type TracedCell<'c> = (
+    &'c mut Measured,
+    Vec<PinTiming>,
+    Vec<ProbeStats>,
+    Option<FollPins>,
+);
 
 fn per_function(stats: &[ProbeStats], prefix: &str) -> Vec<GrabFunction> {
     stats
@@ -786,6 +831,7 @@ pub fn grabs(pages: u64, stats: &[ProbeStats]) -> Option<Grabs> {
             .flat_map(|r| per_function(stats, r))
             .collect(),
         gup_calls: None,
+        foll_pin: None,
     })
 }
 
