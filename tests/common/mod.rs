@@ -120,12 +120,12 @@ pub fn ktap_parsed(ktap: &str) -> Value {
     serde_json::from_slice(&out.stdout).expect("ktap-check.py JSON")
 }
 
-/// Loads an HTML report in headless chromium and returns the number of chart SVGs the page's
-/// own script counted once the browser had parsed it (None: the page did not run it).
-pub fn charts_in_chromium(html: &Path) -> Option<u64> {
+/// Headless chromium on a local page with `args`; its stdout (the DOM, for --dump-dom).
+fn chromium(args: &[String], page: &Path) -> String {
     let out = Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
-        .arg(format!("file://{}", html.canonicalize().unwrap().display()))
+        .args(["--headless", "--no-sandbox", "--disable-gpu"])
+        .args(args)
+        .arg(format!("file://{}", page.canonicalize().unwrap().display()))
         .output()
         .expect("chromium (installed by scripts/test.sh)");
     assert!(
@@ -133,7 +133,13 @@ pub fn charts_in_chromium(html: &Path) -> Option<u64> {
         "chromium failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dom = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Loads an HTML report in headless chromium and returns the number of chart SVGs the page's
+/// own script counted once the browser had parsed it (None: the page did not run it).
+pub fn charts_in_chromium(html: &Path) -> Option<u64> {
+    let dom = chromium(&["--dump-dom".into()], html);
     let at = dom.find("<body data-charts=\"")? + "<body data-charts=\"".len();
     dom[at..].split('"').next()?.parse().ok()
 }
@@ -253,31 +259,19 @@ window.addEventListener('load', () => {
     )
     .unwrap();
     let window = format!("--window-size={width},{height}");
-    let chromium = |extra: &[String], page: &Path| {
-        let out = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-            ])
-            .arg(&window)
-            .args(extra)
-            .arg(format!("file://{}", page.canonicalize().unwrap().display()))
-            .output()
-            .expect("chromium (installed by scripts/test.sh)");
-        assert!(
-            out.status.success(),
-            "chromium failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    chromium(&[format!("--screenshot={}", png.display())], html);
-    let dom = chromium(
-        &["--dump-dom".into(), "--virtual-time-budget=3000".into()],
-        &measured,
-    );
+    let shot = [
+        window.clone(),
+        "--hide-scrollbars".into(),
+        format!("--screenshot={}", png.display()),
+    ];
+    chromium(&shot, html);
+    let measure = [
+        window,
+        "--hide-scrollbars".into(),
+        "--dump-dom".into(),
+        "--virtual-time-budget=3000".into(),
+    ];
+    let dom = chromium(&measure, &measured);
     let at = dom
         .find("<pre id=\"foliobench-layout\">")
         .expect("the measuring script ran")
