@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Two VMs at once would not fit the CI machine's 2 cores in reasonable time.
 static ONE_VM: Mutex<()> = Mutex::new(());
@@ -343,6 +343,15 @@ fn pin_suite_on_612() {
     // 9.07 ms against 32 grabs and 0.78 ms.
     let hugetlb = &pin_row(&r, "hugetlb:2M", "io_uring")["grabs"];
     assert_eq!(hugetlb["calls"], 512, "{hugetlb}");
+    // Where 6.12 grabs 2M devdax per base page: slow GUP's devmap path, by kernel stack.
+    let g = &pin_row(&r, "devdax:2M:mem", "io_uring")["grabs"];
+    let slow = &grab_function(g, "try_grab_folio").unwrap()["stacks"][0];
+    assert_eq!(slow["calls"], 262144, "{slow}");
+    assert_eq!(
+        slow["frames"].as_array().unwrap()[..2],
+        [json!("try_grab_folio"), json!("follow_devmap_pmd")],
+        "{slow}"
+    );
     // The kernel's own pin counters witness the probes: every reference acquired and
     // released in the round; while registered, io_uring holds one pin per folio of its
     // coalesced buffer (seen: 512 for 1 GiB of 2M, 1 for a 1G page).
@@ -947,6 +956,25 @@ fn memmap_suite_on_612() {
     );
     // The guest's stderr arrives through the console, on stdout.
     assert!(String::from_utf8_lossy(&out.stdout).contains("plan: reconfigure namespace0.0"));
+    // nr_memmap_pages is accounted where memory is added: memmap_pages_add's calls by
+    // kernel stack, its delta summed equal to the counter's move (2048 at 2M, 16 calls:
+    // one per 128 MiB section).
+    let two_m = r["memmap"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| geometry_name(&m["geometry"]) == "devdax:2M:mem")
+        .unwrap();
+    let t = &two_m["traced"];
+    assert_eq!(t["memmap_pages_added"], 2048, "{t}");
+    let top = &t["memmap_pages_add_stacks"][0];
+    assert_eq!(top["calls"], 16, "{top}");
+    assert_eq!(top["arg_sum"], 2048, "{top}");
+    assert_eq!(
+        top["frames"].as_array().unwrap()[..2],
+        [json!("memmap_pages_add"), json!("sparse_add_section")],
+        "{top}"
+    );
     for m in r["memmap"].as_array().unwrap() {
         let g = geometry_name(&m["geometry"]);
         if g == "pfnmap" {
@@ -1153,6 +1181,33 @@ fn struct_pages_and_folio_grabs_on_debian_73() {
     );
     let f = &h["foll_pin"];
     assert_eq!(f["acquired"], 16384, "{f}");
+    // The stacks behind 7.3's double grab of devdax:2M: GUP-fast grabs a folio and drops
+    // it (long-term pins of a file mapping are refused there), then slow GUP grabs.
+    let g = &pin_row(&r, "devdax:2M:mem", "io_uring")["grabs"];
+    let top = |function: &str| {
+        let s =
+            &grab_function(g, function).unwrap_or_else(|| panic!("{function}: {g}"))["stacks"][0];
+        s["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(3)
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        top("try_grab_folio_fast").starts_with("try_grab_folio_fast gup_fast_fallback"),
+        "{g}"
+    );
+    assert!(
+        top("gup_put_folio").starts_with("gup_put_folio gup_fast_fallback"),
+        "{g}"
+    );
+    assert!(
+        top("try_grab_folio").starts_with("try_grab_folio __get_user_pages"),
+        "{g}"
+    );
     assert_eq!(
         grab_function(h, "try_grab_folio_fast").expect("traced")["refs_values"],
         serde_json::json!([[512, 32]]),

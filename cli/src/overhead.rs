@@ -394,6 +394,7 @@ mod tests {
             arg_name: arg.map(|a| a.1.to_string()),
             reason: String::new(),
             count_only: false,
+            stacks: false,
         }
     }
 

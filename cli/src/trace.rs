@@ -27,6 +27,10 @@ pub struct TraceArgs {
     /// Trace the whole system for this long (e.g. 10s), instead of a command.
     #[arg(long)]
     pub duration: Option<String>,
+    /// Count each probe's calls per kernel call path too (a BPF stack map, as bcc's
+    /// stackcount), symbolised from /proc/kallsyms.
+    #[arg(long)]
+    pub stacks: bool,
     #[command(flatten)]
     pub output: OutputArgs,
     /// The command to trace, with its children.
@@ -51,7 +55,10 @@ pub fn run(a: TraceArgs) -> Result<Code> {
     selected.extend(a.functions.iter().map(|f| catalog::function_probe(f)));
 
     let facts = KernelFacts::probe();
-    let resolutions = facts.resolve(&selected);
+    let mut resolutions = facts.resolve(&selected);
+    if a.stacks {
+        resolutions = foliobench_ebpf::tracer::with_stacks(&resolutions);
+    }
     let mut report = TraceReport {
         schema_version: TRACE_SCHEMA_VERSION,
         kernel_release: system::kernel_release(),

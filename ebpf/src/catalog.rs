@@ -496,6 +496,7 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
         arg_name: None,
         reason: String::new(),
         count_only: false,
+        stacks: false,
     };
     match probe.target {
         Target::Function { names, arg } => resolve_function(r, names, arg, k),

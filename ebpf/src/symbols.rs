@@ -77,6 +77,40 @@ impl Kallsyms {
     }
 }
 
+/// Kernel text addresses to names, for stacks: every text symbol of `/proc/kallsyms`
+/// (modules' and BPF programs' too), by address.
+#[derive(Debug, Default)]
+pub struct Addresses(Vec<(u64, String)>);
+
+impl Addresses {
+    pub fn read() -> Addresses {
+        Self::parse(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default())
+    }
+
+    pub fn parse(text: &str) -> Addresses {
+        let mut v: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|line| {
+                let mut it = line.split_whitespace();
+                let (addr, ty, name) = (it.next()?, it.next()?, it.next()?);
+                let addr = u64::from_str_radix(addr, 16).ok()?;
+                (matches!(ty, "t" | "T") && addr != 0).then(|| (addr, name.to_string()))
+            })
+            .collect();
+        v.sort();
+        Addresses(v)
+    }
+
+    /// The function an address lies in (the nearest symbol at or below it); `?` when
+    /// there is none (or kallsyms hides addresses from this reader).
+    pub fn name(&self, ip: u64) -> &str {
+        match self.0.partition_point(|(a, _)| *a <= ip) {
+            0 => "?",
+            i => &self.0[i - 1].1,
+        }
+    }
+}
+
 /// ftrace's list of patchable functions, or why it could not be read.
 #[derive(Debug)]
 pub enum FilterFunctions {
@@ -123,6 +157,24 @@ impl FilterFunctions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_name_the_function_they_lie_in() {
+        let a = Addresses::parse(
+            "ffffffff81000000 T _stext\nffffffff812a0000 t try_grab_folio\n\
+             ffffffff812a0400 T gup_fast_pud_leaf\nffffffff812a0800 D some_data\n\
+             ffffffffc0100000 t bpf_prog_6deef7357e7b4530_fentry_entry_3\t[bpf]\n",
+        );
+        assert_eq!(a.name(0xffffffff812a0010), "try_grab_folio");
+        assert_eq!(a.name(0xffffffff812a0400), "gup_fast_pud_leaf");
+        // Data symbols are not functions: the text symbol before it still holds.
+        assert_eq!(a.name(0xffffffff812a0900), "gup_fast_pud_leaf");
+        assert_eq!(
+            a.name(0xffffffffc0100008),
+            "bpf_prog_6deef7357e7b4530_fentry_entry_3"
+        );
+        assert_eq!(a.name(0x1000), "?");
+    }
 
     // Recorded from the Debian 6.12 guest (trimmed).
     const KALLSYMS: &str = "\

@@ -449,6 +449,7 @@ mod tests {
                 arg_name: None,
                 reason: "neither".into(),
                 count_only: false,
+                stacks: false,
             }],
             pmem: PmemListing {
                 regions: vec![],

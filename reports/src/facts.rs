@@ -210,6 +210,9 @@ pub struct Resolution {
     /// traced rounds take counts; timing every call there would only add probe effect.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub count_only: bool,
+    /// Calls counted per kernel stack too (traced rounds only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stacks: bool,
 }
 
 impl Resolution {

@@ -827,6 +827,7 @@ mod tests {
             arg_values: values,
             arg_sum: 0,
             arg_values_dropped: 0,
+            stacks: vec![],
         }
     }
 

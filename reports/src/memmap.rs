@@ -76,6 +76,9 @@ pub struct MemmapSample {
     /// nr_memmap_pages is accounted, the third witness beside the counter and the allocator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memmap_pages_added: Option<i64>,
+    /// Its calls by kernel call path (traced sample).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memmap_pages_add_stacks: Vec<crate::trace::StackCount>,
     /// Struct pages initialised: memmap_init_compound's nr_pages summed (compound), or
     /// memmap_init_zone_device's nr_pages (base pages).
     pub init_struct_pages: Option<u64>,
@@ -183,7 +186,22 @@ fn accounting_check(samples: &[MemmapSample], traced: Option<&MemmapSample>) -> 
         return Check::skipped(what, "not measured: no traced sample");
     };
     match (t.memmap_pages_added, t.nr_memmap_pages_delta) {
-        (Some(added), Some(delta)) => equal_signed(what, added, delta, ""),
+        (Some(added), Some(delta)) => {
+            let mut c = equal_signed(what, added, delta, "");
+            if let Some(top) = t.memmap_pages_add_stacks.first() {
+                let _ = write!(
+                    c.detail,
+                    "; accounted at {} ({} calls{})",
+                    top.path(4),
+                    top.calls,
+                    match t.memmap_pages_add_stacks.len() {
+                        1 => String::new(),
+                        n => format!(", and {} other paths", n - 1),
+                    }
+                );
+            }
+            c
+        }
         (None, _) => Check::skipped(
             what,
             "not measured: memmap_pages_add not traced (6.11+, or inlined)",
@@ -703,6 +721,8 @@ mod tests {
             // A PMD-mapped vmemmap: no page tables (within 0..=4 for 2 GiB).
             vmemmap_page_tables: Some(0),
             teardown_freed_kb: Some(probe as i64 * 4),
+            // memmap_pages_add handed what the counter moved by.
+            memmap_pages_added: Some(vmstat),
             ..Default::default()
         }
     }
@@ -791,11 +811,47 @@ mod tests {
             vmemmap_page_tables: Some(17),
             ..sample(vmstat, 2048, 131072)
         };
-        let c = checks(&m, &[compound(2048)], None, true);
+        let c = checks(&m, &[compound(2048)], Some(&compound(2048)), true);
         assert!(c.iter().all(|c| c.agrees), "{c:?}");
-        let c = checks(&m, &[compound(2050)], None, true);
+        let c = checks(&m, &[compound(2050)], Some(&compound(2050)), true);
         let bad = c.iter().find(|c| !c.agrees).unwrap();
         assert!(bad.detail.contains("differs by +2"), "{}", bad.detail);
+        // 6.16/6.18: the accounting and the counter agree with each other (8192), not with
+        // the allocator (2048): memmap_pages_add says where the counter got it.
+        let mut whole = compound(8192);
+        whole.probe_ram_vmemmap_pages = Some(2048);
+        whole.memmap_pages_add_stacks = vec![crate::trace::StackCount {
+            frames: vec!["memmap_pages_add".into(), "section_activate".into()],
+            calls: 16,
+            arg_sum: 8192,
+        }];
+        let c = checks(&m, &[whole.clone()], Some(&whole), true);
+        let acc = c
+            .iter()
+            .find(|c| c.what.starts_with("memmap_pages_add"))
+            .unwrap();
+        assert!(acc.agrees, "{acc:?}");
+        assert!(
+            acc.detail
+                .contains("accounted at memmap_pages_add ← section_activate (16 calls)"),
+            "{}",
+            acc.detail
+        );
+        let ram = c
+            .iter()
+            .find(|c| c.what.starts_with("vmemmap pages allocated"))
+            .unwrap();
+        assert!(ram.agrees, "the allocator gave the optimised 2048: {ram:?}");
+        assert!(c
+            .iter()
+            .any(|c| c.what.starts_with("nr_memmap_pages delta") && !c.agrees));
+        // A counter moved by something else than memmap_pages_add's calls.
+        let mut apart = compound(2048);
+        apart.memmap_pages_added = Some(2047);
+        let c = checks(&m, &[apart.clone()], Some(&apart), true);
+        assert!(c
+            .iter()
+            .any(|c| c.what.starts_with("memmap_pages_add") && !c.agrees));
     }
 
     /// Seen on 6.12, 2 GiB devdax:2M:dev: 2014 MiB usable, 515584 struct pages initialised.
@@ -805,7 +861,7 @@ mod tests {
         let mut s = sample(8192, 0, 515584);
         s.usable_size = Some(2014 << 20);
         s.probe_ram_vmemmap_pages = None;
-        let c = checks(&m, &[s], None, true);
+        let c = checks(&m, &[s.clone()], Some(&s), true);
         // vmemmap_alloc_block_buf serves the altmap too: that check is not made, and says so.
         let (made, skipped): (Vec<_>, Vec<_>) = c.iter().partition(|c| c.measured);
         assert!(made.iter().all(|c| c.agrees), "{c:?}");
@@ -849,7 +905,8 @@ mod tests {
         let c = checks(&m, &[timed.clone(), timed.clone()], Some(&traced), true);
         assert!(c.iter().all(|c| c.agrees), "{c:?}");
         let c = checks(&m, std::slice::from_ref(&timed), None, true);
-        assert_eq!(c.iter().filter(|c| !c.measured).count(), 3, "{c:?}");
+        // RAM pages, page tables, struct pages, and memmap_pages_add: traced counts only.
+        assert_eq!(c.iter().filter(|c| !c.measured).count(), 4, "{c:?}");
         let r = MemmapResult {
             geometry: m.geometry,
             model: m,

@@ -242,6 +242,9 @@ pub struct GrabFunction {
     pub calls: u64,
     pub refs: u64,
     pub refs_values: Vec<(u64, u64)>,
+    /// Its calls per kernel call path, most first (the grab round counts stacks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<crate::trace::StackCount>,
 }
 
 /// The release functions (probe ids and kernel names alike; `unpin_user_` a prefix), in
@@ -249,6 +252,23 @@ pub struct GrabFunction {
 pub const RELEASES: &[&str] = &["gup_put_folio", "unpin_user_", "__bio_release_pages"];
 
 impl Grabs {
+    /// "; call paths: N× a ← b ← …, …": where the grabs and releases were made, the top
+    /// three paths of each function that counted stacks (empty when none did).
+    pub fn paths(&self) -> String {
+        let v: Vec<String> = self
+            .by_function
+            .iter()
+            .chain(&self.releases)
+            .flat_map(|f| f.stacks.iter().take(3))
+            .map(|s| format!("{}× {}", s.calls, s.path(5)))
+            .collect();
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!("; call paths: {}", v.join(", "))
+        }
+    }
+
     pub fn per_page(&self) -> Option<f64> {
         (self.pages > 0).then(|| self.calls as f64 / self.pages as f64)
     }
@@ -975,7 +995,11 @@ pub fn grab_checks(results: &[PinResult]) -> Vec<Check> {
                 } else {
                     ""
                 }
-            ),
+            ) + &if grabs.calls <= 2 * fewest {
+                String::new()
+            } else {
+                grabs.paths()
+            },
         ));
     }
     out
@@ -1100,13 +1124,20 @@ pub fn refs_checks(results: &[PinResult]) -> Vec<Check> {
         .filter_map(|r| {
             let g = r.grabs.as_ref()?;
             (g.calls > 0).then(|| {
+                let agrees = g.refs == g.pages;
                 Check::new(
                     format!(
                         "{} {}: references taken vs pages pinned",
                         r.memory, r.driver
                     ),
-                    g.refs == g.pages,
-                    format!("{} refs in {} grabs for {} pages", g.refs, g.calls, g.pages),
+                    agrees,
+                    format!(
+                        "{} refs in {} grabs for {} pages{}",
+                        g.refs,
+                        g.calls,
+                        g.pages,
+                        if agrees { String::new() } else { g.paths() }
+                    ),
                 )
             })
         })
@@ -1154,7 +1185,7 @@ fn pin_derived(suite: &PinSuite) -> Vec<crate::suite::Derived> {
     let per_page = measured()
         .filter_map(|r| {
             let t = median_ns(r)?;
-            (r.pages > 0).then(|| (subject(r), crate::summary::short(t / r.pages as f64)))
+            (r.pages > 0).then(|| (subject(r), crate::units::short(t / r.pages as f64)))
         })
         .collect();
     let vs_4k = measured()
@@ -1169,7 +1200,7 @@ fn pin_derived(suite: &PinSuite) -> Vec<crate::suite::Derived> {
         .filter_map(|r| {
             let folio = r.memory.folio_pages()?;
             let per_page = r.grabs.as_ref()?.per_page()?;
-            Some((subject(r), crate::summary::short(per_page * folio as f64)))
+            Some((subject(r), crate::units::short(per_page * folio as f64)))
         })
         .collect();
     vec![
@@ -1499,12 +1530,14 @@ mod tests {
                 calls: 16384,
                 refs: 16384,
                 refs_values: vec![],
+                stacks: vec![],
             }],
             releases: vec![GrabFunction {
                 function: "unpin_user_pages".into(),
                 calls: 0,
                 refs: 0,
                 refs_values: vec![],
+                stacks: vec![],
             }],
             gup_calls: Some(1),
             foll_pin: None,
@@ -1590,6 +1623,7 @@ mod tests {
             arg_values: vec![],
             arg_sum: 0,
             arg_values_dropped: 0,
+            stacks: vec![],
         }];
         r.kernel_rounds = 3;
         assert_eq!(r.kernel_ns(PIN_PROBES), Some(30_000_000));

@@ -614,6 +614,7 @@ mod tests {
             arg_sum: 0,
             arg_values: if arg { values } else { vec![] },
             arg_values_dropped: 0,
+            stacks: vec![],
         }
     }
 

@@ -67,17 +67,7 @@ fn table(title: String, chosen: &[(&str, &str)], metrics: &[Metric]) -> SummaryT
     }
 }
 
-/// A figure for a table cell: whole numbers whole, others to about four significant
-/// digits, without an exponent unless the figure is tiny.
-pub fn short(x: f64) -> String {
-    crate::render::comparison::figure(x, |x| {
-        if x.abs() >= 1e-4 {
-            format!("{x:.6}").trim_end_matches('0').to_string()
-        } else {
-            format!("{x:.2e}")
-        }
-    })
-}
+pub use crate::units::short;
 
 /// "12 ok, 1 mismatch, 3 not measured", and the mismatches (name, check).
 pub fn checks(r: &Results) -> (String, Vec<(String, Check)>) {

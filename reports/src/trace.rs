@@ -33,6 +33,59 @@ pub struct ProbeStats {
     pub arg_sum: u64,
     /// Distinct values that did not fit the exact-value map (still in `arg_log2`).
     pub arg_values_dropped: u64,
+    /// Calls per kernel call path, most first (where the probe counted stacks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<StackCount>,
+}
+
+/// The calls a probe saw on one kernel call path, and its argument summed over them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackCount {
+    /// Function names, innermost first (the probed function's callers); `?` where an
+    /// address has no symbol; empty when the stack could not be taken.
+    pub frames: Vec<String>,
+    pub calls: u64,
+    pub arg_sum: u64,
+}
+
+impl StackCount {
+    /// "a ← b ← c": the call path as a kernel developer reads it, innermost first, up to
+    /// `depth` frames.
+    pub fn path(&self, depth: usize) -> String {
+        if self.frames.is_empty() {
+            return "(no stack)".into();
+        }
+        let mut p = self
+            .frames
+            .iter()
+            .take(depth)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ← ");
+        if self.frames.len() > depth {
+            p.push_str(" ← …");
+        }
+        p
+    }
+}
+
+/// `now` less `before`, per call path: what a span added (paths with no new calls left
+/// out), most calls first.
+pub fn stacks_since(now: &[StackCount], before: &[StackCount]) -> Vec<StackCount> {
+    let mut v: Vec<StackCount> = now
+        .iter()
+        .filter_map(|n| {
+            let b = before.iter().find(|b| b.frames == n.frames);
+            let calls = n.calls - b.map_or(0, |b| b.calls.min(n.calls));
+            (calls > 0).then(|| StackCount {
+                frames: n.frames.clone(),
+                calls,
+                arg_sum: n.arg_sum.saturating_sub(b.map_or(0, |b| b.arg_sum)),
+            })
+        })
+        .collect();
+    v.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.frames.cmp(&b.frames)));
+    v
 }
 
 /// The `q` quantile of a log2 histogram (bucket i: [2^i, 2^(i+1))), as its bucket's upper
@@ -117,6 +170,7 @@ impl ProbeStats {
             arg_values_dropped: self
                 .arg_values_dropped
                 .saturating_sub(before.arg_values_dropped),
+            stacks: stacks_since(&self.stacks, &before.stacks),
             ..self.clone()
         }
     }
@@ -235,6 +289,24 @@ pub fn fmt_ns(ns: u64) -> String {
     }
 }
 
+/// A probe's call paths as stackcount prints them: the count, then the frames innermost
+/// first, one per line.
+fn render_stacks(o: &mut String, p: &ProbeStats) {
+    for s in &p.stacks {
+        let arg = match &p.arg_name {
+            Some(n) => format!(", {n} summed {}", s.arg_sum),
+            None => String::new(),
+        };
+        let _ = writeln!(o, "  {} calls{arg}:", s.calls);
+        for f in &s.frames {
+            let _ = writeln!(o, "    {f}");
+        }
+        if s.frames.is_empty() {
+            let _ = writeln!(o, "    (no stack)");
+        }
+    }
+}
+
 impl TraceReport {
     pub fn render_text(&self) -> String {
         let mut o = String::new();
@@ -280,6 +352,7 @@ impl TraceReport {
                     render_log2(&mut o, name, &p.arg_log2);
                 }
             }
+            render_stacks(&mut o, p);
         }
         if !self.not_traced.is_empty() {
             let _ = writeln!(o, "\nNot traced:");
@@ -450,7 +523,33 @@ mod tests {
             arg_sum: values.iter().map(|(v, n)| v * n).sum(),
             arg_values: values,
             arg_values_dropped: 0,
+            stacks: vec![],
         }
+    }
+
+    /// Call paths, read around a span: the span's own calls per path, most first; a path
+    /// prints innermost first.
+    #[test]
+    fn stacks_since_are_the_spans_own_paths() {
+        let path = |f: &[&str], calls, arg_sum| StackCount {
+            frames: f.iter().map(|s| s.to_string()).collect(),
+            calls,
+            arg_sum,
+        };
+        let fast = [
+            "try_grab_folio_fast",
+            "gup_fast_pud_leaf",
+            "gup_fast_fallback",
+        ];
+        let slow = ["try_grab_folio", "follow_page_mask", "__get_user_pages"];
+        let before = vec![path(&fast, 2, 524288)];
+        let now = vec![path(&fast, 3, 786432), path(&slow, 2, 262144)];
+        let d = stacks_since(&now, &before);
+        assert_eq!(d, vec![path(&slow, 2, 262144), path(&fast, 1, 262144)]);
+        assert_eq!(d[1].path(2), "try_grab_folio_fast ← gup_fast_pud_leaf ← …");
+        assert_eq!(path(&[], 1, 0).path(3), "(no stack)");
+        // A path with nothing new is not the span's.
+        assert!(stacks_since(&before, &before).is_empty());
     }
 
     /// One loaded probe, read around each operation: the operation's own calls.
@@ -497,6 +596,7 @@ mod tests {
             arg_values: vec![(2048, 4)],
             arg_sum: 8192,
             arg_values_dropped: 0,
+            stacks: vec![],
         }
     }
 

@@ -14,6 +14,38 @@ pub fn fmt_size(b: u64) -> String {
     format!("{b}")
 }
 
+/// A figure as the comparison tables print it: below 1, with an exponent.
+pub fn num(x: f64) -> String {
+    figure(x, |x| format!("{x:.3e}"))
+}
+
+/// Whole numbers whole, at least 100 to one decimal, at least 1 to three; below 1 as
+/// `small` says.
+pub fn figure(x: f64, small: fn(f64) -> String) -> String {
+    let a = x.abs();
+    if x.fract() == 0.0 && a < 1e15 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.3}")
+    } else {
+        small(x)
+    }
+}
+
+/// A figure for a table cell: whole numbers whole, others to about four significant
+/// digits, without an exponent unless the figure is tiny.
+pub fn short(x: f64) -> String {
+    figure(x, |x| {
+        if x.abs() >= 1e-4 {
+            format!("{x:.6}").trim_end_matches('0').to_string()
+        } else {
+            format!("{x:.2e}")
+        }
+    })
+}
+
 /// Bytes in the largest binary unit they fill, to about four digits ("16 GiB", "8 MiB",
 /// "3.938 GiB").
 pub fn fmt_bytes(b: f64) -> String {
@@ -24,7 +56,7 @@ pub fn fmt_bytes(b: f64) -> String {
         ("KiB", KIB),
     ] {
         if b >= m as f64 {
-            return format!("{} {u}", crate::summary::short(b / m as f64));
+            return format!("{} {u}", short(b / m as f64));
         }
     }
     format!("{b} B")

@@ -37,6 +37,9 @@ const volatile int arg_index[SLOTS] = {
 // no per-thread map traffic. The suites' traced rounds want counts; `trace` and the pin
 // latencies want times.
 const volatile bool timed[SLOTS] = {};
+// Per slot: count calls per kernel stack too (as bcc's stackcount does): which call paths
+// made the calls, and the argument summed per path. Only in traced rounds.
+const volatile bool stacks[SLOTS] = {};
 
 struct slot_stats {
 	__u64 calls;
@@ -87,6 +90,32 @@ struct {
 	__type(key, struct value_key);
 	__type(value, __u64);
 } values SEC(".maps");
+
+// Kernel stacks by id (user space shrinks both maps to one entry when no slot wants them).
+#define STACK_DEPTH 127
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, STACK_DEPTH * sizeof(__u64));
+} stackmap SEC(".maps");
+
+struct stack_key {
+	__u32 slot;
+	__s32 stack_id;
+};
+
+struct stack_count {
+	__u64 calls;
+	__u64 arg_sum;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct stack_key);
+	__type(value, struct stack_count);
+} stack_counts SEC(".maps");
 
 // Shared by every object (user space reuses the first one's fd).
 struct {
@@ -142,6 +171,25 @@ static __always_inline void record_arg(struct slot_stats *st, __u32 slot, __u64 
 		__sync_fetch_and_add(&st->values_dropped, 1);
 }
 
+// One call on its kernel stack (a stack the map could not take counts under id < 0).
+static __always_inline void record_stack(void *ctx, __u32 slot, __u64 arg)
+{
+	struct stack_key key = { .slot = slot };
+	struct stack_count one = { .calls = 1, .arg_sum = arg }, *c;
+
+	key.stack_id = bpf_get_stackid(ctx, &stackmap, 0);
+	c = bpf_map_lookup_elem(&stack_counts, &key);
+	if (!c) {
+		if (!bpf_map_update_elem(&stack_counts, &key, &one, BPF_NOEXIST))
+			return;
+		c = bpf_map_lookup_elem(&stack_counts, &key);
+		if (!c)
+			return;
+	}
+	__sync_fetch_and_add(&c->calls, 1);
+	__sync_fetch_and_add(&c->arg_sum, arg);
+}
+
 static __always_inline struct thread_calls *this_thread(struct thread_key *key)
 {
 	struct thread_calls *t = bpf_map_lookup_elem(&threads, key);
@@ -158,7 +206,7 @@ static __always_inline struct thread_calls *this_thread(struct thread_key *key)
 	return bpf_map_lookup_elem(&threads, key);
 }
 
-static __always_inline int on_entry(__u32 slot, __u64 arg)
+static __always_inline int on_entry(void *ctx, __u32 slot, __u64 arg)
 {
 	struct slot_stats *st = &stats[slot & (SLOTS - 1)];
 	struct thread_key key = { .slot = slot };
@@ -170,6 +218,8 @@ static __always_inline int on_entry(__u32 slot, __u64 arg)
 	__sync_fetch_and_add(&st->calls, 1);
 	if (arg_index[slot & (SLOTS - 1)] >= 0)
 		record_arg(st, slot, arg);
+	if (stacks[slot & (SLOTS - 1)])
+		record_stack(ctx, slot, arg);
 	if (!timed[slot & (SLOTS - 1)])
 		return 0;
 	key.tid = (__u32)bpf_get_current_pid_tgid();
@@ -214,7 +264,7 @@ static __always_inline int fentry_entry(__u64 *ctx, __u32 slot)
 
 	if (i >= 0)
 		bpf_get_func_arg(ctx, i, &a);
-	return on_entry(slot, a);
+	return on_entry(ctx, slot, a);
 }
 
 // All six argument registers are read at fixed offsets (each its own ctx load), then one
@@ -230,7 +280,7 @@ static __always_inline int kprobe_entry(struct pt_regs *ctx, __u32 slot)
 
 	if (i >= 0 && i < 6)
 		a = regs[i];
-	return on_entry(slot, a);
+	return on_entry(ctx, slot, a);
 }
 
 // One tracepoint on its own (e.g. fs_dax/dax_pmd_fault_done): counted, and one 32-bit
@@ -250,6 +300,8 @@ static __always_inline int tp_event(void *ctx, __u32 slot)
 		bpf_probe_read_kernel(&v, sizeof(v), (char *)ctx + i);
 		record_arg(st, slot, v);
 	}
+	if (stacks[slot & (SLOTS - 1)])
+		record_stack(ctx, slot, v);
 	return 0;
 }
 
@@ -266,7 +318,7 @@ static __always_inline int tp_event(void *ctx, __u32 slot)
 	SEC("kretprobe/placeholder")                                            \
 	int kretprobe_exit_##n(struct pt_regs *ctx) { return on_exit(n); }      \
 	SEC("tracepoint/placeholder/enter")                                     \
-	int tp_entry_##n(void *ctx) { return on_entry(n, 0); }                  \
+	int tp_entry_##n(void *ctx) { return on_entry(ctx, n, 0); }             \
 	SEC("tracepoint/placeholder/exit")                                      \
 	int tp_exit_##n(void *ctx) { return on_exit(n); }                       \
 	SEC("tracepoint/placeholder/event")                                     \

@@ -5,25 +5,7 @@ use std::fmt::Write as _;
 
 use crate::compare::{Comparison, Row, Side, Verdict};
 
-/// A figure as the comparison tables print it: below 1, with an exponent.
-pub(crate) fn num(x: f64) -> String {
-    figure(x, |x| format!("{x:.3e}"))
-}
-
-/// Whole numbers whole, at least 100 to one decimal, at least 1 to three; below 1 as
-/// `small` says.
-pub(crate) fn figure(x: f64, small: fn(f64) -> String) -> String {
-    let a = x.abs();
-    if x.fract() == 0.0 && a < 1e15 {
-        format!("{x:.0}")
-    } else if a >= 100.0 {
-        format!("{x:.1}")
-    } else if a >= 1.0 {
-        format!("{x:.3}")
-    } else {
-        small(x)
-    }
-}
+pub(crate) use crate::units::num;
 
 fn side(s: &Option<Side>) -> String {
     match s {

@@ -211,7 +211,15 @@ fn measure_warm(
     g: Geometry,
     probes: &[Resolution],
 ) -> Result<(MemmapSample, MemmapSample), RunError> {
-    let probes = counting(probes, TIMED_PROBES);
+    // Where nr_memmap_pages is accounted, by call path (section_activate, or
+    // __populate_section_memmap on 6.11-6.16).
+    let probes: Vec<Resolution> = counting(probes, TIMED_PROBES)
+        .into_iter()
+        .map(|r| Resolution {
+            stacks: r.probe == "memmap_pages_add",
+            ..r
+        })
+        .collect();
     let mut storage = ProbeStorage::default();
     let tracer = Tracer::start(&mut storage, &probes, &Filter::All).map_err(starting)?;
     let warm = sample_under(prov, g, &tracer)?;
@@ -289,6 +297,9 @@ fn sample(
         memmap_pages_added: stat(&stats, "memmap_pages_add")
             .filter(|a| a.arg_name.is_some())
             .map(|a| a.arg_sum as i64),
+        memmap_pages_add_stacks: stat(&stats, "memmap_pages_add")
+            .map(|a| a.stacks.clone())
+            .unwrap_or_default(),
         init_struct_pages: struct_pages_initialised(&stats, g),
         usable_size: applied.usable_size(),
     })
@@ -374,6 +385,7 @@ mod tests {
             arg_sum: sizes.iter().map(|(s, n)| s * n).sum(),
             arg_values: sizes,
             arg_values_dropped: 0,
+            stacks: vec![],
         }
     }
 

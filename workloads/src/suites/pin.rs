@@ -10,7 +10,7 @@
 use std::fs::{File, OpenOptions};
 
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{self, any_traceable, counting, Filter};
+use foliobench_ebpf::tracer::{self, any_traceable, counting, with_stacks, Filter};
 use foliobench_reports::facts::Group;
 use foliobench_reports::geometry::Geometry;
 use foliobench_reports::hugetlb::size_name;
@@ -656,7 +656,9 @@ fn traced_phases(
         x.kernel_rounds = ts.len() as u32;
         x.traced_samples.extend(ts);
     }
-    for (x, ts, stats, foll_pin) in traced(m, cells, &counting(grab, &[]), 1, not_traced) {
+    // Counted per kernel stack too: which call paths took (and dropped) the references.
+    let grab = with_stacks(&counting(grab, &[]));
+    for (x, ts, stats, foll_pin) in traced(m, cells, &grab, 1, not_traced) {
         let per_round = gup_calls(&x.kernel).map(|c| c / u64::from(x.kernel_rounds.max(1)));
         x.grabs = grabs(ts[0].pages, &stats).map(|g| Grabs {
             gup_calls: per_round,
@@ -797,6 +799,7 @@ fn per_function(stats: &[ProbeStats], prefix: &str) -> Vec<GrabFunction> {
                 s.calls
             },
             refs_values: s.arg_values.clone(),
+            stacks: s.stacks.clone(),
         })
         .collect()
 }
@@ -855,6 +858,7 @@ mod tests {
             arg_sum: values.iter().map(|(v, n)| v * n).sum(),
             arg_values: values,
             arg_values_dropped: 0,
+            stacks: vec![],
         }
     }
 
