@@ -89,6 +89,21 @@ impl HugetlbControls {
         })
     }
 
+    /// An empty pool of `kb` pages grown to `pages` for a mapping of `for_what`, held (and
+    /// put back as found when dropped); refused when the kernel could not give them all.
+    pub fn reserve(kb: u64, pages: u64, for_what: &str) -> Result<HugetlbControls, String> {
+        let pool = Self::begin(&[kb])?;
+        let (_, got) = pool.set_pool(kb, pages)?;
+        if got < pages {
+            return Err(format!(
+                "the {kb} kB HugeTLB pool grew to {got} of the {pages} pages {for_what} needs: \
+                 too little free contiguous memory (1G pages may need reserving at boot, which \
+                 foliobench does not use)"
+            ));
+        }
+        Ok(pool)
+    }
+
     /// The optimization control as found.
     pub fn hvo_found(&self) -> Option<bool> {
         self.held.settings.hvo

@@ -217,16 +217,8 @@ impl Mapped {
 /// `size` bytes of `kb` HugeTLB pages, from a pool reserved for the row (put back as found
 /// when the row is done).
 fn map_hugetlb(kb: u64, size: u64) -> Result<Mapped, String> {
-    let pool = HugetlbControls::begin(&[kb])?;
     let want = size / (kb * 1024);
-    let (_, got) = pool.set_pool(kb, want)?;
-    if got < want {
-        return Err(format!(
-            "the {} HugeTLB pool grew to {got} of the {want} pages asked for: too little free \
-             contiguous memory (1G pages may need reserving at boot, which this row does not use)",
-            size_name(kb)
-        ));
-    }
+    let pool = HugetlbControls::reserve(kb, want, "the row")?;
     let what = format!(
         "private HugeTLB memory (MAP_HUGETLB), {want} pages of {} from a pool reserved for the \
          row; vm.hugetlb_optimize_vmemmap {}",
@@ -651,14 +643,14 @@ fn traced_phases(
     not_traced: &mut Vec<String>,
 ) {
     let latency_rounds = rounds.min.clamp(1, LATENCY_ROUNDS);
-    for (x, ts, stats, _) in traced(m, cells, latency, latency_rounds, not_traced) {
+    for (x, ts, stats, _) in traced(m, cells, latency, (latency_rounds, false), not_traced) {
         x.kernel = stats;
         x.kernel_rounds = ts.len() as u32;
         x.traced_samples.extend(ts);
     }
     // Counted per kernel stack too: which call paths took (and dropped) the references.
     let grab = with_stacks(&counting(grab, &[]));
-    for (x, ts, stats, foll_pin) in traced(m, cells, &grab, 1, not_traced) {
+    for (x, ts, stats, foll_pin) in traced(m, cells, &grab, (1, true), not_traced) {
         let per_round = gup_calls(&x.kernel).map(|c| c / u64::from(x.kernel_rounds.max(1)));
         x.grabs = grabs(ts[0].pages, &stats).map(|g| Grabs {
             gup_calls: per_round,
@@ -695,14 +687,14 @@ fn held_pins(
 /// `rounds` rounds of every measured cell's driver with `probes` attached once for all of
 /// them, to this process (pins, and with null_blk's inline completion also the unpins, run
 /// in it); each driver's rounds are a span of their own. Gives each cell that ran its
-/// rounds' timings and counts, and the kernel's pin counters over them (`/proc/vmstat`,
-/// read just outside the probes' span); a cell whose rounds failed takes that outcome.
-/// Nothing when nothing could be attached.
+/// rounds' timings and counts, and with `witness` the kernel's pin counters over them
+/// (`/proc/vmstat`, read just outside the probes' span); a cell whose rounds failed takes
+/// that outcome. Nothing when nothing could be attached.
 fn traced<'c>(
     m: &Mapping,
     cells: &'c mut [(PinResult, Option<(Driver, Measured)>)],
     probes: &[Resolution],
-    rounds: usize,
+    (rounds, witness): (usize, bool),
     not_traced: &mut Vec<String>,
 ) -> Vec<TracedCell<'c>> {
     if !any_traceable(probes) || cells.iter().all(|(_, x)| x.is_none()) {
@@ -714,13 +706,14 @@ fn traced<'c>(
             .enumerate()
             .filter_map(|(i, (_, x))| Some((i, &x.as_ref()?.0)))
             .map(|(i, d)| {
-                let before = system::foll_pins();
+                let pins = || witness.then(system::foll_pins).flatten();
+                let before = pins();
                 hook(i, true);
                 let out = (0..rounds)
                     .map(|_| d.round(m))
                     .collect::<Result<Vec<_>, _>>();
                 hook(i, false);
-                let pins = before.zip(system::foll_pins()).map(|(b, a)| FollPins {
+                let pins = before.zip(pins()).map(|(b, a)| FollPins {
                     acquired: a.0 - b.0,
                     released: a.1 - b.1,
                     held: None,

@@ -171,17 +171,8 @@ fn run_hugetlb(
             hugetlb: true,
         };
         let want = 2 * plan.size / (kb * 1024);
-        let pool = HugetlbControls::begin(&[kb]).and_then(|p| {
-            let (_, got) = p.set_pool(kb, want)?;
-            if got < want {
-                return Err(format!(
-                    "the {kb} kB HugeTLB pool grew to {got} of the {want} pages a round needs \
-                     (its mapping and the COW copies): too little free contiguous memory"
-                ));
-            }
-            Ok(p)
-        });
-        match pool {
+        let round = "a round (its mapping and the COW copies)";
+        match HugetlbControls::reserve(kb, want, round) {
             Err(e) => skip_all(suite, folio, &HUGETLB_OPS, &e),
             Ok(mut pool) => {
                 eprintln!("foliobench: rmap: HugeTLB {kb}K");
