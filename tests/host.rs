@@ -518,9 +518,15 @@ fn pin_suite_refuses_bad_arguments_clearly() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
-    let out = run(foliobench().args(["run", "--suite", "memmap", "--geometry", "anon:thp"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("measured by the pin suite"));
+    for g in ["anon:thp", "hugetlb:2M"] {
+        let out = run(foliobench().args(["run", "--suite", "memmap", "--geometry", g]));
+        assert_eq!(out.status.code(), Some(2), "{g}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("are pinned by the pin suite (--suite pin)"),
+            "{g}: {err}"
+        );
+    }
     let out = run(foliobench().args(["run", "--suite", "pin,nope"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)

@@ -432,6 +432,53 @@ pub fn hugetlb_checks(results: &[RmapResult], size: u64) -> Vec<Check> {
     v
 }
 
+/// The first screen's table: a row per folio size (anon, HugeTLB, the file case), a column
+/// per operation's median time, and munmap's rmap batch.
+fn rmap_derived(suite: &RmapSuite) -> Vec<crate::suite::Derived> {
+    let measured = || {
+        suite
+            .results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Measured)
+    };
+    // fork first: every anonymous size has it, so the rows come in the suite's order.
+    let ops = [
+        RmapOp::Fork,
+        RmapOp::Munmap,
+        RmapOp::PteRemap,
+        RmapOp::DontneedPerPte,
+        RmapOp::Cow,
+        RmapOp::CowEachPage,
+        RmapOp::Fault,
+    ];
+    let mut cols: Vec<crate::suite::Derived> = ops
+        .into_iter()
+        .map(|op| {
+            let cells = measured()
+                .filter(|r| r.op == op)
+                .filter_map(|r| {
+                    let ms = r.median()? as f64 / 1e6;
+                    Some((
+                        r.folio_label(),
+                        crate::units::figure(ms, |x| format!("{x:.4}")),
+                    ))
+                })
+                .collect();
+            (op.name().to_string(), cells)
+        })
+        .filter(|(_, cells): &crate::suite::Derived| !cells.is_empty())
+        .collect();
+    let batch = measured()
+        .filter(|r| r.op == RmapOp::Munmap)
+        .filter_map(|r| {
+            let p = r.probe(r.op.batch_probe()?)?;
+            Some((r.folio_label(), p.mode()?.to_string()))
+        })
+        .collect();
+    cols.push(("munmap batch".into(), batch));
+    cols
+}
+
 impl RmapSuite {
     fn base(&self, op: RmapOp) -> Option<u64> {
         self.results
@@ -558,9 +605,13 @@ impl RmapSuite {
 impl crate::suite::SuiteReport for RmapSuite {
     fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         (
-            "rmap operations per folio size (rmap calls in the traced round)",
-            &[("time", "time (ms)"), ("rmap_calls", "rmap calls")],
+            "rmap operations per folio size: median time (ms) of each, and the batch the rmap \
+             calls of munmap took (nr_pages, the traced round's most frequent)",
+            &[],
         )
+    }
+    fn first_screen_derived(&self) -> Vec<crate::suite::Derived> {
+        rmap_derived(self)
     }
     fn size(&self) -> Option<u64> {
         Some(self.size)

@@ -154,9 +154,9 @@ mod tests {
     fn every_suite_says_its_metrics_charts_checks_and_text() {
         let runs = recorded();
         for s in Suite::ALL {
-            let part = runs
+            let (run, part) = runs
                 .iter()
-                .find_map(|r| r.part(s))
+                .find_map(|r| r.part(s).map(|p| (r, p)))
                 .unwrap_or_else(|| panic!("no recorded run has the {s} suite: add one"));
             assert_eq!(part.suite(), s);
             let metrics = part.metrics();
@@ -183,6 +183,11 @@ mod tests {
                     .iter()
                     .all(|(n, _)| metrics.iter().any(|m| m.name == *n)),
                 "{s}: a first-screen metric it does not have"
+            );
+            let table = crate::summary::tables(run);
+            assert!(
+                table.iter().any(|t| t.title.starts_with(s.name())),
+                "{s}: no first-screen table"
             );
         }
     }

@@ -21,6 +21,14 @@ pub fn tables(r: &Results) -> Vec<SummaryTable> {
             let (title, chosen) = p.first_screen();
             let mut t = table(format!("{}: {title}", p.suite()), chosen, &p.metrics());
             for (heading, cells) in p.first_screen_derived() {
+                // A derived column may bring rows of its own (a suite whose table is all
+                // derived: rmap's, a row per folio size).
+                for (subject, _) in &cells {
+                    if !t.rows.iter().any(|(s, _)| s == subject) {
+                        let blank = vec!["-".to_string(); t.columns.len()];
+                        t.rows.push((subject.clone(), blank));
+                    }
+                }
                 t.columns.push(heading);
                 for (subject, row) in &mut t.rows {
                     row.push(
@@ -135,6 +143,29 @@ mod tests {
         let (line, bad) = checks(&r);
         assert!(line.ends_with("not measured"), "{line}");
         assert_eq!(line.contains(" 0 mismatch"), bad.is_empty());
+    }
+
+    /// rmap's table is all derived: a row per folio size in the suite's order, a column
+    /// per operation, and munmap's batch (recorded 6.12 run: 512 pages for 2M folios).
+    #[test]
+    fn the_rmap_table_is_a_row_per_folio_size() {
+        let r = parse(include_str!(
+            "../../tests/fixtures/suites/rmap-6.12.118.json"
+        ))
+        .unwrap();
+        let t = tables(&r);
+        let rmap = t.iter().find(|t| t.title.starts_with("rmap")).unwrap();
+        assert_eq!(rmap.rows[0].0, "4K", "{:?}", rmap.rows);
+        assert_eq!(rmap.columns[0], "fork");
+        let batch = rmap
+            .columns
+            .iter()
+            .position(|c| c == "munmap batch")
+            .unwrap();
+        let row = |f: &str| &rmap.rows.iter().find(|(s, _)| s == f).unwrap().1;
+        assert_eq!(row("2048K")[batch], "512");
+        assert_eq!(row("4K")[batch], "1");
+        assert!(rmap.rows.iter().all(|(_, c)| c.len() == rmap.columns.len()));
     }
 
     #[test]
