@@ -80,11 +80,16 @@ fn configure(open: &mut OpenFuncsSkel, chunk: &[&Resolution], filtering: bool) -
     if !filtering {
         maps.tgids.set_max_entries(1)?;
     }
-    if !chunk.iter().any(|r| r.stacks) {
-        // The stack map preallocates its 1024 stacks of 127 frames (about 1 MiB).
-        maps.stackmap.set_max_entries(1)?;
-        maps.stack_counts.set_max_entries(1)?;
-    }
+    // The stack map preallocates every stack of 127 frames (1 KiB each), freed by a
+    // deferred work item after the object closes: 1024 of them (1 MiB, and the counts' hash)
+    // landed in the memmap suite's next teardown, which counts the memory it gives back.
+    // A probe's call paths are few (the grab round's: under 20): 128 per probe that counts
+    // them, up to 1024; none without.
+    let stack_probes = chunk.iter().filter(|r| r.stacks).count() as u32;
+    let stacks = (128 * stack_probes).clamp(1, 1024);
+    maps.stackmap.set_max_entries(stacks)?;
+    maps.stack_counts
+        .set_max_entries(if stack_probes == 0 { 1 } else { 4 * stacks })?;
     Ok(())
 }
 
