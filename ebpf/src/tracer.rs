@@ -430,7 +430,8 @@ fn from_probed_function(paths: Vec<StackCount>, function: &str) -> Vec<StackCoun
 
 /// Every call path counted in one object, by slot: the stack ids of `stack_counts` looked
 /// up in `stackmap` and named from kallsyms (BPF program and trampoline frames dropped
-/// where kallsyms names them).
+/// where kallsyms names them). Paths alike once named are merged, and ordered, by
+/// `from_probed_function`, which every read passes them through.
 fn stack_counts(skel: &FuncsSkel<'_>, sym: &Addresses) -> HashMap<usize, Vec<StackCount>> {
     let (counts, stacks) = (&skel.maps.stack_counts, &skel.maps.stackmap);
     let mut by_slot: HashMap<usize, Vec<StackCount>> = HashMap::new();
@@ -470,18 +471,7 @@ fn stack_counts(skel: &FuncsSkel<'_>, sym: &Addresses) -> HashMap<usize, Vec<Sta
             calls: word(0).unwrap_or(0),
             arg_sum: word(8).unwrap_or(0),
         };
-        let v = by_slot.entry(slot as usize).or_default();
-        // Stacks that differ only in frames dropped or unnamed count as one path.
-        match v.iter_mut().find(|x| x.frames == s.frames) {
-            Some(x) => {
-                x.calls += s.calls;
-                x.arg_sum += s.arg_sum;
-            }
-            None => v.push(s),
-        }
-    }
-    for v in by_slot.values_mut() {
-        v.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.frames.cmp(&b.frames)));
+        by_slot.entry(slot as usize).or_default().push(s);
     }
     by_slot
 }
