@@ -1341,13 +1341,20 @@ fn matrix_of_three_recorded_kernels_renders_with_its_headline() {
         .iter()
         .map(|k| fixtures.join(format!("{k}.json")).display().to_string())
         .collect();
+    // An empty kernel cache: no changelog to read, and the matrix says so where counts
+    // changed (the changelog's positive case is the next test's).
     let out = run(foliobench()
         .args(["matrix", "--results", &files.join(","), "--out-dir", "mx"])
+        .env("XDG_CACHE_HOME", dir.path())
         .current_dir(dir.path()));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = std::fs::read_to_string(dir.path().join("mx/matrix.txt")).unwrap();
     assert!(
         text.starts_with("what the seed threads predicted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  changelog: no changelog of 6.12.117+deb12-amd64 in the kernel cache\n"),
         "{text}"
     );
     for line in [
@@ -1382,6 +1389,63 @@ fn matrix_of_three_recorded_kernels_renders_with_its_headline() {
         drawn, figures,
         "every chart an SVG element in the browser's DOM"
     );
+}
+
+/// The matrix of two Debian 6.12 point releases that straddle the memmap accounting fix
+/// (memmap suite at devdax:2M and 1G in the test VM, recorded): the step's count change
+/// comes with the changelog entry that made it, read from the candidate's package in the
+/// kernel cache (here a recorded excerpt of 6.12.101's changelog.gz).
+#[test]
+fn matrix_names_the_changelog_entry_behind_a_count_step() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let files = ["6.12.101", "6.12.100"]
+        .map(|k| {
+            fixtures
+                .join(format!("matrix/memmap-{k}.json"))
+                .display()
+                .to_string()
+        })
+        .join(",");
+    let doc = dir.path().join(
+        "foliobench/kernels/6.12.101+deb12-amd64/usr/share/doc/linux-image-6.12.101+deb12-amd64",
+    );
+    std::fs::create_dir_all(&doc).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(doc.join("changelog.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(
+        &std::fs::read(fixtures.join("../../cli/tests/fixtures/changelog-6.12.101-excerpt"))
+            .unwrap(),
+    )
+    .unwrap();
+    gz.finish().unwrap();
+    let out = run(foliobench()
+        .args(["matrix", "--results", &files, "--out-dir", "mx"])
+        .env("XDG_CACHE_HOME", dir.path())
+        .current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("mx/matrix.txt")).unwrap();
+    let step = &text[text
+        .find("6.12.100+deb12-amd64 -> 6.12.101+deb12-amd64:")
+        .expect("the step")..];
+    for line in [
+        "  better: memmap devdax:2M:mem nr_memmap_pages_delta 8192 -> 2048",
+        "  Debian's changelog: 1 uploads after 6.12.100-1~deb12u1 up to 6.12.101-1~deb12u1; 3 entries concern",
+        "    6.12.101-1 [memmap] mm/sparse-vmemmap: fix DAX vmemmap accounting with optimization (mm/sparse-vmemmap:)",
+    ] {
+        assert!(step.contains(line), "{line} in {step}");
+    }
+    // The upload's other commits (HugeTLB's cgroup charge, a network driver) are not listed.
+    assert!(
+        !step.contains("hugetlb cgroup") && !step.contains("airoha"),
+        "{step}"
+    );
+    assert!(std::fs::read_to_string(dir.path().join("mx/matrix.html"))
+        .unwrap()
+        .contains("fix DAX vmemmap accounting with optimization"));
 }
 
 /// The HugeTLB controls the hugetlb suite changes: the optimization sysctl and every pool.

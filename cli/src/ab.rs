@@ -305,6 +305,11 @@ fn write_gate(
         Some(&dir.join("report.md")),
     )?;
     print!("{text}");
+    if let [(_, base), (_, cand)] = runs.as_slice() {
+        if base.context.kernel_release != cand.context.kernel_release {
+            eprint!("{}", crate::changelog::behind_counts(cmp, base, cand));
+        }
+    }
     eprintln!(
         "foliobench ab: {} regressions, {} lost, {} improvements; {} and {} written",
         cmp.regressions(),

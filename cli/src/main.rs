@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod ab;
+mod changelog;
 mod compare;
 mod debian_registry;
 mod doctor;

@@ -67,7 +67,16 @@ pub fn run(mut a: MatrixArgs) -> Result<Code> {
                 .compare_boots(&[(&w[0].0, &w[0].1)], &[(&w[1].0, &w[1].1)])
         })
         .collect();
-    let m = Matrix::new(&runs.iter().map(|(_, r)| r).collect::<Vec<_>>(), steps);
+    let mut m = Matrix::new(&runs.iter().map(|(_, r)| r).collect::<Vec<_>>(), steps);
+    // Where a count changed, what Debian's changelog says about the suites it belongs to.
+    m.changelogs = runs
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let suites = m.steps[i].suites_with_count_changes();
+            (!suites.is_empty()).then(|| crate::changelog::for_step(&w[0].1, &w[1].1, &suites))
+        })
+        .collect();
     let text = m.render_text();
     write_atomic(&dir.join("matrix.txt"), text.as_bytes())?;
     let page = m

@@ -321,6 +321,24 @@ impl Comparison {
             .collect()
     }
 
+    /// The suites whose counts changed (changed, appeared or vanished): where a kernel's
+    /// changelog is worth reading.
+    pub fn suites_with_count_changes(&self) -> Vec<crate::suite::Suite> {
+        let mut out = Vec::new();
+        for r in self
+            .rows
+            .iter()
+            .filter(|r| r.kind == Kind::Count && r.verdict != Verdict::Same)
+        {
+            if let Ok(s) = r.suite.parse::<crate::suite::Suite>() {
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
     pub fn regressions(&self) -> usize {
         self.rows
             .iter()

@@ -84,6 +84,72 @@ pub struct Headline<'a> {
     pub trend: &'a Trend,
 }
 
+/// An entry of Debian's changelog that concerns a suite whose counts changed at a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangelogEntry {
+    /// The upload that took it.
+    pub version: String,
+    pub suite: String,
+    /// The commit's subject as the changelog gives it.
+    pub subject: String,
+    /// What in the subject ties it to the suite (a probed function, a kernel area).
+    pub why: String,
+}
+
+/// What the changelog says happened between two consecutive kernels of the matrix.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepChangelog {
+    /// The two package versions.
+    pub from: String,
+    pub to: String,
+    /// Where the changelog was read.
+    pub source: String,
+    /// Uploads between the two versions.
+    pub uploads: usize,
+    pub entries: Vec<ChangelogEntry>,
+    /// What limits the answer (no changelog, a step across mainline releases).
+    pub note: Option<String>,
+}
+
+impl StepChangelog {
+    /// No changelog could be read, and why.
+    pub fn none(why: &str) -> StepChangelog {
+        StepChangelog {
+            note: Some(why.to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// The changelog's lines for a step, indented under it.
+    pub fn render(&self, o: &mut String) {
+        if !self.source.is_empty() {
+            let n = self.entries.len();
+            let _ = writeln!(
+                o,
+                "  Debian's changelog: {} uploads after {} up to {}; {n} {} the suites whose counts changed{}",
+                self.uploads,
+                self.from,
+                self.to,
+                if n == 1 { "entry concerns" } else { "entries concern" },
+                if n == 0 { "" } else { ":" }
+            );
+        }
+        for e in &self.entries {
+            let _ = writeln!(
+                o,
+                "    {} [{}] {} ({})",
+                e.version, e.suite, e.subject, e.why
+            );
+        }
+        if let Some(n) = &self.note {
+            let _ = writeln!(o, "  changelog: {n}");
+        }
+        if !self.source.is_empty() {
+            let _ = writeln!(o, "  (read from {})", self.source);
+        }
+    }
+}
+
 pub struct Matrix {
     /// Kernel releases, in release order.
     pub kernels: Vec<String>,
@@ -92,6 +158,9 @@ pub struct Matrix {
     pub trends: Vec<Trend>,
     /// Each kernel against the one before it.
     pub steps: Vec<Comparison>,
+    /// Per step, what Debian's changelog says (only where a count changed; empty when the
+    /// changelogs were not looked up).
+    pub changelogs: Vec<Option<StepChangelog>>,
 }
 
 impl Matrix {
@@ -127,6 +196,7 @@ impl Matrix {
             clocks: runs.iter().map(|r| r.clock()).collect(),
             trends,
             steps,
+            changelogs: Vec::new(),
         }
     }
 
@@ -304,6 +374,9 @@ impl Matrix {
             for c in mine {
                 let _ = writeln!(o, "  {c}");
             }
+            if let Some(Some(log)) = self.changelogs.get(i - 1) {
+                log.render(&mut o);
+            }
         }
         o
     }
@@ -438,6 +511,7 @@ mod tests {
                 ),
             ],
             steps: vec![],
+            changelogs: vec![],
         };
         let h = m.headlines();
         let keys: Vec<&str> = h.iter().map(|x| x.trend.key.as_str()).collect();
