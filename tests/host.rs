@@ -1564,17 +1564,24 @@ fn report_compares_only_runs_of_one_sweep() {
     let (a, b) = (dir.path().join("run.json"), dir.path().join("fsdax.json"));
     std::fs::write(&a, run_json.to_string()).unwrap();
     std::fs::write(&b, fsdax_json.to_string()).unwrap();
+    // The rmap run of the same boot: a recorded rmap run given this run's kernel and machine
+    // (the main job's rmap.json is 1 MB; its layout, not its figures, is tested here).
+    let mut rmap_json = read_json(&fixtures.join("suites/rmap-6.12.118.json"));
+    rmap_json["context"]["kernel_release"] = run_json["context"]["kernel_release"].clone();
+    rmap_json["context"]["machine"] = run_json["context"]["machine"].clone();
+    rmap_json["context"]["cpu_model"] = run_json["context"]["cpu_model"].clone();
+    let c = dir.path().join("rmap.json");
+    std::fs::write(&c, rmap_json.to_string()).unwrap();
     let out = run(foliobench()
         .arg("report")
-        .args([&a, &b])
-        .arg(fixtures.join("suites/rmap-6.12.118.json"))
+        .args([&a, &b, &c])
         .arg("--html")
         .arg(&html));
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("fsdax.json (fsdax) is not another run of")
-            && stderr.contains("rmap-6.12.118.json (rmap) is not another run of"),
+            && stderr.contains("rmap.json (rmap) is not another run of"),
         "{stderr}"
     );
     let page = std::fs::read_to_string(&html).unwrap();
@@ -1597,7 +1604,23 @@ fn report_compares_only_runs_of_one_sweep() {
         layout["summary_top"].as_f64().is_some_and(|t| t < 800.0),
         "{layout}"
     );
-    assert!(first.contains("memmap: struct page memory"), "{first}");
+    // One heading for the boot's three files, and every suite's table begun on it.
+    assert_eq!(
+        page.matches("<h2 class=\"summary\">").count(),
+        1,
+        "one boot, one heading"
+    );
+    for caption in [
+        "memmap: struct page memory",
+        "pin: pin time and grabs",
+        "fsdax: fault sizes",
+        "rmap: rmap operations per folio size",
+    ] {
+        assert!(
+            first.contains(caption),
+            "{caption} on the first screen: {first}"
+        );
+    }
     assert!(first.contains("checks: "), "{first}");
     assert!(
         !first.contains("Lost") && !first.contains("regressions,"),

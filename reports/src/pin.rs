@@ -1216,7 +1216,7 @@ impl crate::suite::SuiteReport for PinSuite {
     }
     fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         (
-            "pin time and grabs per page, per memory and driver (time vs 4K: devdax against devdax:4K with its struct pages in the same place, THP and HugeTLB against anon:4K)",
+            "pin time and grabs per memory and driver (vs 4K: devdax against devdax:4K of the same map, THP and HugeTLB against anon:4K)",
             &[
                 ("pin", "pin (ms)"),
                 ("unpin", "unpin (ms)"),

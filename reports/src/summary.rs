@@ -79,7 +79,12 @@ pub use crate::units::short;
 
 /// "12 ok, 1 mismatch, 3 not measured", and the mismatches (name, check).
 pub fn checks(r: &Results) -> (String, Vec<(String, Check)>) {
-    let all = r.checks();
+    checks_of(&[r])
+}
+
+/// `checks` of several files of one boot, counted together.
+pub fn checks_of(rs: &[&Results]) -> (String, Vec<(String, Check)>) {
+    let all: Vec<(String, Check)> = rs.iter().flat_map(|r| r.checks()).collect();
     let ok = all.iter().filter(|(_, c)| c.measured && c.agrees).count();
     let skip = all.iter().filter(|(_, c)| !c.measured).count();
     let bad: Vec<(String, Check)> = all

@@ -7,3 +7,4 @@ pub mod chart;
 pub mod comparison;
 pub mod kcidb;
 pub mod report;
+pub mod text_table;

@@ -119,46 +119,42 @@ fn run_section(o: &mut String, n: &Named) -> Result<(), String> {
 /// One file's first screen as terminal text: its kernel and clock, each suite's table
 /// (columns aligned, figures to the right), the checks line and the mismatches in full.
 pub fn summary_text(r: &Results) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "== {} ({}); timings: {}",
-        r.context.kernel_release,
-        r.suites.join(", "),
-        r.clock().describe()
+    use crate::render::text_table::{render, wrap, TERMINAL};
+    let mut o = wrap(
+        &format!(
+            "== {} ({}); timings: {}",
+            r.context.kernel_release,
+            r.suites.join(", "),
+            r.clock().describe()
+        ),
+        TERMINAL,
+        "   ",
     );
     for t in crate::summary::tables(r) {
-        let _ = writeln!(o, "\n{}", t.title);
-        let header: Vec<&str> = std::iter::once("")
-            .chain(t.columns.iter().map(String::as_str))
+        o.push('\n');
+        o.push_str(&wrap(&t.title, TERMINAL, "  "));
+        let header: Vec<String> = std::iter::once(String::new())
+            .chain(t.columns.iter().cloned())
             .collect();
-        let lines: Vec<Vec<&str>> = std::iter::once(header)
-            .chain(t.rows.iter().map(|(s, cells)| {
-                std::iter::once(s.as_str())
-                    .chain(cells.iter().map(String::as_str))
+        let rows: Vec<Vec<String>> = t
+            .rows
+            .iter()
+            .map(|(s, cells)| {
+                std::iter::once(s.clone())
+                    .chain(cells.iter().cloned())
                     .collect()
-            }))
+            })
             .collect();
-        let width = |i: usize| {
-            lines
-                .iter()
-                .map(|l| l[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        };
-        let widths: Vec<usize> = (0..lines[0].len()).map(width).collect();
-        for l in &lines {
-            let mut line = format!("{:<w$}", l[0], w = widths[0]);
-            for (cell, w) in l.iter().zip(&widths).skip(1) {
-                let _ = write!(line, "  {cell:>w$}");
-            }
-            let _ = writeln!(o, "{}", line.trim_end());
-        }
+        o.push_str(&render(&header, &rows, TERMINAL));
     }
     let (line, bad) = crate::summary::checks(r);
     let _ = writeln!(o, "\nchecks: {line}");
     for (what, c) in bad {
-        let _ = writeln!(o, "  MISMATCH {what}: {}", c.detail);
+        o.push_str(&wrap(
+            &format!("  MISMATCH {what}: {}", c.detail),
+            TERMINAL,
+            "    ",
+        ));
     }
     o
 }
@@ -191,24 +187,34 @@ fn summary_markdown(o: &mut String, n: &Named) {
 }
 
 /// One file's first screen: its kernel, machine and clock, each suite's table, the checks.
-fn summary_section(o: &mut String, n: &Named) {
-    let r = n.results;
+fn summary_section(o: &mut String, boot: &[&Named]) {
+    let Some(first) = boot.first() else { return };
+    let r = first.results;
+    let suites: Vec<&str> = boot
+        .iter()
+        .flat_map(|n| n.results.suites.iter().map(String::as_str))
+        .collect();
+    let results: Vec<&Results> = boot.iter().map(|n| n.results).collect();
+    let (line, bad) = crate::summary::checks_of(&results);
     let _ = writeln!(
         o,
-        "<h2 class=\"summary\">{} ({})</h2><p>{}; timings: {}</p>",
+        "<h2 class=\"summary\">{} ({})</h2><p class=\"machine\">{}; timings: {}</p><p class=\"checks\">checks: {}{}</p><div class=\"flow\">",
         esc(&r.context.kernel_release),
-        esc(&r.suites.join(", ")),
-        esc(&machine(n)),
-        esc(r.clock().describe())
+        esc(&suites.join(", ")),
+        esc(&machine(first)),
+        esc(r.clock().describe()),
+        esc(&line),
+        if bad.is_empty() { "" } else { " (the mismatches in full below the tables)" }
     );
-    for t in crate::summary::tables(r) {
+    for t in boot.iter().flat_map(|n| crate::summary::tables(n.results)) {
         let _ = writeln!(
             o,
             "<div class=\"wide\"><table class=\"summary\"><caption>{}</caption><tr><th></th>{}</tr>",
             esc(&t.title),
             t.columns
                 .iter()
-                .map(|c| format!("<th>{}</th>", esc(c)))
+                // A kernel identifier may break after its underscores, not overflow.
+                .map(|c| format!("<th>{}</th>", esc(c).replace('_', "_<wbr>")))
                 .collect::<String>()
         );
         for (subject, cells) in &t.rows {
@@ -224,8 +230,7 @@ fn summary_section(o: &mut String, n: &Named) {
         }
         let _ = writeln!(o, "</table></div>");
     }
-    let (line, bad) = crate::summary::checks(r);
-    let _ = writeln!(o, "<p class=\"checks\">checks: {}</p>", esc(&line));
+    let _ = writeln!(o, "</div>");
     for (what, c) in bad {
         let _ = writeln!(
             o,
@@ -234,6 +239,26 @@ fn summary_section(o: &mut String, n: &Named) {
             esc(&c.detail)
         );
     }
+}
+
+/// The files of one boot, in the order given: consecutive files of the same kernel, machine
+/// and clock (the main job's memmap+pin, fsdax and rmap files) share one first screen.
+fn boots<'a, 'b>(runs: &'b [Named<'a>]) -> Vec<Vec<&'b Named<'a>>> {
+    let key = |n: &Named| {
+        (
+            n.results.context.kernel_release.clone(),
+            machine(n),
+            n.results.clock(),
+        )
+    };
+    let mut out: Vec<Vec<&Named>> = Vec::new();
+    for n in runs {
+        match out.last_mut() {
+            Some(b) if key(b[0]) == key(n) => b.push(n),
+            _ => out.push(vec![n]),
+        }
+    }
+    out
 }
 
 /// The whole report as one HTML file: no external resources, SVG charts inline.
@@ -248,17 +273,24 @@ body {{ font-family: sans-serif; margin: 1em 2em; }}
 pre {{ background: #f6f6f6; padding: 1em; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }}
 .wide {{ max-width: 100%; overflow-x: auto; }}
 table {{ border-collapse: collapse; font-size: 13px; }}
+h1 {{ font-size: 1.4em; margin: 0.3em 0; }} h2.summary {{ font-size: 1.2em; margin: 0.4em 0 0.2em; }}
+.machine {{ font-size: 12px; margin: 0 0 0.5em; color: #444; }}
+.flow {{ display: flex; flex-wrap: wrap; gap: 0.6em 1.5em; align-items: flex-start; }}
+.flow .wide {{ flex: 0 1 auto; }}
+table.summary {{ font-size: 12px; }} table.summary td, table.summary th {{ padding: 1px 5px; }}
+table.summary th {{ max-width: 7.5em; vertical-align: bottom; }}
+table.summary caption {{ text-align: left; font-weight: bold; }}
 table.summary td:not(:first-child) {{ text-align: right; }}
 figure svg {{ max-width: 100%; height: auto; }}
-.checks {{ font-weight: bold; }} .mismatch {{ color: #b00; }}
+.checks {{ font-weight: bold; font-size: 14px; margin: 0.2em 0 0.5em; }} .mismatch {{ color: #b00; }}
 td, th {{ border: 1px solid #ccc; padding: 2px 6px; text-align: left; }}
 tr.worse {{ background: #fdd; }} tr.better {{ background: #dfd; }}
 figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
 </style></head><body>
 <h1>foliobench report</h1>"#
     );
-    for n in runs {
-        summary_section(&mut o, n);
+    for boot in boots(runs) {
+        summary_section(&mut o, &boot);
     }
     for c in comparisons {
         let _ = writeln!(
