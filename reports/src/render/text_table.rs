@@ -124,18 +124,20 @@ mod tests {
             "model: pages in RAM / on device",
             "vmemmap optimization",
         ]);
+        let four_k = [
+            "8192",
+            "8192",
+            "524288",
+            "22.129",
+            "9840.0",
+            "16 GiB",
+            "8192 / 0",
+            "does not apply",
+        ];
         let rows = vec![
-            s(&[
-                "devdax:4K:mem",
-                "8192",
-                "8192",
-                "524288",
-                "22.129",
-                "9840.0",
-                "16 GiB",
-                "8192 / 0",
-                "does not apply",
-            ]),
+            std::iter::once("devdax:4K:mem".to_string())
+                .chain(s(&four_k))
+                .collect(),
             s(&[
                 "devdax:1G:mem",
                 "4",
@@ -160,15 +162,7 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        for f in [
-            "8192",
-            "524288",
-            "22.129",
-            "9840.0",
-            "16 GiB",
-            "8192 / 0",
-            "does not apply",
-        ] {
+        for f in four_k {
             assert!(row("devdax:4K:mem").contains(f), "{f}: {text}");
         }
         assert!(row("devdax:1G:mem").contains("0.077253"));
