@@ -47,6 +47,23 @@ pub fn pool(kb: u64) -> Option<u64> {
     read_trim(pool_file(kb))?.parse().ok()
 }
 
+/// Pages of a pool reserved on the kernel command line (`hugepagesz=1G hugepages=N`) whose
+/// pages are all free: none reserved for a mapping, none surplus. None otherwise.
+pub fn free_boot_pool(kb: u64) -> Option<u64> {
+    let dir = Path::new(HUGEPAGES_DIR).join(format!("hugepages-{kb}kB"));
+    let read = |f: &str| -> Option<u64> { read_trim(dir.join(f))?.parse().ok() };
+    let n = read("nr_hugepages")?;
+    let reserved_at_boot = read_trim("/proc/cmdline")?
+        .split_whitespace()
+        .any(|w| w.starts_with("hugepages="));
+    (n > 0
+        && reserved_at_boot
+        && read("free_hugepages")? == n
+        && read("resv_hugepages")? == 0
+        && read("surplus_hugepages")? == 0)
+        .then_some(n)
+}
+
 /// `vm.hugetlb_optimize_vmemmap`; None when the kernel has no such control.
 pub fn hvo() -> Option<bool> {
     read_trim(HVO_SYSCTL).map(|s| s != "0")
@@ -68,7 +85,24 @@ impl HugetlbControls {
     /// Records the optimization control and the pools of `sizes`, refusing a pool that is
     /// not empty (its pages are someone's) and a state a killed run left.
     pub fn begin(sizes: &[u64]) -> Result<HugetlbControls, String> {
-        let mut pools = Vec::new();
+        Self::begin_taking(sizes, false).map(|(c, _)| c)
+    }
+
+    /// As `begin`, but a pool reserved at boot whose pages are all free is taken, not
+    /// refused: its (size, pages) are returned, to be released once. For foliobench's test
+    /// VM only, where nothing else owns them (1G pages cannot be had at run time there);
+    /// restoring it afterwards asks the kernel for the pages again, which may give fewer.
+    pub fn begin_taking_boot_pools(
+        sizes: &[u64],
+    ) -> Result<(HugetlbControls, Vec<(u64, u64)>), String> {
+        Self::begin_taking(sizes, true)
+    }
+
+    fn begin_taking(
+        sizes: &[u64],
+        boot_pools: bool,
+    ) -> Result<(HugetlbControls, Vec<(u64, u64)>), String> {
+        let (mut pools, mut boot) = (Vec::new(), Vec::new());
         for &kb in sizes {
             let n = pool(kb).ok_or_else(|| {
                 format!(
@@ -76,17 +110,18 @@ impl HugetlbControls {
                     pool_file(kb).display()
                 )
             })?;
-            if n != 0 {
+            if n != 0 && boot_pools && free_boot_pool(kb) == Some(n) {
+                boot.push((kb, n));
+            } else if n != 0 {
                 return Err(format!(
-                    "the {kb} kB HugeTLB pool holds {n} pages: foliobench measures an empty pool and does not take pages that may be in use; empty it (echo 0 > {}) or leave this size out",
+                    "the {kb} kB HugeTLB pool holds {n} pages: foliobench measures an empty pool and does not take pages that may be in use (a pool reserved at boot, all free, only inside its test VM); empty it (echo 0 > {}) or leave this size out",
                     pool_file(kb).display()
                 ));
             }
             pools.push((kb, n));
         }
-        Ok(HugetlbControls {
-            held: STATE.hold(SavedHugetlb { hvo: hvo(), pools }, restore_controls)?,
-        })
+        let held = STATE.hold(SavedHugetlb { hvo: hvo(), pools }, restore_controls)?;
+        Ok((HugetlbControls { held }, boot))
     }
 
     /// An empty pool of `kb` pages grown to `pages` for a mapping of `for_what`, held (and

@@ -5,7 +5,9 @@
 
 use foliobench_ebpf::catalog::Resolution;
 use foliobench_ebpf::tracer::{self, any_traceable, counting, Filter};
-use foliobench_reports::hugetlb::{checks, size_name, HugetlbResult, HugetlbSample, HugetlbSuite};
+use foliobench_reports::hugetlb::{
+    checks, size_name, BootPoolRelease, HugetlbResult, HugetlbSample, HugetlbSuite,
+};
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::precision::Rounds;
 use foliobench_reports::suite::Suite;
@@ -13,7 +15,7 @@ use foliobench_reports::trace::ProbeStats;
 
 use super::{failed, refused, Result, SuiteCtx, SuiteRun};
 use crate::hugetlb::HugetlbControls;
-use crate::system::{settled_free_pages_kb, vmstat};
+use crate::system::{settled_free_pages_kb, vm_accelerator, vmstat};
 
 pub const METHOD: &str = "per huge page size, with vm.hugetlb_optimize_vmemmap off then on \
     (it applies to pages allocated from then on): the pool grown from empty to the pages \
@@ -41,8 +43,20 @@ impl SuiteRun for Plan {
         probes: &[Resolution],
         _: &mut Vec<String>,
     ) -> Result<HugetlbSuite> {
-        let mut controls = HugetlbControls::begin(&self.page_kbs).map_err(refused)?;
+        // Inside foliobench's test VM a pool reserved at boot (1G pages, which run time
+        // cannot give there) is released once, then each size measured from empty.
+        let (mut controls, boot) = if vm_accelerator().is_some() {
+            HugetlbControls::begin_taking_boot_pools(&self.page_kbs)
+        } else {
+            HugetlbControls::begin(&self.page_kbs).map(|c| (c, vec![]))
+        }
+        .map_err(refused)?;
         let found = controls.hvo_found();
+        let boot_pools = boot
+            .iter()
+            .map(|&(kb, pages)| release_boot_pool(&controls, kb, pages, found.unwrap_or(false)))
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(failed)?;
         let mut results = Vec::new();
         for &kb in &self.page_kbs {
             let pages = (self.size / (kb * 1024)).max(1);
@@ -77,16 +91,52 @@ impl SuiteRun for Plan {
             }
         }
         controls.restore().map_err(failed)?;
+        let mut checks = checks(&results, self.struct_page);
+        checks.extend(boot_pools.iter().flat_map(|b| b.checks(self.struct_page)));
         Ok(HugetlbSuite {
             size: self.size,
             repeat: ctx.rounds.min,
             method: METHOD.into(),
             struct_page: self.struct_page,
             hvo_control: found,
-            checks: checks(&results, self.struct_page),
+            checks,
             results,
+            boot_pools,
         })
     }
+}
+
+/// Empties a pool reserved at boot, by one timed write, with free memory and the memmap
+/// counters read around it. `hvo`: the optimization as the kernel booted.
+fn release_boot_pool(
+    c: &HugetlbControls,
+    kb: u64,
+    pages: u64,
+    hvo: bool,
+) -> std::result::Result<BootPoolRelease, String> {
+    eprintln!(
+        "foliobench: hugetlb: releasing the boot pool of {pages} {} pages (hvo={} at boot)",
+        size_name(kb),
+        if hvo { "on" } else { "off" }
+    );
+    let free = || settled_free_pages_kb().ok_or("free memory not readable (/proc/zoneinfo)");
+    let memmap = || (vmstat("nr_memmap_pages"), vmstat("nr_memmap_boot_pages"));
+    let delta = |a: Option<i64>, b: Option<i64>| a.zip(b).map(|(a, b)| b - a);
+    let (f0, m0) = (free()?, memmap());
+    let (took, left) = c.set_pool(kb, 0)?;
+    let (f1, m1) = (free()?, memmap());
+    if left != 0 {
+        return Err(format!("the boot pool kept {left} pages after writing 0"));
+    }
+    Ok(BootPoolRelease {
+        page_kb: kb,
+        pages,
+        hvo,
+        free_ns: took.as_nanos() as u64,
+        returned_kb: f1 - f0,
+        memmap_pages: delta(m0.0, m1.0),
+        memmap_boot_pages: delta(m0.1, m1.1),
+    })
 }
 
 /// One round: grow the pool to `pages`, shrink it to empty.
@@ -131,7 +181,7 @@ fn measure(
             warm.obtained,
             size_name(kb),
             if kb >= 1 << 20 {
-                "; pages reserved at boot (hugepagesz=1G hugepages=N) fill the pool before the suite starts, which it refuses: not measured yet"
+                "; reserve them at boot (vm --append \"hugepagesz=1G hugepages=1\"): inside foliobench's test VM the suite releases that pool once, then grows the pool into the range it freed"
             } else {
                 ""
             }
