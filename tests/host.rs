@@ -1433,7 +1433,7 @@ fn matrix_names_the_changelog_entry_behind_a_count_step() {
         .expect("the step")..];
     for line in [
         "  better: memmap devdax:2M:mem nr_memmap_pages_delta 8192 -> 2048",
-        "  Debian's changelog: 1 uploads after 6.12.100-1~deb12u1 up to 6.12.101-1~deb12u1; 3 entries concern",
+        "  Debian's changelog: 1 upload after 6.12.100-1~deb12u1 up to 6.12.101-1~deb12u1; 3 entries concern",
         "    6.12.101-1 [memmap] mm/sparse-vmemmap: fix DAX vmemmap accounting with optimization (mm/sparse-vmemmap:)",
     ] {
         assert!(step.contains(line), "{line} in {step}");

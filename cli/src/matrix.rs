@@ -68,12 +68,12 @@ pub fn run(mut a: MatrixArgs) -> Result<Code> {
         })
         .collect();
     let mut m = Matrix::new(&runs.iter().map(|(_, r)| r).collect::<Vec<_>>(), steps);
-    // Where a count changed, what Debian's changelog says about the suites it belongs to.
+    // Where a count or a check changed, what Debian's changelog says about its suites.
     m.changelogs = runs
         .windows(2)
         .enumerate()
         .map(|(i, w)| {
-            let suites = m.steps[i].suites_with_count_changes();
+            let suites = m.suites_changed(i);
             (!suites.is_empty()).then(|| crate::changelog::for_step(&w[0].1, &w[1].1, &suites))
         })
         .collect();

@@ -84,6 +84,19 @@ pub struct Headline<'a> {
     pub trend: &'a Trend,
 }
 
+/// The checks measured in both runs whose verdict differs: (name, agrees in `b`).
+fn check_flips(a: &Results, b: &Results) -> Vec<(String, bool)> {
+    let before = a.checks();
+    b.checks()
+        .into_iter()
+        .filter(|(_, c)| c.measured)
+        .filter_map(|(name, c)| {
+            let was = before.iter().find(|(n, x)| *n == name && x.measured)?;
+            (was.1.agrees != c.agrees).then_some((name, c.agrees))
+        })
+        .collect()
+}
+
 /// An entry of Debian's changelog that concerns a suite whose counts changed at a step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangelogEntry {
@@ -126,8 +139,9 @@ impl StepChangelog {
             let n = self.entries.len();
             let _ = writeln!(
                 o,
-                "  Debian's changelog: {} uploads after {} up to {}; {n} {} the suites whose counts changed{}",
+                "  Debian's changelog: {} upload{} after {} up to {}; {n} {} the suites whose counts or checks changed{}",
                 self.uploads,
+                if self.uploads == 1 { "" } else { "s" },
                 self.from,
                 self.to,
                 if n == 1 { "entry concerns" } else { "entries concern" },
@@ -158,9 +172,12 @@ pub struct Matrix {
     pub trends: Vec<Trend>,
     /// Each kernel against the one before it.
     pub steps: Vec<Comparison>,
-    /// Per step, what Debian's changelog says (only where a count changed; empty when the
-    /// changelogs were not looked up).
+    /// Per step, what Debian's changelog says (only where a count or a check changed;
+    /// empty when the changelogs were not looked up).
     pub changelogs: Vec<Option<StepChangelog>>,
+    /// Per step, the checks measured on both kernels whose verdict flipped: (name, agrees
+    /// on the newer kernel).
+    pub check_flips: Vec<Vec<(String, bool)>>,
 }
 
 impl Matrix {
@@ -197,7 +214,27 @@ impl Matrix {
             trends,
             steps,
             changelogs: Vec::new(),
+            check_flips: runs.windows(2).map(|w| check_flips(w[0], w[1])).collect(),
         }
+    }
+
+    /// The suites whose counts changed or whose checks flipped at step `i`: the ones whose
+    /// changelog entries are worth listing there.
+    pub fn suites_changed(&self, i: usize) -> Vec<crate::suite::Suite> {
+        let mut out = self
+            .steps
+            .get(i)
+            .map(Comparison::suites_with_count_changes)
+            .unwrap_or_default();
+        for (name, _) in self.check_flips.get(i).into_iter().flatten() {
+            let suite = name.split(':').next().unwrap_or_default();
+            if let Ok(s) = suite.parse::<crate::suite::Suite>() {
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        out
     }
 
     /// The changes between consecutive kernels that count: regressions, improvements,
@@ -374,6 +411,10 @@ impl Matrix {
             for c in mine {
                 let _ = writeln!(o, "  {c}");
             }
+            for (name, agrees) in self.check_flips.get(i - 1).into_iter().flatten() {
+                let now = if *agrees { "ok" } else { "MISMATCH" };
+                let _ = writeln!(o, "  check now {now}: {name}");
+            }
             if let Some(Some(log)) = self.changelogs.get(i - 1) {
                 log.render(&mut o);
             }
@@ -512,6 +553,7 @@ mod tests {
             ],
             steps: vec![],
             changelogs: vec![],
+            check_flips: vec![],
         };
         let h = m.headlines();
         let keys: Vec<&str> = h.iter().map(|x| x.trend.key.as_str()).collect();
