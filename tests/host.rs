@@ -1391,61 +1391,104 @@ fn matrix_of_three_recorded_kernels_renders_with_its_headline() {
     );
 }
 
-/// The matrix of two Debian 6.12 point releases that straddle the memmap accounting fix
-/// (memmap suite at devdax:2M and 1G in the test VM, recorded): the step's count change
-/// comes with the changelog entry that made it, read from the candidate's package in the
-/// kernel cache (here a recorded excerpt of 6.12.101's changelog.gz).
+/// Two matrices of Debian 6.12 point releases, each recorded in the test VM, each with the
+/// candidate's changelog (a recorded excerpt, gzipped into a kernel cache made here): the
+/// step comes with the entries that made it, read from the candidate's package.
+/// - 6.12.100 -> 6.12.101, the memmap suite at devdax:2M and 1G: nr_memmap_pages 8192 ->
+///   2048 and its check fixed, with mm/sparse-vmemmap's accounting fix;
+/// - 6.12.113 -> 6.12.115, the hugetlb suite at 128 2M pages: the shrink of an optimized
+///   pool no longer gives its pages back (a check lost, no count changed), with the
+///   mm/hugetlb_vmemmap entries of 6.12.115.
 #[test]
-fn matrix_names_the_changelog_entry_behind_a_count_step() {
-    use std::io::Write as _;
-    let dir = tempfile::tempdir().unwrap();
+fn matrix_names_the_changelog_entries_behind_a_step() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
-    let files = ["6.12.101", "6.12.100"]
-        .map(|k| {
-            fixtures
-                .join(format!("matrix/memmap-{k}.json"))
-                .display()
-                .to_string()
-        })
-        .join(",");
-    let doc = dir.path().join(
-        "foliobench/kernels/6.12.101+deb12-amd64/usr/share/doc/linux-image-6.12.101+deb12-amd64",
-    );
+    let cases: [(&str, &str, &str, &[&str], &[&str]); 2] = [
+        (
+            "memmap",
+            "6.12.100",
+            "6.12.101",
+            &[
+                "  better: memmap devdax:2M:mem nr_memmap_pages_delta 8192 -> 2048",
+                "  fixed: check memmap devdax:2M:mem: nr_memmap_pages delta vs model: MISMATCH -> ok",
+                "  Debian's changelog: 1 upload after 6.12.100-1~deb12u1 up to 6.12.101-1~deb12u1; 3 entries concern",
+                "    6.12.101-1 [memmap] mm/sparse-vmemmap: fix DAX vmemmap accounting with optimization (mm/sparse-vmemmap:)",
+            ],
+            // The upload's other commits: HugeTLB's cgroup charge, a network driver.
+            &["hugetlb cgroup", "airoha"],
+        ),
+        (
+            "hugetlb",
+            "6.12.113",
+            "6.12.115",
+            &[
+                "  lost: check hugetlb: 2M hvo=on: free memory given back by the shrink: ok -> MISMATCH",
+                "  Debian's changelog: 2 uploads after 6.12.113-1~deb12u1 up to 6.12.115-2~deb12u1; 3 entries concern",
+                "    6.12.115-1 [hugetlb] mm/hugetlb_vmemmap: fix incorrect vmemmap restore in rollback (mm/hugetlb_vmemmap:)",
+                "    6.12.115-1 [hugetlb] mm/hugetlb: refactor code around vmemmap_walk (mm/hugetlb:)",
+            ],
+            &["better:", "worse:", "damon"],
+        ),
+    ];
+    for (suite, from, to, lines, absent) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [to, from]
+            .map(|k| {
+                fixtures
+                    .join(format!("matrix/{suite}-{k}.json"))
+                    .display()
+                    .to_string()
+            })
+            .join(",");
+        write_cached_changelog(
+            dir.path(),
+            &format!("{to}+deb12-amd64"),
+            &fixtures.join(format!("../../cli/tests/fixtures/changelog-{to}-excerpt")),
+        );
+        let out = run(foliobench()
+            .args(["matrix", "--results", &files, "--out-dir", "mx"])
+            .env("XDG_CACHE_HOME", dir.path())
+            .current_dir(dir.path()));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = std::fs::read_to_string(dir.path().join("mx/matrix.txt")).unwrap();
+        let heading = format!("{from}+deb12-amd64 -> {to}+deb12-amd64:");
+        let step = &text[text.find(&heading).expect("the step")..];
+        for line in lines {
+            assert!(step.contains(line), "{line} in {step}");
+        }
+        for a in absent {
+            assert!(!step.contains(a), "{a} in {step}");
+        }
+        let entry = lines
+            .last()
+            .unwrap()
+            .split("] ")
+            .nth(1)
+            .unwrap()
+            .split(" (")
+            .next()
+            .unwrap();
+        assert!(
+            std::fs::read_to_string(dir.path().join("mx/matrix.html"))
+                .unwrap()
+                .contains(entry),
+            "{entry} in matrix.html"
+        );
+    }
+}
+
+/// A kernel cache under `cache` holding `release`'s changelog.gz, gzipped from `excerpt`.
+fn write_cached_changelog(cache: &std::path::Path, release: &str, excerpt: &std::path::Path) {
+    use std::io::Write as _;
+    let doc = cache.join(format!(
+        "foliobench/kernels/{release}/usr/share/doc/linux-image-{release}"
+    ));
     std::fs::create_dir_all(&doc).unwrap();
     let mut gz = flate2::write::GzEncoder::new(
         std::fs::File::create(doc.join("changelog.gz")).unwrap(),
         flate2::Compression::default(),
     );
-    gz.write_all(
-        &std::fs::read(fixtures.join("../../cli/tests/fixtures/changelog-6.12.101-excerpt"))
-            .unwrap(),
-    )
-    .unwrap();
+    gz.write_all(&std::fs::read(excerpt).unwrap()).unwrap();
     gz.finish().unwrap();
-    let out = run(foliobench()
-        .args(["matrix", "--results", &files, "--out-dir", "mx"])
-        .env("XDG_CACHE_HOME", dir.path())
-        .current_dir(dir.path()));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = std::fs::read_to_string(dir.path().join("mx/matrix.txt")).unwrap();
-    let step = &text[text
-        .find("6.12.100+deb12-amd64 -> 6.12.101+deb12-amd64:")
-        .expect("the step")..];
-    for line in [
-        "  better: memmap devdax:2M:mem nr_memmap_pages_delta 8192 -> 2048",
-        "  Debian's changelog: 1 upload after 6.12.100-1~deb12u1 up to 6.12.101-1~deb12u1; 3 entries concern",
-        "    6.12.101-1 [memmap] mm/sparse-vmemmap: fix DAX vmemmap accounting with optimization (mm/sparse-vmemmap:)",
-    ] {
-        assert!(step.contains(line), "{line} in {step}");
-    }
-    // The upload's other commits (HugeTLB's cgroup charge, a network driver) are not listed.
-    assert!(
-        !step.contains("hugetlb cgroup") && !step.contains("airoha"),
-        "{step}"
-    );
-    assert!(std::fs::read_to_string(dir.path().join("mx/matrix.html"))
-        .unwrap()
-        .contains("fix DAX vmemmap accounting with optimization"));
 }
 
 /// The HugeTLB controls the hugetlb suite changes: the optimization sysctl and every pool.

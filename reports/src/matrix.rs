@@ -411,9 +411,16 @@ impl Matrix {
             for c in mine {
                 let _ = writeln!(o, "  {c}");
             }
-            for (name, agrees) in self.check_flips.get(i - 1).into_iter().flatten() {
-                let now = if *agrees { "ok" } else { "MISMATCH" };
-                let _ = writeln!(o, "  check now {now}: {name}");
+            // Checks gone from ok to MISMATCH are among the losses above; the other way
+            // (a fix) is said here.
+            for (name, _) in self
+                .check_flips
+                .get(i - 1)
+                .into_iter()
+                .flatten()
+                .filter(|(_, ok)| *ok)
+            {
+                let _ = writeln!(o, "  fixed: check {name}: MISMATCH -> ok");
             }
             if let Some(Some(log)) = self.changelogs.get(i - 1) {
                 log.render(&mut o);
