@@ -1402,7 +1402,9 @@ fn matrix_of_three_recorded_kernels_renders_with_its_headline() {
 #[test]
 fn matrix_names_the_changelog_entries_behind_a_step() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
-    let cases: [(&str, &str, &str, &[&str], &[&str]); 2] = [
+    // (suite, from, to, lines of the step, what it must not say)
+    type Step<'a> = (&'a str, &'a str, &'a str, &'a [&'a str], &'a [&'a str]);
+    let cases: [Step; 2] = [
         (
             "memmap",
             "6.12.100",
