@@ -4,9 +4,13 @@
 
 use anyhow::Result;
 use foliobench_reports::geometry::Geometry;
+use foliobench_reports::precision::Rounds;
 use foliobench_workloads::namespace::Target;
 use foliobench_workloads::suites::memmap::Plan;
+use foliobench_workloads::suites::SuiteCtx;
 
+use super::planned::{run_suite, PlannedSuite, SuiteResults};
+use super::KernelSide;
 use crate::exit::usage;
 
 /// Every geometry to create must tile the namespace: its size a multiple of the alignment.
@@ -24,18 +28,45 @@ pub fn check_fits(geometries: &[Geometry], t: &Target) -> Result<()> {
     Ok(())
 }
 
-/// The plan: the geometries, sizeof(struct page), the kernel's side of
-/// vmemmap_can_optimize() and whether /proc/vmstat has nr_memmap_pages.
-pub fn plan(
-    geometries: &[Geometry],
-    struct_page: u64,
-    optimization: bool,
-    nr_memmap: bool,
-) -> Plan {
-    Plan {
-        geometries: geometries.to_vec(),
-        struct_page,
-        optimization,
-        nr_memmap,
+/// The memmap suite as planned: its geometries; what the model needs of the kernel is read
+/// once the plan is known (`KernelSide`).
+pub struct Memmap {
+    pub geometries: Vec<Geometry>,
+}
+
+impl PlannedSuite for Memmap {
+    fn describe(&self, rounds: &Rounds) -> Vec<String> {
+        vec![format!(
+            "memmap: {} ({} each)",
+            self.geometries
+                .iter()
+                .filter(|g| **g != Geometry::Pfnmap)
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            rounds.describe()
+        )]
+    }
+    fn fits(&self, t: &Target, _: &str) -> Result<()> {
+        check_fits(&self.geometries, t)
+    }
+    fn run(
+        &self,
+        ctx: &SuiteCtx,
+        k: &KernelSide,
+        notes: &mut Vec<String>,
+        into: &mut SuiteResults,
+    ) -> Result<()> {
+        if ctx.prov.is_none() {
+            return Ok(());
+        }
+        let plan = Plan {
+            geometries: self.geometries.clone(),
+            struct_page: k.struct_page,
+            optimization: k.optimization,
+            nr_memmap: k.nr_memmap,
+        };
+        into.memmap = run_suite(&plan, ctx, k, notes)?;
+        Ok(())
     }
 }

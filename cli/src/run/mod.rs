@@ -9,23 +9,26 @@ use foliobench_ebpf::kernel::KernelFacts;
 use foliobench_reports::geometry::Geometry;
 use foliobench_reports::pin::PinMemory;
 use foliobench_reports::precision::Rounds;
-use foliobench_reports::results::{Context, Machine, Results, RESULTS_SCHEMA_VERSION};
+use foliobench_reports::results::{Context, Machine, Results};
 use foliobench_reports::scaling;
 use foliobench_reports::suite::Suite;
 use foliobench_workloads::kconfig::KernelConfig;
 use foliobench_workloads::namespace::{self, Provisioner, RunError, Target};
-use foliobench_workloads::suites::{self, SuiteCtx, SuiteRun};
+use foliobench_workloads::suites::{self, SuiteCtx};
 use foliobench_workloads::system;
 
 use crate::exit::{env, usage, Code};
 use crate::output::OutputArgs;
-use crate::units::{fmt_size, parse_size};
+use crate::units::parse_size;
 
 mod fsdax;
 mod hugetlb;
 mod memmap;
 mod pin;
+mod planned;
 mod rmap;
+
+use planned::{PlannedSuite, SuiteResults};
 
 /// What a sweep measures: shared by `run` and `ab` (which passes it on to `run` in the
 /// guest).
@@ -240,18 +243,8 @@ fn split_geometries(
 struct RunPlan {
     suites: Vec<Suite>,
     rounds: Rounds,
-    /// The memmap suite's geometries (empty: no memmap suite).
-    memmap: Vec<Geometry>,
-    pin: Option<suites::pin::Plan>,
-    rmap: Option<suites::rmap::Plan>,
-    /// The fsdax suite's file size.
-    fsdax: Option<u64>,
-    /// The hugetlb suite's page sizes (kB) and bytes of pages per size.
-    hugetlb: Option<(Vec<u64>, u64)>,
-    /// The PFN-map row (with the fsdax suite, or memmap's pfnmap geometry).
-    pfnmap: bool,
-    /// The pin drivers asked for (the fsdax suite and the PFN-map row pin with them too).
-    drivers: Vec<String>,
+    /// Each suite's plan, in the suites' order (the PFN-map row with the fsdax suite's).
+    planned: Vec<Box<dyn PlannedSuite>>,
     /// The namespace to reconfigure, if a suite needs one and one is granted.
     target: Option<Target>,
     /// Why there is none, when the pin suite goes on without (its dax rows skipped).
@@ -314,16 +307,32 @@ fn plan(a: &SweepArgs, granted: Option<&str>) -> Result<RunPlan> {
     let pin = do_pin
         .then(|| pin::plan(memories, &a.drivers, size, target.is_some()))
         .transpose()?;
+    let pfnmap = fsdax.is_some() || (do_memmap && geometries.contains(&Geometry::Pfnmap));
+    // The suites' order: memmap, pin, rmap, hugetlb, then fsdax with the PFN-map row.
+    let mut planned: Vec<Box<dyn PlannedSuite>> = Vec::new();
+    if do_memmap {
+        planned.push(Box::new(memmap::Memmap { geometries }));
+    }
+    if let Some(p) = pin {
+        planned.push(Box::new(p));
+    }
+    if let Some(p) = rmap {
+        planned.push(Box::new(p));
+    }
+    if let Some(p) = hugetlb {
+        planned.push(Box::new(p));
+    }
+    if fsdax.is_some() || pfnmap {
+        planned.push(Box::new(fsdax::FsdaxAndPfnmap {
+            fsdax,
+            pfnmap,
+            drivers: a.drivers.clone(),
+        }));
+    }
     let plan = RunPlan {
-        pfnmap: fsdax.is_some() || (do_memmap && geometries.contains(&Geometry::Pfnmap)),
-        memmap: if do_memmap { geometries } else { vec![] },
         suites,
         rounds: a.rounds(),
-        pin,
-        rmap,
-        fsdax,
-        hugetlb,
-        drivers: a.drivers.clone(),
+        planned,
         target,
         no_namespace,
     };
@@ -336,30 +345,7 @@ fn check_fits(plan: &RunPlan, size_text: &str) -> Result<()> {
     let Some(t) = &plan.target else {
         return Ok(());
     };
-    let region = t.region.size;
-    memmap::check_fits(&plan.memmap, t)?;
-    if let Some(f) = plan.fsdax.filter(|f| *f >= region) {
-        return Err(usage(format!(
-            "--size {}: the fsdax suite makes a file of --size bytes on {}, which has {} MiB \
-             (and a filesystem needs some of it): choose a smaller --size",
-            fmt_size(f),
-            t.namespace.dev,
-            region >> 20
-        )));
-    }
-    if plan
-        .pin
-        .as_ref()
-        .is_some_and(|p| p.wants_dax() && p.size >= region)
-    {
-        return Err(usage(format!(
-            "--size {size_text}: the pin suite maps --size bytes of {}, which has {} MiB (and a \
-             dax device offers less than its namespace): choose a smaller --size",
-            t.namespace.dev,
-            region >> 20
-        )));
-    }
-    Ok(())
+    plan.planned.iter().try_for_each(|p| p.fits(t, size_text))
 }
 
 /// What the run needs of the kernel: the model's inputs and every suite's probes.
@@ -434,49 +420,29 @@ fn kernel_side(plan: &RunPlan, notes: &mut Vec<String>) -> KernelSide {
 
 /// Says what will be reconfigured and measured, before anything is.
 fn announce(plan: &RunPlan) {
-    if let Some((kbs, size)) = &plan.hugetlb {
-        eprintln!(
-            "foliobench: plan: hugetlb: {} MiB of {} pages, vm.hugetlb_optimize_vmemmap off then on ({}), the pools and the control restored afterwards",
-            size >> 20,
-            kbs.iter().map(|&kb| foliobench_reports::hugetlb::size_name(kb)).collect::<Vec<_>>().join(" and "),
-            plan.rounds.describe()
-        );
+    let on_namespace = |wanted: bool| -> Vec<String> {
+        plan.planned
+            .iter()
+            .filter(|p| plan.target.is_some() && p.on_namespace() == wanted)
+            .flat_map(|p| p.describe(&plan.rounds))
+            .collect()
+    };
+    // What does not touch the namespace (or all of it, when none is taken): a line each.
+    let apart: Vec<String> = if plan.target.is_some() {
+        on_namespace(false)
+    } else {
+        plan.planned
+            .iter()
+            .flat_map(|p| p.describe(&plan.rounds))
+            .collect()
+    };
+    for line in apart {
+        eprintln!("foliobench: plan: {line}");
     }
     let Some(t) = &plan.target else {
-        if let Some(p) = &plan.pin {
-            eprintln!("foliobench: plan: pin: {}", p.describe(&plan.rounds));
-        }
         return;
     };
     let orig = &t.namespace;
-    let mut parts: Vec<String> = Vec::new();
-    if plan.has(Suite::Memmap) {
-        parts.push(format!(
-            "memmap: {} ({} each)",
-            plan.memmap
-                .iter()
-                .filter(|g| **g != Geometry::Pfnmap)
-                .map(|g| g.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            plan.rounds.describe()
-        ));
-    }
-    if let Some(p) = &plan.pin {
-        parts.push(format!("pin: {}", p.describe(&plan.rounds)));
-    }
-    if plan.rmap.as_ref().is_some_and(|p| p.fsdax) {
-        parts.push(format!("rmap: a file on {}", suites::rmap::FSDAX));
-    }
-    if let Some(f) = plan.fsdax {
-        parts.push(format!(
-            "fsdax: a {} file on ext4 and on xfs -o dax",
-            fmt_size(f)
-        ));
-    }
-    if plan.pfnmap {
-        parts.push("pfnmap: a PCI memory BAR mapped read-only, never accessed".into());
-    }
     eprintln!(
         "foliobench: plan: reconfigure {} ({}, {} MiB, now {}; {}) for {}, then restore it to {}",
         orig.dev,
@@ -484,33 +450,12 @@ fn announce(plan: &RunPlan) {
         t.region.size >> 20,
         mode_map(orig),
         t.grant,
-        parts.join("; "),
+        on_namespace(true).join("; "),
         mode_map(orig),
     );
 }
 
-/// Every suite's part of the results.
-#[derive(Default)]
-struct SuiteResults {
-    memmap: Vec<foliobench_reports::memmap::MemmapResult>,
-    pin: Option<foliobench_reports::pin::PinSuite>,
-    rmap: Option<foliobench_reports::rmap::RmapSuite>,
-    fsdax: Option<foliobench_reports::fsdax::FsdaxSuite>,
-    pfnmap: Option<foliobench_reports::fsdax::PfnmapResult>,
-    hugetlb: Option<foliobench_reports::hugetlb::HugetlbSuite>,
-}
-
-/// One suite's loop with its probes.
-fn run_suite<S: SuiteRun>(
-    plan: &S,
-    ctx: &SuiteCtx,
-    k: &KernelSide,
-    notes: &mut Vec<String>,
-) -> Result<S::Results> {
-    plan.run(ctx, k.probes_of(S::SUITE), notes).map_err(run_err)
-}
-
-/// Runs the suites' loops in order.
+/// Runs the suites' loops in order, each into its part of the results.
 fn execute(
     plan: &RunPlan,
     k: &KernelSide,
@@ -518,42 +463,8 @@ fn execute(
     notes: &mut Vec<String>,
 ) -> Result<SuiteResults> {
     let mut out = SuiteResults::default();
-    // Every suite's loop the same way: its plan, the shared context, its probes.
-    if let (Some(_), true) = (ctx.prov, plan.has(Suite::Memmap)) {
-        let memmap = memmap::plan(&plan.memmap, k.struct_page, k.optimization, k.nr_memmap);
-        out.memmap = run_suite(&memmap, ctx, k, notes)?;
-    }
-    if let Some(pin) = &plan.pin {
-        out.pin = Some(run_suite(pin, ctx, k, notes)?);
-    }
-    if let Some(rmap) = &plan.rmap {
-        out.rmap = Some(run_suite(rmap, ctx, k, notes)?);
-    }
-    if let Some((page_kbs, size)) = &plan.hugetlb {
-        let hugetlb = suites::hugetlb::Plan {
-            page_kbs: page_kbs.clone(),
-            size: *size,
-            struct_page: k.struct_page,
-        };
-        out.hugetlb = Some(run_suite(&hugetlb, ctx, k, notes)?);
-    }
-    if plan.fsdax.is_some() || plan.pfnmap {
-        // The drivers the fsdax suite and the PFN-map row pin with (a source device for
-        // O_DIRECT at least as large as what they map).
-        let size = plan.fsdax.unwrap_or(0).max(2 << 20);
-        let drivers =
-            suites::pin::Drivers::open(&pin::plan(vec![], &plan.drivers, size, false)?, notes);
-        if let (Some(_), Some(size)) = (ctx.prov, plan.fsdax) {
-            let fsdax = suites::fsdax::Plan {
-                size,
-                drivers: &drivers,
-            };
-            out.fsdax = Some(run_suite(&fsdax, ctx, k, notes)?);
-        }
-        if plan.pfnmap {
-            eprintln!("foliobench: pfnmap: a PCI memory BAR, read-only");
-            out.pfnmap = Some(suites::fsdax::pfnmap_row(&drivers));
-        }
+    for p in &plan.planned {
+        p.run(ctx, k, notes, &mut out)?;
     }
     Ok(out)
 }
@@ -708,17 +619,10 @@ fn run_one(args: &RunArgs, interrupted: &std::sync::atomic::AtomicBool) -> Resul
         }
         None => None,
     };
-    let report = Results {
-        schema_version: RESULTS_SCHEMA_VERSION,
-        context: context(&plan, &kernel, started, restored, notes),
-        suites: plan.suites.iter().map(|s| s.name().to_string()).collect(),
-        memmap: results.memmap,
-        pin: results.pin,
-        rmap: results.rmap,
-        fsdax: results.fsdax,
-        hugetlb: results.hugetlb,
-        pfnmap: results.pfnmap,
-    };
+    let report = results.into_results(
+        context(&plan, &kernel, started, restored, notes),
+        &plan.suites,
+    );
     args.output.emit(&report, || report.render_text())?;
     Ok((strict_verdict(&report, args.strict), report))
 }
