@@ -255,17 +255,12 @@ pub fn checks(results: &[HugetlbResult], struct_page: u64) -> Vec<Check> {
         // lands on either side, while HVO that did not apply (or applied when off) moves
         // every round by the whole model: the round closest to the model is judged, every
         // round shown.
-        let off_by = freed
-            .iter()
-            .map(|f| (f - expected_kb).abs())
-            .min()
-            .unwrap_or(i64::MAX);
         v.push(Check::new(
             format!("{name}: vmemmap freed, by free memory"),
-            off_by <= FREE_MEMORY_SLACK_KB,
+            closest_round_agrees(&freed, expected_kb),
             format!(
                 "{} kB per round against the model's {expected_kb} kB ({per_page} of {} vmemmap pages per {} page, {} pages; the closest round within {FREE_MEMORY_SLACK_KB} kB)",
-                freed.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
+                kb_list(&freed),
                 vmemmap_pages(r.page_kb, struct_page),
                 size_name(r.page_kb),
                 r.pages,
@@ -276,17 +271,12 @@ pub fn checks(results: &[HugetlbResult], struct_page: u64) -> Vec<Check> {
         // by the pool's size every round, and stayed down), while 7.3.4 gave it back.
         let back_kb = (r.pages * r.page_kb) as i64 - expected_kb;
         let returned: Vec<i64> = r.samples.iter().map(|s| s.returned_kb).collect();
-        let off_by = returned
-            .iter()
-            .map(|f| (f - back_kb).abs())
-            .min()
-            .unwrap_or(i64::MAX);
         v.push(Check::new(
             format!("{name}: free memory given back by the shrink"),
-            off_by <= FREE_MEMORY_SLACK_KB,
+            closest_round_agrees(&returned, back_kb),
             format!(
                 "{} kB per round against the model's {back_kb} kB (the pool's {} pages, less the vmemmap restored; the closest round within {FREE_MEMORY_SLACK_KB} kB)",
-                returned.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
+                kb_list(&returned),
                 r.pages,
             ),
         ));
@@ -303,6 +293,23 @@ pub fn checks(results: &[HugetlbResult], struct_page: u64) -> Vec<Check> {
         ));
     }
     v
+}
+
+/// Whether the round closest to the model is within the free-memory slack of it.
+fn closest_round_agrees(rounds: &[i64], model_kb: i64) -> bool {
+    rounds
+        .iter()
+        .map(|f| (f - model_kb).abs())
+        .min()
+        .is_some_and(|d| d <= FREE_MEMORY_SLACK_KB)
+}
+
+fn kb_list(rounds: &[i64]) -> String {
+    rounds
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The memmap counters' change in every round, against the vmemmap pages the model frees

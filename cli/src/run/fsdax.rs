@@ -4,11 +4,10 @@
 use anyhow::Result;
 use foliobench_reports::precision::Rounds;
 use foliobench_workloads::namespace::Target;
+use foliobench_workloads::suites;
 use foliobench_workloads::suites::fsdax::PMD;
-use foliobench_workloads::suites::{self, SuiteCtx};
 
-use super::planned::{run_suite, PlannedSuite, SuiteResults};
-use super::KernelSide;
+use super::planned::{run_suite, PlannedSuite, Running};
 use crate::exit::usage;
 use crate::units::fmt_size;
 
@@ -48,30 +47,24 @@ impl PlannedSuite for FsdaxAndPfnmap {
             None => Ok(()),
         }
     }
-    fn run(
-        &self,
-        ctx: &SuiteCtx,
-        k: &KernelSide,
-        notes: &mut Vec<String>,
-        into: &mut SuiteResults,
-    ) -> Result<()> {
+    fn run(&self, r: &mut Running) -> Result<()> {
         // The drivers the fsdax suite and the PFN-map row pin with (a source device for
         // O_DIRECT at least as large as what they map).
         let size = self.fsdax.unwrap_or(0).max(2 << 20);
         let drivers = suites::pin::Drivers::open(
             &super::pin::plan(vec![], &self.drivers, size, false)?,
-            notes,
+            r.notes,
         );
-        if let (Some(_), Some(size)) = (ctx.prov, self.fsdax) {
+        if let (Some(_), Some(size)) = (r.ctx.prov, self.fsdax) {
             let fsdax = suites::fsdax::Plan {
                 size,
                 drivers: &drivers,
             };
-            into.fsdax = Some(run_suite(&fsdax, ctx, k, notes)?);
+            r.into.fsdax = Some(run_suite(&fsdax, r)?);
         }
         if self.pfnmap {
             eprintln!("foliobench: pfnmap: a PCI memory BAR, read-only");
-            into.pfnmap = Some(suites::fsdax::pfnmap_row(&drivers));
+            r.into.pfnmap = Some(suites::fsdax::pfnmap_row(&drivers));
         }
         Ok(())
     }

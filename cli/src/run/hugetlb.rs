@@ -3,10 +3,9 @@
 use anyhow::Result;
 use foliobench_reports::hugetlb::size_name;
 use foliobench_reports::precision::Rounds;
-use foliobench_workloads::suites::{self, SuiteCtx};
+use foliobench_workloads::suites;
 
-use super::planned::{run_suite, PlannedSuite, SuiteResults};
-use super::KernelSide;
+use super::planned::{run_suite, PlannedSuite, Running};
 use crate::exit::env;
 
 /// The hugetlb suite as planned: every page size, `size` bytes of each.
@@ -27,19 +26,13 @@ impl PlannedSuite for Hugetlb {
     fn on_namespace(&self) -> bool {
         false
     }
-    fn run(
-        &self,
-        ctx: &SuiteCtx,
-        k: &KernelSide,
-        notes: &mut Vec<String>,
-        into: &mut SuiteResults,
-    ) -> Result<()> {
+    fn run(&self, r: &mut Running) -> Result<()> {
         let plan = suites::hugetlb::Plan {
             page_kbs: self.page_kbs.clone(),
             size: self.size,
-            struct_page: k.struct_page,
+            struct_page: r.k.struct_page,
         };
-        into.hugetlb = Some(run_suite(&plan, ctx, k, notes)?);
+        r.into.hugetlb = Some(run_suite(&plan, r)?);
         Ok(())
     }
 }

@@ -7,10 +7,8 @@ use foliobench_reports::geometry::Geometry;
 use foliobench_reports::precision::Rounds;
 use foliobench_workloads::namespace::Target;
 use foliobench_workloads::suites::memmap::Plan;
-use foliobench_workloads::suites::SuiteCtx;
 
-use super::planned::{run_suite, PlannedSuite, SuiteResults};
-use super::KernelSide;
+use super::planned::{run_suite, PlannedSuite, Running};
 use crate::exit::usage;
 
 /// Every geometry to create must tile the namespace: its size a multiple of the alignment.
@@ -50,23 +48,17 @@ impl PlannedSuite for Memmap {
     fn fits(&self, t: &Target, _: &str) -> Result<()> {
         check_fits(&self.geometries, t)
     }
-    fn run(
-        &self,
-        ctx: &SuiteCtx,
-        k: &KernelSide,
-        notes: &mut Vec<String>,
-        into: &mut SuiteResults,
-    ) -> Result<()> {
-        if ctx.prov.is_none() {
+    fn run(&self, r: &mut Running) -> Result<()> {
+        if r.ctx.prov.is_none() {
             return Ok(());
         }
         let plan = Plan {
             geometries: self.geometries.clone(),
-            struct_page: k.struct_page,
-            optimization: k.optimization,
-            nr_memmap: k.nr_memmap,
+            struct_page: r.k.struct_page,
+            optimization: r.k.optimization,
+            nr_memmap: r.k.nr_memmap,
         };
-        into.memmap = run_suite(&plan, ctx, k, notes)?;
+        r.into.memmap = run_suite(&plan, r)?;
         Ok(())
     }
 }

@@ -463,8 +463,14 @@ fn execute(
     notes: &mut Vec<String>,
 ) -> Result<SuiteResults> {
     let mut out = SuiteResults::default();
+    let mut running = planned::Running {
+        ctx,
+        k,
+        notes,
+        into: &mut out,
+    };
     for p in &plan.planned {
-        p.run(ctx, k, notes, &mut out)?;
+        p.run(&mut running)?;
     }
     Ok(out)
 }

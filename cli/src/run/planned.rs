@@ -31,13 +31,16 @@ pub(super) trait PlannedSuite {
         Ok(())
     }
     /// Its loop, into its part of the results.
-    fn run(
-        &self,
-        ctx: &SuiteCtx,
-        k: &KernelSide,
-        notes: &mut Vec<String>,
-        into: &mut SuiteResults,
-    ) -> Result<()>;
+    fn run(&self, r: &mut Running) -> Result<()>;
+}
+
+/// What a suite's loop is given: the shared context, the kernel's side (model inputs,
+/// probes), the run's notes, and the results it fills its part of.
+pub(super) struct Running<'a, 'c> {
+    pub ctx: &'a SuiteCtx<'c>,
+    pub k: &'a KernelSide,
+    pub notes: &'a mut Vec<String>,
+    pub into: &'a mut SuiteResults,
 }
 
 /// Every suite's part of the results.
@@ -69,13 +72,9 @@ impl SuiteResults {
 }
 
 /// One suite's loop with its probes.
-pub(super) fn run_suite<S: SuiteRun>(
-    plan: &S,
-    ctx: &SuiteCtx,
-    k: &KernelSide,
-    notes: &mut Vec<String>,
-) -> Result<S::Results> {
-    plan.run(ctx, k.probes_of(S::SUITE), notes).map_err(run_err)
+pub(super) fn run_suite<S: SuiteRun>(plan: &S, r: &mut Running) -> Result<S::Results> {
+    plan.run(r.ctx, r.k.probes_of(S::SUITE), r.notes)
+        .map_err(run_err)
 }
 
 impl PlannedSuite for suites::pin::Plan {
@@ -100,14 +99,8 @@ impl PlannedSuite for suites::pin::Plan {
         }
         Ok(())
     }
-    fn run(
-        &self,
-        ctx: &SuiteCtx,
-        k: &KernelSide,
-        notes: &mut Vec<String>,
-        into: &mut SuiteResults,
-    ) -> Result<()> {
-        into.pin = Some(run_suite(self, ctx, k, notes)?);
+    fn run(&self, r: &mut Running) -> Result<()> {
+        r.into.pin = Some(run_suite(self, r)?);
         Ok(())
     }
 }
@@ -122,14 +115,8 @@ impl PlannedSuite for suites::rmap::Plan {
     fn on_namespace(&self) -> bool {
         self.fsdax
     }
-    fn run(
-        &self,
-        ctx: &SuiteCtx,
-        k: &KernelSide,
-        notes: &mut Vec<String>,
-        into: &mut SuiteResults,
-    ) -> Result<()> {
-        into.rmap = Some(run_suite(self, ctx, k, notes)?);
+    fn run(&self, r: &mut Running) -> Result<()> {
+        r.into.rmap = Some(run_suite(self, r)?);
         Ok(())
     }
 }

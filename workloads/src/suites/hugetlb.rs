@@ -119,12 +119,9 @@ fn release_boot_pool(
         size_name(kb),
         if hvo { "on" } else { "off" }
     );
-    let free = || settled_free_pages_kb().ok_or("free memory not readable (/proc/zoneinfo)");
-    let memmap = || (vmstat("nr_memmap_pages"), vmstat("nr_memmap_boot_pages"));
-    let delta = |a: Option<i64>, b: Option<i64>| a.zip(b).map(|(a, b)| b - a);
-    let (f0, m0) = (free()?, memmap());
+    let (f0, m0) = memory()?;
     let (took, left) = c.set_pool(kb, 0)?;
-    let (f1, m1) = (free()?, memmap());
+    let (f1, m1) = memory()?;
     if left != 0 {
         return Err(format!("the boot pool kept {left} pages after writing 0"));
     }
@@ -139,16 +136,30 @@ fn release_boot_pool(
     })
 }
 
+/// Free memory (settled, kB) and the memmap counters (`nr_memmap_pages`,
+/// `nr_memmap_boot_pages`; 6.11+).
+type Memory = (i64, (Option<i64>, Option<i64>));
+
+fn memory() -> std::result::Result<Memory, String> {
+    let free = settled_free_pages_kb().ok_or("free memory not readable (/proc/zoneinfo)")?;
+    Ok((
+        free,
+        (vmstat("nr_memmap_pages"), vmstat("nr_memmap_boot_pages")),
+    ))
+}
+
+/// A counter's change, where the kernel has it.
+fn delta(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    a.zip(b).map(|(a, b)| b - a)
+}
+
 /// One round: grow the pool to `pages`, shrink it to empty.
 fn round(c: &HugetlbControls, kb: u64, pages: u64) -> std::result::Result<HugetlbSample, String> {
-    let free = || settled_free_pages_kb().ok_or("free memory not readable (/proc/zoneinfo)");
-    let memmap = || (vmstat("nr_memmap_pages"), vmstat("nr_memmap_boot_pages"));
-    let delta = |a: Option<i64>, b: Option<i64>| a.zip(b).map(|(a, b)| b - a);
-    let (f0, m0) = (free()?, memmap());
+    let (f0, m0) = memory()?;
     let (alloc, obtained) = c.set_pool(kb, pages)?;
-    let (f1, m1) = (free()?, memmap());
+    let (f1, m1) = memory()?;
     let (release, left) = c.set_pool(kb, 0)?;
-    let (f2, m2) = (free()?, memmap());
+    let (f2, m2) = memory()?;
     if left != 0 {
         return Err(format!("the pool kept {left} pages after writing 0"));
     }
