@@ -160,17 +160,24 @@ pub fn summary_text(r: &Results) -> String {
 }
 
 /// `summary_section` as Markdown.
-fn summary_markdown(o: &mut String, n: &Named) {
-    let r = n.results;
+fn summary_markdown(o: &mut String, boot: &[&Named]) {
+    let Some(first) = boot.first() else { return };
+    let r = first.results;
+    let suites: Vec<&str> = boot
+        .iter()
+        .flat_map(|n| n.results.suites.iter().map(String::as_str))
+        .collect();
+    let results: Vec<&Results> = boot.iter().map(|n| n.results).collect();
+    let (line, bad) = crate::summary::checks_of(&results);
     let _ = writeln!(
         o,
-        "## {} ({})\n\n{}; timings: {}\n",
+        "## {} ({})\n\n{}; timings: {}\n\nchecks: {line}\n",
         r.context.kernel_release,
-        r.suites.join(", "),
-        machine(n),
+        suites.join(", "),
+        machine(first),
         r.clock().describe()
     );
-    for t in crate::summary::tables(r) {
+    for t in boot.iter().flat_map(|n| crate::summary::tables(n.results)) {
         let _ = writeln!(o, "**{}**\n\n| | {} |", t.title, t.columns.join(" | "));
         let _ = writeln!(o, "|---|{}", "---:|".repeat(t.columns.len()));
         for (subject, cells) in &t.rows {
@@ -178,15 +185,14 @@ fn summary_markdown(o: &mut String, n: &Named) {
         }
         let _ = writeln!(o);
     }
-    let (line, bad) = crate::summary::checks(r);
-    let _ = writeln!(o, "checks: {line}\n");
     for (what, c) in bad {
         let _ = writeln!(o, "- MISMATCH {what}: {}", c.detail);
     }
     let _ = writeln!(o);
 }
 
-/// One file's first screen: its kernel, machine and clock, each suite's table, the checks.
+/// One boot's first screen (its files together): the kernel, machine and clock, the checks
+/// count, each suite's table, then the mismatches.
 fn summary_section(o: &mut String, boot: &[&Named]) {
     let Some(first) = boot.first() else { return };
     let r = first.results;
@@ -242,7 +248,8 @@ fn summary_section(o: &mut String, boot: &[&Named]) {
 }
 
 /// The files of one boot, in the order given: consecutive files of the same kernel, machine
-/// and clock (the main job's memmap+pin, fsdax and rmap files) share one first screen.
+/// and clock and different suites (the main job's memmap+pin, fsdax and rmap files) share
+/// one first screen.
 fn boots<'a, 'b>(runs: &'b [Named<'a>]) -> Vec<Vec<&'b Named<'a>>> {
     let key = |n: &Named| {
         (
@@ -251,10 +258,19 @@ fn boots<'a, 'b>(runs: &'b [Named<'a>]) -> Vec<Vec<&'b Named<'a>>> {
             n.results.clock(),
         )
     };
+    // Two files with a suite in common are two runs (a comparison's sides), not one boot's.
+    let shares_a_suite = |b: &[&Named], n: &Named| {
+        b.iter().any(|x| {
+            x.results
+                .suites
+                .iter()
+                .any(|s| n.results.suites.contains(s))
+        })
+    };
     let mut out: Vec<Vec<&Named>> = Vec::new();
     for n in runs {
         match out.last_mut() {
-            Some(b) if key(b[0]) == key(n) => b.push(n),
+            Some(b) if key(b[0]) == key(n) && !shares_a_suite(b, n) => b.push(n),
             _ => out.push(vec![n]),
         }
     }
@@ -340,8 +356,8 @@ figure {{ margin: 1em 0; overflow-x: auto; }} .note {{ color: #a50; }}
 
 pub fn markdown(runs: &[Named], comparisons: &[Comparison]) -> String {
     let mut o = String::from("# foliobench report\n\n");
-    for n in runs {
-        summary_markdown(&mut o, n);
+    for boot in boots(runs) {
+        summary_markdown(&mut o, &boot);
     }
     for c in comparisons {
         let _ = writeln!(
@@ -366,4 +382,43 @@ pub fn markdown(runs: &[Named], comparisons: &[Comparison]) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The main job's files of one boot (different suites) make one first screen; two runs
+    /// of the same suites on the same machine (a comparison's sides) stay two.
+    #[test]
+    fn one_boots_files_share_a_first_screen() {
+        let recorded =
+            crate::results::parse(include_str!("../../../tests/fixtures/matrix/6.12.117.json"))
+                .unwrap();
+        let mut run = recorded.clone();
+        run.suites = vec!["memmap".into(), "pin".into()];
+        run.fsdax = None;
+        let mut fsdax = recorded.clone();
+        fsdax.suites = vec!["fsdax".into()];
+        fsdax.memmap = vec![];
+        fsdax.pin = None;
+        let named = |file: &str, results| Named {
+            file: file.into(),
+            results,
+        };
+        let one_boot = [named("run.json", &run), named("fsdax.json", &fsdax)];
+        assert_eq!(boots(&one_boot).len(), 1);
+        let md = markdown(&one_boot, &[]);
+        assert_eq!(md.matches("\n## 6.12.117").count(), 1, "{md}");
+        assert!(md.contains("(memmap, pin, fsdax)"), "{md}");
+        let two_runs = [named("a.json", &run), named("b.json", &run)];
+        assert_eq!(boots(&two_runs).len(), 2);
+        // Another kernel is another boot.
+        let mut other = fsdax.clone();
+        other.context.kernel_release = "7.3.4+deb13-amd64".into();
+        assert_eq!(
+            boots(&[named("run.json", &run), named("x.json", &other)]).len(),
+            2
+        );
+    }
 }
