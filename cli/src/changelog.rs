@@ -1,8 +1,8 @@
 //! What Debian's changelog says changed between two kernel packages: the entries, between
 //! two releases, whose subject names a probed function or the kernel area a suite measures
-//! (`mm/gup`, `mm/sparse-vmemmap`, `mm/rmap`, `dax`, ...). `matrix` and `ab` put them next to
-//! a step where a count changed, so that "8192 -> 2048" comes with the commit that did it —
-//! or with the note that the changelog names none.
+//! (`mm/gup`, `mm/sparse-vmemmap`, `mm/rmap`, `dax`, ...). `matrix` puts them next to a step
+//! where a count or a check changed (`ab`, where a count did), so that "8192 -> 2048" comes
+//! with the commit that did it — or with the note that the changelog names none.
 //!
 //! Debian's kernel packages carry the changelog of the source package: every upload's
 //! stanza, each listing the upstream stable commits it took by subject. A stanza's version
