@@ -159,25 +159,53 @@ pub fn summary_text(r: &Results) -> String {
     o
 }
 
+/// What one boot's first screen says, whichever writer shows it: the heading's parts, the
+/// checks counted over its files, their tables.
+struct BootSummary {
+    release: String,
+    suites: String,
+    machine: String,
+    clock: &'static str,
+    checks: String,
+    mismatches: Vec<(String, crate::check::Check)>,
+    tables: Vec<crate::summary::SummaryTable>,
+}
+
+impl BootSummary {
+    fn of(boot: &[&Named]) -> Option<BootSummary> {
+        let first = boot.first()?;
+        let results: Vec<&Results> = boot.iter().map(|n| n.results).collect();
+        let (checks, mismatches) = crate::summary::checks_of(&results);
+        Some(BootSummary {
+            release: first.results.context.kernel_release.clone(),
+            suites: results
+                .iter()
+                .flat_map(|r| r.suites.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", "),
+            machine: machine(first),
+            clock: first.results.clock().describe(),
+            checks,
+            mismatches,
+            tables: results
+                .iter()
+                .flat_map(|r| crate::summary::tables(r))
+                .collect(),
+        })
+    }
+}
+
 /// `summary_section` as Markdown.
 fn summary_markdown(o: &mut String, boot: &[&Named]) {
-    let Some(first) = boot.first() else { return };
-    let r = first.results;
-    let suites: Vec<&str> = boot
-        .iter()
-        .flat_map(|n| n.results.suites.iter().map(String::as_str))
-        .collect();
-    let results: Vec<&Results> = boot.iter().map(|n| n.results).collect();
-    let (line, bad) = crate::summary::checks_of(&results);
+    let Some(b) = BootSummary::of(boot) else {
+        return;
+    };
     let _ = writeln!(
         o,
-        "## {} ({})\n\n{}; timings: {}\n\nchecks: {line}\n",
-        r.context.kernel_release,
-        suites.join(", "),
-        machine(first),
-        r.clock().describe()
+        "## {} ({})\n\n{}; timings: {}\n\nchecks: {}\n",
+        b.release, b.suites, b.machine, b.clock, b.checks
     );
-    for t in boot.iter().flat_map(|n| crate::summary::tables(n.results)) {
+    for t in &b.tables {
         let _ = writeln!(o, "**{}**\n\n| | {} |", t.title, t.columns.join(" | "));
         let _ = writeln!(o, "|---|{}", "---:|".repeat(t.columns.len()));
         for (subject, cells) in &t.rows {
@@ -185,7 +213,7 @@ fn summary_markdown(o: &mut String, boot: &[&Named]) {
         }
         let _ = writeln!(o);
     }
-    for (what, c) in bad {
+    for (what, c) in &b.mismatches {
         let _ = writeln!(o, "- MISMATCH {what}: {}", c.detail);
     }
     let _ = writeln!(o);
@@ -194,25 +222,20 @@ fn summary_markdown(o: &mut String, boot: &[&Named]) {
 /// One boot's first screen (its files together): the kernel, machine and clock, the checks
 /// count, each suite's table, then the mismatches.
 fn summary_section(o: &mut String, boot: &[&Named]) {
-    let Some(first) = boot.first() else { return };
-    let r = first.results;
-    let suites: Vec<&str> = boot
-        .iter()
-        .flat_map(|n| n.results.suites.iter().map(String::as_str))
-        .collect();
-    let results: Vec<&Results> = boot.iter().map(|n| n.results).collect();
-    let (line, bad) = crate::summary::checks_of(&results);
+    let Some(b) = BootSummary::of(boot) else {
+        return;
+    };
     let _ = writeln!(
         o,
         "<h2 class=\"summary\">{} ({})</h2><p class=\"machine\">{}; timings: {}</p><p class=\"checks\">checks: {}{}</p><div class=\"flow\">",
-        esc(&r.context.kernel_release),
-        esc(&suites.join(", ")),
-        esc(&machine(first)),
-        esc(r.clock().describe()),
-        esc(&line),
-        if bad.is_empty() { "" } else { " (the mismatches in full below the tables)" }
+        esc(&b.release),
+        esc(&b.suites),
+        esc(&b.machine),
+        esc(b.clock),
+        esc(&b.checks),
+        if b.mismatches.is_empty() { "" } else { " (the mismatches in full below the tables)" }
     );
-    for t in boot.iter().flat_map(|n| crate::summary::tables(n.results)) {
+    for t in &b.tables {
         let _ = writeln!(
             o,
             "<div class=\"wide\"><table class=\"summary\"><caption>{}</caption><tr><th></th>{}</tr>",
@@ -237,11 +260,11 @@ fn summary_section(o: &mut String, boot: &[&Named]) {
         let _ = writeln!(o, "</table></div>");
     }
     let _ = writeln!(o, "</div>");
-    for (what, c) in bad {
+    for (what, c) in &b.mismatches {
         let _ = writeln!(
             o,
             "<p class=\"mismatch\">MISMATCH {}: {}</p>",
-            esc(&what),
+            esc(what),
             esc(&c.detail)
         );
     }
