@@ -120,11 +120,8 @@ fn release_boot_pool(
         if hvo { "on" } else { "off" }
     );
     let (f0, m0) = memory()?;
-    let (took, left) = c.set_pool(kb, 0)?;
+    let took = empty_pool(c, kb, "the boot pool")?;
     let (f1, m1) = memory()?;
-    if left != 0 {
-        return Err(format!("the boot pool kept {left} pages after writing 0"));
-    }
     Ok(BootPoolRelease {
         page_kb: kb,
         pages,
@@ -148,6 +145,19 @@ fn memory() -> std::result::Result<Memory, String> {
     ))
 }
 
+/// Empties the pool of `kb` pages by one timed write; an error if pages stay in it.
+fn empty_pool(
+    c: &HugetlbControls,
+    kb: u64,
+    what: &str,
+) -> std::result::Result<std::time::Duration, String> {
+    let (took, left) = c.set_pool(kb, 0)?;
+    if left != 0 {
+        return Err(format!("{what} kept {left} pages after writing 0"));
+    }
+    Ok(took)
+}
+
 /// A counter's change, where the kernel has it.
 fn delta(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     a.zip(b).map(|(a, b)| b - a)
@@ -158,11 +168,8 @@ fn round(c: &HugetlbControls, kb: u64, pages: u64) -> std::result::Result<Hugetl
     let (f0, m0) = memory()?;
     let (alloc, obtained) = c.set_pool(kb, pages)?;
     let (f1, m1) = memory()?;
-    let (release, left) = c.set_pool(kb, 0)?;
+    let release = empty_pool(c, kb, "the pool")?;
     let (f2, m2) = memory()?;
-    if left != 0 {
-        return Err(format!("the pool kept {left} pages after writing 0"));
-    }
     Ok(HugetlbSample {
         obtained,
         alloc_ns: alloc.as_nanos() as u64,
