@@ -1845,7 +1845,9 @@ fn instruction_clock_repeats_between_boots() {
     };
     // Every operation to 1 %: fork too, since it runs unpreempted (its child, on its CPU,
     // preempted it inside its timing in some rounds: modes ~93K instructions apart, 10 %
-    // between boots; forked from the tool itself, 12.9 %).
+    // between boots; forked from the tool itself, 12.9 %), after a tick (a tick inside it:
+    // 1.2 % between boots) and after an untimed fork (allocator refills in some rounds'
+    // forks: 30-45K instructions in 1-4 of 9 rounds).
     let spreads: Vec<(&str, f64, f64, f64)> = [
         ("pte_remap", 0.01),
         ("fork", 0.01),

@@ -597,9 +597,8 @@ mod tests {
         child.kill().unwrap();
         let _ = child.wait();
         let why = why.expect("refused");
-        assert!(
-            why.contains(&format!("is open by pid {}", child.id())),
-            "{why}"
-        );
+        // Usually the child; another test's process forked while the file was open (before
+        // its exec) holds it too, and may be found first.
+        assert!(why.starts_with(&format!("{node} is open by pid ")), "{why}");
     }
 }

@@ -296,9 +296,9 @@ pub const GROUPS: [&[RmapOp]; 4] = [
 
 /// Runs the operations of `group` that are in `ops` on one fresh mapping. `hook(Some(op),
 /// true)` runs just before an operation and `hook(Some(op), false)` just after (for
-/// tracing). With `control`, the fork is preceded by the control, `hook(None, ..)` around
-/// it: the same fork with the mapping marked MADV_DONTFORK, so that what the child's exit
-/// zaps of the rest of the process is counted from the very state the fork leaves; a
+/// tracing). The fork is preceded by the control, `hook(None, ..)` around it: the same fork
+/// with the mapping marked MADV_DONTFORK, so that what the child's exit zaps of the rest of
+/// the process is counted from the very state the fork leaves; a
 /// PMD-sized folio is PTE-remapped first (untimed, unless PteRemap itself is measured),
 /// as the thread's benchmarks work on PTE-mapped large folios.
 pub fn run_group(
@@ -307,7 +307,6 @@ pub fn run_group(
     size: usize,
     folio: Folio,
     hook: &mut dyn FnMut(Option<RmapOp>, bool),
-    control: bool,
 ) -> Result<(Vec<(RmapOp, Duration)>, FolioCheck), WorkloadError> {
     let folio_kb = folio.kb;
     let (m, check) = if folio.hugetlb {
@@ -327,14 +326,23 @@ pub fn run_group(
         if op == RmapOp::PteRemap && !is_pmd {
             continue;
         }
+        // Every timed fork follows an untimed one, whose child exits on this CPU: it leaves
+        // the allocator caches a fork draws from (the per-CPU cache of kernel stacks, slab
+        // CPU slabs, the per-CPU page lists) in the same state before every timed fork. Without
+        // it, some rounds' forks paid a vmalloc'd kernel stack or a slab or page-list refill
+        // and others not (30-45K instructions in 1-4 of 9 rounds, 2M folios).
         // No control for HugeTLB: 7.3 refuses MADV_DOFORK on a HugeTLB VMA (EINVAL; 6.12
         // takes it), and the helper has no HugeTLB memory but the mapping, so what the
-        // hugetlb probes count is the mapping's alone.
-        if op == RmapOp::Fork && control && !folio.hugetlb {
-            fork_without(mapping, hook)?;
+        // hugetlb probes count is the mapping's alone: its warm-up fork is a plain one.
+        if op == RmapOp::Fork {
+            if folio.hugetlb {
+                fork()?;
+            } else {
+                fork_without(mapping, hook)?;
+            }
         }
         hook(Some(op), true);
-        let unpreempted = Unpreempted::enter();
+        let unpreempted = Unpreempted::enter_after_tick();
         let took = match op {
             RmapOp::PteRemap => pte_remap(mapping, pmd),
             RmapOp::Fork => fork(),

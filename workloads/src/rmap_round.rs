@@ -135,8 +135,7 @@ impl Round {
         };
         let mut hook = |op: Option<RmapOp>, start: bool| step(if start { "B" } else { "E" }, op);
         for g in GROUPS {
-            let (times, check) =
-                run_group(g, &self.ops, self.size, self.folio, &mut hook, self.stepped)?;
+            let (times, check) = run_group(g, &self.ops, self.size, self.folio, &mut hook)?;
             round.checks.push(check);
             round.times.extend(
                 times

@@ -34,7 +34,10 @@ pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<
     round whose probe counts are taken just around each operation; every round runs in a \
     fresh helper process (this binary again) bound to one CPU, so that fork copies a small \
     process and its child stays on that CPU; each operation runs as a SCHED_FIFO task (its \
-    children SCHED_OTHER), so that neither its child nor a kworker preempts it inside its timing";
+    children SCHED_OTHER) started just after a timer tick, so that neither its child, a kworker \
+    nor the tick interrupts it inside its timing (operations shorter than a tick); every timed \
+    fork follows an untimed one (the control: the mapping left out), so that the kernel-stack, \
+    slab and page-list caches it draws from are alike in every round";
 
 pub struct Plan {
     pub folio_kbs: Vec<u64>,
