@@ -337,6 +337,20 @@ fn pin_suite_on_612() {
             assert_pinned(pin_row(&r, memory, driver), pages, 2);
         }
     }
+    // O_DIRECT in 1 MiB transfers: one GUP call of 256 pages each, so two grabs per THP
+    // wherever the allocator put it (in 1 GiB transfers, two boots of the main job took
+    // 6878 and 8545 grabs, as physically adjacent THPs merged into one bio segment).
+    let thp = pin_row(&r, "anon:thp", "odirect");
+    assert_eq!(thp["grabs"]["calls"], pages / 256, "{}", thp["grabs"]);
+    let prepared = r["pin"]["prepared"].as_array().unwrap();
+    let runs = prepared.iter().find(|p| p["memory"] == "anon:thp").unwrap()["pages"]
+        ["contiguous_runs"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (1..=512).contains(&runs),
+        "THPs in {runs} physically contiguous runs"
+    );
     // devdax:2M vs hugetlb:2M, the memory HVO was made for: the long-term pin of 2M devdax
     // takes a reference per base page on 6.12 (slow GUP, follow_devmap_pmd), HugeTLB's one
     // per folio (GUP-fast: 512 grabs of 512 references). Seen at 64 MiB: 16384 grabs and

@@ -13,6 +13,12 @@ pub struct PageFacts {
     /// 2 MiB pieces of the mapping whose pfns are contiguous and start 2 MiB-aligned: the
     /// pieces a PMD could map.
     pub pmd_contiguous: u64,
+    /// Runs of physically consecutive pages, in the mapping's order: an O_DIRECT bio merges
+    /// each run's pages into one segment, so where the allocator placed the pages (not
+    /// the same in every boot, for anonymous memory) decides how many GUP calls a transfer
+    /// makes. `None` in files from before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contiguous_runs: Option<u64>,
     /// kpageflags bits set, by the kernel's names (NOPAGE, COMPOUND_HEAD, THP, ...), with
     /// how many of the present pages have each.
     pub flags: Vec<(String, u64)>,
@@ -63,10 +69,12 @@ impl PageFacts {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "{}/{} pages present, {} PMD-contiguous 2M pieces; struct pages in the vmemmap: {}; kpageflags: {flags}; kpagecount: {}",
+            "{}/{} pages present, {} PMD-contiguous 2M pieces{}; struct pages in the vmemmap: {}; kpageflags: {flags}; kpagecount: {}",
             self.present,
             self.pages,
             self.pmd_contiguous,
+            self.contiguous_runs
+                .map_or(String::new(), |r| format!(", {r} physically contiguous runs")),
             self.vmemmap_struct_pages.map_or_else(
                 || format!("not read ({})", self.vmemmap_error.as_deref().unwrap_or("-")),
                 |n| n.to_string()

@@ -130,8 +130,8 @@ pub enum PinDriver {
     /// io_uring fixed-buffer registration: FOLL_LONGTERM; unregistration unpins.
     #[serde(rename = "io_uring")]
     IoUring,
-    /// O_DIRECT read from a block device into the mapping: FOLL_PIN via GUP-fast; the bio's
-    /// completion unpins.
+    /// O_DIRECT read from a block device into the mapping, in 1 MiB transfers: FOLL_PIN via
+    /// GUP-fast; the bio's completion unpins.
     #[serde(rename = "odirect")]
     Odirect,
     /// gup_test PIN_FAST_BENCHMARK: pin_user_pages_fast, timed by the kernel.

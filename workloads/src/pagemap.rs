@@ -91,6 +91,23 @@ pub fn pmd_contiguous(pfns: &[Option<u64>]) -> u64 {
         .count() as u64
 }
 
+/// How many runs of physically consecutive pages the mapping is made of, in its own order
+/// (a hole ends a run): what a block layer that merges physically adjacent pages into one
+/// segment sees of it.
+pub fn contiguous_runs(pfns: &[Option<u64>]) -> u64 {
+    let mut before = None;
+    let mut runs = 0;
+    for p in pfns {
+        if let Some(p) = p {
+            if before.map(|b: u64| b + 1) != Some(*p) {
+                runs += 1;
+            }
+        }
+        before = *p;
+    }
+    runs
+}
+
 /// The pseudo-flag of pfns past max_pfn, where /proc/kpageflags ends.
 pub const BEYOND_MAX_PFN: &str = "BEYOND_MAX_PFN";
 
@@ -123,6 +140,7 @@ pub fn summarise(pfns: &[Option<u64>], flags: &[Option<u64>], counts: &[Option<u
         pages: pfns.len() as u64,
         present: pfns.iter().filter(|p| p.is_some()).count() as u64,
         pmd_contiguous: pmd_contiguous(pfns),
+        contiguous_runs: Some(contiguous_runs(pfns)),
         flags: by_flag,
         refcounts: refcounts.into_iter().collect(),
         vmemmap_struct_pages: None,
@@ -267,6 +285,20 @@ c0000000-febfffff : PCI Bus 0000:00
         let mut holes: Vec<Option<u64>> = run(0x100200).collect();
         holes[7] = None;
         assert_eq!(pmd_contiguous(&holes), 0);
+    }
+
+    #[test]
+    fn runs_end_at_a_gap_or_a_hole() {
+        let run = |p0: u64, n: u64| (0..n).map(move |i| Some(p0 + i));
+        // Two THPs side by side are one run; a third elsewhere is another.
+        let v: Vec<Option<u64>> = run(0x100200, 1024).chain(run(0x200000, 512)).collect();
+        assert_eq!(contiguous_runs(&v), 2);
+        let mut holes = v.clone();
+        holes[100] = None;
+        assert_eq!(contiguous_runs(&holes), 3);
+        // Descending pfns are not contiguous in the mapping's order.
+        assert_eq!(contiguous_runs(&[Some(5), Some(4), Some(3)]), 3);
+        assert_eq!(contiguous_runs(&[None, None]), 0);
     }
 
     #[test]

@@ -336,7 +336,14 @@ fn page_facts_of(
     dax_device: Option<&str>,
 ) -> (Option<PageFacts>, Option<String>) {
     match m {
-        PinMemory::Anon { .. } | PinMemory::Hugetlb { .. } => (None, None),
+        // Where the allocator placed anonymous and HugeTLB memory differs between boots,
+        // and with it how many segments an O_DIRECT transfer of it makes.
+        PinMemory::Anon { .. } | PinMemory::Hugetlb { .. } => {
+            match pagemap::page_facts(mapping.addr(), size) {
+                Ok(f) => (Some(f), None),
+                Err(e) => (None, Some(e)),
+            }
+        }
         PinMemory::Dax(g) => match pagemap::page_facts(mapping.addr(), size) {
             Ok(f) => (Some(f), None),
             // 6.12's pagemap gives no pfn for a PUD-mapped (1G) devdax page: the device's
