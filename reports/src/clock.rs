@@ -81,10 +81,10 @@ impl Clock {
 }
 
 /// Why a metric of kind time does not repeat under the instruction clock, if it does not.
-/// Measured (Debian 6.12.118, two boots of the main job's sweep): every kernel-side timing
-/// that runs on the CPU (memmap_init_zone_device, pin and unpin, fsdax fault-in, the rmap
-/// operations) within 0.5 % between boots but two rmap COWs of large mTHPs that alternate
-/// between two paths (6.1 % and 1.8 %) and one O_DIRECT pin of THP (2.2 %); these, 6–160 %.
+/// Measured (Debian 6.12.118, two boots of the main job's sweep, 2026-12-04): 87 of 88
+/// kernel-side timings of the memmap and pin suites within 1 % between boots (the worst, the
+/// io_uring unpin of 4K anonymous pages, 1.9 %), every rmap operation within 0.8 %; these,
+/// 2–1169 %.
 pub fn idle_waits(suite: &str, name: &str) -> Option<&'static str> {
     match (suite, name) {
         ("memmap", "create_namespace" | "destroy_namespace") => Some(
