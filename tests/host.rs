@@ -1639,6 +1639,17 @@ fn report_compares_only_runs_of_one_sweep() {
     assert!(at("class=\"checks\">checks: ") < at("<details class=\"run\">"));
     assert!(!page.to_lowercase().contains("lost"), "no lost row");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("gate:"));
+    // In the terminal, the details too fit 100 columns (the pin table was 128 wide, a check
+    // up to 450), and the pin table is still a table: its 4K devdax row in one line.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let widest = stdout.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 100, "a line of {widest} columns");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("devdax:4K:mem  io_uring") && l.split_whitespace().count() >= 10),
+        "{stdout}"
+    );
     // As a browser shows it at 1280x800: the summary on the first screen, no comparison
     // there, nothing wider than the page (wide tables and text scroll or wrap in their box).
     let png = dir.path().join("first-screen.png");

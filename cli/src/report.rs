@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use foliobench_reports::compare::{compare, default_threshold_pct, Comparison, Correction, Row};
+use foliobench_reports::render::text_table::{fit, TERMINAL};
 use foliobench_reports::report::{html, markdown, Named};
 use foliobench_reports::results::Results;
 use foliobench_reports::scaling;
@@ -113,7 +114,7 @@ pub fn run(a: ReportArgs) -> Result<Code> {
         println!("{}", foliobench_reports::render::report::summary_text(r));
     }
     for (_, r) in &runs {
-        println!("{}", r.render_text());
+        println!("{}", fit(&r.render_text(), TERMINAL));
     }
     let all: Vec<&Results> = runs.iter().map(|(_, r)| r).collect();
     print!("{}", scaling::render_text(&scaling::curves(&all)));
