@@ -13,10 +13,11 @@ pub struct PageFacts {
     /// 2 MiB pieces of the mapping whose pfns are contiguous and start 2 MiB-aligned: the
     /// pieces a PMD could map.
     pub pmd_contiguous: u64,
-    /// Runs of physically consecutive pages, in the mapping's order: an O_DIRECT bio merges
-    /// each run's pages into one segment, so where the allocator placed the pages (not
-    /// the same in every boot, for anonymous memory) decides how many GUP calls a transfer
-    /// makes. `None` in files from before it was counted.
+    /// Runs of physically consecutive pages, in the mapping's order: where the allocator
+    /// placed the pages, not the same in every boot for anonymous memory. A block layer
+    /// merges each run's pages into one segment; in transfers longer than 1 MiB that decided
+    /// how many GUP calls an O_DIRECT read made (now it transfers 1 MiB at a time). `None`
+    /// in files from before it was counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contiguous_runs: Option<u64>,
     /// kpageflags bits set, by the kernel's names (NOPAGE, COMPOUND_HEAD, THP, ...), with

@@ -1,10 +1,11 @@
 //! A table as terminal text no wider than a terminal: each header wrapped to its column
 //! (the column as wide as its widest figure or the header's longest word), and the columns
-//! that still do not fit continued in a block below, each block with the row labels.
+//! that still do not fit continued in a block below, each block with the row labels; and a
+//! suite's own aligned text fitted to the same width (`fit`).
 
 use std::fmt::Write as _;
 
-/// The widest line `report` prints on its first screen.
+/// The widest line `report` prints in the terminal, first screen and details alike.
 pub const TERMINAL: usize = 100;
 
 /// `header` (the row labels' heading first) and `rows` (label, cells) as aligned text:
