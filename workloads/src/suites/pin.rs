@@ -328,41 +328,33 @@ fn prepare(m: PinMemory, size: u64, prov: Option<&Provisioner>) -> Result<Ready,
     })
 }
 
-/// The pfns and page facts of a dax mapping (None for anonymous memory), or why not.
+/// The page facts of a pinned memory, or why not: for dax memory the struct pages behind
+/// its pfns, for anonymous and HugeTLB memory where the allocator placed it (not the same
+/// in every boot).
 fn page_facts_of(
     m: PinMemory,
     mapping: &Mapping,
     size: u64,
     dax_device: Option<&str>,
 ) -> (Option<PageFacts>, Option<String>) {
-    match m {
-        // Where the allocator placed anonymous and HugeTLB memory differs between boots,
-        // and with it how many segments an O_DIRECT transfer of it makes.
-        PinMemory::Anon { .. } | PinMemory::Hugetlb { .. } => {
-            match pagemap::page_facts(mapping.addr(), size) {
-                Ok(f) => (Some(f), None),
-                Err(e) => (None, Some(e)),
+    match (pagemap::page_facts(mapping.addr(), size), m) {
+        (Ok(f), _) => (Some(f), None),
+        // 6.12's pagemap gives no pfn for a PUD-mapped (1G) devdax page: the device's
+        // own physical range says which pfns the mapping's first bytes are.
+        (Err(e), PinMemory::Dax(Geometry::Devdax { .. })) => {
+            match dax_device.map(|d| dax_range_facts(d, size)) {
+                Some(Ok(mut f)) => {
+                    f.pfn_source = Some(format!(
+                        "{}; /proc/self/pagemap: {e}",
+                        f.pfn_source.unwrap_or_default()
+                    ));
+                    (Some(f), None)
+                }
+                Some(Err(e2)) => (None, Some(format!("{e}; and {e2}"))),
+                None => (None, Some(e)),
             }
         }
-        PinMemory::Dax(g) => match pagemap::page_facts(mapping.addr(), size) {
-            Ok(f) => (Some(f), None),
-            // 6.12's pagemap gives no pfn for a PUD-mapped (1G) devdax page: the device's
-            // own physical range says which pfns the mapping's first bytes are.
-            Err(e) if matches!(g, Geometry::Devdax { .. }) => {
-                match dax_device.map(|d| dax_range_facts(d, size)) {
-                    Some(Ok(mut f)) => {
-                        f.pfn_source = Some(format!(
-                            "{}; /proc/self/pagemap: {e}",
-                            f.pfn_source.unwrap_or_default()
-                        ));
-                        (Some(f), None)
-                    }
-                    Some(Err(e2)) => (None, Some(format!("{e}; and {e2}"))),
-                    None => (None, Some(e)),
-                }
-            }
-            Err(e) => (None, Some(e)),
-        },
+        (Err(e), _) => (None, Some(e)),
     }
 }
 
