@@ -395,6 +395,7 @@ mod tests {
             reason: String::new(),
             count_only: false,
             stacks: false,
+            stacks_every: 0,
         }
     }
 

@@ -497,6 +497,7 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
         reason: String::new(),
         count_only: false,
         stacks: false,
+        stacks_every: 0,
     };
     match probe.target {
         Target::Function { names, arg } => resolve_function(r, names, arg, k),

@@ -65,7 +65,11 @@ fn configure(open: &mut OpenFuncsSkel, chunk: &[&Resolution], filtering: bool) -
     for (k, res) in chunk.iter().enumerate() {
         rodata.arg_index[k] = res.arg_index.map_or(-1, |i| i as i32);
         rodata.timed[k] = !res.count_only;
-        rodata.stacks[k] = res.stacks;
+        rodata.stack_every[k] = if res.stacks {
+            res.stacks_every.max(1)
+        } else {
+            0
+        };
     }
     // A map no probe of this object uses gets one entry, not thousands preallocated:
     // the per-thread LRU alone is about 3 MiB, built at load and freed later by a
@@ -104,10 +108,18 @@ pub struct Traced<K> {
 
 /// `probes` with their calls counted per kernel stack too (for traced rounds).
 pub fn with_stacks(probes: &[Resolution]) -> Vec<Resolution> {
+    with_sampled_stacks(probes, 1)
+}
+
+/// `probes` with the stack of one call in `every` counted (the first, the `every`+1st, ...),
+/// as perf record samples: where a probe fires once per page, taking every call's stack
+/// would cost more than the round it describes.
+pub fn with_sampled_stacks(probes: &[Resolution], every: u32) -> Vec<Resolution> {
     probes
         .iter()
         .map(|r| Resolution {
             stacks: true,
+            stacks_every: every,
             ..r.clone()
         })
         .collect()

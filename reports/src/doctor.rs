@@ -450,6 +450,7 @@ mod tests {
                 reason: "neither".into(),
                 count_only: false,
                 stacks: false,
+                stacks_every: 0,
             }],
             pmem: PmemListing {
                 regions: vec![],

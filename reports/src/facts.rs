@@ -213,6 +213,14 @@ pub struct Resolution {
     /// Calls counted per kernel stack too (traced rounds only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stacks: bool,
+    /// With `stacks`: the stack of one call in this many is taken (0 or 1: every call's).
+    #[serde(default, skip_serializing_if = "every_call")]
+    pub stacks_every: u32,
+}
+
+/// 0 or 1: a stack taken on every call, not sampled.
+pub fn every_call(every: &u32) -> bool {
+    *every <= 1
 }
 
 impl Resolution {

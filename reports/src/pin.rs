@@ -245,6 +245,9 @@ pub struct GrabFunction {
     /// Its calls per kernel call path, most first (the grab round counts stacks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stacks: Vec<crate::trace::StackCount>,
+    /// The stacks' calls are of one call in this many (0 or 1: of every call).
+    #[serde(default, skip_serializing_if = "crate::facts::every_call")]
+    pub stacks_every: u32,
 }
 
 /// The release functions (probe ids and kernel names alike; `unpin_user_` a prefix), in
@@ -253,19 +256,26 @@ pub const RELEASES: &[&str] = &["gup_put_folio", "unpin_user_", "__bio_release_p
 
 impl Grabs {
     /// "; call paths: N× a ← b ← …, …": where the grabs and releases were made, the top
-    /// three paths of each function that counted stacks (empty when none did).
+    /// three paths of each function that counted stacks (empty when none did); where only
+    /// one call in N had its stack taken, the counts are of those and the header says so.
     pub fn paths(&self) -> String {
-        let v: Vec<String> = self
-            .by_function
-            .iter()
-            .chain(&self.releases)
+        let functions = || self.by_function.iter().chain(&self.releases);
+        let v: Vec<String> = functions()
             .flat_map(|f| f.stacks.iter().take(3))
             .map(|s| format!("{}× {}", s.calls, s.path(5)))
             .collect();
-        if v.is_empty() {
-            String::new()
-        } else {
-            format!("; call paths: {}", v.join(", "))
+        let every = functions()
+            .filter(|f| !f.stacks.is_empty())
+            .map(|f| f.stacks_every)
+            .max()
+            .unwrap_or(0);
+        match (v.is_empty(), every > 1) {
+            (true, _) => String::new(),
+            (false, false) => format!("; call paths: {}", v.join(", ")),
+            (false, true) => format!(
+                "; call paths (the stacks of 1 call in {every}): {}",
+                v.join(", ")
+            ),
         }
     }
 
@@ -1517,6 +1527,44 @@ mod tests {
     /// long-term (io_uring refuses it there) with one try_grab_page per base page; its
     /// releases run after an RCU grace period outside the process, so the table says "-"
     /// for them, not 0, and its time is not a plain pin time.
+    /// Paths from sampled stacks say so; paths of every call's stack, and no stacks, do not.
+    #[test]
+    fn sampled_call_paths_say_how_often_a_stack_was_taken() {
+        let grab = |stacks_every| GrabFunction {
+            function: "try_grab_folio".into(),
+            calls: 262144,
+            refs: 262144,
+            refs_values: vec![],
+            // Seen on 6.12.118, 1 GiB of devdax:2M:mem, io_uring, 1 stack in 64.
+            stacks: vec![crate::trace::StackCount {
+                frames: vec!["try_grab_folio".into(), "follow_devmap_pmd".into()],
+                calls: 4096,
+                arg_sum: 4096,
+            }],
+            stacks_every,
+        };
+        let g = |stacks_every| Grabs {
+            pages: 262144,
+            calls: 262144,
+            refs: 262144,
+            by_function: vec![grab(stacks_every)],
+            releases: vec![],
+            gup_calls: Some(1),
+            foll_pin: None,
+        };
+        assert_eq!(
+            g(64).paths(),
+            "; call paths (the stacks of 1 call in 64): 4096× try_grab_folio ← follow_devmap_pmd"
+        );
+        assert_eq!(
+            g(0).paths(),
+            "; call paths: 4096× try_grab_folio ← follow_devmap_pmd"
+        );
+        let mut none = g(64);
+        none.by_function[0].stacks.clear();
+        assert_eq!(none.paths(), "");
+    }
+
     #[test]
     fn xdp_umem_rows_say_their_releases_are_not_counted() {
         let mut r = row("devdax:2M:mem", PinDriver::XdpUmem, 10_970_000, 16384);
@@ -1531,6 +1579,7 @@ mod tests {
                 refs: 16384,
                 refs_values: vec![],
                 stacks: vec![],
+                stacks_every: 0,
             }],
             releases: vec![GrabFunction {
                 function: "unpin_user_pages".into(),
@@ -1538,6 +1587,7 @@ mod tests {
                 refs: 0,
                 refs_values: vec![],
                 stacks: vec![],
+                stacks_every: 0,
             }],
             gup_calls: Some(1),
             foll_pin: None,
