@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{idle_waits, ClockKind};
+use crate::clock::{not_repeating, ClockKind};
 
 pub use crate::metric::{Better, Kind, Metric};
 use crate::outcome::Outcome;
@@ -717,10 +717,11 @@ pub fn compare_boots(
                 rows.push(across_clocks(b, c, clocks))
             }
             Some(c) => {
-                // Under the instruction clock a timing that waits idle does not repeat:
-                // it keeps the wall clock's threshold, and says why.
+                // Under the instruction clock a timing that waits idle, or follows the page
+                // allocator's state, does not repeat: it keeps the wall clock's threshold,
+                // and says why.
                 let idle = (clocks.0 == Some(ClockKind::Instructions))
-                    .then(|| idle_waits(&b.metric.suite, &b.metric.name))
+                    .then(|| not_repeating(&b.metric.suite, &b.metric.subject, &b.metric.name))
                     .flatten();
                 let floor = idle.map_or(threshold_pct, |_| threshold_pct.max(5.0));
                 let mut row = judge_pooled(b, c, floor, alpha, (*p, *q));
