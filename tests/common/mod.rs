@@ -20,7 +20,9 @@ pub fn foliobench() -> Command {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
+    let start = std::time::Instant::now();
     let out = cmd.output().expect("running foliobench");
+    took(cmd, start.elapsed());
     eprintln!(
         "--- {:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
         cmd,
@@ -29,6 +31,27 @@ pub fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Says on the terminal, past the test harness's capture, what a long command cost, so that a
+/// CI log shows where the suite's time goes (the VM tests are most of it).
+fn took(cmd: &Command, elapsed: std::time::Duration) {
+    use std::io::Write;
+    if elapsed.as_secs() < 10 {
+        return;
+    }
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let what: Vec<_> = cmd
+        .get_args()
+        .take(3)
+        .map(|a| a.to_string_lossy())
+        .collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "    {test}: foliobench {} ... took {:.0} s",
+        what.join(" "),
+        elapsed.as_secs_f64()
+    );
 }
 
 pub fn read_json(p: &Path) -> Value {
