@@ -53,8 +53,10 @@ pub struct AbArgs {
     pub boots: usize,
     /// With several boots: when a timing is judged changed, boot each kernel N more times
     /// (interleaved) and judge again on all boots; only that verdict counts. A whole boot
-    /// of an emulated VM can land in a fast or a slow mode, and three boots a side split by
-    /// mode alone once in about thirty times. 0: believe the first verdict.
+    /// of an emulated VM can land in a fast or a slow mode on the wall clock, and three
+    /// boots a side split by mode alone once in about thirty times. Under the instruction
+    /// clock only the timings that do not repeat between boots are confirmed (the whole
+    /// ndctl commands, the io_uring unpin of 4K pages). 0: believe the first verdict.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub confirm_boots: usize,
     /// Exit codes for `git bisect run`: 0 good, 1 bad (a regression or a loss), 125 when
@@ -273,6 +275,38 @@ pub fn run(a: AbArgs) -> Result<Code> {
     })
 }
 
+/// Whether the first boots' verdict needs `confirm` more boots a side, and says so: a
+/// timing judged changed that one boot in a fast or slow mode could change. Says too which
+/// changes are believed as they are (under the instruction clock, those of timings that
+/// repeat between boots).
+fn confirms(cmp: &Comparison, boots: usize, confirm: usize) -> bool {
+    if confirm == 0 {
+        return false;
+    }
+    let to_confirm = cmp.timing_changes_to_confirm();
+    let believed: Vec<&str> = cmp
+        .timing_changes_across_boots()
+        .into_iter()
+        .map(|r| r.key.as_str())
+        .filter(|k| !to_confirm.contains(k))
+        .collect();
+    if !believed.is_empty() {
+        eprintln!(
+            "foliobench ab: {} timing(s) changed on {boots}+{boots} boots ({}); instruction time repeats between boots, so no more boots confirm them",
+            believed.len(),
+            believed.join(", ")
+        );
+    }
+    if !to_confirm.is_empty() {
+        eprintln!(
+            "foliobench ab: {} timing(s) changed on {boots}+{boots} boots ({}); confirming with {confirm} more boots of each kernel, judged on all",
+            to_confirm.len(),
+            to_confirm.join(", "),
+        );
+    }
+    !to_confirm.is_empty()
+}
+
 /// What a boot is called in the progress lines.
 fn boot_label(side: &str, boot: usize, boots: usize, confirm: usize) -> String {
     if boots == 1 {
@@ -381,15 +415,7 @@ fn gate(mut a: AbArgs) -> Result<Code> {
         Ok((bases, cands, cmp))
     };
     let (mut bases, mut cands, mut cmp) = judge(&base_files, &cand_files)?;
-    let changed = cmp.timing_changes_across_boots();
-    if a.confirm_boots > 0 && !changed.is_empty() {
-        eprintln!(
-            "foliobench ab: {} timing(s) changed on {n}+{n} boots ({}); confirming with {} more boots of each kernel, judged on all",
-            changed.len(),
-            changed.join(", "),
-            a.confirm_boots,
-            n = a.boots,
-        );
+    if confirms(&cmp, a.boots, a.confirm_boots) {
         boot_both(
             a.boots + 1..=a.boots + a.confirm_boots,
             &mut base_files,
