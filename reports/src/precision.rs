@@ -51,7 +51,11 @@ pub fn fewest_for_ci(confidence: f64) -> usize {
 /// `CLOSE` × the target of its median is precise. The instruction clock repeats to
 /// hundredths of a percent (a devdax pin: 36.315 / 36.317 ms), and a sixth round would buy
 /// nothing; the wall clock's rounds under emulation (20–70 % apart) never settle this way.
-pub const CLOSE: f64 = 0.25;
+/// Half the target: the rmap operations that free or allocate many pages (COW, MADV_DONTNEED)
+/// follow the page allocator's state, their first three rounds ±1.3–2.3 % at 32 MiB under the
+/// instruction clock (2026-12-05, the main job); the three rounds more that a quarter of the
+/// target (±1.25 %) asked for moved their medians by 0.00–0.06 %.
+pub const CLOSE: f64 = 0.5;
 /// The fewest rounds that settle a timing by agreement alone.
 pub const FEWEST_CLOSE: usize = 3;
 
@@ -288,7 +292,7 @@ mod tests {
             zero.describe()
         );
         let few = Precision::of(&[1.0, 2.0, 3.0]).unwrap();
-        assert!(!few.within(100.0));
+        assert!(!few.within(90.0));
         assert!(
             few.describe().contains("at least 6 rounds"),
             "{}",
@@ -311,13 +315,13 @@ mod tests {
             r.want_more(3, &[vec![100.0, 104.0, 97.0]]),
             "no interval yet"
         );
-        // Rounds that agree within a quarter of the target need no interval (the
-        // instruction clock's); a hair wider, they do.
+        // Rounds that agree within half the target need no interval (the instruction
+        // clock's); a hair wider, they do.
         assert!(
-            !r.want_more(3, &[vec![100.0, 101.2, 98.8]]),
+            !r.want_more(3, &[vec![100.0, 102.5, 97.5]]),
             "settled by agreement"
         );
-        assert!(r.want_more(3, &[vec![100.0, 101.3, 98.8]]));
+        assert!(r.want_more(3, &[vec![100.0, 102.6, 98.8]]));
         assert!(r.want_more(2, &[vec![100.0, 100.0]]), "below the minimum");
         let lone = Rounds { min: 2, ..r };
         assert!(
