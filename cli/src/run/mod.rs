@@ -304,9 +304,12 @@ fn plan(a: &SweepArgs, granted: Option<&str>) -> Result<RunPlan> {
     } else {
         None
     };
-    let pin = do_pin
+    let mut pin = do_pin
         .then(|| pin::plan(memories, &a.drivers, size, target.is_some()))
         .transpose()?;
+    if let (Some(p), true) = (pin.as_mut(), a.geometries.is_empty()) {
+        pin::map_dev_only(p, foliobench_workloads::system::clock().kind);
+    }
     let pfnmap = fsdax.is_some() || (do_memmap && geometries.contains(&Geometry::Pfnmap));
     // The suites' order: memmap, pin, rmap, hugetlb, then fsdax with the PFN-map row.
     let mut planned: Vec<Box<dyn PlannedSuite>> = Vec::new();

@@ -44,18 +44,40 @@ pub struct Plan {
     pub memories: Vec<PinMemory>,
     pub drivers: Vec<PinDriver>,
     pub size: u64,
+    /// Memories mapped and their page facts read, but not pinned, and why: every driver's
+    /// row is skipped with the reason.
+    pub mapped_only: Vec<(PinMemory, String)>,
 }
 
 impl Plan {
+    fn why_mapped_only(&self, m: PinMemory) -> Option<&str> {
+        self.mapped_only
+            .iter()
+            .find(|(x, _)| *x == m)
+            .map(|(_, why)| why.as_str())
+    }
+
     pub fn wants_dax(&self) -> bool {
         self.memories.iter().any(|m| m.geometry().is_some())
     }
 
     pub fn describe(&self, rounds: &Rounds) -> String {
+        let mapped_only = match self.mapped_only.first() {
+            Some((_, why)) => format!(
+                "; mapped, not pinned: {} ({why})",
+                self.mapped_only
+                    .iter()
+                    .map(|(m, _)| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
         format!(
-            "{} x {} ({} per round, {} each)",
+            "{} x {} ({} per round, {} each{mapped_only})",
             self.memories
                 .iter()
+                .filter(|m| self.why_mapped_only(**m).is_none())
                 .map(|m| m.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -504,6 +526,12 @@ impl PinRun<'_> {
                 return Ok(());
             }
         };
+        if let Some(why) = plan.why_mapped_only(m) {
+            eprintln!("foliobench: pin: {m} mapped, not pinned: {why}");
+            self.skip_memory(suite, m, &format!("not pinned: {why}"));
+            suite.prepared.push(prepared.info);
+            return Ok(());
+        }
         // Every driver's warm-up and timed rounds first, nothing attached; then each probe
         // set attached once for every driver's traced rounds. Under emulation attaching and
         // detaching a set took 0.7-2.3 s, more than the traced rounds it served.
