@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The main job, end to end: install, build, boot the default test VM (Debian 6.12, 2G of
 # emulated pmem), check what it supports (doctor) and run the sweep in it: the memmap and pin
-# suites (every geometry, 5 samples or timed rounds each; the pfnmap floor measured on a PCI
-# BAR), the fsdax suite (ext4 and xfs -o dax, 256 MiB files) and the rmap suite (every folio size
-# the kernel offers, 3 to 6 rounds; 32 MiB per round instead of the tool's 1 GiB, because this VM
-# is software-emulated: at 256 MiB the rmap suite took 12 min 10 s, three quarters of it faulting
-# in and zeroing fresh memory for each round, not the operations timed; at 64 MiB 6 min 24 s on
-# a slower host of this kind, and the instruction clock repeats a 32 MiB round as closely). Results land in
+# suites (every geometry, 3 to 10 samples or timed rounds each; under the instruction clock the
+# :dev memories are mapped but not pinned; the pfnmap floor measured on a PCI BAR), the fsdax
+# suite (ext4 and xfs -o dax, 256 MiB files) and the rmap suite (every folio size the kernel
+# offers, 3 to 6 rounds; 16 MiB per round instead of the tool's 1 GiB, because this VM is
+# software-emulated: at 256 MiB the rmap suite took 12 min 10 s, three quarters of it faulting in
+# and zeroing fresh memory for each round, not the operations timed; at 32 MiB 138 s on a slower
+# host of this kind, and the instruction clock repeats a 16 MiB round between boots within 0.46 %
+# for anonymous memory, 2026-12-05). Results land in
 # ./results on the host, and the report of them in results/report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +35,7 @@ started=$(date +%s)
   doctor --out results/doctor.json ';' \
   run --suite memmap,pin --repeat 3 --max-repeat 10 --out results/run.json ';' \
   run --suite fsdax --size 256M --repeat 3 --max-repeat 10 --out results/fsdax.json ';' \
-  run --suite rmap --size 32M --repeat 3 --max-repeat 6 --out results/rmap.json
+  run --suite rmap --size 16M --repeat 3 --max-repeat 6 --out results/rmap.json
 mkdir -p "$(dirname "$took_file")" && echo $(( $(date +%s) - started )) > "$took_file"
 ./target/release/foliobench report results/run.json results/fsdax.json results/rmap.json \
   --html results/report.html --markdown results/report.md > results/report.txt

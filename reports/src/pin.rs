@@ -1174,6 +1174,42 @@ impl PinMemory {
     }
 }
 
+/// The first screen's note of the memories it has no row for (every driver's row skipped
+/// with one reason), grouped by that reason: "devdax:4K:dev, fsdax:dev: not pinned: ...".
+fn not_measured_memories(suite: &PinSuite) -> Vec<String> {
+    let mut by_reason: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut memories: Vec<PinMemory> = Vec::new();
+    for r in &suite.results {
+        if !memories.contains(&r.memory) {
+            memories.push(r.memory);
+        }
+    }
+    for m in memories {
+        let rows: Vec<&PinResult> = suite.results.iter().filter(|r| r.memory == m).collect();
+        let reasons: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                Outcome::Skipped { reason } => Some(reason.as_str()),
+                _ => None,
+            })
+            .collect();
+        let Some(&why) = reasons.first() else {
+            continue;
+        };
+        if reasons.len() != rows.len() || reasons.iter().any(|x| *x != why) {
+            continue;
+        }
+        match by_reason.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, ms)) => ms.push(m.to_string()),
+            None => by_reason.push((why, vec![m.to_string()])),
+        }
+    }
+    by_reason
+        .into_iter()
+        .map(|(why, ms)| format!("not in the table: {}: {why}", ms.join(", ")))
+        .collect()
+}
+
 /// The first screen's ns per pinned page and the time against the same driver's 4K row
 /// (`base_4k`), per measured row: the pin's median, or O_DIRECT's whole read.
 fn pin_derived(suite: &PinSuite) -> Vec<crate::suite::Derived> {
@@ -1224,6 +1260,9 @@ impl crate::suite::SuiteReport for PinSuite {
     fn first_screen_derived(&self) -> Vec<crate::suite::Derived> {
         pin_derived(self)
     }
+    fn first_screen_notes(&self) -> Vec<String> {
+        not_measured_memories(self)
+    }
     fn first_screen(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         (
             "pin time and grabs per memory and driver (vs 4K: devdax against devdax:4K of the same map, THP and HugeTLB against anon:4K)",
@@ -1270,6 +1309,38 @@ impl crate::suite::SuiteReport for PinSuite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The memories with no row in the first screen are named under it, by reason; a
+    /// memory measured with one driver and skipped with another is in the table.
+    #[test]
+    fn the_first_screen_names_the_memories_it_leaves_out() {
+        let skipped = |mem: &str, driver: PinDriver, reason: &str| PinResult {
+            outcome: Outcome::Skipped {
+                reason: reason.into(),
+            },
+            ..row(mem, driver, 0, 0)
+        };
+        let why = "not pinned: instruction time does not count where the struct pages are";
+        let suite = PinSuite {
+            results: vec![
+                row("devdax:2M:mem", PinDriver::IoUring, 10, 512),
+                skipped("devdax:2M:mem", PinDriver::GupTestPinFast, "no gup_test"),
+                skipped("devdax:2M:dev", PinDriver::IoUring, why),
+                skipped("devdax:2M:dev", PinDriver::GupTestPinFast, why),
+                skipped("fsdax:dev", PinDriver::IoUring, why),
+                skipped("anon:thp", PinDriver::IoUring, "could not map anon:thp"),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            not_measured_memories(&suite),
+            [
+                format!("not in the table: devdax:2M:dev, fsdax:dev: {why}"),
+                "not in the table: anon:thp: could not map anon:thp".to_string(),
+            ]
+        );
+        assert!(not_measured_memories(&PinSuite::default()).is_empty());
+    }
 
     fn row(mem: &str, driver: PinDriver, pin: u64, grabs: u64) -> PinResult {
         PinResult {

@@ -100,6 +100,10 @@ pub trait SuiteReport {
     fn first_screen_derived(&self) -> Vec<Derived> {
         vec![]
     }
+    /// Lines under the first screen's table: what it leaves out, and why.
+    fn first_screen_notes(&self) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// A derived first-screen column: its heading, and per subject its cell.

@@ -12,6 +12,8 @@ pub struct SummaryTable {
     pub title: String,
     pub columns: Vec<String>,
     pub rows: Vec<(String, Vec<String>)>,
+    /// What the table leaves out, and why (e.g. memories not pinned).
+    pub notes: Vec<String>,
 }
 
 /// Every suite's table of one results file, in the order of the suites.
@@ -20,6 +22,7 @@ pub fn tables(r: &Results) -> Vec<SummaryTable> {
         .map(|p| {
             let (title, chosen) = p.first_screen();
             let mut t = table(format!("{}: {title}", p.suite()), chosen, &p.metrics());
+            t.notes = p.first_screen_notes();
             for (heading, cells) in p.first_screen_derived() {
                 // A derived column may bring rows of its own (a suite whose table is all
                 // derived: rmap's, a row per folio size).
@@ -72,6 +75,7 @@ fn table(title: String, chosen: &[(&str, &str)], metrics: &[Metric]) -> SummaryT
         title,
         columns: chosen.iter().map(|(_, c)| c.to_string()).collect(),
         rows,
+        notes: vec![],
     }
 }
 

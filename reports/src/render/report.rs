@@ -146,6 +146,9 @@ pub fn summary_text(r: &Results) -> String {
             })
             .collect();
         o.push_str(&render(&header, &rows, TERMINAL));
+        for n in &t.notes {
+            o.push_str(&wrap(&format!("  {n}"), TERMINAL, "    "));
+        }
     }
     let (line, bad) = crate::summary::checks(r);
     let _ = writeln!(o, "\nchecks: {line}");
@@ -211,6 +214,9 @@ fn summary_markdown(o: &mut String, boot: &[&Named]) {
         for (subject, cells) in &t.rows {
             let _ = writeln!(o, "| {subject} | {} |", cells.join(" | "));
         }
+        for n in &t.notes {
+            let _ = writeln!(o, "\n{n}");
+        }
         let _ = writeln!(o);
     }
     for (what, c) in &b.mismatches {
@@ -257,7 +263,11 @@ fn summary_section(o: &mut String, boot: &[&Named]) {
                     .collect::<String>()
             );
         }
-        let _ = writeln!(o, "</table></div>");
+        let _ = writeln!(o, "</table>");
+        for n in &t.notes {
+            let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(n));
+        }
+        let _ = writeln!(o, "</div>");
     }
     let _ = writeln!(o, "</div>");
     for (what, c) in &b.mismatches {
@@ -319,6 +329,7 @@ h1 {{ font-size: 1.4em; margin: 0.3em 0; }} h2.summary {{ font-size: 1.2em; marg
 table.summary {{ font-size: 12px; }} table.summary td, table.summary th {{ padding: 1px 5px; }}
 table.summary th {{ max-width: 7.5em; vertical-align: bottom; }}
 table.summary caption {{ text-align: left; font-weight: bold; }}
+.wide p.note {{ font-size: 12px; margin: 0.2em 0; width: 0; min-width: 100%; }}
 table.summary td:not(:first-child) {{ text-align: right; }}
 figure svg {{ max-width: 100%; height: auto; }}
 .checks {{ font-weight: bold; font-size: 14px; margin: 0.2em 0 0.5em; }} .mismatch {{ color: #b00; }}
