@@ -6,7 +6,7 @@ use foliobench_reports::clock::ClockKind;
 use foliobench_reports::geometry::Map;
 use foliobench_reports::pin::{PinDriver, PinMemory};
 use foliobench_workloads::mapping::PAGE;
-use foliobench_workloads::suites::pin::Plan;
+use foliobench_workloads::suites::pin::{MappedOnly, Plan};
 
 use crate::exit::usage;
 use crate::units::fmt_size;
@@ -66,31 +66,30 @@ pub fn plan(memories: Vec<PinMemory>, drivers: &[String], size: u64, dax: bool) 
         memories,
         drivers: chosen,
         size,
-        mapped_only: vec![],
+        mapped_only: None,
     })
 }
 
 /// Under the instruction clock the default sweep maps the dax memories whose struct pages
 /// are on the device, and reads their page facts, but does not pin them: a pin runs the
 /// same instructions wherever the struct pages are, and instruction time does not count the
-/// memory latency that tells them apart. Measured (2026-12-05, Debian 6.12.117, the main
+/// memory latency that tells them apart. Measured (2026-12-05, Debian 6.12.118, the main
 /// job's sweep): io_uring and O_DIRECT pins of devdax 1G and 2M and fsdax O_DIRECT within
 /// 0.07 % of `:mem`, the io_uring pin of devdax 4K 0.4 %.
 pub fn map_dev_only(plan: &mut Plan, clock: ClockKind) {
     if clock != ClockKind::Instructions {
         return;
     }
-    plan.mapped_only = plan
+    let memories: Vec<PinMemory> = plan
         .memories
         .iter()
+        .copied()
         .filter(|m| m.geometry().and_then(|g| g.map()) == Some(Map::Dev))
-        .map(|&m| {
-            (
-                m,
-                "instruction time does not count where the struct pages are (a pin of :dev runs :mem's instructions); name it with --geometry, or pin with --clock wall".to_string(),
-            )
-        })
         .collect();
+    plan.mapped_only = (!memories.is_empty()).then(|| MappedOnly {
+        memories,
+        why: "instruction time does not count where the struct pages are (a pin of :dev runs :mem's instructions); name it with --geometry, or pin with --clock wall".into(),
+    });
 }
 
 #[cfg(test)]
@@ -103,13 +102,16 @@ mod tests {
         let default = || plan(PinMemory::all(), &[], 1 << 30, true).unwrap();
         let mut wall = default();
         map_dev_only(&mut wall, ClockKind::Wall);
-        assert!(wall.mapped_only.is_empty());
+        assert_eq!(wall.mapped_only, None);
         let mut icount = default();
         map_dev_only(&mut icount, ClockKind::Instructions);
         let names: Vec<String> = icount
             .mapped_only
+            .as_ref()
+            .unwrap()
+            .memories
             .iter()
-            .map(|(m, _)| m.to_string())
+            .map(|m| m.to_string())
             .collect();
         assert_eq!(
             names,

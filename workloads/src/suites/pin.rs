@@ -44,17 +44,22 @@ pub struct Plan {
     pub memories: Vec<PinMemory>,
     pub drivers: Vec<PinDriver>,
     pub size: u64,
-    /// Memories mapped and their page facts read, but not pinned, and why: every driver's
-    /// row is skipped with the reason.
-    pub mapped_only: Vec<(PinMemory, String)>,
+    /// Memories mapped and their page facts read, but not pinned: every driver's row is
+    /// skipped with the reason.
+    pub mapped_only: Option<MappedOnly>,
+}
+
+/// Memories a plan maps but does not pin, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedOnly {
+    pub memories: Vec<PinMemory>,
+    pub why: String,
 }
 
 impl Plan {
     fn why_mapped_only(&self, m: PinMemory) -> Option<&str> {
-        self.mapped_only
-            .iter()
-            .find(|(x, _)| *x == m)
-            .map(|(_, why)| why.as_str())
+        let o = self.mapped_only.as_ref()?;
+        o.memories.contains(&m).then_some(o.why.as_str())
     }
 
     pub fn wants_dax(&self) -> bool {
@@ -62,14 +67,15 @@ impl Plan {
     }
 
     pub fn describe(&self, rounds: &Rounds) -> String {
-        let mapped_only = match self.mapped_only.first() {
-            Some((_, why)) => format!(
-                "; mapped, not pinned: {} ({why})",
-                self.mapped_only
+        let mapped_only = match &self.mapped_only {
+            Some(o) => format!(
+                "; mapped, not pinned: {} ({})",
+                o.memories
                     .iter()
-                    .map(|(m, _)| m.to_string())
+                    .map(|m| m.to_string())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                o.why
             ),
             None => String::new(),
         };
