@@ -1509,15 +1509,11 @@ fn rmap_suite_on_612() {
             "{f}"
         );
     }
-    // fork's counts are the mapping's: a control fork without it is subtracted, leaving one
-    // folio_remove_rmap_ptes call per 4K folio of the 32 MiB. The control is made at
-    // another moment, when the process's own memory may differ by a page or two (seen: 8191);
-    // without it the count was 8192 + about 6000.
+    // fork's counts are the mapping's: the probes count only calls on its VMA, one
+    // folio_remove_rmap_ptes call per 4K folio of the 32 MiB, exactly. Before, a control fork
+    // without the mapping was subtracted, made at another moment, when the helper's own
+    // memory could differ by a page or two (seen: 8191, and 63 for 64 folios of 256K).
     let fork4k = rmap_row(&r, "fork", 4);
-    assert!(
-        !fork4k["control"].as_array().unwrap().is_empty(),
-        "{fork4k}"
-    );
     let own: u64 = fork4k["probes"]
         .as_array()
         .unwrap()
@@ -1525,11 +1521,33 @@ fn rmap_suite_on_612() {
         .filter(|p| !p["function"].as_str().unwrap().starts_with("syscalls:"))
         .map(|p| p["calls"].as_u64().unwrap())
         .sum();
-    assert!((8184..=8200).contains(&own), "{own}: {fork4k}");
+    assert_eq!(own, 8192, "{fork4k}");
+    // The negative control: the same fork without the mapping counts none of its calls, and
+    // left out the rest of the helper's (the child's exit zaps it too).
+    for kb in [4, 64, 2048] {
+        let what = format!("fork {kb}K without the mapping (MADV_DONTFORK): no rmap call on it");
+        let c = rm["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["what"] == what.as_str())
+            .unwrap_or_else(|| panic!("no check {what}: {}", rm["checks"]));
+        assert_eq!(c["agrees"], true, "{c}");
+        assert!(
+            c["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("0 rmap calls on the mapping, "),
+            "{c}"
+        );
+    }
     // COW of every page beside COW of one byte per folio, and the probe effect per cell.
     assert_eq!(rmap_row(&r, "cow_each_page", 2048)["status"], "measured");
     assert!(rmap_row(&r, "fork", 64)["traced_ns"].as_u64().unwrap() > 0);
-    assert!(batches(rmap_row(&r, "fork", 64), "folio_remove_rmap_ptes", 16) >= 512);
+    assert_eq!(
+        batches(rmap_row(&r, "fork", 64), "folio_remove_rmap_ptes", 16),
+        512
+    );
     assert_eq!(
         batches(
             rmap_row(&r, "pte_remap", 2048),

@@ -392,6 +392,7 @@ mod tests {
             btf: true,
             arg_index: arg.map(|a| a.0),
             arg_name: arg.map(|a| a.1.to_string()),
+            vma_index: None,
             reason: String::new(),
             count_only: false,
             stacks: false,

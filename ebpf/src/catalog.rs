@@ -479,6 +479,11 @@ pub trait KernelView {
     }
 }
 
+/// The names of a function's `struct vm_area_struct *` parameter, first match wins: `vma`
+/// (the rmap functions, hugetlb_fault, __unmap_hugepage_range), `src_vma` (fork's
+/// copy_hugetlb_page_range: the parent's VMA, whose range the child's copy shares).
+const VMA_PARAMS: &[&str] = &["vma", "src_vma"];
+
 pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
     let r = Resolution {
         probe: probe.id.to_string(),
@@ -494,6 +499,7 @@ pub fn resolve(probe: &Probe, k: &dyn KernelView) -> Resolution {
         btf: false,
         arg_index: None,
         arg_name: None,
+        vma_index: None,
         reason: String::new(),
         count_only: false,
         stacks: false,
@@ -644,6 +650,10 @@ fn resolve_function(
             "{name}{alias} exists but neither fentry{} nor kprobes are usable here",
             if r.btf { "" } else { " (no BTF)" }
         );
+    }
+    if r.flavour.is_some() {
+        // The VMA a call works on: what lets a span count one mapping's calls alone.
+        r.vma_index = k.param_index(name, VMA_PARAMS).map(|(i, _)| i);
     }
     if r.flavour.is_some() && !arg.is_empty() {
         match k.param_index(name, arg) {
@@ -826,6 +836,7 @@ mod tests {
             r.arg_index, None,
             "6.1's page_add_anon_rmap has no nr_pages"
         );
+        assert_eq!(r.vma_index, Some(1), "page_add_anon_rmap(page, vma, ..)");
         assert!(
             r.reason.contains("no parameter named nr_pages"),
             "{}",
@@ -839,6 +850,7 @@ mod tests {
         k.syms.insert("folio_add_anon_rmap_ptes");
         let r = resolve(probe("folio_add_anon_rmap_ptes"), &k);
         assert_eq!(r.arg_index, Some(2));
+        assert_eq!(r.vma_index, Some(3), "(folio, page, nr_pages, vma, ..)");
         assert_eq!(r.arg_name.as_deref(), Some("nr_pages"));
     }
 

@@ -64,6 +64,7 @@ fn configure(open: &mut OpenFuncsSkel, chunk: &[&Resolution], filtering: bool) -
     rodata.filter_tgid = filtering;
     for (k, res) in chunk.iter().enumerate() {
         rodata.arg_index[k] = res.arg_index.map_or(-1, |i| i as i32);
+        rodata.vma_index[k] = res.vma_index.map_or(-1, |i| i as i32);
         rodata.timed[k] = !res.count_only;
         rodata.stack_every[k] = if res.stacks {
             res.stacks_every.max(1)
@@ -152,18 +153,52 @@ pub fn around<K, T>(
     filter: &Filter,
     work: impl FnOnce(&mut dyn FnMut(K, bool)) -> T,
 ) -> Result<(T, Traced<K>)> {
+    around_vmas(probes, filter, |hook| {
+        work(&mut |key, start| hook(key, if start { Mark::Start(None) } else { Mark::End }))
+    })
+}
+
+/// An address range `[start, end)`: the VMAs a span counts.
+pub type VmaRange = (u64, u64);
+
+/// Where a span of `around_vmas` begins or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The span starts; with a range, the probes that know their call's VMA count only the
+    /// calls on VMAs that overlap it (the others in `outside_vmas`) until it ends.
+    Start(Option<VmaRange>),
+    End,
+}
+
+/// `around`, whose spans may name the VMAs they count.
+pub fn around_vmas<K, T>(
+    probes: &[Resolution],
+    filter: &Filter,
+    work: impl FnOnce(&mut dyn FnMut(K, Mark)) -> T,
+) -> Result<(T, Traced<K>)> {
     let mut storage = ProbeStorage::default();
     let tracer = Tracer::start(&mut storage, probes, filter)?;
     let mut spans = Vec::new();
     let mut before: Vec<ProbeStats> = Vec::new();
-    let out = work(&mut |key: K, start: bool| {
-        let now = tracer.read();
-        if start {
-            before = now;
-        } else {
+    let mut failed_range = None;
+    let out = work(&mut |key: K, mark: Mark| match mark {
+        Mark::Start(range) => {
+            if let Err(e) = tracer.count_vmas(range) {
+                failed_range.get_or_insert(e);
+            }
+            before = tracer.read();
+        }
+        Mark::End => {
+            let now = tracer.read();
+            if let Err(e) = tracer.count_vmas(None) {
+                failed_range.get_or_insert(e);
+            }
             spans.push((key, since_all(&now, &before)));
         }
     });
+    if let Some(e) = failed_range {
+        return Err(e);
+    }
     let attached = tracer.attached();
     let failed = std::mem::take(&mut { tracer }.failed);
     Ok((
@@ -269,6 +304,23 @@ impl<'obj> Tracer<'obj> {
         self.probes.len()
     }
 
+    /// From now on, the probes that know their call's VMA count only calls on VMAs that
+    /// overlap `range`; `None`: every call again.
+    pub fn count_vmas(&self, range: Option<VmaRange>) -> Result<()> {
+        let Some(first) = self.objects.first() else {
+            return Ok(());
+        };
+        let (start, end) = range.unwrap_or((0, 0));
+        let mut value = [0u8; 16];
+        value[..8].copy_from_slice(&start.to_ne_bytes());
+        value[8..].copy_from_slice(&end.to_ne_bytes());
+        first
+            .maps
+            .vma_range
+            .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+            .context("setting the VMA range the probes count")
+    }
+
     /// Reads every probe's aggregates (the probes keep running).
     pub fn read(&self) -> Vec<ProbeStats> {
         // Each object's argument values in one pass over its map, not one pass per probe.
@@ -325,6 +377,10 @@ impl<'obj> Tracer<'obj> {
                 .tgids
                 .reuse_fd(owner.maps.tgids.as_fd())
                 .context("sharing the pid filter")?;
+            open.maps
+                .vma_range
+                .reuse_fd(owner.maps.vma_range.as_fd())
+                .context("sharing the VMA range")?;
         }
         let skel = open
             .load()
@@ -490,7 +546,7 @@ fn stack_counts(skel: &FuncsSkel<'_>, sym: &Addresses) -> HashMap<usize, Vec<Sta
 
 fn read(skel: &FuncsSkel<'_>, p: &Attached, values: Vec<(u64, u64)>) -> ProbeStats {
     let st = skel.maps.bss_data.as_deref().map(|b| &b.stats[p.slot]);
-    let (calls, returns, total_ns, lat, arg, sum, dropped) = match st {
+    let (calls, returns, total_ns, lat, arg, sum, dropped, outside) = match st {
         Some(b) => (
             b.calls,
             b.returns,
@@ -499,8 +555,9 @@ fn read(skel: &FuncsSkel<'_>, p: &Attached, values: Vec<(u64, u64)>) -> ProbeSta
             b.arg_slots.to_vec(),
             b.arg_sum,
             b.values_dropped,
+            b.outside_vmas,
         ),
-        None => (0, 0, 0, vec![], vec![], 0, 0),
+        None => (0, 0, 0, vec![], vec![], 0, 0, 0),
     };
     ProbeStats {
         probe: p.res.probe.clone(),
@@ -525,6 +582,7 @@ fn read(skel: &FuncsSkel<'_>, p: &Attached, values: Vec<(u64, u64)>) -> ProbeSta
         arg_sum: sum,
         arg_values_dropped: dropped,
         stacks: vec![],
+        outside_vmas: outside,
     }
 }
 

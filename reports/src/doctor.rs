@@ -447,6 +447,7 @@ mod tests {
                 btf: true,
                 arg_index: None,
                 arg_name: None,
+                vma_index: None,
                 reason: "neither".into(),
                 count_only: false,
                 stacks: false,

@@ -205,6 +205,10 @@ pub struct Resolution {
     pub arg_index: Option<usize>,
     #[serde(default)]
     pub arg_name: Option<String>,
+    /// The argument that is the call's `struct vm_area_struct *`, by position (BTF): with
+    /// it the probe can count only the calls on the VMAs a traced span names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vma_index: Option<usize>,
     pub reason: String,
     /// Counted only: calls and the argument, no exit probe and so no latency. The suites'
     /// traced rounds take counts; timing every call there would only add probe effect.

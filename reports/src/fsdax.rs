@@ -828,6 +828,7 @@ mod tests {
             arg_sum: 0,
             arg_values_dropped: 0,
             stacks: vec![],
+            outside_vmas: 0,
         }
     }
 

@@ -1745,6 +1745,7 @@ mod tests {
             arg_sum: 0,
             arg_values_dropped: 0,
             stacks: vec![],
+            outside_vmas: 0,
         }];
         r.kernel_rounds = 3;
         assert_eq!(r.kernel_ns(PIN_PROBES), Some(30_000_000));

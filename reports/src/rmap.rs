@@ -392,6 +392,34 @@ pub fn batch_checks(results: &[RmapResult], batched_api: bool, size: u64) -> Vec
     v
 }
 
+/// Per anonymous folio size, the negative control of the counts: the fork with the mapping
+/// left out of the child (MADV_DONTFORK), counted on the mapping's VMAs as the operations
+/// are, makes no rmap call on them; what it made on the rest of the process is left out
+/// (`outside_vmas`), which shows the filter had something to leave out.
+pub fn control_checks(results: &[RmapResult]) -> Vec<Check> {
+    results
+        .iter()
+        .filter(|r| {
+            r.outcome == Outcome::Measured
+                && r.memory == ANON
+                && r.op == RmapOp::Fork
+                && !r.control.is_empty()
+        })
+        .map(|r| {
+            let rmap = r.control.iter().filter(|p| !p.is_syscall());
+            let (on, off) = rmap.fold((0, 0), |(a, b), p| (a + p.calls, b + p.outside_vmas));
+            Check::new(
+                format!(
+                    "fork {}K without the mapping (MADV_DONTFORK): no rmap call on it",
+                    r.folio_kb
+                ),
+                on == 0 && off > 0,
+                format!("{on} rmap calls on the mapping, {off} on the rest of the process"),
+            )
+        })
+        .collect()
+}
+
 /// Per HugeTLB row, against the mapping: COW takes one fault per folio, never per page
 /// (`hugetlb_fault`; the new folio's rmap is added inline, hugetlb_add_new_anon_rmap on
 /// 6.12); fork copies the one VMA in one walk (`copy_hugetlb_page_range`, which dups each
@@ -666,6 +694,7 @@ mod tests {
             arg_values: if arg { values } else { vec![] },
             arg_values_dropped: 0,
             stacks: vec![],
+            outside_vmas: 0,
         }
     }
 
@@ -718,6 +747,46 @@ mod tests {
         assert!(!c[3].agrees, "{:?}", c[3]);
         assert!(!c[4].measured, "{:?}", c[4]);
         assert_eq!(rows[0].folio_label(), "hugetlb:2M");
+    }
+
+    /// The control fork of 256K folios on 6.12.118: before the probes counted the mapping's
+    /// VMAs alone, it counted 118 folio_remove_rmap_ptes calls of one page (the helper's own
+    /// memory, zapped by the child's exit); counted on the mapping, none may remain.
+    #[test]
+    fn the_control_fork_counts_nothing_on_the_mapping() {
+        let control = |calls: u64, outside: u64| RmapResult {
+            control: vec![ProbeStats {
+                outside_vmas: outside,
+                ..probe("folio_remove_rmap_ptes", true, vec![(1, calls)])
+            }],
+            ..row(
+                RmapOp::Fork,
+                256,
+                probe("folio_remove_rmap_ptes", true, vec![(64, 64)]),
+            )
+        };
+        let rows = [
+            control(0, 118),
+            // Not filtered by VMA (no vma argument found): the rest counted as the mapping's.
+            control(118, 0),
+            // Only fork rows carry the check (COW shares fork's control).
+            RmapResult {
+                op: RmapOp::Cow,
+                ..control(0, 118)
+            },
+        ];
+        let c = control_checks(&rows);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(c[0].agrees, "{:?}", c[0]);
+        assert_eq!(
+            c[0].what,
+            "fork 256K without the mapping (MADV_DONTFORK): no rmap call on it"
+        );
+        assert_eq!(
+            c[0].detail,
+            "0 rmap calls on the mapping, 118 on the rest of the process"
+        );
+        assert!(!c[1].agrees, "{:?}", c[1]);
     }
 
     /// Seen on 6.12: munmap of 64K folios removes rmap in batches of 16.

@@ -36,6 +36,14 @@ pub struct ProbeStats {
     /// Calls per kernel call path, most first (where the probe counted stacks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stacks: Vec<StackCount>,
+    /// Calls not counted above because their VMA lay outside the range the span named
+    /// (the rest of a process whose one mapping is measured); 0 where none was named.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outside_vmas: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The calls a probe saw on one kernel call path, and its argument summed over them.
@@ -171,6 +179,7 @@ impl ProbeStats {
                 .arg_values_dropped
                 .saturating_sub(before.arg_values_dropped),
             stacks: stacks_since(&self.stacks, &before.stacks),
+            outside_vmas: self.outside_vmas.saturating_sub(before.outside_vmas),
             ..self.clone()
         }
     }
@@ -524,6 +533,7 @@ mod tests {
             arg_values: values,
             arg_values_dropped: 0,
             stacks: vec![],
+            outside_vmas: 0,
         }
     }
 
@@ -597,6 +607,7 @@ mod tests {
             arg_sum: 8192,
             arg_values_dropped: 0,
             stacks: vec![],
+            outside_vmas: 0,
         }
     }
 

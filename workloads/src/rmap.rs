@@ -122,12 +122,25 @@ pub fn fork() -> Result<Duration, WorkloadError> {
     Ok(took)
 }
 
+/// Where `run_group` calls its hook: just before an operation, with the address range of
+/// the mapping it works on (what a traced span counts), and just after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Before { vmas: (u64, u64) },
+    After,
+}
+
+/// Called around each operation (`Some`) and around the control fork (`None`).
+pub type Hook<'a> = &'a mut dyn FnMut(Option<RmapOp>, Step);
+
+fn range_of(m: &Mapping) -> (u64, u64) {
+    (m.addr(), m.addr() + m.len() as u64)
+}
+
 /// The control fork: `mapping` left out of the child (MADV_DONTFORK), `hook(None, ..)`
-/// around it.
-fn fork_without(
-    mapping: &Mapping,
-    hook: &mut dyn FnMut(Option<RmapOp>, bool),
-) -> Result<(), WorkloadError> {
+/// around it, naming the mapping: nothing of it is the child's, so a span that counts its
+/// VMAs alone counts no rmap call (the negative control).
+fn fork_without(mapping: &Mapping, hook: Hook) -> Result<(), WorkloadError> {
     let advise = |advice| {
         // SAFETY: our own mapping, whole; only whether fork copies it changes.
         if unsafe { libc::madvise(mapping.addr() as *mut _, mapping.len(), advice) } != 0 {
@@ -136,9 +149,14 @@ fn fork_without(
         Ok(())
     };
     advise(libc::MADV_DONTFORK)?;
-    hook(None, true);
+    hook(
+        None,
+        Step::Before {
+            vmas: range_of(mapping),
+        },
+    );
     let forked = fork();
-    hook(None, false);
+    hook(None, Step::After);
     advise(libc::MADV_DOFORK)?;
     forked.map(|_| ())
 }
@@ -295,8 +313,8 @@ pub const GROUPS: [&[RmapOp]; 4] = [
 ];
 
 /// Runs the operations of `group` that are in `ops` on one fresh mapping. `hook(Some(op),
-/// true)` runs just before an operation and `hook(Some(op), false)` just after (for
-/// tracing). The fork is preceded by the control, `hook(None, ..)` around it: the same fork
+/// Step::Before {..})` runs just before an operation and `hook(Some(op), Step::After)` just
+/// after (for tracing). The fork is preceded by the control, `hook(None, ..)` around it: the same fork
 /// with the mapping marked MADV_DONTFORK, so that what the child's exit zaps of the rest of
 /// the process is counted from the very state the fork leaves; a
 /// PMD-sized folio is PTE-remapped first (untimed, unless PteRemap itself is measured),
@@ -306,7 +324,7 @@ pub fn run_group(
     ops: &[RmapOp],
     size: usize,
     folio: Folio,
-    hook: &mut dyn FnMut(Option<RmapOp>, bool),
+    hook: Hook,
 ) -> Result<(Vec<(RmapOp, Duration)>, FolioCheck), WorkloadError> {
     let folio_kb = folio.kb;
     let (m, check) = if folio.hugetlb {
@@ -341,7 +359,12 @@ pub fn run_group(
                 fork_without(mapping, hook)?;
             }
         }
-        hook(Some(op), true);
+        hook(
+            Some(op),
+            Step::Before {
+                vmas: range_of(mapping),
+            },
+        );
         let unpreempted = Unpreempted::enter_after_tick();
         let took = match op {
             RmapOp::PteRemap => pte_remap(mapping, pmd),
@@ -354,7 +377,7 @@ pub fn run_group(
             RmapOp::Fault => Ok(mapping.touch()),
         };
         drop(unpreempted);
-        hook(Some(op), false);
+        hook(Some(op), Step::After);
         out.push((op, took?));
     }
     Ok((out, check))

@@ -16,8 +16,9 @@
 //! could still preempt the parent before fork() returned: each operation runs unpreempted
 //! (`crate::unpreempted`).
 //!
-//! The protocol, on the helper's stdout: `B <op>` / `E <op>` before and after each operation
-//! when the parent traces (the helper then waits for one byte on stdin before going on, so
+//! The protocol, on the helper's stdout: `B <op> <start> <end>` / `E <op>` before and after
+//! each operation (`<start> <end>`: the address range of the mapping it works on) when the
+//! parent traces (the helper then waits for one byte on stdin before going on, so
 //! that the parent reads its probes just around the operation), then `R <json>` with the
 //! times and folio checks, or `X <message>` on failure.
 
@@ -30,7 +31,7 @@ use foliobench_reports::rmap::{FolioCheck, RmapOp};
 use serde::{Deserialize, Serialize};
 
 use crate::mapping::WorkloadError;
-use crate::rmap::{run_group, Folio, GROUPS};
+use crate::rmap::{run_group, Folio, Hook, Step, GROUPS};
 
 const ENV: &str = "FOLIOBENCH_RMAP_ROUND";
 
@@ -54,9 +55,6 @@ pub struct RoundTimes {
     /// This process's RssAnon (kB) before the round mapped anything.
     pub anon_kb: Option<u64>,
 }
-
-/// Where the parent is called: `Some(op)` around an operation, `None` around the control.
-pub type Hook<'a> = &'a mut dyn FnMut(Option<RmapOp>, bool);
 
 impl Round {
     /// Runs the round in a fresh process of this binary; `hook` runs in this process just
@@ -98,7 +96,9 @@ impl Round {
             let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
             match tag {
                 "B" | "E" => {
-                    hook(serde_json::from_str(rest).ok(), tag == "B");
+                    let (op, step) =
+                        parse_step(tag, rest).ok_or_else(|| failed("an unreadable line", &line))?;
+                    hook(op, step);
                     to_helper
                         .write_all(b"g")
                         .map_err(|e| failed("answering it", &e))?;
@@ -122,10 +122,14 @@ impl Round {
     /// In the helper: the round itself.
     fn run_here(&self, out: &mut impl Write) -> Result<RoundTimes, WorkloadError> {
         let mut stdin = std::io::stdin().lock();
-        let mut step = |tag: &str, op: Option<RmapOp>| {
+        let mut step = |op: Option<RmapOp>, step: Step| {
             if self.stepped {
                 let op = serde_json::to_string(&op).unwrap_or_default();
-                let _ = writeln!(out, "{tag} {op}").and_then(|_| out.flush());
+                let line = match step {
+                    Step::Before { vmas: (start, end) } => format!("B {op} {start} {end}"),
+                    Step::After => format!("E {op}"),
+                };
+                let _ = writeln!(out, "{line}").and_then(|_| out.flush());
                 let _ = stdin.read(&mut [0u8]);
             }
         };
@@ -133,9 +137,8 @@ impl Round {
             anon_kb: rss_anon_kb(),
             ..Default::default()
         };
-        let mut hook = |op: Option<RmapOp>, start: bool| step(if start { "B" } else { "E" }, op);
         for g in GROUPS {
-            let (times, check) = run_group(g, &self.ops, self.size, self.folio, &mut hook)?;
+            let (times, check) = run_group(g, &self.ops, self.size, self.folio, &mut step)?;
             round.checks.push(check);
             round.times.extend(
                 times
@@ -145,6 +148,19 @@ impl Round {
         }
         Ok(round)
     }
+}
+
+/// A `B <op> <start> <end>` or `E <op>` line of the helper (`tag` and the rest).
+fn parse_step(tag: &str, rest: &str) -> Option<(Option<RmapOp>, Step)> {
+    let mut words = rest.split(' ');
+    let op = serde_json::from_str(words.next()?).ok()?;
+    let step = match tag {
+        "B" => Step::Before {
+            vmas: (words.next()?.parse().ok()?, words.next()?.parse().ok()?),
+        },
+        _ => Step::After,
+    };
+    Some((op, step))
 }
 
 /// `RssAnon` of /proc/self/status, kB.
@@ -182,4 +198,32 @@ pub fn serve_if_asked() -> Option<i32> {
     };
     let _ = writeln!(out, "{line}").and_then(|_| out.flush());
     Some(if result.is_ok() { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_lines_carry_the_mapping_range_before_an_operation() {
+        assert_eq!(
+            parse_step("B", "\"fork\" 140737304076288 140737320853504"),
+            Some((
+                Some(RmapOp::Fork),
+                Step::Before {
+                    vmas: (140737304076288, 140737320853504)
+                }
+            ))
+        );
+        assert_eq!(
+            parse_step("B", "null 4096 8192"),
+            Some((None, Step::Before { vmas: (4096, 8192) }))
+        );
+        assert_eq!(
+            parse_step("E", "\"munmap\""),
+            Some((Some(RmapOp::Munmap), Step::After))
+        );
+        // A start without its range is not a span the parent can count.
+        assert_eq!(parse_step("B", "\"fork\""), None);
+    }
 }

@@ -43,6 +43,14 @@ const volatile bool timed[SLOTS] = {};
 // count: taking a stack costs thousands of instructions, and the pin suite's grab round
 // makes one call per page: 12 of its 14 s of guest time on 1 GiB of devdax 4K pages).
 const volatile __u32 stack_every[SLOTS] = {};
+// Per slot: which argument (0-based) is the call's struct vm_area_struct *, or -1. While
+// user space names a range in `vma_range`, such a probe counts only the calls on a VMA that
+// overlaps it, and the others in `outside_vmas`: the rmap suite's fork child zaps the whole
+// helper process, and only the mapping under test is the operation's.
+const volatile int vma_index[SLOTS] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
 
 struct slot_stats {
 	__u64 calls;
@@ -53,6 +61,8 @@ struct slot_stats {
 	__u64 values_dropped;
 	__u64 latency_slots[MAX_SLOTS];
 	__u64 arg_slots[MAX_SLOTS];
+	// Calls left out for their VMA (see `vma_index`).
+	__u64 outside_vmas;
 };
 
 struct slot_stats stats[SLOTS] = {};
@@ -128,6 +138,20 @@ struct {
 	__type(value, __u8);
 } tgids SEC(".maps");
 
+// The address range [start, end) whose VMAs are counted; end 0: every call is. Shared by
+// every object, as `tgids` is.
+struct vma_range {
+	__u64 start;
+	__u64 end;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vma_range);
+} vma_range SEC(".maps");
+
 static __always_inline __u32 log2_slot(__u64 v)
 {
 	__u32 r = 0;
@@ -148,6 +172,21 @@ static __always_inline bool traced(void)
 		return true;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	return bpf_map_lookup_elem(&tgids, &tgid) != NULL;
+}
+
+// Whether a call on `vma` (0 when the slot has no VMA argument) is in the range asked for.
+static __always_inline bool on_vmas_asked(__u32 slot, __u64 vma)
+{
+	struct vm_area_struct *v = (struct vm_area_struct *)vma;
+	struct vma_range *r;
+	__u32 zero = 0;
+
+	if (vma_index[slot & (SLOTS - 1)] < 0)
+		return true;
+	r = bpf_map_lookup_elem(&vma_range, &zero);
+	if (!r || r->end == 0)
+		return true;
+	return BPF_CORE_READ(v, vm_start) < r->end && BPF_CORE_READ(v, vm_end) > r->start;
 }
 
 static __always_inline void record_arg(struct slot_stats *st, __u32 slot, __u64 v)
@@ -220,7 +259,7 @@ static __always_inline struct thread_calls *this_thread(struct thread_key *key)
 	return bpf_map_lookup_elem(&threads, key);
 }
 
-static __always_inline int on_entry(void *ctx, __u32 slot, __u64 arg)
+static __always_inline int on_entry(void *ctx, __u32 slot, __u64 arg, __u64 vma)
 {
 	struct slot_stats *st = &stats[slot & (SLOTS - 1)];
 	struct thread_key key = { .slot = slot };
@@ -229,6 +268,10 @@ static __always_inline int on_entry(void *ctx, __u32 slot, __u64 arg)
 
 	if (!traced())
 		return 0;
+	if (!on_vmas_asked(slot, vma)) {
+		__sync_fetch_and_add(&st->outside_vmas, 1);
+		return 0;
+	}
 	__sync_fetch_and_add(&st->calls, 1);
 	if (arg_index[slot & (SLOTS - 1)] >= 0)
 		record_arg(st, slot, arg);
@@ -273,11 +316,14 @@ static __always_inline int on_exit(__u32 slot)
 static __always_inline int fentry_entry(__u64 *ctx, __u32 slot)
 {
 	int i = arg_index[slot & (SLOTS - 1)];
-	__u64 a = 0;
+	int v = vma_index[slot & (SLOTS - 1)];
+	__u64 a = 0, vma = 0;
 
 	if (i >= 0)
 		bpf_get_func_arg(ctx, i, &a);
-	return on_entry(ctx, slot, a);
+	if (v >= 0)
+		bpf_get_func_arg(ctx, v, &vma);
+	return on_entry(ctx, slot, a, vma);
 }
 
 // All six argument registers are read at fixed offsets (each its own ctx load), then one
@@ -289,11 +335,14 @@ static __always_inline int kprobe_entry(struct pt_regs *ctx, __u32 slot)
 		PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), PT_REGS_PARM6(ctx),
 	};
 	int i = arg_index[slot & (SLOTS - 1)];
-	__u64 a = 0;
+	int v = vma_index[slot & (SLOTS - 1)];
+	__u64 a = 0, vma = 0;
 
 	if (i >= 0 && i < 6)
 		a = regs[i];
-	return on_entry(ctx, slot, a);
+	if (v >= 0 && v < 6)
+		vma = regs[v];
+	return on_entry(ctx, slot, a, vma);
 }
 
 // One tracepoint on its own (e.g. fs_dax/dax_pmd_fault_done): counted, and one 32-bit
@@ -330,7 +379,7 @@ static __always_inline int tp_event(void *ctx, __u32 slot)
 	SEC("kretprobe/placeholder")                                            \
 	int kretprobe_exit_##n(struct pt_regs *ctx) { return on_exit(n); }      \
 	SEC("tracepoint/placeholder/enter")                                     \
-	int tp_entry_##n(void *ctx) { return on_entry(ctx, n, 0); }             \
+	int tp_entry_##n(void *ctx) { return on_entry(ctx, n, 0, 0); }             \
 	SEC("tracepoint/placeholder/exit")                                      \
 	int tp_exit_##n(void *ctx) { return on_exit(n); }                       \
 	SEC("tracepoint/placeholder/event")                                     \

@@ -386,6 +386,7 @@ mod tests {
             arg_values: sizes,
             arg_values_dropped: 0,
             stacks: vec![],
+            outside_vmas: 0,
         }
     }
 

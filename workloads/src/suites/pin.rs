@@ -899,6 +899,7 @@ mod tests {
             arg_values: values,
             arg_values_dropped: 0,
             stacks: vec![],
+            outside_vmas: 0,
         }
     }
 

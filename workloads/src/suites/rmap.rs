@@ -6,22 +6,22 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use foliobench_ebpf::catalog::Resolution;
-use foliobench_ebpf::tracer::{self, any_traceable, counting, Filter};
+use foliobench_ebpf::tracer::{self, any_traceable, counting, Filter, Mark};
 use foliobench_reports::geometry::{Geometry, Map};
 use foliobench_reports::outcome::Outcome;
 use foliobench_reports::precision::Rounds;
 use foliobench_reports::rmap::{
-    batch_checks, folio_checks, hugetlb_checks, FolioCheck, RmapOp, RmapResult, RmapSuite, ANON,
-    HUGETLB,
+    batch_checks, control_checks, folio_checks, hugetlb_checks, FolioCheck, RmapOp, RmapResult,
+    RmapSuite, ANON, HUGETLB,
 };
-use foliobench_reports::trace::{since_all, ProbeStats};
+use foliobench_reports::trace::ProbeStats;
 
 use super::{failed, refused, Result, SuiteCtx};
 use crate::fsdax::{DaxFs, FsKind};
 use crate::hugetlb::HugetlbControls;
 use crate::mapping::Mapping;
 use crate::namespace::Provisioner;
-use crate::rmap::Folio;
+use crate::rmap::{Folio, Step};
 use crate::rmap_round::Round;
 use crate::thp::FolioSizes;
 
@@ -31,7 +31,8 @@ pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<
     cow and for dontneed_per_pte (PMD folios are PTE-remapped first, untimed, as in the \
     thread's benchmarks); one untimed warm-up round on an eighth of the size (at least a PMD), \
     the timed rounds untraced, then one traced \
-    round whose probe counts are taken just around each operation; every round runs in a \
+    round whose probe counts are taken just around each operation, on the mapping's VMAs only \
+    (a forked child's exit zaps the whole process); every round runs in a \
     fresh helper process (this binary again) bound to one CPU, so that fork copies a small \
     process and its child stays on that CPU; each operation runs as a SCHED_FIFO task (its \
     children SCHED_OTHER) started just after a timer tick, so that neither its child, a kworker \
@@ -120,6 +121,7 @@ pub fn run(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Result<RmapSui
     suite
         .checks
         .extend(hugetlb_checks(&suite.results, plan.size));
+    suite.checks.extend(control_checks(&suite.results));
     suite.checks.extend(folio_checks(&suite.folios));
     Ok(suite)
 }
@@ -278,7 +280,7 @@ fn measure(
         folio,
         stepped: false,
     };
-    let mut noop = |_: Option<RmapOp>, _: bool| {};
+    let mut noop = |_: Option<RmapOp>, _: Step| {};
     // The folio size obtained is checked on every mapping, warm-up and timed: a round
     // whose mapping fell back to smaller folios would time something else.
     // (Whole HugeTLB pages: a 1G page's warm-up is a whole 1G page.)
@@ -305,14 +307,15 @@ fn measure(
     let rows = ops
         .iter()
         .map(|&op| {
-            let all = traced.get(&op).cloned().unwrap_or_default();
-            // A forked child's exit zaps all of the process's memory, not only the mapping
-            // under test: what a fork without the mapping counts is not this operation's.
-            let (probes, control) = match op {
-                RmapOp::Fork | RmapOp::Cow | RmapOp::CowEachPage if !control.is_empty() => {
-                    (since_all(&all, &control), control.clone())
-                }
-                _ => (all, vec![]),
+            // Counted on the mapping's VMAs alone: a forked child's exit zaps all of the
+            // helper's memory, and the parent's own writes while the child lives are COW
+            // faults too, whose number followed the stack's layout (1-2 pages apart between
+            // the control and the fork, and between boots). The control, the fork without
+            // the mapping, must count none of its calls.
+            let probes = traced.get(&op).cloned().unwrap_or_default();
+            let control = match op {
+                RmapOp::Fork | RmapOp::Cow | RmapOp::CowEachPage => control.clone(),
+                _ => vec![],
             };
             RmapResult {
                 op,
@@ -349,8 +352,16 @@ fn traced_round(
         stepped: true,
     };
     // The helper is forked after the probes are attached: the filter follows it.
-    let (done, t) = tracer::around(&counting(probes, &[]), &Filter::this_process(), |hook| {
-        round.run_apart(hook)
+    let (done, t) = tracer::around_vmas(&counting(probes, &[]), &Filter::this_process(), |mark| {
+        round.run_apart(&mut |op, step| {
+            mark(
+                op,
+                match step {
+                    Step::Before { vmas } => Mark::Start(Some(vmas)),
+                    Step::After => Mark::End,
+                },
+            )
+        })
     })?;
     let times = done?.times;
     let mut per_op = HashMap::new();
