@@ -25,8 +25,15 @@ const FAKE_VNG: &str = r#"#!/bin/bash
 n=$(( $(cat "$FAKE_VNG_STATE/boots" 2>/dev/null || echo 0) + 1 ))
 echo "$n" > "$FAKE_VNG_STATE/boots"
 accel=kvm
-for a in "$@"; do [ "$a" = --disable-kvm ] && accel=tcg; done
+cpus=
+prev=
+for a in "$@"; do
+  [ "$a" = --disable-kvm ] && accel=tcg
+  [ "$prev" = --cpus ] && cpus=$a
+  prev=$a
+done
 echo "$accel" >> "$FAKE_VNG_STATE/accels"
+echo "$cpus" >> "$FAKE_VNG_STATE/cpus"
 if [ "$accel" = kvm ] && [ -n "$FAKE_KVM_BROKEN" ]; then
   echo "KVM internal error. Suberror: 1" >&2
   echo "extra data[0]: 0x0000000000000001" >&2
@@ -41,7 +48,7 @@ if [ "$accel" = kvm ] && [ -n "$FAKE_KVM_ABORTS" ]; then
   exit 134
 fi
 # Debian 6.1 under QEMU's icount with two vCPUs: the boot stops bringing up the second.
-if [ -n "$FAKE_ICOUNT_SILENT" ] && [[ "$*" == *"-icount "* ]]; then
+if [ -n "$FAKE_ICOUNT_SILENT" ] && [[ "$*" == *"-icount "* ]] && [ "$cpus" -gt 1 ]; then
   echo "[    0.519230] x86: Booting SMP configuration:"
   exec sleep 600
 fi
@@ -119,7 +126,16 @@ impl Fake {
 
     /// The accelerator of each boot so far.
     fn accels(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("accels"))
+        self.per_boot("accels")
+    }
+
+    /// Each boot's `--cpus`.
+    fn cpus(&self) -> Vec<String> {
+        self.per_boot("cpus")
+    }
+
+    fn per_boot(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join(file))
             .unwrap_or_default()
             .lines()
             .map(str::to_string)
@@ -456,14 +472,32 @@ fn the_clock_is_chosen_and_passed_to_the_guest() {
 }
 
 /// A kernel that does not start under the instruction clock (Debian 6.1 with two vCPUs):
-/// auto boots it again on the wall clock, says so, and the guest records the wall clock;
-/// the next VM of that kernel starts on the wall clock at once. Asked for by name, the
-/// instruction clock is kept and the boot fails as any other.
+/// by default it gets one vCPU there (the clock counts every vCPU's instructions) and
+/// starts. Given two: auto boots it again on the wall clock, says so, and the guest records
+/// the wall clock; the next VM of that kernel and shape starts on the wall clock at once.
+/// Asked for by name, the instruction clock is kept and the boot fails as any other.
 #[test]
 fn a_kernel_silent_under_the_instruction_clock_falls_back_to_the_wall_clock() {
     let f = Fake::new();
     let env = [("FAKE_ICOUNT_SILENT", "1")];
-    let args = ["--accel", "tcg", "--boot-deadline", "3s"];
+    let out = f.vm(
+        &env,
+        &["--accel", "tcg", "--boot-deadline", "3s"],
+        &["doctor", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "with 4G RAM + 2G pmem, 1 CPU (the instruction clock counts every vCPU's instructions)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["kernel"]["clock"]["kind"], "instructions");
+    assert_eq!(f.cpus(), ["1"], "one boot, one vCPU");
+    let f = Fake::new();
+    let args = ["--accel", "tcg", "--boot-deadline", "3s", "--cpus", "2"];
     let out = f.vm(&env, &args, &["doctor", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
@@ -474,6 +508,7 @@ fn a_kernel_silent_under_the_instruction_clock_falls_back_to_the_wall_clock() {
         "{err}"
     );
     assert_eq!(f.accels().len(), 2, "one silent boot, one that ran");
+    assert_eq!(f.cpus(), ["2", "2"], "--cpus as asked, on either clock");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["kernel"]["clock"]["kind"], "wall", "{}", doc["kernel"]);
     // Remembered: the next VM of the kernel boots once, on the wall clock.
@@ -497,6 +532,8 @@ fn a_kernel_silent_under_the_instruction_clock_falls_back_to_the_wall_clock() {
             "2s",
             "--clock",
             "instructions",
+            "--cpus",
+            "2",
         ],
         &["doctor"],
     );

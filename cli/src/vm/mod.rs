@@ -72,7 +72,8 @@ struct Launch {
     vng: PathBuf,
     kernel: boot_kernel::BootKernel,
     layout: Layout,
-    cpus: u32,
+    /// `--cpus`; `None`: by the boot's clock (`ClockChoice::default_cpus`).
+    cpus: Option<u32>,
     tcg_threads: TcgThreads,
     clock: ClockChoice,
     /// `--append`: more kernel command-line options.
@@ -113,7 +114,7 @@ fn launch(a: &VmArgs, guest: Guest) -> Result<Option<Launch>> {
         .as_deref()
         .map(|d| parse_duration("--boot-deadline", d, "90s or 3m"))
         .transpose()?;
-    if m.cpus == 0 {
+    if m.cpus == Some(0) {
         return Err(usage("--cpus must be at least 1"));
     }
     let cwd = std::env::current_dir()?;
@@ -172,6 +173,12 @@ fn launch(a: &VmArgs, guest: Guest) -> Result<Option<Launch>> {
 }
 
 impl Launch {
+    /// The vCPUs of a boot on `clock`.
+    fn cpus(&self, clock: ClockKind) -> u32 {
+        self.cpus
+            .unwrap_or_else(|| ClockChoice::default_cpus(clock))
+    }
+
     /// The vng command that boots the guest under `accel` and runs the guest command.
     fn command(&self, accel: Accel, clock: ClockChoice, how: Pass) -> Result<Command> {
         let guest = GuestEnv {
@@ -222,7 +229,7 @@ impl Launch {
         }
         cmd.arg("--memory")
             .arg(format!("{}M", self.layout.qemu_memory() / MIB));
-        cmd.arg("--cpus").arg(self.cpus.to_string());
+        cmd.arg("--cpus").arg(self.cpus(guest.clock).to_string());
         if let Some(m) = self.layout.memmap() {
             cmd.arg("--append").arg(m);
         }
@@ -242,27 +249,36 @@ impl Launch {
     }
 
     fn say_boot(&self, accel: Accel, clock: ClockChoice, why: &str) {
+        let kind = clock.resolve(accel, self.tcg_threads);
+        let cpus = self.cpus(kind);
         eprintln!(
-            "foliobench: booting {} [{}] with {} RAM + {} pmem, {} CPUs, {}, clock: {} ({why})",
+            "foliobench: booting {} [{}] with {} RAM + {} pmem, {cpus} {}{}, {}, clock: {} ({why})",
             self.kernel.label,
             self.kernel.release.as_deref().unwrap_or("release unknown"),
             fmt_size(self.layout.memory),
             fmt_size(self.layout.pmem),
-            self.cpus,
+            if cpus == 1 { "CPU" } else { "CPUs" },
+            match (self.cpus, kind) {
+                (None, ClockKind::Instructions) => {
+                    " (the instruction clock counts every vCPU's instructions)"
+                }
+                _ => "",
+            },
             match (accel, self.tcg_threads) {
                 (Accel::Kvm, _) => "KVM",
                 (Accel::Tcg, TcgThreads::Multi) => "software emulation (TCG)",
                 (Accel::Tcg, TcgThreads::Single) =>
                     "software emulation (TCG), one host thread for all vCPUs",
             },
-            clock.resolve(accel, self.tcg_threads).describe()
+            kind.describe()
         )
     }
 
     /// The clock of the first boot: auto takes the wall clock at once for a kernel that
     /// did not start under the instruction clock earlier on this host boot.
     fn first_clock(&self) -> (ClockChoice, Option<String>) {
-        match (self.clock, icount_memo::did_not_start(&self.kernel.run)) {
+        let cpus = self.cpus(ClockKind::Instructions);
+        match (self.clock, icount_memo::did_not_start(&self.kernel.run, cpus)) {
             (ClockChoice::Auto, Some(why)) => (
                 ClockChoice::Wall,
                 Some(format!(
@@ -374,7 +390,7 @@ impl Launch {
         let icount = at.clock.resolve(at.accel, self.tcg_threads) == ClockKind::Instructions;
         if silent && icount && at.clock == ClockChoice::Auto {
             let why = format!("{reason} ({})", output.first_sign());
-            icount_memo::remember(&self.kernel.run, &why);
+            icount_memo::remember(&self.kernel.run, self.cpus(ClockKind::Instructions), &why);
             at.clock = ClockChoice::Wall;
             self.say_boot(
                 at.accel,
