@@ -10,6 +10,7 @@ pub mod hugetlb;
 pub mod kconfig;
 pub mod mapping;
 pub mod namespace;
+pub mod page_lists;
 pub mod pagemap;
 pub mod perf;
 pub mod pfnmap;

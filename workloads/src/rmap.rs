@@ -352,6 +352,11 @@ pub fn run_group(
         // No control for HugeTLB: 7.3 refuses MADV_DOFORK on a HugeTLB VMA (EINVAL; 6.12
         // takes it), and the helper has no HugeTLB memory but the mapping, so what the
         // hugetlb probes count is the mapping's alone: its warm-up fork is a plain one.
+        // COW allocates a page per page written: from the per-CPU page lists' floor in
+        // every round (see `page_lists`).
+        if matches!(op, RmapOp::Cow | RmapOp::CowEachPage) {
+            crate::page_lists::settle();
+        }
         if op == RmapOp::Fork {
             if folio.hugetlb {
                 fork()?;

@@ -66,8 +66,10 @@ fn wait_for_tick() -> bool {
     // SAFETY: as above.
     unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) };
     let period = Duration::new(res.tv_sec.max(0) as u64, res.tv_nsec.max(0) as u32);
-    let deadline = Instant::now() + (period * 2).min(Duration::from_millis(100));
+    // The tick read first: a thread descheduled before its deadline is set finds the clock
+    // moved when it runs again, rather than its deadline already past (seen on a loaded host).
     let start = coarse();
+    let deadline = Instant::now() + (period * 2).min(Duration::from_millis(100));
     loop {
         if coarse() != start {
             return true;

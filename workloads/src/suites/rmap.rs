@@ -38,7 +38,10 @@ pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<
     children SCHED_OTHER) started just after a timer tick, so that neither its child, a kworker \
     nor the tick interrupts it inside its timing (operations shorter than a tick); every timed \
     fork follows an untimed one (the control: the mapping left out), so that the kernel-stack, \
-    slab and page-list caches it draws from are alike in every round";
+    slab and page-list caches it draws from are alike in every round; every COW starts with \
+    this CPU's per-CPU page lists decayed to their floor (/proc/sys/vm/stat_refresh until \
+    their high marks stop moving; as root), so that its thousands of allocations refill them \
+    alike in every round";
 
 pub struct Plan {
     pub folio_kbs: Vec<u64>,
