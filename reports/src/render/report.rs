@@ -77,10 +77,11 @@ fn machine(n: &Named) -> String {
     let c = &n.results.context;
     c.machine.as_ref().map_or(c.cpu_model.clone(), |m| {
         format!(
-            "{} ({}, {} CPUs, {} MiB{}{})",
+            "{} ({}, {} CPU{}, {} MiB{}{})",
             m.hostname,
             c.cpu_model,
             m.cpus,
+            if m.cpus == 1 { "" } else { "s" },
             m.memory_kb >> 10,
             m.accelerator
                 .as_ref()
