@@ -314,9 +314,10 @@ pub const GROUPS: [&[RmapOp]; 4] = [
 
 /// Runs the operations of `group` that are in `ops` on one fresh mapping. `hook(Some(op),
 /// Step::Before {..})` runs just before an operation and `hook(Some(op), Step::After)` just
-/// after (for tracing). The fork is preceded by the control, `hook(None, ..)` around it: the same fork
-/// with the mapping marked MADV_DONTFORK, so that what the child's exit zaps of the rest of
-/// the process is counted from the very state the fork leaves; a
+/// after (for tracing), each naming the mapping's address range. The fork is preceded by the
+/// control, `hook(None, ..)` around it: the same fork with the mapping marked MADV_DONTFORK,
+/// which leaves the allocator caches alike before every timed fork and, counted on the
+/// mapping's VMAs, must count nothing (the negative control); a
 /// PMD-sized folio is PTE-remapped first (untimed, unless PteRemap itself is measured),
 /// as the thread's benchmarks work on PTE-mapped large folios.
 pub fn run_group(
@@ -344,6 +345,11 @@ pub fn run_group(
         if op == RmapOp::PteRemap && !is_pmd {
             continue;
         }
+        // COW allocates a page per page written: from the per-CPU page lists' floor in
+        // every round (see `page_lists`).
+        if matches!(op, RmapOp::Cow | RmapOp::CowEachPage) {
+            crate::page_lists::settle();
+        }
         // Every timed fork follows an untimed one, whose child exits on this CPU: it leaves
         // the allocator caches a fork draws from (the per-CPU cache of kernel stacks, slab
         // CPU slabs, the per-CPU page lists) in the same state before every timed fork. Without
@@ -352,11 +358,6 @@ pub fn run_group(
         // No control for HugeTLB: 7.3 refuses MADV_DOFORK on a HugeTLB VMA (EINVAL; 6.12
         // takes it), and the helper has no HugeTLB memory but the mapping, so what the
         // hugetlb probes count is the mapping's alone: its warm-up fork is a plain one.
-        // COW allocates a page per page written: from the per-CPU page lists' floor in
-        // every round (see `page_lists`).
-        if matches!(op, RmapOp::Cow | RmapOp::CowEachPage) {
-            crate::page_lists::settle();
-        }
         if op == RmapOp::Fork {
             if folio.hugetlb {
                 fork()?;
