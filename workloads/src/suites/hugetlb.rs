@@ -84,10 +84,13 @@ impl SuiteRun for Plan {
                     size_name(kb),
                     if hvo { "on" } else { "off" }
                 );
-                results.push(match measure(&controls, kb, pages, &ctx.rounds, probes) {
-                    Ok((samples, probes)) => row(Outcome::Measured, samples, probes),
-                    Err(reason) => row(Outcome::Skipped { reason }, vec![], vec![]),
-                });
+                let freed = boot.iter().any(|&(b, _)| b == kb);
+                results.push(
+                    match measure(&controls, kb, pages, &ctx.rounds, probes, freed) {
+                        Ok((samples, probes)) => row(Outcome::Measured, samples, probes),
+                        Err(reason) => row(Outcome::Skipped { reason }, vec![], vec![]),
+                    },
+                );
             }
         }
         controls.restore().map_err(failed)?;
@@ -183,7 +186,42 @@ fn round(c: &HugetlbControls, kb: u64, pages: u64) -> std::result::Result<Hugetl
     })
 }
 
-/// A warm-up round, timed rounds while imprecise, then a traced one. Err: why the size
+/// Tries of the warm-up round before a size is given up.
+const WARM_TRIES: u32 = 5;
+
+/// The warm-up round, tried again (after compacting memory and a pause) while the pool does
+/// not grow to `pages` and `retry` (the suite freed a boot pool of this size: the range is
+/// there to be had), and how many tries it took. A 1G page needs a whole free, aligned
+/// GiB: seen once in CI (7.3, HVO on, just after the HVO-off rows' traced round), the pool
+/// that had grown into the freed GiB in every earlier round got 0 of 1 page. Not proven
+/// why; what the traced round's BPF objects held is freed by deferred work after they
+/// close, and new allocations may split the blocks the pool freed last.
+fn warm_up(
+    c: &HugetlbControls,
+    kb: u64,
+    pages: u64,
+    retry: bool,
+) -> std::result::Result<(HugetlbSample, u32), String> {
+    let mut warm = round(c, kb, pages)?;
+    let mut tries = 1;
+    while retry && warm.obtained < pages && tries < WARM_TRIES {
+        // Best effort: compaction moves what it can out of the way (root only).
+        let _ = std::fs::write("/proc/sys/vm/compact_memory", "1");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        warm = round(c, kb, pages)?;
+        tries += 1;
+    }
+    if tries > 1 && warm.obtained == pages {
+        eprintln!(
+            "foliobench: hugetlb: the pool of {} pages grew to {pages} on try {tries} (memory compacted between tries)",
+            size_name(kb)
+        );
+    }
+    Ok((warm, tries))
+}
+
+/// A warm-up round (`retry`: see `warm_up`), timed rounds while imprecise, then a traced
+/// one. Err: why the size
 /// cannot be measured here (the pool could not be grown to `pages`).
 fn measure(
     c: &HugetlbControls,
@@ -191,13 +229,19 @@ fn measure(
     pages: u64,
     rounds: &Rounds,
     probes: &[Resolution],
+    retry: bool,
 ) -> std::result::Result<(Vec<HugetlbSample>, Vec<ProbeStats>), String> {
-    let warm = round(c, kb, pages)?;
+    let (warm, tries) = warm_up(c, kb, pages, retry)?;
     if warm.obtained < pages {
         return Err(format!(
-            "the kernel gave {} of {pages} {} pages at run time (no free, aligned range that large){}",
+            "the kernel gave {} of {pages} {} pages at run time{} (no free, aligned range that large){}",
             warm.obtained,
             size_name(kb),
+            if tries > 1 {
+                format!(" in {tries} tries, memory compacted between them")
+            } else {
+                String::new()
+            },
             if kb >= 1 << 20 {
                 "; reserve them at boot (vm --append \"hugepagesz=1G hugepages=1\"): inside foliobench's test VM the suite releases that pool once, then grows the pool into the range it freed"
             } else {
