@@ -14,33 +14,29 @@
 //! state the fault-in before them leaves (4.327 ms in 12 of 12 rounds), and from the floor
 //! they did not (munmap 5.445-5.602 ms).
 
-use std::io::Write;
+use crate::system::refresh_vm_stats;
 
 /// Refreshes at most this many times (the decay is an eighth per refresh).
 const MOST: u32 = 64;
 
-/// Refreshes until this CPU's high marks stop moving; returns how many refreshes it took,
-/// or `None` where the kernel offers no way (not root, no `stat_refresh`, no zoneinfo).
-pub fn settle() -> Option<u32> {
+/// Refreshes until this CPU's high marks stop moving (at most `MOST` times). Where they
+/// cannot be read, or the refresh is refused (not root), they do not move: one refresh.
+pub fn settle() {
     // SAFETY: plain system call.
-    let cpu = unsafe { libc::sched_getcpu() };
-    let cpu = u32::try_from(cpu).ok()?;
-    let mut before = high_marks(&std::fs::read_to_string("/proc/zoneinfo").ok()?, cpu)?;
-    for n in 1..=MOST {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/proc/sys/vm/stat_refresh")
-            .ok()?;
-        // The write's result is not the point: it refreshes, and only reports negative
-        // counters (EINVAL on some kernels) after having done so.
-        let _ = f.write_all(b"1");
-        let now = high_marks(&std::fs::read_to_string("/proc/zoneinfo").ok()?, cpu)?;
+    let cpu = u32::try_from(unsafe { libc::sched_getcpu() }).ok();
+    let marks = || {
+        let text = std::fs::read_to_string("/proc/zoneinfo").ok()?;
+        high_marks(&text, cpu?)
+    };
+    let mut before = marks();
+    for _ in 0..MOST {
+        refresh_vm_stats();
+        let now = marks();
         if now == before {
-            return Some(n);
+            return;
         }
         before = now;
     }
-    Some(MOST)
 }
 
 /// The `high:` of `cpu`'s page list in each zone of /proc/zoneinfo, in zone order.

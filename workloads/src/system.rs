@@ -217,12 +217,19 @@ pub fn vmstat(key: &str) -> Option<i64> {
     procfs::vmstat().ok()?.get(key).copied()
 }
 
+/// Runs the kernel's vmstat refresh on every CPU at once (a write to
+/// /proc/sys/vm/stat_refresh): folds the per-CPU counter deltas and decays the per-CPU page
+/// lists' high marks. Best effort: refused (not root), or an error reporting negative
+/// counters after the refresh was done, it only leaves what follows a bit stale.
+pub fn refresh_vm_stats() {
+    let _ = fs::write("/proc/sys/vm/stat_refresh", "1");
+}
+
 /// `/proc/vmstat`'s nr_foll_pin_acquired and nr_foll_pin_released (5.8+): the kernel's own
 /// count of FOLL_PIN references taken and dropped, system-wide. The per-CPU deltas are
 /// folded first (vm.stat_refresh): unfolded, each CPU may hold back up to its threshold.
 pub fn foll_pins() -> Option<(i64, i64)> {
-    // Refused (not root) or warning of negative counters: the read is then a bit stale.
-    let _ = std::fs::write("/proc/sys/vm/stat_refresh", "1");
+    refresh_vm_stats();
     let v = procfs::vmstat().ok()?;
     Some((
         *v.get("nr_foll_pin_acquired")?,
@@ -252,8 +259,8 @@ pub fn meminfo_kb(key: &str) -> Option<i64> {
 /// 32668..32912. procfs has no zoneinfo reader, hence by hand.
 pub fn free_pages_kb() -> Option<i64> {
     // Without the fold the counters lag by up to a threshold per CPU and zone; still a
-    // reading, so a refused write (not root) is not fatal.
-    let _ = fs::write("/proc/sys/vm/stat_refresh", "1");
+    // reading where the refresh is refused.
+    refresh_vm_stats();
     free_pages_in_zoneinfo(&fs::read_to_string("/proc/zoneinfo").ok()?).map(|p| p * 4)
 }
 
