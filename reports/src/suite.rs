@@ -140,9 +140,11 @@ mod tests {
         );
     }
 
-    /// Recorded runs of real kernels (6.12), one holding each suite.
+    /// Recorded runs of real kernels (6.12), one holding each suite (the first that has it
+    /// is the one read).
     fn recorded() -> Vec<Results> {
         [
+            include_str!("../../tests/fixtures/suites/memmap-6.12.118.json"),
             include_str!("../../tests/fixtures/matrix/6.12.117.json"),
             include_str!("../../tests/fixtures/suites/rmap-6.12.118.json"),
             include_str!("../../tests/fixtures/suites/hugetlb-6.12.118.json"),

@@ -18,6 +18,7 @@ use foliobench_reports::geometry::{Geometry, Map};
 use serde::{Deserialize, Serialize};
 
 use crate::pmem::{self, Namespace, Region};
+use crate::system::cpu_busy_ns;
 
 pub use crate::error::RunError;
 
@@ -233,13 +234,28 @@ pub fn restore_args(orig: &Namespace) -> Vec<String> {
     v
 }
 
-fn ndctl(args: &[String]) -> Result<(serde_json::Value, Duration), RunError> {
+/// How long one ndctl command took.
+#[derive(Debug, Clone, Copy)]
+pub struct Took {
+    pub elapsed: Duration,
+    /// Every task's run time on every CPU meanwhile (`system::cpu_busy_ns`): ndctl and
+    /// the kworkers that probe the device. Absent without /proc/schedstat.
+    pub cpu_busy: Option<Duration>,
+}
+
+fn ndctl(args: &[String]) -> Result<(serde_json::Value, Took), RunError> {
+    let busy = cpu_busy_ns();
     let t = Instant::now();
     let out = Command::new("ndctl")
         .args(args)
         .output()
         .map_err(|e| Failed(format!("running ndctl: {e} (install Debian's `ndctl`)")))?;
-    let took = t.elapsed();
+    let took = Took {
+        elapsed: t.elapsed(),
+        cpu_busy: busy
+            .zip(cpu_busy_ns())
+            .map(|(b, a)| Duration::from_nanos(a.saturating_sub(b))),
+    };
     if !out.status.success() {
         return Err(Failed(format!(
             "ndctl {} failed ({}): {}",
@@ -291,7 +307,7 @@ pub struct Provisioner {
 /// The result of one reconfiguration.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    pub took: Duration,
+    pub took: Took,
     /// What ndctl reported for the namespace it created.
     pub ndctl: serde_json::Value,
 }
@@ -356,7 +372,7 @@ impl Provisioner {
 
     /// Tears the namespace's memremap down (memunmap_pages, the vmemmap freed): the known
     /// state deltas are measured from. Returns how long ndctl took.
-    pub fn disable(&self) -> Result<Duration, RunError> {
+    pub fn disable(&self) -> Result<Took, RunError> {
         self.disabled.store(false, Ordering::SeqCst);
         let took = ndctl(&["disable-namespace".into(), self.namespace().into()])?.1;
         self.disabled.store(true, Ordering::SeqCst);
@@ -505,7 +521,10 @@ mod tests {
     #[test]
     fn applied_names_its_devices_and_size() {
         let dax = Applied {
-            took: Duration::ZERO,
+            took: Took {
+                elapsed: Duration::ZERO,
+                cpu_busy: None,
+            },
             ndctl: serde_json::json!({"dev":"namespace0.0","mode":"devdax","size":2111832064u64,
                 "daxregion":{"id":0,"size":2111832064u64,"align":2097152,"devices":[{"chardev":"dax0.0","size":2111832064u64}]}}),
         };
@@ -513,7 +532,10 @@ mod tests {
         assert_eq!(dax.dax_device().as_deref(), Some("/dev/dax0.0"));
         assert_eq!(dax.block_device(), None);
         let fs = Applied {
-            took: Duration::ZERO,
+            took: Took {
+                elapsed: Duration::ZERO,
+                cpu_busy: None,
+            },
             ndctl: serde_json::json!({"dev":"namespace0.0","mode":"fsdax","size":2145386496u64,"blockdev":"pmem0"}),
         };
         assert_eq!(fs.usable_size(), Some(2145386496));

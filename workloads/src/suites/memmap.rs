@@ -277,8 +277,10 @@ fn sample(
     let alloc = stat(&stats, "vmemmap_alloc_block_buf");
     let block = stat(&stats, "vmemmap_alloc_block");
     Ok(MemmapSample {
-        create_ns: applied.took.as_nanos() as u64,
-        destroy_ns: Some(destroy.as_nanos() as u64),
+        create_ns: applied.took.elapsed.as_nanos() as u64,
+        destroy_ns: Some(destroy.elapsed.as_nanos() as u64),
+        create_busy_ns: applied.took.cpu_busy.map(|d| d.as_nanos() as u64),
+        destroy_busy_ns: destroy.cpu_busy.map(|d| d.as_nanos() as u64),
         nr_memmap_pages_delta: vm_before.zip(vm_after).map(|(b, a)| a - b),
         nr_memmap_pages_left: vm_before.zip(vm_destroyed).map(|(b, a)| a - b),
         memfree_delta_kb: free_before.zip(free_after).map(|(b, a)| a - b),
