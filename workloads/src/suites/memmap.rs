@@ -197,10 +197,8 @@ fn measure(
     let mut storage = ProbeStorage::default();
     let tracer = Tracer::start(&mut storage, &probes, &Filter::All).map_err(starting)?;
     // The object outlives the teardown's free-memory readings (its probes do not fire
-    // there): closed, its maps (MiBs) come back through RCU and a work item, after the
-    // readings' settling had already seen nothing move, and landed in the teardown's
-    // figure (2 MiB too much at 2M, one CI run). Closed here, they land in the next
-    // creation, which takes seconds.
+    // there): closed before, its maps (MiBs) would come back through RCU and a work item,
+    // possibly after the readings' settling had seen nothing move yet, between the two.
     let s = sample_under(prov, g, &tracer);
     drop(tracer);
     s
