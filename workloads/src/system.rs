@@ -264,22 +264,86 @@ pub fn free_pages_kb() -> Option<i64> {
     free_pages_in_zoneinfo(&fs::read_to_string("/proc/zoneinfo").ok()?).map(|p| p * 4)
 }
 
-/// `free_pages_kb` once it has stopped moving: two readings 20 ms apart within 64 KiB, or
-/// the last of 50. What is freed after a delay lands before it, not in the next reading:
-/// a closed BPF object's maps are freed by a deferred work item after an RCU grace period,
-/// and under emulation that came during the next namespace teardown (5.4 MiB too much
-/// for two geometries of one 6.12 run).
+/// `free_pages_kb` once it has stopped moving (`settled`).
 pub fn settled_free_pages_kb() -> Option<i64> {
-    let mut last = free_pages_kb()?;
+    settled(free_pages_kb)
+}
+
+/// `read` once it has stopped moving: two readings 20 ms apart within 64 KiB, or the last
+/// of 50. What is freed after a delay lands before it, not in the next reading: a closed
+/// BPF object's maps are freed by a deferred work item after an RCU grace period, and
+/// under emulation that came during the next namespace teardown (5.4 MiB too much for two
+/// geometries of one 6.12 run).
+fn settled(read: impl Fn() -> Option<i64>) -> Option<i64> {
+    let mut last = read()?;
     for _ in 0..50 {
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let now = free_pages_kb()?;
+        let now = read()?;
         if (now - last).abs() <= 64 {
             return Some(now);
         }
         last = now;
     }
     Some(last)
+}
+
+/// Memory no counter accounts for, in kB, once it has stopped moving: MemTotal less the
+/// free pages (per-CPU lists included) and every /proc/meminfo field that holds pages
+/// (`ACCOUNTED`). A vmemmap in RAM and its page tables are in it, and nothing moves it
+/// when memory only changes hands: a process exiting, a slab or a BPF map freed, page
+/// cache read in. Around a teardown, free memory alone counted those too.
+pub fn settled_unaccounted_kb() -> Option<i64> {
+    settled(|| {
+        refresh_vm_stats();
+        let free = free_pages_in_zoneinfo(&fs::read_to_string("/proc/zoneinfo").ok()?)? * 4;
+        unaccounted_kb_in_meminfo(&fs::read_to_string("/proc/meminfo").ok()?, free)
+    })
+}
+
+/// The /proc/meminfo fields that hold pages, without overlaps (Cached holds Shmem, Slab the
+/// two S* fields, AnonPages AnonHugePages). The ones a kernel lacks count 0.
+const ACCOUNTED: &[&str] = &[
+    "Buffers",
+    "Cached",
+    "SwapCached",
+    "AnonPages",
+    "Slab",
+    "KernelStack",
+    "PageTables",
+    "SecPageTables",
+    "Bounce",
+    "WritebackTmp",
+    "VmallocUsed",
+    "Percpu",
+    "Hugetlb",
+    "Unaccepted",
+    "Zswap",
+    "Balloon",
+    "GPUActive",
+    "GPUReclaim",
+];
+
+/// MemTotal less `free_kb` and the `ACCOUNTED` fields of a /proc/meminfo text, in kB.
+pub fn unaccounted_kb_in_meminfo(text: &str, free_kb: i64) -> Option<i64> {
+    let (mut total, mut accounted) = (None, 0i64);
+    for line in text.lines() {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let kb = || {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<i64>()
+                .ok()
+        };
+        if name == "MemTotal" {
+            total = kb();
+        } else if ACCOUNTED.contains(&name) {
+            accounted += kb()?;
+        }
+    }
+    Some(total? - free_kb - accounted)
 }
 
 /// Every task's run time on every CPU since boot, in ns: /proc/schedstat's `rq_cpu_time`
@@ -350,6 +414,22 @@ mod tests {
         assert_eq!(meminfo_kb("NoSuchField"), None);
         assert!(vmstat("nr_free_pages").is_some_and(|n| n > 0));
         assert_eq!(vmstat("no_such_counter"), None);
+    }
+
+    /// /proc/meminfo of the test VM (Debian 7.3.4, 4 GiB, idle): MemTotal 4007872 less the
+    /// free pages given and the fields that hold pages (Cached 8232, AnonPages 27096, Slab
+    /// 18688, KernelStack 976, PageTables 724, VmallocUsed 14432, Percpu 304; the others 0),
+    /// never MemFree, Shmem, SReclaimable or AnonHugePages, which others already hold.
+    #[test]
+    fn unaccounted_memory_is_total_less_free_and_every_holder() {
+        let text = include_str!("../tests/fixtures/meminfo-7.3.txt");
+        assert_eq!(unaccounted_kb_in_meminfo(text, 3_872_152), Some(65_268));
+        // A process's 2 MiB THP freed: AnonPages falls as free memory rises, nothing else.
+        let exited = text.replace("AnonPages:         27096", "AnonPages:         25048");
+        assert_eq!(unaccounted_kb_in_meminfo(&exited, 3_874_200), Some(65_268));
+        // A vmemmap freed: free memory rises and no field falls.
+        assert_eq!(unaccounted_kb_in_meminfo(text, 3_880_408), Some(57_012));
+        assert_eq!(unaccounted_kb_in_meminfo("Cached: 1 kB\n", 0), None);
     }
 
     /// /proc/schedstat of the test VM (Debian 6.12.118, one vCPU, version 16, schedstats

@@ -21,7 +21,7 @@ use foliobench_reports::trace::{since_all, ProbeStats};
 
 use super::{Result, SuiteCtx};
 use crate::namespace::{Applied, Provisioner, RunError};
-use crate::system::{meminfo_kb, settled_free_pages_kb, vmstat};
+use crate::system::{meminfo_kb, settled_unaccounted_kb, vmstat};
 
 /// The probes every sample times: each fires once per namespace creation. The timed
 /// samples attach only these. devm_memremap_pages encloses every other probe of the suite
@@ -266,10 +266,10 @@ fn sample(
     let free_after = meminfo_kb("MemFree");
     // No probe fires in the teardown: what it gives back to the page allocator is the
     // memmap in RAM and its page tables, with no BPF object's memory mixed in.
-    let held = settled_free_pages_kb();
+    let held = settled_unaccounted_kb();
     let destroy = prov.disable()?;
     let vm_destroyed = vmstat("nr_memmap_pages");
-    let released = settled_free_pages_kb();
+    let released = settled_unaccounted_kb();
 
     let zone = stat(&stats, "memmap_init_zone_device");
     let alloc = stat(&stats, "vmemmap_alloc_block_buf");
@@ -282,7 +282,7 @@ fn sample(
         nr_memmap_pages_delta: vm_before.zip(vm_after).map(|(b, a)| a - b),
         nr_memmap_pages_left: vm_before.zip(vm_destroyed).map(|(b, a)| a - b),
         memfree_delta_kb: free_before.zip(free_after).map(|(b, a)| a - b),
-        teardown_freed_kb: held.zip(released).map(|(b, a)| a - b),
+        teardown_freed_kb: held.zip(released).map(|(b, a)| b - a),
         // vmemmap_alloc_block_buf also serves altmap (device) allocations: RAM only for mem.
         probe_ram_vmemmap_pages: alloc
             .filter(|a| g.map() == Some(Map::Mem) && a.calls > 0)
