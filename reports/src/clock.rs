@@ -113,6 +113,20 @@ pub fn not_repeating(suite: &str, subject: &str, name: &str) -> Option<&'static 
     }
 }
 
+/// A timing that repeats between boots under the instruction clock, but to a percent rather
+/// than hundredths: the threshold it keeps there (percent), and why. Measured (6.12.118, one
+/// vCPU): the whole ndctl commands' CPU time, two boots of six devdax 2M creations, create
+/// medians 58.9 / 59.1 ms and disable 31.1 / 31.3 ms, disable's rounds 30.6-31.8 ms.
+pub fn coarse(suite: &str, name: &str) -> Option<(f64, &'static str)> {
+    match (suite, name) {
+        ("memmap", "create_namespace_cpu" | "destroy_namespace_cpu") => Some((
+            5.0,
+            "a whole ndctl command's CPU time: ndctl and the kworkers, a few hundred thousand instructions that vary by a percent",
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,11 +141,13 @@ mod tests {
             not_repeating("memmap", "devdax:4K:mem", "memmap_init"),
             None
         );
-        // Their CPU time is judged.
+        // Their CPU time repeats, to a percent: judged at 5 %.
         assert_eq!(
             not_repeating("memmap", "devdax:4K:mem", "create_namespace_cpu"),
             None
         );
+        assert_eq!(coarse("memmap", "destroy_namespace_cpu").unwrap().0, 5.0);
+        assert_eq!(coarse("memmap", "memmap_init"), None);
         assert_eq!(not_repeating("pin", "anon:4K io_uring", "pin"), None);
         // The file case's munmap on fsdax, not the anonymous ones, nor its fault-in.
         assert!(not_repeating("rmap", "munmap fsdax:mem 4K", "time").is_some());
