@@ -294,8 +294,7 @@ fn settled(read: impl Fn() -> Option<i64>) -> Option<i64> {
 /// cache read in. Around a teardown, free memory alone counted those too.
 pub fn settled_unaccounted_kb() -> Option<i64> {
     settled(|| {
-        refresh_vm_stats();
-        let free = free_pages_in_zoneinfo(&fs::read_to_string("/proc/zoneinfo").ok()?)? * 4;
+        let free = free_pages_kb()?;
         unaccounted_kb_in_meminfo(&fs::read_to_string("/proc/meminfo").ok()?, free)
     })
 }
@@ -348,8 +347,9 @@ pub fn unaccounted_kb_in_meminfo(text: &str, free_kb: i64) -> Option<i64> {
 
 /// Every task's run time on every CPU since boot, in ns: /proc/schedstat's `rq_cpu_time`
 /// summed (CONFIG_SCHED_INFO). The idle task is not in it, so around a command that mostly
-/// waits (ndctl on 9p I/O and RCU grace periods) it is the work done, where its elapsed time under the
-/// instruction clock is mostly the clock jumping to the next timer while the guest idles.
+/// waits (ndctl on 9p I/O and RCU grace periods) it is the work done, where its elapsed
+/// time under the instruction clock is mostly the clock jumping to the next timer while the
+/// guest idles.
 /// Measured (6.12.118, one vCPU, two boots of six `ndctl create-namespace` of devdax 2M):
 /// 58.3-64.1 ms busy in 5.1-24.9 s elapsed; medians 58.9 / 59.1 ms.
 pub fn cpu_busy_ns() -> Option<u64> {
