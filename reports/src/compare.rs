@@ -191,9 +191,13 @@ pub fn default_threshold_pct(files: &[&Results]) -> f64 {
     if !files.is_empty() && files.iter().all(|r| r.clock() == ClockKind::Instructions) {
         1.0
     } else {
-        5.0
+        WALL_THRESHOLD_PCT
     }
 }
+
+/// The wall clock's default threshold, which a timing that does not repeat under the
+/// instruction clock keeps there too.
+const WALL_THRESHOLD_PCT: f64 = 5.0;
 
 /// The clock of every file of a side, if they share one.
 fn one_clock(files: &[(&str, &Results)]) -> Option<ClockKind> {
@@ -453,7 +457,7 @@ fn judge_on_its_clock(
         .then(|| crate::clock::coarse(&m.suite, &m.name))
         .flatten();
     let floor = match (idle, coarse) {
-        (Some(_), _) => threshold_pct.max(5.0),
+        (Some(_), _) => threshold_pct.max(WALL_THRESHOLD_PCT),
         (None, Some((pct, _))) => threshold_pct.max(pct),
         (None, None) => threshold_pct,
     };
