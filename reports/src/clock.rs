@@ -97,18 +97,6 @@ pub fn not_repeating(suite: &str, subject: &str, name: &str) -> Option<&'static 
         ("pin", "unpin") if io_uring_4k(subject) => Some(
             "the unregistration frees 3078 pages, and whether the per-CPU page lists overflow into the buddy allocator follows the allocator's state, which the kernel retunes once a second",
         ),
-        // 2026-12-05, 6.12.118, one vCPU, two boots of 10 rounds at 16 MiB: 11.82-13.38 µs
-        // in steps of 0.4-0.5 µs, medians 12.26 / 11.83 µs; started after a tick and
-        // unpreempted, as the anonymous operations are, it moved as much.
-        ("rmap", "time") if subject == "munmap fsdax:mem 4K" => Some(
-            "12 µs, most of it the VMA's own teardown: its rounds fall on steps of 0.4-0.5 µs (a few hundred instructions); with address-space randomization off (norandmaps) it took 7.0-8.0 µs against 12.2-13.8 µs, so where the mapping lands moves it",
-        ),
-        // 2026-12-05, 6.12.118, one vCPU: the main job's two boots 58.57 / 52.57 µs (each
-        // within 0.05 % over 5 of 6 rounds); three boots of the file case alone 55.36,
-        // 55.39, 52.57 µs in every boot, round by round.
-        ("rmap", "time") if subject == "fault fsdax:mem 4K" => Some(
-            "the file's 8 PMD faults: rounds and boots fall on 52.57 µs plus 0, 2.8 or 6.0 µs, steps of a few thousand instructions (a page allocated and zeroed is about that) whose cause was not found",
-        ),
         ("memmap", "create_namespace" | "destroy_namespace") => Some(
             "a whole ndctl command's elapsed time: it waits on 9p I/O and RCU grace periods, and an idle guest's instruction clock jumps to its next timer (its CPU time, the _cpu metric, leaves the waits out)",
         ),
@@ -155,11 +143,11 @@ mod tests {
         assert_eq!(coarse("memmap", "destroy_namespace_cpu").unwrap().0, 5.0);
         assert_eq!(coarse("memmap", "memmap_init"), None);
         assert_eq!(not_repeating("pin", "anon:4K io_uring", "pin"), None);
-        // The file case's munmap on fsdax, not the anonymous ones, nor its fault-in.
-        assert!(not_repeating("rmap", "munmap fsdax:mem 4K", "time").is_some());
+        // The file case's fault-in and munmap repeat since each round starts with the
+        // file's metadata committed, after a tick, mapped at a fixed address.
+        assert_eq!(not_repeating("rmap", "munmap fsdax:mem 4K", "time"), None);
+        assert_eq!(not_repeating("rmap", "fault fsdax:mem 4K", "time"), None);
         assert_eq!(not_repeating("rmap", "munmap anon 4K", "time"), None);
-        assert!(not_repeating("rmap", "fault fsdax:mem 4K", "time").is_some());
-        assert_eq!(not_repeating("rmap", "fault anon 4K", "time"), None);
     }
 
     /// The io_uring unpin of 4K pages, and only of 4K pages, follows the page allocator.

@@ -182,6 +182,35 @@ impl Mapping {
         })
     }
 
+    /// A shared mapping of a file at exactly `addr` (MAP_FIXED_NOREPLACE: never over a
+    /// mapping of ours), so that where it lands does not follow address-space randomization;
+    /// an error if anything is mapped there.
+    pub fn shared_at(file: File, len: usize, addr: usize) -> Result<Mapping, WorkloadError> {
+        let ptr = mmap_at(
+            addr as *mut u8,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
+            file.as_raw_fd(),
+        )?;
+        let m = Mapping {
+            ptr,
+            len,
+            _file: Some(file),
+        };
+        // A kernel older than 4.17 takes the flag as a hint and may map elsewhere.
+        if ptr as usize != addr {
+            return Err(WorkloadError::Mmap(
+                len,
+                io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    format!("asked for {addr:#x}, mapped at {:#x}", ptr as usize),
+                ),
+            ));
+        }
+        Ok(m)
+    }
+
     /// A read-only shared mapping (of device memory: nothing is ever written through it).
     pub fn read_only(file: File, len: usize) -> Result<Mapping, WorkloadError> {
         let ptr = mmap_at(
