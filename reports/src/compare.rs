@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{not_repeating, ClockKind};
+use crate::clock::{repeats, ClockKind, Repeats, WALL_THRESHOLD_PCT};
 
 pub use crate::metric::{Better, Kind, Metric};
 use crate::outcome::Outcome;
@@ -194,10 +194,6 @@ pub fn default_threshold_pct(files: &[&Results]) -> f64 {
         WALL_THRESHOLD_PCT
     }
 }
-
-/// The wall clock's default threshold, which a timing that does not repeat under the
-/// instruction clock keeps there too.
-const WALL_THRESHOLD_PCT: f64 = 5.0;
 
 /// The clock of every file of a side, if they share one.
 fn one_clock(files: &[(&str, &Results)]) -> Option<ClockKind> {
@@ -440,7 +436,7 @@ fn judge(b: &Metric, c: &Metric, threshold_pct: f64, alpha: f64, adjusted: Optio
 
 /// One metric judged at the threshold its clock gives it: under the instruction clock a
 /// timing that waits idle, or follows the page allocator's state, does not repeat and keeps
-/// the wall clock's 5 % (saying why); one that repeats to a percent (`clock::coarse`) keeps
+/// the wall clock's 5 % (saying why); one that repeats to a percent (`Repeats::Coarsely`) keeps
 /// its own; the rest `threshold_pct`.
 fn judge_on_its_clock(
     (b, c): (&Pooled, &Pooled),
@@ -448,32 +444,28 @@ fn judge_on_its_clock(
     (threshold_pct, alpha): (f64, f64),
     pq: (Option<f64>, Option<f64>),
 ) -> Row {
-    let instructions = clock == Some(ClockKind::Instructions);
     let m = &b.metric;
-    let idle = instructions
-        .then(|| not_repeating(&m.suite, &m.subject, &m.name))
-        .flatten();
-    let coarse = instructions
-        .then(|| crate::clock::coarse(&m.suite, &m.name))
-        .flatten();
-    let floor = match (idle, coarse) {
-        (Some(_), _) => threshold_pct.max(WALL_THRESHOLD_PCT),
-        (None, Some((pct, _))) => threshold_pct.max(pct),
-        (None, None) => threshold_pct,
+    let how = if clock == Some(ClockKind::Instructions) {
+        repeats(&m.suite, &m.subject, &m.name)
+    } else {
+        Repeats::Closely
     };
-    let mut row = judge_pooled(b, c, floor, alpha, pq);
-    if let Some((pct, why)) = coarse {
-        row.why = format!(
-            "{}; held to {pct} % under the instruction clock: {why}",
-            row.why
-        );
-    }
-    if let Some(why) = idle {
-        row.why = format!(
-            "{}; does not repeat under the instruction clock: {why}",
-            row.why
-        );
-        row.does_not_repeat = Some(why.into());
+    let mut row = judge_pooled(b, c, how.threshold_pct(threshold_pct), alpha, pq);
+    match how {
+        Repeats::Closely => {}
+        Repeats::Coarsely { pct, why } => {
+            row.why = format!(
+                "{}; held to {pct} % under the instruction clock: {why}",
+                row.why
+            );
+        }
+        Repeats::Not { why } => {
+            row.why = format!(
+                "{}; does not repeat under the instruction clock: {why}",
+                row.why
+            );
+            row.does_not_repeat = Some(why.into());
+        }
     }
     row
 }

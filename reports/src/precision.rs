@@ -250,8 +250,8 @@ pub fn render(o: &mut String, metrics: &[Metric], rounds: Option<&Rounds>) {
                 )
             })
             .unwrap_or_default();
-        let idle = crate::clock::not_repeating(&m.suite, &m.subject, &m.name)
-            .or_else(|| crate::clock::coarse(&m.suite, &m.name).map(|(_, why)| why))
+        let idle = crate::clock::repeats(&m.suite, &m.subject, &m.name)
+            .why()
             .map_or(String::new(), |w| format!(" ({w})"));
         let settle = if p.ci.is_none() && p.n >= FEWEST_CLOSE {
             format!(", wider than the ±{}% that settles rounds", target * CLOSE)

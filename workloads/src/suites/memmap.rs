@@ -167,7 +167,7 @@ const PER_PAGE_PROBE: &str = "__init_zone_device_page";
 /// memmap_init_zone_device, teardown. Under the instruction clock, memmap_init_zone_device
 /// alone: it repeats to hundredths of a percent there, while the whole ndctl commands wait
 /// on udev and I/O, and an idle guest's instruction clock jumps to its next timer
-/// (`clock::not_repeating`): rounds cannot make those repeat.
+/// (`clock::repeats`): rounds cannot make those repeat.
 fn timings(samples: &[MemmapSample]) -> Vec<Vec<u64>> {
     let init = samples.iter().filter_map(|s| s.memmap_init_ns).collect();
     if crate::system::clock().kind == ClockKind::Instructions {
