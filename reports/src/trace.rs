@@ -30,6 +30,8 @@ pub struct ProbeStats {
     pub arg_log2: Vec<u64>,
     /// Exact values of the argument and their counts, ascending.
     pub arg_values: Vec<(u64, u64)>,
+    /// The argument summed in the kernel, modulo 2^64: a signed argument's sum (a page
+    /// count's delta) reads as i64, and a difference of two reads is taken wrapping.
     pub arg_sum: u64,
     /// Distinct values that did not fit the exact-value map (still in `arg_log2`).
     pub arg_values_dropped: u64,
@@ -88,7 +90,7 @@ pub fn stacks_since(now: &[StackCount], before: &[StackCount]) -> Vec<StackCount
             (calls > 0).then(|| StackCount {
                 frames: n.frames.clone(),
                 calls,
-                arg_sum: n.arg_sum.saturating_sub(b.map_or(0, |b| b.arg_sum)),
+                arg_sum: n.arg_sum.wrapping_sub(b.map_or(0, |b| b.arg_sum)),
             })
         })
         .collect();
@@ -174,7 +176,11 @@ impl ProbeStats {
             latency_log2: sub(&self.latency_log2, &before.latency_log2),
             arg_log2: sub(&self.arg_log2, &before.arg_log2),
             arg_values,
-            arg_sum: self.arg_sum.saturating_sub(before.arg_sum),
+            // Wrapping: a signed argument's negative values before (a teardown's -512 pages
+            // per section) left the sum "above" the one after; saturating, the first memmap
+            // geometry's memmap_pages_add read 0 after its namespace's old mode was torn
+            // down under the same attachment.
+            arg_sum: self.arg_sum.wrapping_sub(before.arg_sum),
             arg_values_dropped: self
                 .arg_values_dropped
                 .saturating_sub(before.arg_values_dropped),
@@ -574,6 +580,20 @@ mod tests {
         assert_eq!(d.latency_log2, vec![32, 0]);
         assert_eq!(d.mode(), Some(512));
         assert_eq!(counted(0, vec![]).mode(), None);
+    }
+
+    /// memmap_pages_add(-512) 16 times (a teardown), then +512 16 times (a creation),
+    /// under one attachment: the creation's sum is +8192, read from a kernel sum that went
+    /// below zero and back.
+    #[test]
+    fn a_signed_arguments_sum_is_taken_wrapping() {
+        let mut before = counted(16, vec![]);
+        before.arg_sum = (-8192i64) as u64;
+        let mut after = counted(32, vec![]);
+        after.arg_sum = 0;
+        assert_eq!(after.since(&before).arg_sum as i64, 8192);
+        // And back down: a teardown read on its own is -8192.
+        assert_eq!(before.since(&after).arg_sum as i64, -8192);
     }
 
     #[test]
