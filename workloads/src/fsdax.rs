@@ -7,6 +7,9 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// The one file `DaxFs::file` makes, in the filesystem's root.
+pub const FILE_NAME: &str = "pinned";
+
 /// A mounted dax filesystem; unmounted (and its mount point removed) on drop.
 pub struct DaxFs {
     pub device: PathBuf,
@@ -209,7 +212,7 @@ impl DaxFs {
 
     /// A file of `len` bytes, allocated (fallocate) so faults map pmem, not holes.
     pub fn file(&self, len: u64) -> Result<File, String> {
-        let path = self.mountpoint.join("pinned");
+        let path = self.mountpoint.join(FILE_NAME);
         let f = OpenOptions::new()
             .read(true)
             .write(true)

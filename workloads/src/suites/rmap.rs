@@ -19,12 +19,10 @@ use foliobench_reports::trace::ProbeStats;
 use super::{failed, refused, Result, SuiteCtx};
 use crate::fsdax::{DaxFs, FsKind};
 use crate::hugetlb::HugetlbControls;
-use crate::mapping::Mapping;
 use crate::namespace::Provisioner;
 use crate::rmap::{Folio, Step};
 use crate::rmap_round::Round;
 use crate::thp::FolioSizes;
-use crate::unpreempted::Unpreempted;
 
 pub const METHOD: &str = "per folio size, only that size is enabled (hugepages-<N>kB/enabled = \
     madvise, the others never; restored afterwards) and the memory is MADV_HUGEPAGE (4K: \
@@ -248,7 +246,7 @@ fn file_case(plan: &Plan, ctx: &SuiteCtx, probes: &[Resolution]) -> Vec<RmapResu
     let Some(p) = ctx.prov else {
         return skip("no namespace granted (see the note)".into());
     };
-    match measure_fsdax(p, plan.size, &ctx.rounds, probes) {
+    match measure_fsdax(p, (plan.size, plan.pmd_kb), &ctx.rounds, probes) {
         Ok(mut rows) => ops
             .iter()
             .map(|&op| row(op, Outcome::Measured, rows.remove(&op).unwrap_or_default()))
@@ -283,6 +281,7 @@ fn measure(
         size,
         folio,
         stepped: false,
+        file: None,
     };
     let mut noop = |_: Option<RmapOp>, _: Step| {};
     // The folio size obtained is checked on every mapping, warm-up and timed: a round
@@ -307,7 +306,14 @@ fn measure(
             break;
         }
     }
-    let ((traced, traced_ns), control) = traced_round(plan, folio, ops, probes)?;
+    let traced_round = Round {
+        ops: ops.to_vec(),
+        size: plan.size as usize,
+        folio,
+        stepped: true,
+        file: None,
+    };
+    let ((traced, traced_ns), control) = traced_round_apart(&traced_round, probes)?;
     let rows = ops
         .iter()
         .map(|&op| {
@@ -336,25 +342,14 @@ fn measure(
     Ok((rows, FolioCheck::of_every_mapping(checks), anon_kb))
 }
 
-/// One round with the rmap probes loaded once, read just before and after each operation
-/// and around the control: the same fork with the mapping left out of the child
+/// One round (`stepped`) with the rmap probes loaded once, read just before and after each
+/// operation and around the control: the same fork with the mapping left out of the child
 /// (MADV_DONTFORK), just before the fork under test (the child's exit zaps the rest of the
 /// helper's memory too). Empty when nothing can be traced.
-fn traced_round(
-    plan: &Plan,
-    folio: Folio,
-    ops: &[RmapOp],
-    probes: &[Resolution],
-) -> Result<(Traced, Vec<ProbeStats>)> {
+fn traced_round_apart(round: &Round, probes: &[Resolution]) -> Result<(Traced, Vec<ProbeStats>)> {
     if !any_traceable(probes) {
         return Ok(Default::default());
     }
-    let round = Round {
-        ops: ops.to_vec(),
-        size: plan.size as usize,
-        folio,
-        stepped: true,
-    };
     // The helper is forked after the probes are attached: the filter follows it.
     let (done, t) = tracer::around_vmas(&counting(probes, &[]), &Filter::this_process(), |mark| {
         round.run_apart(&mut |op, step| {
@@ -384,46 +379,15 @@ fn traced_round(
 /// Per operation, what the probes counted and how long it took with them attached.
 type Traced = (HashMap<RmapOp, Vec<ProbeStats>>, HashMap<RmapOp, u64>);
 
-/// Each operation's time in a round, ns.
-type OpTimes = Vec<(RmapOp, u64)>;
-
-/// Called just before (`true`) and after (`false`) each operation.
-type OpHook<'a> = dyn FnMut(RmapOp, bool) + 'a;
-
-/// Runs `round` with the probes attached to this process and the children it forks (their
-/// exit zaps the shared folios); its hook, called around each operation, records the
-/// probes' counts during that operation. Empty when nothing can be traced.
-fn traced(
-    probes: &[Resolution],
-    round: &mut dyn FnMut(&mut OpHook) -> Result<OpTimes>,
-) -> Result<Traced> {
-    if !any_traceable(probes) {
-        return Ok(Default::default());
-    }
-    let (done, t) = tracer::around(&counting(probes, &[]), &Filter::this_process(), |hook| {
-        round(hook)
-    })?;
-    Ok((t.spans.into_iter().collect(), done?.into_iter().collect()))
-}
-
 /// Per operation: the timed samples, the traced round's probes and time.
 type FileRows = HashMap<RmapOp, (Vec<u64>, Vec<ProbeStats>, Option<u64>)>;
 
-/// Where the file case maps its file: a fixed address, 512 GiB-aligned, between where the
-/// kernel puts the program and its heap (0x55.., 0x56..) and where it puts mappings (below
-/// 0x7f..), in every boot. Its page tables (a PUD and a PMD table) are its own in every
-/// round, allocated by the fault-in and freed by the munmap, and its neighbours in the VMA
-/// tree are the same. Measured (6.12.118, one vCPU, 16 MiB, two runs of 6 rounds per boot):
-/// placed by the kernel under address-space randomization, its munmap's medians were
-/// 13.03-13.51 µs between three boots (8.25 µs in every round without randomization,
-/// norandmaps); here 9.786-9.791 µs in three boots, 9.768-9.773 µs with norandmaps.
-const FILE_MAPPING_AT: usize = 0x6000_0000_0000;
-
 /// The file-backed case: the namespace as fsdax, ext4 -o dax on it, one file mapped shared;
-/// each round faults it in and unmaps it. Warm-up, timed rounds, then a traced round.
+/// each round faults it in and unmaps it (`rmap::run_file`), in a fresh helper process as
+/// the anonymous rounds are. Warm-up, timed rounds, then a traced round.
 fn measure_fsdax(
     prov: &Provisioner,
-    size: u64,
+    (size, pmd_kb): (u64, u64),
     rounds: &Rounds,
     probes: &[Resolution],
 ) -> Result<FileRows> {
@@ -433,45 +397,29 @@ fn measure_fsdax(
         .ok_or_else(|| failed("ndctl reported no block device"))?;
     let fs = DaxFs::create(std::path::Path::new(&dev), FsKind::Ext4).map_err(failed)?;
     let file = fs.file(size).map_err(failed)?;
-    let round = |hook: &mut dyn FnMut(RmapOp, bool)| -> Result<OpTimes> {
-        // The previous round's metadata (the mtime its first write fault set) committed:
-        // every round's first fault starts a journal transaction and journals the inode.
-        // Without it, whether the inode's buffer was already in the running transaction, or
-        // being committed, varied from round to round.
-        file.sync_all().map_err(|e| failed(format!("fsync: {e}")))?;
-        let f = file.try_clone()?;
-        let m = Mapping::shared_at(f, size as usize, FILE_MAPPING_AT)?;
-        // Started just after a tick: the coarse clock has moved since the previous round, so
-        // every round's first write fault updates the mtime (with rounds closer together
-        // than a tick, some did and some did not); and no tick falls inside the fault-in.
-        hook(RmapOp::Fault, true);
-        let unpreempted = Unpreempted::enter_after_tick();
-        let fault = m.touch();
-        drop(unpreempted);
-        hook(RmapOp::Fault, false);
-        hook(RmapOp::Munmap, true);
-        let unpreempted = Unpreempted::enter_after_tick();
-        let t = std::time::Instant::now();
-        let unmapped = m.unmap();
-        let unmap = t.elapsed();
-        drop(unpreempted);
-        hook(RmapOp::Munmap, false);
-        unmapped.map_err(|e| failed(format!("munmap: {e}")))?;
-        Ok(vec![
-            (RmapOp::Fault, fault.as_nanos() as u64),
-            (RmapOp::Munmap, unmap.as_nanos() as u64),
-        ])
+    let path = fs.mountpoint.join(crate::fsdax::FILE_NAME);
+    let round = |stepped| Round {
+        ops: vec![RmapOp::Fault, RmapOp::Munmap],
+        size: size as usize,
+        folio: Folio {
+            kb: 4,
+            pmd_kb,
+            hugetlb: false,
+        },
+        stepped,
+        file: Some(path.clone()),
     };
+    let mut noop = |_: Option<RmapOp>, _: Step| {};
     let mut out: FileRows = HashMap::new();
-    round(&mut |_, _| {})?;
+    round(false).run_apart(&mut noop)?;
     let mut taken = 0;
     while rounds.want_more_ns(taken, &out.values().map(|r| &r.0).collect::<Vec<_>>()) {
         taken += 1;
-        for (op, ns) in round(&mut |_, _| {})? {
+        for (op, ns) in round(false).run_apart(&mut noop)?.times {
             out.entry(op).or_default().0.push(ns);
         }
     }
-    let (deltas, times) = traced(probes, &mut |hook| round(hook))?;
+    let ((deltas, times), _) = traced_round_apart(&round(true), probes)?;
     for (op, d) in deltas {
         out.entry(op).or_default().1 = d;
     }
