@@ -336,20 +336,21 @@ pub fn run_file(
         .map_err(|e| failed(format!("fsync ({e}) of")))?;
     let m = Mapping::shared_at(file, size, FILE_MAPPING_AT)?;
     let vmas = range_of(&m);
-    hook(Some(RmapOp::Fault), Step::Before { vmas });
-    let unpreempted = Unpreempted::enter_after_tick();
-    let fault = m.touch();
-    drop(unpreempted);
-    hook(Some(RmapOp::Fault), Step::After);
-    hook(Some(RmapOp::Munmap), Step::Before { vmas });
-    let unpreempted = Unpreempted::enter_after_tick();
-    let t = Instant::now();
-    let unmapped = m.unmap();
-    let munmap = t.elapsed();
-    drop(unpreempted);
-    hook(Some(RmapOp::Munmap), Step::After);
-    unmapped.map_err(|e| failed(format!("munmap ({e}) of")))?;
-    Ok(vec![(RmapOp::Fault, fault), (RmapOp::Munmap, munmap)])
+    let fault = unpreempted(hook, RmapOp::Fault, vmas, || m.touch());
+    let unmapped = unpreempted(hook, RmapOp::Munmap, vmas, || munmap(m))?;
+    Ok(vec![(RmapOp::Fault, fault), (RmapOp::Munmap, unmapped)])
+}
+
+/// Runs `op` (on the mapping at `vmas`) as a real-time task started just after a tick,
+/// between `hook`'s `Before` and `After`, so that a traced round's probe reads stay outside
+/// it.
+fn unpreempted<T>(hook: Hook, op: RmapOp, vmas: (u64, u64), f: impl FnOnce() -> T) -> T {
+    hook(Some(op), Step::Before { vmas });
+    let held = Unpreempted::enter_after_tick();
+    let out = f();
+    drop(held);
+    hook(Some(op), Step::After);
+    out
 }
 
 /// The operations that share one prepared mapping, in order: PTE-remap (PMD folios only)
@@ -415,25 +416,20 @@ pub fn run_group(
                 fork_without(mapping, hook)?;
             }
         }
-        hook(
-            Some(op),
-            Step::Before {
-                vmas: range_of(mapping),
-            },
-        );
-        let unpreempted = Unpreempted::enter_after_tick();
-        let took = match op {
-            RmapOp::PteRemap => pte_remap(mapping, pmd),
-            RmapOp::Fork => fork(),
-            RmapOp::Munmap => munmap(m.take().expect("mapped")),
-            RmapOp::DontneedPerPte => dontneed_per_pte(mapping),
-            RmapOp::Cow => cow(mapping, folio_kb as usize * 1024),
-            RmapOp::CowEachPage => cow(mapping, PAGE),
-            // The file case's fault-in; not in the anonymous groups.
-            RmapOp::Fault => Ok(mapping.touch()),
-        };
-        drop(unpreempted);
-        hook(Some(op), Step::After);
+        let vmas = range_of(mapping);
+        let took = unpreempted(hook, op, vmas, || {
+            let mapping = m.as_ref().expect("munmap is last");
+            match op {
+                RmapOp::PteRemap => pte_remap(mapping, pmd),
+                RmapOp::Fork => fork(),
+                RmapOp::Munmap => munmap(m.take().expect("mapped")),
+                RmapOp::DontneedPerPte => dontneed_per_pte(mapping),
+                RmapOp::Cow => cow(mapping, folio_kb as usize * 1024),
+                RmapOp::CowEachPage => cow(mapping, PAGE),
+                // The file case's fault-in; not in the anonymous groups.
+                RmapOp::Fault => Ok(mapping.touch()),
+            }
+        });
         out.push((op, took?));
     }
     Ok((out, check))
