@@ -1046,9 +1046,10 @@ fn memmap_suite_on_612() {
             m["traced_warm_up"]["vmemmap_page_tables"], page_tables,
             "{g}"
         );
-        // The free memory the teardown gave back, nothing attached: the memmap in RAM and
-        // its tables (32 MiB, 8 MiB + 64 KiB, 80 KiB; about 0 with the memmap on the
-        // device), within the check's 1 MiB either side.
+        // The free memory the teardowns gave back (the median of the geometry's every
+        // teardown, traced ones too): the memmap in RAM and its tables (32 MiB, 8 MiB +
+        // 64 KiB, 80 KiB; about 0 with the memmap on the device), within the check's 1 MiB
+        // either side.
         assert_eq!(
             teardown_check(m)["agrees"],
             true,
@@ -1075,7 +1076,7 @@ fn memmap_suite_on_612() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("checks (median of samples"));
 }
 
-/// The memmap check that reads the free memory a teardown gave back.
+/// The memmap check that reads the free memory the teardowns gave back.
 fn teardown_check(m: &Value) -> &Value {
     m["checks"]
         .as_array()
@@ -1085,7 +1086,7 @@ fn teardown_check(m: &Value) -> &Value {
             c["what"]
                 .as_str()
                 .unwrap()
-                .starts_with("memory the teardown gave back")
+                .starts_with("memory the teardowns gave back")
         })
         .unwrap_or_else(|| panic!("no teardown check in {}", m["checks"]))
 }

@@ -172,7 +172,6 @@ pub fn checks(
     );
     v.push(accounting_check(samples, traced));
     v.push(page_tables_check(model, samples, traced));
-    v.push(teardown_freed_check(model, samples));
     let range_what = "memmap_init_zone_device nr_pages vs range";
     v.push(match count(samples, traced, |s| s.memmap_init_nr_pages) {
         Some(n) => equal(range_what, n, model.size / PAGE_SIZE, ""),
@@ -314,12 +313,13 @@ fn page_tables_check(
 /// unfreed one is far out.
 const TEARDOWN_SLACK_KB: i64 = 1024;
 
-/// The memory the teardown gave back that no counter held against the model's memmap in
+/// The memory the teardowns gave back that no counter held against the model's memmap in
 /// RAM plus its page tables: the one witness that sees the tables, the struct pages and
-/// nothing of the tool (no probe is attached during the teardown).
-fn teardown_freed_check(model: &ModelRow, samples: &[MemmapSample]) -> Check {
-    let what = "memory the teardown gave back that no counter held (free pages, per-CPU lists included, less what /proc/meminfo's fields gave up) vs model's memmap in RAM and page tables";
-    let Some(kb) = med_i64(samples, |s| s.teardown_freed_kb) else {
+/// nothing of the tool (no probe is attached during the timed samples' teardowns, and none
+/// allocates in the traced ones').
+fn teardown_freed_check(model: &ModelRow, kb: Option<i64>) -> Check {
+    let what = "memory the teardowns gave back that no counter held (free pages, per-CPU lists included, less what /proc/meminfo's fields gave up; median of every teardown) vs model's memmap in RAM and page tables";
+    let Some(kb) = kb else {
         return Check::skipped(
             what,
             "not measured: /proc/zoneinfo unreadable, or results from before this witness",
@@ -372,6 +372,37 @@ fn struct_pages_check(
 }
 
 impl MemmapResult {
+    /// Every creation of this geometry, each followed by its teardown: the traced warm-up,
+    /// traced and per-page samples, then the timed ones.
+    fn creations(&self) -> impl Iterator<Item = &MemmapSample> {
+        self.traced_warm_up
+            .iter()
+            .chain(&self.traced)
+            .chain(&self.traced_per_page)
+            .chain(&self.samples)
+    }
+
+    /// The memory the teardowns gave back that no counter held, in KiB: the median over every
+    /// teardown of the geometry, the traced samples' too, for the figure does not depend on
+    /// what is attached. One reading is not the figure: under host load (three or four VMs
+    /// on two cores, 6.12, the wall clock) 7 teardowns in about 680 gave back 0.5 to 1.5 MiB
+    /// more than the rest (5 of them in one boot, never two of one geometry), and CI once
+    /// read 1284 KiB for a devdax:1G:mem model of 80..96 KiB from its one timed sample.
+    pub fn teardown_freed_kb(&self) -> Option<i64> {
+        median(
+            &self
+                .creations()
+                .filter_map(|s| s.teardown_freed_kb.map(|k| k as f64))
+                .collect::<Vec<_>>(),
+        )
+        .map(|m| m.round() as i64)
+    }
+
+    /// `teardown_freed_kb` against the model's memmap in RAM and its page tables.
+    pub fn teardown_check(&self) -> Check {
+        teardown_freed_check(&self.model, self.teardown_freed_kb())
+    }
+
     /// One value per sample, where the sample has it.
     fn each(&self, f: impl Fn(&MemmapSample) -> Option<f64>) -> Vec<f64> {
         self.samples.iter().filter_map(f).collect()
@@ -489,9 +520,12 @@ pub fn charts(results: &[MemmapResult]) -> Vec<Chart> {
                 "nr_memmap_pages delta (RAM and device)",
                 per(&|s| s.nr_memmap_pages_delta.map(mib)),
             ),
-            medians(
+            Series::of_values(
                 "given back at teardown, held by no counter (page tables included)",
-                per(&|s| s.teardown_freed_kb.map(|k| k as f64 / 1024.0)),
+                results
+                    .iter()
+                    .map(|m| m.teardown_freed_kb().map(|k| k as f64 / 1024.0))
+                    .collect(),
             ),
         ],
     });
@@ -597,7 +631,7 @@ pub fn render_text(results: &[MemmapResult], o: &mut String) {
     }
     let _ = writeln!(
         o,
-        "(timed samples attach only memmap_init_zone_device and devm_memremap_pages, once per creation each; probe RAM and the counts come from one traced sample, and traced/x is its devm_memremap_pages time (where every probe fires; else its creation time) over the timed median; MemFree is its change across the creation, probes' memory and per-CPU lists in it; freed is the memory the teardown gave back that no counter held (free pages, per-CPU lists included, less what /proc/meminfo's fields gave up), nothing attached; create and destroy ms are ndctl's elapsed times, create and destroy cpu the CPU time every task spent meanwhile (ndctl, kworkers; /proc/schedstat), which leaves out the idle waits)"
+        "(timed samples attach only memmap_init_zone_device and devm_memremap_pages, once per creation each; probe RAM and the counts come from one traced sample, and traced/x is its devm_memremap_pages time (where every probe fires; else its creation time) over the timed median; MemFree is its change across the creation, probes' memory and per-CPU lists in it; freed is the memory a teardown gave back that no counter held (free pages, per-CPU lists included, less what /proc/meminfo's fields gave up), the median of every teardown of the geometry, traced ones too (no probe allocates in one); create and destroy ms are ndctl's elapsed times, create and destroy cpu the CPU time every task spent meanwhile (ndctl, kworkers; /proc/schedstat), which leaves out the idle waits)"
     );
     let _ = writeln!(
         o,
@@ -649,7 +683,7 @@ fn render_row(r: &MemmapResult, base: Option<u64>, o: &mut String) {
             .map_or("-".into(), |x| format!("{:.2}", x.ratio)),
         med_i64(s, |x| x.memfree_delta_kb)
             .map_or("-".into(), |k| format!("{:+.1}M", k as f64 / 1024.0)),
-        med_i64(s, |x| x.teardown_freed_kb)
+        r.teardown_freed_kb()
             .map_or("-".into(), |k| format!("{:+.2}M", k as f64 / 1024.0)),
         usable.map_or("-".into(), |u| format!("{}M", u >> 20)),
         // Device capacity not offered to the user: info block, alignment, and with
@@ -832,28 +866,63 @@ mod tests {
             ("devdax:2M:mem", [9828, 8380, 8360, 8224]),
             ("devdax:1G:mem", [28, 688, 624, 96]),
         ];
-        let freed = |kb: &[i64]| -> Vec<MemmapSample> {
-            kb.iter()
-                .map(|&k| MemmapSample {
-                    teardown_freed_kb: Some(k),
-                    ..Default::default()
-                })
-                .collect()
-        };
         for (geometry, kb) in seen {
-            let m = model(g(geometry), 2 << 30, 64, true);
-            let c = teardown_freed_check(&m, &freed(&kb));
+            let r = torn_down(geometry, None, &kb);
+            let c = r.teardown_check();
             assert!(c.measured && c.agrees, "{geometry}: {c:?}");
         }
-        let two_m = model(g("devdax:2M:mem"), 2 << 30, 64, true);
-        let unoptimised = teardown_freed_check(&two_m, &freed(&[32768, 32752, 32792]));
+        let unoptimised = torn_down("devdax:2M:mem", None, &[32768, 32752, 32792]).teardown_check();
         assert!(!unoptimised.agrees, "{unoptimised:?}");
         assert!(unoptimised.detail.contains("32768 KiB against 7232..="));
-        let four_k = model(g("devdax:4K:mem"), 2 << 30, 64, true);
-        let kept = teardown_freed_check(&four_k, &freed(&[12, 400, -300]));
+        let kept = torn_down("devdax:4K:mem", None, &[12, 400, -300]).teardown_check();
         assert!(!kept.agrees, "{kept:?}");
-        let unread = teardown_freed_check(&four_k, &[MemmapSample::default()]);
+        let unread = torn_down("devdax:4K:mem", None, &[]).teardown_check();
         assert!(!unread.measured && !unread.agrees, "{unread:?}");
+    }
+
+    /// Every teardown of a geometry is a reading, the traced samples' too: CI's one timed
+    /// sample of devdax:1G:mem read 1284 KiB (6.12.117, wall clock, the host loaded), where
+    /// its traced samples read 80..104 here. With them the median is the model's; alone,
+    /// the outlier is a mismatch, and an unoptimised memmap stays one with them.
+    #[test]
+    fn one_teardowns_outlier_is_outvoted_by_the_others() {
+        let r = torn_down("devdax:1G:mem", Some([80, 104]), &[1284]);
+        assert_eq!(r.teardown_freed_kb(), Some(104));
+        assert!(r.teardown_check().agrees, "{:?}", r.teardown_check());
+        let alone = torn_down("devdax:1G:mem", None, &[1284]).teardown_check();
+        assert!(!alone.agrees, "{alone:?}");
+        assert!(
+            alone.detail.starts_with("1284 KiB against -944..=1120"),
+            "{alone:?}"
+        );
+        let unoptimised = torn_down("devdax:2M:mem", Some([32768, 32792]), &[8256]);
+        assert!(!unoptimised.teardown_check().agrees);
+        let mut o = String::new();
+        render_text(
+            &[torn_down("devdax:1G:mem", Some([80, 104]), &[1284])],
+            &mut o,
+        );
+        assert!(o.contains(" +0.10M "), "{o}");
+    }
+
+    /// A 2 GiB result of `geometry` whose teardowns read `traced` (warm-up, traced sample)
+    /// and `timed` KiB.
+    fn torn_down(geometry: &str, traced: Option<[i64; 2]>, timed: &[i64]) -> MemmapResult {
+        let freed = |k: i64| MemmapSample {
+            teardown_freed_kb: Some(k),
+            ..Default::default()
+        };
+        let m = model(g(geometry), 2 << 30, 64, true);
+        MemmapResult {
+            geometry: m.geometry,
+            model: m,
+            samples: timed.iter().map(|&k| freed(k)).collect(),
+            traced_warm_up: traced.map(|t| freed(t[0])),
+            traced: traced.map(|t| freed(t[1])),
+            traced_per_page: None,
+            checks: vec![],
+            error: None,
+        }
     }
 
     #[test]

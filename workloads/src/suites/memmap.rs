@@ -94,6 +94,7 @@ pub fn run(
         }
         ctx.check_interrupted("namespace restored, no results written")?;
         r.checks = checks(&r.model, &r.samples, r.traced.as_ref(), plan.nr_memmap);
+        r.checks.push(r.teardown_check());
         r.checks
             .push(repeat_check(r.traced_warm_up.as_ref(), r.traced.as_ref()));
         results.push(r);
