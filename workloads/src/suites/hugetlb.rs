@@ -200,10 +200,8 @@ const WARM_TRIES: u32 = 5;
 /// The warm-up round, tried again (after compacting memory and a pause) while the pool does
 /// not grow to `pages` and `retry` (the suite freed a boot pool of this size: the range is
 /// there to be had), and how many tries it took. A 1G page needs a whole free, aligned
-/// GiB: seen once in CI (7.3, HVO on, just after the HVO-off rows' traced round), the pool
-/// that had grown into the freed GiB in every earlier round got 0 of 1 page. Not proven
-/// why; what the traced round's BPF objects held is freed by deferred work after they
-/// close, and new allocations may split the blocks the pool freed last.
+/// GiB, and kernel memory allocated while that GiB lies free can land in it for good (see
+/// `traced_round`): compaction cannot move it, so the tries are for what can.
 fn warm_up(
     c: &HugetlbControls,
     kb: u64,
@@ -277,12 +275,16 @@ fn measure(
 }
 
 /// The traced round, with its probes loaded while the pool holds the pages: loading them
-/// allocates unmovable kernel memory (BPF programs, maps, trampolines), and when the
-/// allocator has to take that from the movable blocks it takes the largest free one first,
-/// which is the range the pool has just given back. A 1G page needs that whole GiB: in CI
-/// (7.3) the HVO-on rows could not grow a pool of 1 page in 5 tries right after the
-/// HVO-off rows' traced round, whose own grow, of an HVO-off pool, nothing checked. The
-/// pool is emptied under the probes, then the round counted: the emptying is not in it.
+/// allocates unmovable kernel memory (BPF programs, maps, trampolines, the kernel's BTF on
+/// the first load of a boot), and when the allocator has to take that from the movable
+/// blocks it takes the largest free one first, which is the range the pool has just given
+/// back. Measured on 7.3 (`hugepagesz=1G hugepages=1`, the boot pool released): grown
+/// again at once, or after a foliobench command without probes, the pool got its 1G page;
+/// after one `foliobench trace` with two probes it got 0, then 0 again; with the probes
+/// loaded before the release, 1, and 1 after two more loads. In CI the HVO-on rows could
+/// not grow a pool of 1 page in 5 tries right after the HVO-off rows' traced round, whose
+/// own grow nothing checked. The pool is emptied under the probes, then the round counted:
+/// the emptying is not in it.
 fn traced_round(
     c: &HugetlbControls,
     kb: u64,
