@@ -1914,7 +1914,7 @@ fn instruction_clock_repeats_between_boots() {
         ns.sort_by(f64::total_cmp);
         ns[ns.len() / 2]
     };
-    // Every operation to 1 %: fork too, since it runs unpreempted (its child, on its CPU,
+    // Every operation to 1 % but one: fork too, since it runs unpreempted (its child, on its CPU,
     // preempted it inside its timing in some rounds: modes ~93K instructions apart, 10 %
     // between boots; forked from the tool itself, 12.9 %), after a tick (a tick inside it:
     // 1.2 % between boots) and after an untimed fork (allocator refills in some rounds'
@@ -1927,7 +1927,9 @@ fn instruction_clock_repeats_between_boots() {
         ("munmap", 2048, 0.01),
         ("dontneed_per_pte", 2048, 0.01),
         ("cow", 2048, 0.01),
-        ("cow_each_page", 2048, 0.01),
+        // Its rounds alternate between two values 1.9 % apart (96.47 / 98.30 ms), so the
+        // tool holds it to 2.5 % and says why (`clock::repeats`); CI read 96.747 / 97.893.
+        ("cow_each_page", 2048, 0.025),
         ("cow", 4, 0.01),
         ("cow_each_page", 4, 0.01),
         ("munmap", 4, 0.01),
@@ -2322,7 +2324,16 @@ fn hugetlb_rows(
     );
     let mut args = vec!["--kernel", kernel];
     args.extend(append);
-    let (_, dir) = in_vm_sh(&args, &inner);
+    let (out, dir) = in_vm_sh(&args, &inner);
+    // A boot pool (1G) is released just before its own size's rows, not before the 2M
+    // rows: kernel memory allocated while the freed GiB lies free (probes loaded) lands in
+    // it, and the 1G pool then cannot grow back.
+    let said = String::from_utf8_lossy(&out.stdout);
+    if let Some(release) = said.find("releasing the boot pool") {
+        let last_2m = said.rfind("hugetlb: 2M x").expect("the 2M rows");
+        let first_1g = said.find("hugetlb: 1G x").expect("the 1G rows");
+        assert!(last_2m < release && release < first_1g, "{kernel}: {said}");
+    }
     let stdout = std::fs::read_to_string(dir.path().join("after.txt")).unwrap();
     let r = read_json(&dir.path().join("h.json"));
     let h = &r["hugetlb"];

@@ -143,6 +143,14 @@ pub fn repeats(suite: &str, subject: &str, name: &str) -> Repeats {
             pct: 5.0,
             why: "a whole ndctl command's CPU time: ndctl and the kworkers, tens of millions of instructions that vary by a few percent, and the first creation of a geometry after another one does more",
         },
+        // 6.12.117, instruction clock, 32 MiB: rounds alternate between two values, 96.47
+        // and 98.30 ms in three boots (5 rounds each: L H L H L), with values between in
+        // others (96.57-97.85); CI's two boots' medians 96.747 / 97.893 ms. The per-CPU page
+        // lists brought to their floor before the mapping too left it alternating.
+        ("rmap", "time") if subject == "cow_each_page anon 2048K" => Repeats::Coarsely {
+            pct: 2.5,
+            why: "the COW of every 4K page of PTE-mapped 2M THPs alternates round by round between two values 1.9 % apart (8192 page allocations; why it alternates is not found), so its median follows which one the rounds start on",
+        },
         _ => Repeats::Closely,
     }
 }
@@ -176,10 +184,16 @@ mod tests {
         assert_eq!(repeats("pin", "anon:4K io_uring", "pin"), Repeats::Closely);
         // The file case's fault-in and munmap repeat since each round starts with the
         // file's metadata committed, after a tick, mapped at a fixed address.
+        // The COW of every page of 2M THPs alternates between two values 1.9 % apart.
+        let each = repeats("rmap", "cow_each_page anon 2048K", "time");
+        assert_eq!(each.threshold_pct(1.0), 2.5);
+        assert!(each.why().unwrap().contains("alternates"));
         for subject in [
             "munmap fsdax:mem 4K",
             "fault fsdax:mem 4K",
             "munmap anon 4K",
+            "cow_each_page anon 4K",
+            "cow anon 2048K",
         ] {
             assert_eq!(
                 repeats("rmap", subject, "time"),
