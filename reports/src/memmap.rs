@@ -315,8 +315,8 @@ const TEARDOWN_SLACK_KB: i64 = 1024;
 
 /// The memory the teardowns gave back that no counter held against the model's memmap in
 /// RAM plus its page tables: the one witness that sees the tables, the struct pages and
-/// nothing of the tool (no probe is attached during the timed samples' teardowns, and none
-/// allocates in the traced ones').
+/// nothing of the tool (the timed samples' probes do not fire in a teardown, and the traced
+/// ones' maps stay allocated across theirs).
 fn teardown_freed_check(model: &ModelRow, kb: Option<i64>) -> Check {
     let what = "memory the teardowns gave back that no counter held (free pages, per-CPU lists included, less what /proc/meminfo's fields gave up; median of every teardown) vs model's memmap in RAM and page tables";
     let Some(kb) = kb else {
@@ -631,7 +631,7 @@ pub fn render_text(results: &[MemmapResult], o: &mut String) {
     }
     let _ = writeln!(
         o,
-        "(timed samples attach only memmap_init_zone_device and devm_memremap_pages, once per creation each; probe RAM and the counts come from one traced sample, and traced/x is its devm_memremap_pages time (where every probe fires; else its creation time) over the timed median; MemFree is its change across the creation, probes' memory and per-CPU lists in it; freed is the memory a teardown gave back that no counter held (free pages, per-CPU lists included, less what /proc/meminfo's fields gave up), the median of every teardown of the geometry, traced ones too (no probe allocates in one); create and destroy ms are ndctl's elapsed times, create and destroy cpu the CPU time every task spent meanwhile (ndctl, kworkers; /proc/schedstat), which leaves out the idle waits)"
+        "(timed samples attach only memmap_init_zone_device and devm_memremap_pages, once per creation each; probe RAM and the counts come from one traced sample, and traced/x is its devm_memremap_pages time (where every probe fires; else its creation time) over the timed median; MemFree is its change across the creation, probes' memory and per-CPU lists in it; freed is the memory a teardown gave back that no counter held (free pages, per-CPU lists included, less what /proc/meminfo's fields gave up), the median of every teardown of the geometry, traced ones too (their probes' maps stay allocated across them); create and destroy ms are ndctl's elapsed times, create and destroy cpu the CPU time every task spent meanwhile (ndctl, kworkers; /proc/schedstat), which leaves out the idle waits)"
     );
     let _ = writeln!(
         o,
