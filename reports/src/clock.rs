@@ -182,12 +182,13 @@ mod tests {
             WALL_THRESHOLD_PCT
         );
         assert_eq!(repeats("pin", "anon:4K io_uring", "pin"), Repeats::Closely);
-        // The file case's fault-in and munmap repeat since each round starts with the
-        // file's metadata committed, after a tick, mapped at a fixed address.
         // The COW of every page of 2M THPs alternates between two values 1.9 % apart.
         let each = repeats("rmap", "cow_each_page anon 2048K", "time");
         assert_eq!(each.threshold_pct(1.0), 2.5);
         assert!(each.why().unwrap().contains("alternates"));
+        // The file case's fault-in and munmap repeat since each round starts with the
+        // file's metadata committed, after a tick, mapped at a fixed address; the COW of
+        // every 4K page and of one byte per 2M folio are not the alternating one.
         for subject in [
             "munmap fsdax:mem 4K",
             "fault fsdax:mem 4K",

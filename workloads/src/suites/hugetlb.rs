@@ -278,13 +278,13 @@ fn measure(
 /// allocates unmovable kernel memory (BPF programs, maps, trampolines, the kernel's BTF on
 /// the first load of a boot), and when the allocator has to take that from the movable
 /// blocks it takes the largest free one first, which is the range the pool has just given
-/// back (a reading of the allocator, not traced). Measured on 7.3 (`hugepagesz=1G hugepages=1`, the boot pool released): grown
-/// again at once, or after a foliobench command without probes, the pool got its 1G page;
-/// after one `foliobench trace` with two probes it got 0, then 0 again; with the probes
-/// loaded before the release, 1, and 1 after two more loads. In CI the HVO-on rows could
-/// not grow a pool of 1 page in 5 tries right after the HVO-off rows' traced round, whose
-/// own grow nothing checked. The pool is emptied under the probes, then the round counted:
-/// the emptying is not in it.
+/// back (a reading of the allocator, not traced). Measured on 7.3 (`hugepagesz=1G
+/// hugepages=1`, the boot pool released): grown again at once, or after a foliobench
+/// command without probes, the pool got its 1G page; after one `foliobench trace` with two
+/// probes it got 0, then 0 again; with the probes loaded before the release, 1, and 1 after
+/// two more loads. In CI the HVO-on rows could not grow a pool of 1 page in 5 tries right
+/// after the HVO-off rows' traced round, whose own grow nothing checked. The pool is
+/// emptied under the probes, then the round counted: the emptying is not in it.
 fn traced_round(
     c: &HugetlbControls,
     kb: u64,
